@@ -1,0 +1,223 @@
+//! Binds the connector to the `accessgov:connector` contract, `wasi:http` (through `waki`) and
+//! `wasi:config/store`. Only conversions live here; the logic is in the transport-free modules.
+
+use std::time::Duration;
+
+use crate::connector::{ChatGptConnector, info};
+use crate::error::ConnectorError;
+use crate::model;
+use crate::settings::{ConfigSource, Settings};
+use crate::transport::{HttpRequest, HttpResponse, Method, Transport, TransportError};
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "accessgov:connector/app-connector",
+    generate_all,
+});
+
+use accessgov::connector::types as wit;
+use exports::accessgov::connector::connector::Guest;
+
+/// The exported component.
+struct Component;
+
+export!(Component);
+
+/// Settings from `wasi:config/store`.
+struct WasiConfig;
+
+impl ConfigSource for WasiConfig {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        wasi::config::store::get(key).map_err(|e| match e {
+            wasi::config::store::Error::Upstream(m) | wasi::config::store::Error::Io(m) => m,
+        })
+    }
+}
+
+/// HTTP through `wasi:http/outgoing-handler`. It sets no credential: the host injects them.
+struct WakiTransport;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Transport for WakiTransport {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let client = waki::Client::new();
+        let builder = match request.method {
+            Method::Get => client.get(&request.url),
+            Method::Post => client.post(&request.url),
+            Method::Patch => client.patch(&request.url),
+            Method::Delete => client.delete(&request.url),
+        };
+        let mut builder = builder.header("accept", "application/json").connect_timeout(CONNECT_TIMEOUT);
+        if let Some(body) = &request.body {
+            builder = builder.header("content-type", "application/json").body(body.clone());
+        }
+        let response = builder.send().map_err(|e| TransportError(format!("{e:#}")))?;
+        let header = |name: &str| {
+            response.header(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        let status = response.status_code();
+        let content_type = header("content-type");
+        let retry_after = header("retry-after");
+        let body = response
+            .body()
+            .map_err(|e| TransportError(format!("reading the response body failed: {e:#}")))?;
+        Ok(HttpResponse { status, content_type, retry_after, body })
+    }
+}
+
+fn connector() -> Result<ChatGptConnector<WakiTransport>, wit::ConnectorError> {
+    let settings = Settings::load(&WasiConfig).map_err(to_wit_error)?;
+    Ok(ChatGptConnector::new(WakiTransport, settings))
+}
+
+const WRITE_UNSUPPORTED: &str =
+    "this version of the ChatGPT connector reads only; grant, revoke and set arrive with provisioning support";
+
+impl Guest for Component {
+    fn info() -> wit::ConnectorInfo {
+        let info = info();
+        let mut capabilities = wit::Capabilities::empty();
+        let flags = [
+            (info.capabilities.read_accounts, wit::Capabilities::READ_ACCOUNTS),
+            (info.capabilities.read_entitlements, wit::Capabilities::READ_ENTITLEMENTS),
+            (info.capabilities.write, wit::Capabilities::WRITE),
+            (info.capabilities.batch, wit::Capabilities::BATCH),
+            (info.capabilities.dry_run, wit::Capabilities::DRY_RUN),
+        ];
+        for (on, flag) in flags {
+            if on {
+                capabilities |= flag;
+            }
+        }
+        wit::ConnectorInfo {
+            name: info.name,
+            version: info.version,
+            application: info.application,
+            entitlement_kinds: info.entitlement_kinds,
+            exclusion_groups: info
+                .exclusion_groups
+                .into_iter()
+                .map(|g| wit::ExclusionGroup { id: g.id, required: g.required, description: g.description })
+                .collect(),
+            capabilities,
+            config_schema: info.config_schema,
+        }
+    }
+
+    fn test_connection() -> Result<(), wit::ConnectorError> {
+        connector()?.test_connection().map_err(to_wit_error)
+    }
+
+    fn list_accounts(page: wit::PageRequest) -> Result<wit::AccountPage, wit::ConnectorError> {
+        let page = connector()?.list_accounts(&from_wit_page(page)).map_err(to_wit_error)?;
+        Ok(wit::AccountPage {
+            accounts: page.items.into_iter().map(to_wit_account).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn get_account(account: wit::AccountRef) -> Result<wit::Account, wit::ConnectorError> {
+        connector()?.get_account(&from_wit_ref(account)).map(to_wit_account).map_err(to_wit_error)
+    }
+
+    fn list_entitlements(
+        page: wit::PageRequest,
+    ) -> Result<wit::EntitlementPage, wit::ConnectorError> {
+        let page = connector()?.list_entitlements(&from_wit_page(page)).map_err(to_wit_error)?;
+        Ok(wit::EntitlementPage {
+            entitlements: page
+                .items
+                .into_iter()
+                .map(|e| wit::Entitlement {
+                    id: e.id,
+                    kind: e.kind,
+                    display_name: e.display_name,
+                    description: e.description,
+                    exclusion_group: e.exclusion_group,
+                    grantable: e.grantable,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn grant(
+        _account: wit::AccountRef,
+        _entitlement: String,
+        _options: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+    }
+
+    fn revoke(
+        _account: wit::AccountRef,
+        _entitlement: String,
+        _options: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+    }
+
+    fn set_entitlement(
+        _account: wit::AccountRef,
+        _exclusion_group: String,
+        _entitlement: String,
+        _options: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+    }
+
+    fn apply_batch(
+        _changes: Vec<wit::Change>,
+        _options: wit::ChangeOptions,
+    ) -> Result<Vec<Result<wit::ChangeResult, wit::ConnectorError>>, wit::ConnectorError> {
+        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+    }
+}
+
+fn from_wit_page(page: wit::PageRequest) -> model::PageRequest {
+    model::PageRequest { cursor: page.cursor, size: page.size }
+}
+
+fn from_wit_ref(reference: wit::AccountRef) -> model::AccountRef {
+    match reference {
+        wit::AccountRef::Id(id) => model::AccountRef::Id(id),
+        wit::AccountRef::Email(email) => model::AccountRef::Email(email),
+    }
+}
+
+fn to_wit_account(account: model::Account) -> wit::Account {
+    wit::Account {
+        id: account.id,
+        email: account.email,
+        display_name: account.display_name,
+        status: match account.status {
+            model::AccountStatus::Active => wit::AccountStatus::Active,
+            model::AccountStatus::Invited => wit::AccountStatus::Invited,
+            model::AccountStatus::Suspended => wit::AccountStatus::Suspended,
+        },
+        entitlements: account.entitlements,
+        managed_by: account.managed_by,
+        created_at: account.created_at,
+    }
+}
+
+fn to_wit_error(error: ConnectorError) -> wit::ConnectorError {
+    use wit::ConnectorError as W;
+    match error {
+        ConnectorError::InvalidConfig(m) => W::InvalidConfig(m),
+        ConnectorError::Unauthenticated(m) => W::Unauthenticated(m),
+        ConnectorError::PermissionDenied(m) => W::PermissionDenied(m),
+        ConnectorError::NotFound(m) => W::NotFound(m),
+        ConnectorError::InvalidArgument(m) => W::InvalidArgument(m),
+        ConnectorError::Conflict(m) => W::Conflict(m),
+        ConnectorError::ManagedExternally(m) => W::ManagedExternally(m),
+        ConnectorError::RateLimited { retry_after_ms, message } => {
+            W::RateLimited(wit::RateLimit { retry_after_ms, message })
+        }
+        ConnectorError::Unavailable(m) => W::Unavailable(m),
+        ConnectorError::Timeout(m) => W::Timeout(m),
+        ConnectorError::Unsupported(m) => W::Unsupported(m),
+        ConnectorError::Internal(m) => W::Internal(m),
+    }
+}

@@ -1,0 +1,169 @@
+//! The connector's settings, read from the host's configuration store and validated once per call.
+
+use crate::error::ConnectorError;
+
+/// Where settings come from (`wasi:config/store` in the component, a map in native tests).
+pub trait ConfigSource {
+    /// The value of `key`, if set.
+    fn get(&self, key: &str) -> Result<Option<String>, String>;
+}
+
+impl ConfigSource for std::collections::HashMap<String, String> {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(std::collections::HashMap::get(self, key).cloned())
+    }
+}
+
+/// Largest page the console API serves.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Page size used when neither the caller nor the settings name one.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Base URL of the admin console API without a trailing slash, e.g. `https://chatgpt.com/backend-api`.
+    pub base_url: String,
+    /// The workspace (account) id.
+    pub account_id: String,
+    /// Default page size for listings, 1 to 100.
+    pub page_size: u32,
+}
+
+/// JSON Schema of the settings, published by `info`.
+pub const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "ChatGPT workspace connector settings",
+  "type": "object",
+  "properties": {
+    "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
+    "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
+    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size, 1 to 100 (default 100)"}
+  },
+  "required": ["base-url", "account-id"],
+  "additionalProperties": true
+}"#;
+
+impl Settings {
+    /// Reads and validates the settings; the error names the offending key.
+    pub fn load(source: &dyn ConfigSource) -> Result<Self, ConnectorError> {
+        let read = |key: &str| {
+            source.get(key).map_err(|e| {
+                ConnectorError::InvalidConfig(format!("could not read setting `{key}`: {e}"))
+            })
+        };
+        let required = |key: &str| {
+            read(key)?
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConnectorError::InvalidConfig(format!("setting `{key}` is required")))
+        };
+
+        let base_url = required("base-url")?;
+        let base_url = validate_base_url(&base_url)?;
+        let account_id = required("account-id")?;
+        if account_id.len() > 128
+            || !account_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConnectorError::InvalidConfig(format!(
+                "setting `account-id` must be 1 to 128 letters, digits, `-` or `_`, got {account_id:?}"
+            )));
+        }
+        let page_size = match read("page-size")? {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => parse_page_size(raw.trim()).map_err(|why| {
+                ConnectorError::InvalidConfig(format!("setting `page-size` {why}"))
+            })?,
+        };
+        Ok(Settings { base_url, account_id, page_size })
+    }
+
+    /// The URL of a console path below this workspace, e.g. `users` → `.../accounts/{id}/users`.
+    pub fn account_url(&self, path: &str) -> String {
+        format!("{}/accounts/{}/{}", self.base_url, self.account_id, path)
+    }
+
+    /// Page size to use for a request that asked for `requested`.
+    pub fn effective_page_size(&self, requested: Option<u32>) -> Result<u32, ConnectorError> {
+        match requested {
+            None => Ok(self.page_size),
+            Some(0) => Err(ConnectorError::InvalidArgument(
+                "page size must be at least 1".to_string(),
+            )),
+            Some(n) => Ok(n.min(MAX_PAGE_SIZE)),
+        }
+    }
+}
+
+fn parse_page_size(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {MAX_PAGE_SIZE}, got {raw:?}")),
+    }
+}
+
+fn validate_base_url(raw: &str) -> Result<String, ConnectorError> {
+    let bad = |why: &str| {
+        ConnectorError::InvalidConfig(format!("setting `base-url` {why}, got {raw:?}"))
+    };
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(|| bad("must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(bad("must name a host"));
+    }
+    if raw.contains(['?', '#', ' ']) {
+        return Err(bad("must not contain a query, fragment or spaces"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn loads_valid_settings_and_trims_the_base_url() {
+        let s = Settings::load(&source(&[
+            ("base-url", "https://chatgpt.com/backend-api/"),
+            ("account-id", "ws-1"),
+            ("page-size", "25"),
+        ]))
+        .unwrap();
+        assert_eq!(s.base_url, "https://chatgpt.com/backend-api");
+        assert_eq!(s.page_size, 25);
+        assert_eq!(s.account_url("users"), "https://chatgpt.com/backend-api/accounts/ws-1/users");
+    }
+
+    #[test]
+    fn names_the_bad_setting() {
+        let cases = [
+            (vec![("account-id", "a")], "`base-url` is required"),
+            (vec![("base-url", "ftp://x"), ("account-id", "a")], "`base-url` must start"),
+            (vec![("base-url", "https://x")], "`account-id` is required"),
+            (vec![("base-url", "https://x"), ("account-id", "a/b")], "`account-id` must be"),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "500")],
+                "`page-size` must be",
+            ),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "ten")],
+                "`page-size` must be",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = Settings::load(&source(&pairs)).unwrap_err();
+            match err {
+                ConnectorError::InvalidConfig(msg) => assert!(msg.contains(want), "{msg}"),
+                other => panic!("expected invalid-config, got {other:?}"),
+            }
+        }
+    }
+}
