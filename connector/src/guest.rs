@@ -77,19 +77,14 @@ const WRITE_UNSUPPORTED: &str =
 impl Guest for Component {
     fn info() -> wit::ConnectorInfo {
         let info = info();
-        let mut capabilities = wit::Capabilities::empty();
-        let flags = [
-            (info.capabilities.read_accounts, wit::Capabilities::READ_ACCOUNTS),
-            (info.capabilities.read_entitlements, wit::Capabilities::READ_ENTITLEMENTS),
-            (info.capabilities.write, wit::Capabilities::WRITE),
-            (info.capabilities.batch, wit::Capabilities::BATCH),
-            (info.capabilities.dry_run, wit::Capabilities::DRY_RUN),
-        ];
-        for (on, flag) in flags {
-            if on {
-                capabilities |= flag;
-            }
-        }
+        let c = info.capabilities;
+        let capabilities = wit::Capabilities {
+            read_accounts: c.read_accounts,
+            read_entitlements: c.read_entitlements,
+            write: c.write,
+            batch: c.batch,
+            dry_run: c.dry_run,
+        };
         wit::ConnectorInfo {
             name: info.name,
             version: info.version,

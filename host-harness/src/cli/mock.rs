@@ -1,0 +1,77 @@
+//! `harness mock`: serve the mock ChatGPT service until interrupted.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use host_harness::mock::{GenerateSpec, MockFixture, MockServer, MockService, seed};
+
+/// Options of `harness mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on; only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// A JSON or TOML fixture of workspaces and tokens (see the README).
+    #[arg(long, conflicts_with_all = ["members", "invites"])]
+    seed: Option<PathBuf>,
+    /// Generate a workspace with this many members.
+    #[arg(long, default_value_t = 25)]
+    members: usize,
+    /// ... and this many pending invites.
+    #[arg(long, default_value_t = 5)]
+    invites: usize,
+    /// Id of the generated workspace.
+    #[arg(long, default_value = "acct-mock")]
+    account_id: String,
+    /// Owner token of the generated workspace.
+    #[arg(long, default_value = "mock-owner-token")]
+    token: String,
+}
+
+/// Builds the mock's state from the arguments.
+pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
+    let service = MockService::new();
+    match &args.seed {
+        Some(path) => MockFixture::read(path)?.load_into(&service),
+        None => {
+            let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
+            service.put_workspace(seed::generate(&args.account_id, spec));
+            service.add_token(&args.token, &args.account_id, "account-owner");
+        }
+    }
+    Ok(service)
+}
+
+/// Runs `harness mock`.
+pub async fn run(args: MockArgs) -> anyhow::Result<()> {
+    if !args.host.is_loopback() {
+        bail!("--host {} is not a loopback address; the mock only serves this machine", args.host);
+    }
+    let service = service(&args)?;
+    let server = MockServer::start(service.clone(), SocketAddr::new(args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    println!("mock ChatGPT service at {}", server.base_url());
+    for (id, ws) in &service.lock().workspaces {
+        println!("  workspace {id}: {} members, {} invites, default seat {}", ws.members.len(), ws.invites.len(), ws.default_seat_type);
+    }
+    println!("tenants file for it:\n");
+    for (token, grant) in &service.lock().tokens {
+        println!(
+            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n",
+            acct = grant.account_id,
+            role = grant.role,
+            origin = server.origin(),
+            base = server.base_url(),
+        );
+    }
+    println!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.stop().await;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Tables and JSON for the terminal.
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use host_harness::types::{Account, AccountStatus, ConnectorInfo, Entitlement};
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(header.to_vec());
+    table
+}
+
+/// Prints any value as pretty JSON.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The word for a status.
+pub fn status(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Active => "active",
+        AccountStatus::Invited => "invited",
+        AccountStatus::Suspended => "suspended",
+    }
+}
+
+/// Prints accounts as a table.
+pub fn print_accounts(accounts: &[Account]) {
+    let mut t = table(&["id", "email", "name", "status", "entitlements", "managed by"]);
+    for a in accounts {
+        t.add_row(vec![
+            a.id.clone(),
+            a.email.clone().unwrap_or_default(),
+            a.display_name.clone().unwrap_or_default(),
+            status(a.status).to_string(),
+            a.entitlements.join(" "),
+            a.managed_by.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} accounts", accounts.len());
+}
+
+/// Prints entitlements as a table.
+pub fn print_entitlements(entitlements: &[Entitlement]) {
+    let mut t = table(&["id", "kind", "name", "exclusion group", "description"]);
+    for e in entitlements {
+        t.add_row(vec![
+            e.id.clone(),
+            e.kind.clone(),
+            e.display_name.clone(),
+            e.exclusion_group.clone().unwrap_or_default(),
+            e.description.clone(),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// Prints a connector's description.
+pub fn print_info(info: &ConnectorInfo) {
+    let c = &info.capabilities;
+    let caps: Vec<&str> = [
+        (c.read_accounts, "read-accounts"),
+        (c.read_entitlements, "read-entitlements"),
+        (c.write, "write"),
+        (c.batch, "batch"),
+        (c.dry_run, "dry-run"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    println!("{} {} — {}", info.name, info.version, info.application);
+    println!("entitlement kinds: {}", info.entitlement_kinds.join(", "));
+    for g in &info.exclusion_groups {
+        println!("exclusion group `{}`{}: {}", g.id, if g.required { " (required)" } else { "" }, g.description);
+    }
+    println!("capabilities: {}", caps.join(", "));
+}

@@ -1,0 +1,314 @@
+//! The egress hook: the only way a guest reaches the network.
+//!
+//! Every request is checked against the tenant's allowed origins before anything else, refused
+//! if the guest set its own `Authorization`, given the tenant's credentials for that origin,
+//! sent with clamped timeouts, its response body capped, and recorded (never the credential).
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use serde::Serialize;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::tenant::Tenant;
+
+/// `scheme://host:port`, lowercase, with the port made explicit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or address, lowercase, IPv6 without brackets.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+impl Origin {
+    /// Parses an origin as written in a tenant file; a path, query or credentials are refused.
+    pub fn parse(raw: &str) -> Result<Origin, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{raw:?} must use http or https"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{raw:?} must not contain credentials"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{raw:?} must be an origin only (scheme://host[:port]), without a path"));
+        }
+        let host = url.host_str().ok_or_else(|| format!("{raw:?} has no host"))?;
+        let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
+        Ok(Origin {
+            scheme: url.scheme().to_string(),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The origin a request is addressed to.
+    pub fn of_uri(uri: &http::Uri) -> Option<Origin> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = uri.port_u16().or(match scheme.as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        })?;
+        Some(Origin { scheme, host, port })
+    }
+}
+
+/// Why the host refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum Denial {
+    /// The origin is not in the tenant's allowed origins.
+    OriginNotAllowed {
+        /// The origin asked for.
+        origin: String,
+    },
+    /// The guest set a credential header itself.
+    GuestCredential {
+        /// The header.
+        header: String,
+    },
+    /// The URL could not be understood.
+    BadUrl {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::OriginNotAllowed { origin } => {
+                write!(f, "origin {origin} is not in the tenant's allowed origins")
+            }
+            Denial::GuestCredential { header } => write!(
+                f,
+                "the connector set its own `{header}` header; credentials are injected by the host"
+            ),
+            Denial::BadUrl { url } => write!(f, "request URL {url:?} has no scheme, host or port"),
+        }
+    }
+}
+
+/// One outgoing request of a call, as recorded by the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressRecord {
+    /// Tenant id.
+    pub tenant: String,
+    /// The call's id.
+    pub call_id: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Origin addressed.
+    pub origin: String,
+    /// URL path (no query: queries can carry personal data).
+    pub path: String,
+    /// Response status, if a response came.
+    pub status: Option<u16>,
+    /// Time to the response head, or to the failure.
+    pub duration_ms: u64,
+    /// Response body bytes the guest read.
+    pub response_bytes: u64,
+    /// Why the host refused it, if it did.
+    pub denied: Option<Denial>,
+    /// Transport failure, if any.
+    pub error: Option<String>,
+}
+
+/// The shared list of a call's egress records.
+pub type EgressLog = Arc<Mutex<Vec<EgressRecord>>>;
+
+/// The `wasi:http` hooks of one call.
+pub struct EgressHooks {
+    tenant: Arc<Tenant>,
+    call_id: u64,
+    log: EgressLog,
+}
+
+impl EgressHooks {
+    /// Hooks for a call of `tenant`, recording into `log`.
+    pub fn new(tenant: Arc<Tenant>, call_id: u64, log: EgressLog) -> Self {
+        EgressHooks { tenant, call_id, log }
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+fn push(log: &EgressLog, record: EgressRecord) -> usize {
+    let mut records = log.lock().unwrap_or_else(|p| p.into_inner());
+    records.push(record);
+    records.len() - 1
+}
+
+fn clamp(asked: Option<Duration>, limit: Duration) -> Duration {
+    asked.map_or(limit, |d| d.min(limit))
+}
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        let tenant = Arc::clone(&self.tenant);
+        let log = Arc::clone(&self.log);
+        let started = Instant::now();
+        let mut record = EgressRecord {
+            tenant: tenant.id.clone(),
+            call_id: self.call_id,
+            method: request.method().to_string(),
+            origin: String::new(),
+            path: request.uri().path().to_string(),
+            status: None,
+            duration_ms: 0,
+            response_bytes: 0,
+            denied: None,
+            error: None,
+        };
+        let checked = check(&tenant, &request);
+        Box::new(async move {
+            let origin = match checked {
+                Ok(origin) => origin,
+                Err(denial) => {
+                    tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %denial, "egress denied");
+                    record.denied = Some(denial);
+                    push(&log, record);
+                    return Err(HttpError::HttpRequestDenied);
+                }
+            };
+            record.origin = origin.to_string();
+            if let Some(creds) = tenant.credentials.iter().find(|c| c.origin == origin) {
+                for (name, value) in &creds.headers {
+                    match http::HeaderValue::from_str(value.expose()) {
+                        Ok(mut value) => {
+                            value.set_sensitive(true);
+                            request.headers_mut().insert(name.clone(), value);
+                        }
+                        Err(_) => return Err(HttpError::HttpRequestDenied),
+                    }
+                }
+            }
+            let limits = tenant.limits;
+            let options = RequestOptions {
+                connect_timeout: Some(clamp(options.and_then(|o| o.connect_timeout), limits.connect_timeout)),
+                first_byte_timeout: Some(clamp(options.and_then(|o| o.first_byte_timeout), limits.first_byte_timeout)),
+                between_bytes_timeout: Some(clamp(options.and_then(|o| o.between_bytes_timeout), limits.between_bytes_timeout)),
+            };
+            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            match sent {
+                Ok((response, io)) => {
+                    record.status = Some(response.status().as_u16());
+                    tracing::info!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, status = response.status().as_u16(), duration_ms = record.duration_ms, "egress");
+                    let index = push(&log, record);
+                    let (parts, inner) = response.into_parts();
+                    let body = CappedBody {
+                        inner: inner.boxed_unsync(),
+                        limit: limits.max_response_bytes,
+                        seen: 0,
+                        log,
+                        index,
+                    };
+                    Ok((
+                        http::Response::from_parts(parts, body.boxed_unsync()),
+                        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ))
+                }
+                Err(error) => {
+                    record.error = Some(format!("{error}"));
+                    tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %error, "egress failed");
+                    push(&log, record);
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+/// Checks a request against the tenant's policy and returns its origin.
+fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, Denial> {
+    let origin = Origin::of_uri(request.uri())
+        .ok_or_else(|| Denial::BadUrl { url: request.uri().to_string() })?;
+    if !tenant.allowed_origins.contains(&origin) {
+        return Err(Denial::OriginNotAllowed { origin: origin.to_string() });
+    }
+    for header in [http::header::AUTHORIZATION, http::header::PROXY_AUTHORIZATION, http::header::COOKIE] {
+        if request.headers().contains_key(&header) {
+            return Err(Denial::GuestCredential { header: header.to_string() });
+        }
+    }
+    Ok(origin)
+}
+
+/// A response body that fails once more than `limit` bytes have come, and counts what came.
+struct CappedBody {
+    inner: WasiBody,
+    limit: u64,
+    seen: u64,
+    log: EgressLog,
+    index: usize,
+}
+
+impl Body for CappedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.seen += data.len() as u64;
+            let seen = self.seen;
+            if let Some(record) = self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index) {
+                record.response_bytes = seen;
+                if seen > self.limit {
+                    record.error = Some(format!("response body exceeded the limit of {} bytes", self.limit));
+                }
+            }
+            if seen > self.limit {
+                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,82 @@
+//! Errors of setting up the host: engine, connectors, tenants.
+
+use std::path::PathBuf;
+
+/// Why the host, a connector or a tenant could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The wasmtime engine could not be created.
+    #[error("could not create the WebAssembly engine: {0}")]
+    Engine(String),
+    /// A connector's bytes are not a valid component for this engine.
+    #[error("connector `{connector}` is not a valid WebAssembly component: {message}")]
+    InvalidComponent {
+        /// Connector name.
+        connector: String,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// A connector imports an interface the sandbox does not provide.
+    #[error("connector `{connector}` imports `{import}`, which the sandbox does not provide (allowed: {allowed})")]
+    ForbiddenImport {
+        /// Connector name.
+        connector: String,
+        /// The offending import.
+        import: String,
+        /// The allowed interface families.
+        allowed: String,
+    },
+    /// A connector does not export the contract.
+    #[error("connector `{connector}` does not export `{expected}` (it exports: {found})")]
+    MissingExport {
+        /// Connector name.
+        connector: String,
+        /// The interface expected.
+        expected: String,
+        /// What it exports.
+        found: String,
+    },
+    /// The compile cache could not be used.
+    #[error("component cache at {path}: {message}")]
+    Cache {
+        /// Cache path.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A connector file could not be read.
+    #[error("could not read connector file {path}: {source}")]
+    ReadConnector {
+        /// Path.
+        path: PathBuf,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// A tenant's configuration is invalid.
+    #[error("tenant `{tenant}`: {message}")]
+    InvalidTenant {
+        /// Tenant id (or its position in the file).
+        tenant: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The tenants file could not be read or parsed.
+    #[error("tenants file {path}: {message}")]
+    TenantsFile {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No tenant with that id is registered.
+    #[error("no tenant `{0}` is registered")]
+    UnknownTenant(String),
+    /// No connector with that name is registered.
+    #[error("tenant `{tenant}` names connector `{connector}`, which is not registered")]
+    UnknownConnector {
+        /// Tenant id.
+        tenant: String,
+        /// Connector name.
+        connector: String,
+    },
+}

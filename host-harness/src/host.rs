@@ -1,0 +1,331 @@
+//! The embedding API: one engine, registered connectors and tenants, sandboxed calls.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::bindings::types::{
+    Account, AccountPage, AccountRef, ChangeOptions, ChangeResult, ConnectorError,
+    ConnectorInfo, EntitlementPage, PageRequest,
+};
+use crate::bindings::{AppConnector, AppConnectorPre};
+use crate::cache::{CacheOutcome, ComponentCache};
+use crate::call::{CallError, CallReport, CallState};
+use crate::engine::{EpochTicker, create_engine};
+use crate::error::HostError;
+use crate::logs::LogCapture;
+use crate::tenant::{Limits, Tenant, TenantConfig};
+use crate::{bundled, imports};
+
+/// How to build a [`Host`].
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Directory of the compile cache; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits for tenants that set none.
+    pub default_limits: Limits,
+}
+
+/// A loaded connector, ready to instantiate.
+struct LoadedConnector {
+    pre: AppConnectorPre<CallState>,
+}
+
+/// Runs connectors for tenants. Create once; share by reference (`Arc<Host>`) across tasks.
+pub struct Host {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: ComponentCache,
+    default_limits: Limits,
+    connectors: RwLock<HashMap<String, Arc<LoadedConnector>>>,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    next_call: AtomicU64,
+    _ticker: EpochTicker,
+    load_lock: Mutex<()>,
+}
+
+type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
+impl Host {
+    /// Creates the engine, the linker of the sandbox's interfaces and the epoch ticker.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let engine = create_engine()?;
+        let linker = sandbox_linker(&engine)?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Host {
+            engine,
+            linker,
+            cache: ComponentCache::new(config.cache_dir),
+            default_limits: config.default_limits,
+            connectors: RwLock::new(HashMap::new()),
+            tenants: RwLock::new(HashMap::new()),
+            next_call: AtomicU64::new(1),
+            _ticker: ticker,
+            load_lock: Mutex::new(()),
+        })
+    }
+
+    /// The engine, for inspecting components.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) and checks a connector component, and registers it
+    /// under `name`. A component importing anything the sandbox does not provide is refused.
+    pub fn add_connector(&self, name: &str, bytes: &[u8]) -> Result<CacheOutcome, HostError> {
+        let (component, outcome) = self.cache.load(&self.engine, name, bytes)?;
+        imports::check(&self.engine, name, &component)?;
+        let invalid = |e: wasmtime::Error| HostError::InvalidComponent {
+            connector: name.to_string(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = AppConnectorPre::new(pre).map_err(invalid)?;
+        self.connectors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), Arc::new(LoadedConnector { pre }));
+        Ok(outcome)
+    }
+
+    /// Compiles or loads a component without registering it, for inspection.
+    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, HostError> {
+        Ok(self.cache.load(&self.engine, name, bytes)?.0)
+    }
+
+    /// Registers a tenant. Its connector is resolved by name (`chatgpt` is bundled) or, if the
+    /// name ends in `.wasm`, loaded from that path relative to `base_dir`.
+    pub fn add_tenant(&self, config: &TenantConfig, base_dir: &Path) -> Result<(), HostError> {
+        let mut tenant = config.validate(self.default_limits)?;
+        let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if tenant.connector.ends_with(".wasm") {
+            let path = base_dir.join(&tenant.connector);
+            let key = path.display().to_string();
+            if !self.has_connector(&key) {
+                let bytes = std::fs::read(&path)
+                    .map_err(|source| HostError::ReadConnector { path: path.clone(), source })?;
+                self.add_connector(&key, &bytes)?;
+            }
+            tenant.connector = key;
+        } else if !self.has_connector(&tenant.connector) {
+            match bundled::bytes(&tenant.connector) {
+                Some(bytes) => {
+                    self.add_connector(&tenant.connector, bytes)?;
+                }
+                None => {
+                    return Err(HostError::UnknownConnector {
+                        tenant: tenant.id.clone(),
+                        connector: tenant.connector.clone(),
+                    });
+                }
+            }
+        }
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.id.clone(), Arc::new(tenant));
+        Ok(())
+    }
+
+    fn has_connector(&self, name: &str) -> bool {
+        self.connectors.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+    }
+
+    /// `info` of the tenant's connector.
+    pub async fn info(&self, tenant: &str) -> Result<CallReport<ConnectorInfo>, HostError> {
+        self.call(tenant, |c, s| {
+            Box::pin(async move { Ok(Ok(c.accessgov_connector_connector().call_info(s).await?)) })
+        })
+        .await
+    }
+
+    /// `test-connection`.
+    pub async fn test_connection(&self, tenant: &str) -> Result<CallReport<()>, HostError> {
+        self.call(tenant, |c, s| {
+            Box::pin(async move { c.accessgov_connector_connector().call_test_connection(s).await })
+        })
+        .await
+    }
+
+    /// `list-accounts`.
+    pub async fn list_accounts(
+        &self,
+        tenant: &str,
+        page: PageRequest,
+    ) -> Result<CallReport<AccountPage>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move { c.accessgov_connector_connector().call_list_accounts(s, &page).await })
+        })
+        .await
+    }
+
+    /// `get-account`.
+    pub async fn get_account(
+        &self,
+        tenant: &str,
+        account: AccountRef,
+    ) -> Result<CallReport<Account>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move { c.accessgov_connector_connector().call_get_account(s, &account).await })
+        })
+        .await
+    }
+
+    /// `list-entitlements`.
+    pub async fn list_entitlements(
+        &self,
+        tenant: &str,
+        page: PageRequest,
+    ) -> Result<CallReport<EntitlementPage>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move {
+                c.accessgov_connector_connector().call_list_entitlements(s, &page).await
+            })
+        })
+        .await
+    }
+
+    /// `grant`.
+    pub async fn grant(
+        &self,
+        tenant: &str,
+        account: AccountRef,
+        entitlement: String,
+        options: ChangeOptions,
+    ) -> Result<CallReport<ChangeResult>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move {
+                c.accessgov_connector_connector().call_grant(s, &account, &entitlement, options).await
+            })
+        })
+        .await
+    }
+
+    /// `revoke`.
+    pub async fn revoke(
+        &self,
+        tenant: &str,
+        account: AccountRef,
+        entitlement: String,
+        options: ChangeOptions,
+    ) -> Result<CallReport<ChangeResult>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move {
+                c.accessgov_connector_connector().call_revoke(s, &account, &entitlement, options).await
+            })
+        })
+        .await
+    }
+
+    /// Runs one call in a fresh store: instantiate, invoke, classify, collect logs and egress.
+    async fn call<T, F>(&self, tenant_id: &str, invoke: F) -> Result<CallReport<T>, HostError>
+    where
+        F: for<'a> FnOnce(&'a AppConnector, &'a mut Store<CallState>) -> GuestFuture<'a, Result<T, ConnectorError>>
+            + Send,
+        T: Send,
+    {
+        let tenant = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownTenant(tenant_id.to_string()))?;
+        let connector = self
+            .connectors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.connector)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownConnector {
+                tenant: tenant.id.clone(),
+                connector: tenant.connector.clone(),
+            })?;
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let logs = LogCapture::new(tenant.limits.max_log_bytes);
+        let egress = Arc::new(Mutex::new(Vec::new()));
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(&tenant, call_id, &logs, Arc::clone(&egress)),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+
+        let budget = tenant.limits.call_timeout;
+        let run = async {
+            let instance = connector
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+            match invoke(&instance, &mut store).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(CallError::Connector(error)),
+                Err(trap) => Err(CallError::Trap(format!("{trap:#}"))),
+            }
+        };
+        let mut result = match tokio::time::timeout(budget, run).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Deadline(budget)),
+        };
+        let egress = std::mem::take(&mut *egress.lock().unwrap_or_else(|p| p.into_inner()));
+        let logs = logs.text();
+        if let Err(CallError::Trap(message)) = &result
+            && store.data().limiter.exceeded
+        {
+            result = Err(CallError::MemoryLimit {
+                limit_bytes: tenant.limits.memory_bytes,
+                message: message.clone(),
+            });
+        }
+        // A refused request is the root cause of whatever the connector then reported.
+        if let Err(CallError::Connector(_) | CallError::Trap(_)) = &result
+            && let Some(denial) = egress.iter().find_map(|r| r.denied.clone())
+        {
+            result = Err(CallError::EgressDenied(denial));
+        }
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => tracing::debug!(tenant = %tenant.id, call_id, duration_ms, "call ok"),
+            Err(error) => tracing::info!(tenant = %tenant.id, call_id, duration_ms, %error, "call failed"),
+        }
+        Ok(CallReport { call_id, tenant: tenant.id.clone(), result, logs, egress, duration_ms })
+    }
+}
+
+/// The linker of everything a connector may import, and nothing more: no filesystem, no sockets.
+fn sandbox_linker(engine: &Engine) -> Result<Linker<CallState>, HostError> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::{cli, random};
+    use wasmtime_wasi::random::WasiRandom;
+    let fail = |e: wasmtime::Error| HostError::Engine(format!("linking the sandbox: {e:#}"));
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi_http::p2::add_to_linker_async(&mut linker).map_err(fail)?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    random::insecure::add_to_linker::<CallState, WasiRandom>(&mut linker, |s| s.wasi.random())
+    .map_err(fail)?;
+    random::insecure_seed::add_to_linker::<CallState, WasiRandom>(&mut linker, |s| s.wasi.random())
+    .map_err(fail)?;
+    wasmtime_wasi_config::add_to_linker(&mut linker, |s| {
+        wasmtime_wasi_config::WasiConfig::from(&s.config)
+    })
+    .map_err(fail)?;
+    Ok(linker)
+}

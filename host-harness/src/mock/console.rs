@@ -1,0 +1,147 @@
+//! The admin console surface: `/backend-api/accounts/{account_id}/...`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Json;
+use serde_json::{Value, json};
+
+use super::auth::{Refusal, authorize};
+use super::model::{MockData, MockService, SEAT_TYPES};
+
+/// The console routes.
+pub fn routes() -> Router<MockService> {
+    Router::new()
+        .route("/backend-api/accounts/{account_id}/users", get(list_members))
+        .route("/backend-api/accounts/{account_id}/users/seat_type_counts", get(seat_type_counts))
+        .route("/backend-api/accounts/{account_id}/invites", get(list_invites))
+        .route("/backend-api/accounts/{account_id}/settings", get(settings))
+}
+
+fn reply(result: Result<Value, Refusal>) -> Response {
+    match result {
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Err((status, body)) => (status, Json(body)).into_response(),
+    }
+}
+
+/// The paging parameters of a listing, validated like the real (FastAPI) service does.
+struct Paging {
+    offset: usize,
+    limit: usize,
+    query: String,
+}
+
+fn validation_error(field: &str, kind: &str, msg: &str, input: &str) -> Refusal {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"detail": [{"type": kind, "loc": ["query", field], "msg": msg, "input": input}]}),
+    )
+}
+
+fn paging(params: &HashMap<String, String>) -> Result<Paging, Refusal> {
+    let number = |field: &str, default: usize, min: usize, max: usize| -> Result<usize, Refusal> {
+        let Some(raw) = params.get(field) else { return Ok(default) };
+        let value: i64 = raw.parse().map_err(|_| {
+            validation_error(field, "int_parsing", "Input should be a valid integer, unable to parse string as an integer", raw)
+        })?;
+        if value < min as i64 {
+            return Err(validation_error(field, "greater_than_equal", &format!("Input should be greater than or equal to {min}"), raw));
+        }
+        if value > max as i64 {
+            return Err(validation_error(field, "less_than_equal", &format!("Input should be less than or equal to {max}"), raw));
+        }
+        Ok(value as usize)
+    };
+    Ok(Paging {
+        offset: number("offset", 0, 0, usize::MAX >> 1)?,
+        limit: number("limit", 25, 1, 100)?,
+        query: params.get("query").cloned().unwrap_or_default().to_lowercase(),
+    })
+}
+
+fn page<T: serde::Serialize>(items: Vec<&T>, paging: &Paging) -> Value {
+    let total = items.len();
+    let slice: Vec<&T> = items.into_iter().skip(paging.offset).take(paging.limit).collect();
+    json!({"items": slice, "total": total, "limit": paging.limit, "offset": paging.offset})
+}
+
+fn with_workspace<F>(service: &MockService, headers: &HeaderMap, account_id: &str, f: F) -> Result<Value, Refusal>
+where
+    F: FnOnce(&MockData) -> Result<Value, Refusal>,
+{
+    let data = service.lock();
+    authorize(&data, headers, account_id)?;
+    f(&data)
+}
+
+async fn list_members(
+    State(service): State<MockService>,
+    Path(account_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    reply(with_workspace(&service, &headers, &account_id, |data| {
+        let paging = paging(&params)?;
+        let ws = &data.workspaces[&account_id];
+        let matching = ws
+            .members
+            .iter()
+            .filter(|m| {
+                paging.query.is_empty()
+                    || m.email.to_lowercase().contains(&paging.query)
+                    || m.name.to_lowercase().contains(&paging.query)
+            })
+            .collect();
+        Ok(page(matching, &paging))
+    }))
+}
+
+async fn list_invites(
+    State(service): State<MockService>,
+    Path(account_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    reply(with_workspace(&service, &headers, &account_id, |data| {
+        let paging = paging(&params)?;
+        let ws = &data.workspaces[&account_id];
+        let matching = ws
+            .invites
+            .iter()
+            .filter(|i| paging.query.is_empty() || i.email_address.to_lowercase().contains(&paging.query))
+            .collect();
+        Ok(page(matching, &paging))
+    }))
+}
+
+async fn settings(
+    State(service): State<MockService>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    reply(with_workspace(&service, &headers, &account_id, |data| {
+        let ws = &data.workspaces[&account_id];
+        Ok(json!({"id": ws.account_id, "default_seat_type": ws.default_seat_type, "plan_type": ws.plan}))
+    }))
+}
+
+async fn seat_type_counts(
+    State(service): State<MockService>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    reply(with_workspace(&service, &headers, &account_id, |data| {
+        let ws = &data.workspaces[&account_id];
+        let mut counts = serde_json::Map::new();
+        for seat in SEAT_TYPES {
+            let n = ws.members.iter().filter(|m| m.seat_type == seat && m.deactivated_time.is_none()).count();
+            counts.insert(seat.to_string(), json!(n));
+        }
+        Ok(json!({"seat_type_counts": counts}))
+    }))
+}

@@ -1,0 +1,178 @@
+//! The mock's in-memory state: workspaces, members, invites, tokens and the request log.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+/// Console role values.
+pub const ROLES: [&str; 4] = ["account-owner", "account-admin", "standard-user", "analytics-viewer"];
+/// Console seat type values.
+pub const SEAT_TYPES: [&str; 2] = ["default", "usage_based"];
+
+/// A workspace member, serialized exactly as the console API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `user-...`
+    pub id: String,
+    /// `user-...__<account id>`
+    pub account_user_id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Console role value.
+    pub role: String,
+    /// Console seat type value.
+    pub seat_type: String,
+    /// Creation time, RFC 3339 with microseconds.
+    pub created_time: String,
+    /// Whether SCIM owns the member.
+    pub is_scim_managed: bool,
+    /// Set when deactivated.
+    pub deactivated_time: Option<String>,
+}
+
+/// A pending invite, serialized exactly as the console API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// A UUID.
+    pub id: String,
+    /// Invited address.
+    pub email_address: String,
+    /// Console role value.
+    pub role: String,
+    /// Console seat type value.
+    pub seat_type: String,
+    /// Invite status code (2: pending).
+    pub status: u8,
+    /// Creation time.
+    pub created_time: String,
+    /// Whether SCIM created it.
+    pub is_scim_managed: bool,
+}
+
+/// A ChatGPT workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// Workspace (account) id.
+    pub account_id: String,
+    /// `business`, `enterprise` or `edu`.
+    pub plan: String,
+    /// Seat type of invites that name none.
+    pub default_seat_type: String,
+    /// Members, in creation order.
+    pub members: Vec<Member>,
+    /// Pending invites, in creation order.
+    pub invites: Vec<Invite>,
+    /// A deactivated workspace answers 401 `account_deactivated`.
+    pub deactivated: bool,
+}
+
+impl Workspace {
+    /// An empty workspace.
+    pub fn new(account_id: &str) -> Self {
+        Workspace {
+            account_id: account_id.to_string(),
+            plan: "enterprise".to_string(),
+            default_seat_type: "default".to_string(),
+            members: Vec::new(),
+            invites: Vec::new(),
+            deactivated: false,
+        }
+    }
+}
+
+/// What a bearer token is allowed to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The workspace it belongs to.
+    pub account_id: String,
+    /// Console role of the user who owns the token.
+    pub role: String,
+    /// A revoked token answers 401 `token_invalidated`.
+    pub revoked: bool,
+}
+
+/// One request the mock received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedRequest {
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Body text.
+    pub body: String,
+    /// The bearer token presented, if any.
+    pub bearer_token: Option<String>,
+    /// The `chatgpt-account-id` header, if any.
+    pub account_header: Option<String>,
+    /// Status answered.
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// Whether the request could change state.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+}
+
+/// Everything the mock holds.
+#[derive(Debug, Default)]
+pub struct MockData {
+    /// Workspaces by id.
+    pub workspaces: BTreeMap<String, Workspace>,
+    /// Tokens.
+    pub tokens: BTreeMap<String, TokenInfo>,
+    /// Every request received, in order.
+    pub requests: Vec<RecordedRequest>,
+}
+
+/// A handle on the mock's state, shared by the server and its caller.
+#[derive(Debug, Clone, Default)]
+pub struct MockService {
+    data: Arc<Mutex<MockData>>,
+}
+
+impl MockService {
+    /// An empty mock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks the state for direct inspection or changes.
+    pub fn lock(&self) -> MutexGuard<'_, MockData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces a workspace.
+    pub fn put_workspace(&self, workspace: Workspace) {
+        self.lock().workspaces.insert(workspace.account_id.clone(), workspace);
+    }
+
+    /// Adds a token for `account_id` held by a user with console role `role`.
+    pub fn add_token(&self, token: &str, account_id: &str, role: &str) {
+        self.lock().tokens.insert(
+            token.to_string(),
+            TokenInfo { account_id: account_id.to_string(), role: role.to_string(), revoked: false },
+        );
+    }
+
+    /// A copy of a workspace.
+    pub fn workspace(&self, account_id: &str) -> Option<Workspace> {
+        self.lock().workspaces.get(account_id).cloned()
+    }
+
+    /// A copy of the request log.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+}

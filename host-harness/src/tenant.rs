@@ -1,0 +1,358 @@
+//! Tenants: who a call runs for, which connector, its settings, the origins it may reach and the
+//! credentials the host injects for them. Read from a TOML file or built in code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::egress::Origin;
+use crate::error::HostError;
+
+/// A file of tenants: `[[tenant]]` tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    /// The tenants.
+    #[serde(rename = "tenant", default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// One tenant as written in the tenants file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TenantConfig {
+    /// Unique id: letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// A registered connector name (`chatgpt` is bundled) or a path to a `.wasm` component.
+    pub connector: String,
+    /// Origins (`scheme://host[:port]`) the connector may send requests to; nothing else.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Settings served to the connector through `wasi:config/store`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingValue>,
+    /// Credentials injected into requests to an origin.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// Per-call limits; unset fields use the host's defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// A setting value: TOML strings, integers and booleans are all served as strings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SettingValue {
+    /// A string.
+    Text(String),
+    /// An integer.
+    Integer(i64),
+    /// A boolean.
+    Flag(bool),
+}
+
+impl fmt::Display for SettingValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingValue::Text(s) => f.write_str(s),
+            SettingValue::Integer(n) => write!(f, "{n}"),
+            SettingValue::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Credentials for one origin.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CredentialConfig {
+    /// The origin they are sent to.
+    pub origin: String,
+    /// A bearer token, sent as `Authorization: Bearer ...`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// The name of a host environment variable holding the bearer token (keeps secrets out of files).
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// Further headers to set, e.g. `chatgpt-account-id`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialConfig")
+            .field("origin", &self.origin)
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field("bearer_token_env", &self.bearer_token_env)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Per-call limits of a tenant.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Wall-clock budget of one call, in milliseconds.
+    pub call_timeout_ms: Option<u64>,
+    /// Largest linear memory of the guest, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Largest HTTP response body, in bytes.
+    pub max_response_bytes: Option<u64>,
+    /// Captured stdout/stderr kept per call, in bytes.
+    pub max_log_bytes: Option<usize>,
+    /// Connect timeout of outgoing requests, in milliseconds.
+    pub connect_timeout_ms: Option<u64>,
+    /// Time to the first response byte, in milliseconds.
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Largest gap between response bytes, in milliseconds.
+    pub between_bytes_timeout_ms: Option<u64>,
+}
+
+/// Effective per-call limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of a call.
+    pub call_timeout: Duration,
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: u64,
+    /// Captured output kept, in bytes.
+    pub max_log_bytes: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// First-byte timeout.
+    pub first_byte_timeout: Duration,
+    /// Between-bytes timeout.
+    pub between_bytes_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout: Duration::from_secs(60),
+            memory_bytes: 128 << 20,
+            max_response_bytes: 16 << 20,
+            max_log_bytes: 64 << 10,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
+            between_bytes_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with the tenant's overrides applied.
+    pub fn with(self, overrides: &LimitsConfig) -> Limits {
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        Limits {
+            call_timeout: ms(overrides.call_timeout_ms, self.call_timeout),
+            memory_bytes: overrides
+                .memory_mib
+                .map_or(self.memory_bytes, |m| usize::try_from(m << 20).unwrap_or(usize::MAX)),
+            max_response_bytes: overrides.max_response_bytes.unwrap_or(self.max_response_bytes),
+            max_log_bytes: overrides.max_log_bytes.unwrap_or(self.max_log_bytes),
+            connect_timeout: ms(overrides.connect_timeout_ms, self.connect_timeout),
+            first_byte_timeout: ms(overrides.first_byte_timeout_ms, self.first_byte_timeout),
+            between_bytes_timeout: ms(overrides.between_bytes_timeout_ms, self.between_bytes_timeout),
+        }
+    }
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The secret itself; only the egress hook calls this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Validated credentials for one origin: header name and value pairs, values secret.
+#[derive(Debug, Clone)]
+pub struct OriginCredentials {
+    /// The origin.
+    pub origin: Origin,
+    /// Headers to set on every request to it.
+    pub headers: Vec<(http::HeaderName, Secret)>,
+}
+
+/// A validated tenant, ready to run calls.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Connector name.
+    pub connector: String,
+    /// Allowed origins.
+    pub allowed_origins: Vec<Origin>,
+    /// Settings served through `wasi:config`.
+    pub settings: Vec<(String, String)>,
+    /// Credentials per origin.
+    pub credentials: Vec<OriginCredentials>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl TenantsFile {
+    /// Reads and parses a tenants file.
+    pub fn read(path: &Path) -> Result<Self, HostError> {
+        let fail = |message: String| HostError::TenantsFile { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let file: TenantsFile = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        if file.tenants.is_empty() {
+            return Err(fail("defines no [[tenant]]".to_string()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for tenant in &file.tenants {
+            if !seen.insert(tenant.id.as_str()) {
+                return Err(fail(format!("tenant id `{}` appears twice", tenant.id)));
+            }
+        }
+        Ok(file)
+    }
+
+    /// The tenant with `id`; with `None`, the only tenant of the file.
+    pub fn select(&self, id: Option<&str>) -> Result<&TenantConfig, String> {
+        match id {
+            Some(id) => self.tenants.iter().find(|t| t.id == id).ok_or_else(|| {
+                let ids: Vec<&str> = self.tenants.iter().map(|t| t.id.as_str()).collect();
+                format!("no tenant `{id}` in the file (it has: {})", ids.join(", "))
+            }),
+            None if self.tenants.len() == 1 => Ok(&self.tenants[0]),
+            None => Err("the file has several tenants; name one with --tenant".to_string()),
+        }
+    }
+}
+
+impl TenantConfig {
+    /// Validates the tenant against the host's default limits, resolving environment credentials.
+    pub fn validate(&self, defaults: Limits) -> Result<Tenant, HostError> {
+        let fail = |message: String| HostError::InvalidTenant { tenant: self.id.clone(), message };
+        if self.id.is_empty()
+            || self.id.len() > 128
+            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(fail("`id` must be 1 to 128 letters, digits, `-`, `_` or `.`".to_string()));
+        }
+        if self.connector.trim().is_empty() {
+            return Err(fail("`connector` must name a connector or a .wasm file".to_string()));
+        }
+        let allowed_origins = self
+            .allowed_origins
+            .iter()
+            .map(|raw| Origin::parse(raw).map_err(|e| fail(format!("`allowed-origins`: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut credentials = Vec::new();
+        for (index, cred) in self.credentials.iter().enumerate() {
+            let at = format!("`credentials[{index}]`");
+            let origin =
+                Origin::parse(&cred.origin).map_err(|e| fail(format!("{at}.origin: {e}")))?;
+            if !allowed_origins.contains(&origin) {
+                return Err(fail(format!(
+                    "{at}.origin {origin} is not in `allowed-origins`, so it could never be used"
+                )));
+            }
+            let mut headers = Vec::new();
+            let token = match (&cred.bearer_token, &cred.bearer_token_env) {
+                (Some(_), Some(_)) => {
+                    return Err(fail(format!(
+                        "{at}: set `bearer-token` or `bearer-token-env`, not both"
+                    )));
+                }
+                (Some(token), None) => Some(token.clone()),
+                (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                    fail(format!("{at}.bearer-token-env: environment variable `{var}` is not set"))
+                })?),
+                (None, None) => None,
+            };
+            if let Some(token) = token {
+                if token.trim().is_empty() || token.chars().any(|c| c.is_control()) {
+                    return Err(fail(format!("{at}: the bearer token is empty or has control characters")));
+                }
+                headers.push((http::header::AUTHORIZATION, Secret::new(format!("Bearer {token}"))));
+            }
+            for (name, value) in &cred.headers {
+                let header = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| fail(format!("{at}.headers: `{name}` is not a header name")))?;
+                if header == http::header::AUTHORIZATION && headers.iter().any(|(h, _)| h == header) {
+                    return Err(fail(format!("{at}.headers: `authorization` is already set by the bearer token")));
+                }
+                if http::HeaderValue::from_str(value).is_err() {
+                    return Err(fail(format!("{at}.headers: the value of `{name}` is not a valid header value")));
+                }
+                headers.push((header, Secret::new(value.clone())));
+            }
+            credentials.push(OriginCredentials { origin, headers });
+        }
+        Ok(Tenant {
+            id: self.id.clone(),
+            connector: self.connector.clone(),
+            allowed_origins,
+            settings: self.settings.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            credentials,
+            limits: defaults.with(&self.limits),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[tenant]]
+id = "acme"
+connector = "chatgpt"
+allowed-origins = ["http://127.0.0.1:8080"]
+[tenant.settings]
+base-url = "http://127.0.0.1:8080/backend-api"
+account-id = "ws-1"
+page-size = 50
+[[tenant.credentials]]
+origin = "http://127.0.0.1:8080"
+bearer-token = "tok-secret"
+headers = { chatgpt-account-id = "ws-1" }
+"#;
+
+    #[test]
+    fn parses_and_validates_a_tenant_without_leaking_the_token() {
+        let file: TenantsFile = toml::from_str(FILE).unwrap();
+        let tenant = file.select(None).unwrap().validate(Limits::default()).unwrap();
+        assert_eq!(tenant.settings[2], ("page-size".to_string(), "50".to_string()));
+        assert_eq!(tenant.credentials[0].headers.len(), 2);
+        assert!(!format!("{tenant:?}{file:?}").contains("tok-secret"));
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            (FILE.replace("http://127.0.0.1:8080\"]", "ftp://x\"]"), "allowed-origins"),
+            (FILE.replace("origin = \"http://127.0.0.1:8080\"", "origin = \"http://other:1\""), "not in `allowed-origins`"),
+            (FILE.replace("id = \"acme\"", "id = \"a b\""), "`id` must be"),
+            (FILE.replace("bearer-token = \"tok-secret\"", "bearer-token-env = \"NO_SUCH_VAR_XYZ\""), "NO_SUCH_VAR_XYZ"),
+        ];
+        for (text, want) in cases {
+            let file: TenantsFile = toml::from_str(&text).unwrap();
+            let err = file.tenants[0].validate(Limits::default()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        assert!(toml::from_str::<TenantsFile>(&FILE.replace("connector =", "conector =")).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! The built ChatGPT component exports the contract and imports only what the sandbox provides.
+
+use host_harness::{Host, HostConfig, bundled, imports};
+
+#[test]
+fn the_connector_exports_the_contract_and_imports_only_allowed_interfaces() {
+    let host = Host::new(HostConfig::default()).unwrap();
+    let component = host.compile("chatgpt", bundled::CHATGPT).unwrap();
+    let found = imports::interfaces(host.engine(), &component);
+    println!("imports: {:#?}\nexports: {:#?}", found.imports, found.exports);
+
+    assert_eq!(found.exports, vec!["accessgov:connector/connector@0.1.0".to_string()]);
+    let allowed_families = [
+        "wasi:http/",
+        "wasi:config/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:cli/stdin@",
+        "wasi:cli/stdout@",
+        "wasi:cli/stderr@",
+        "wasi:cli/exit@",
+        "wasi:cli/environment@",
+        "accessgov:connector/types@",
+        // Whether stdio is a terminal (always "no" in the sandbox): the stdio part of wasi:cli.
+        "wasi:cli/terminal-",
+    ];
+    for import in &found.imports {
+        assert!(
+            allowed_families.iter().any(|family| import.starts_with(family)),
+            "unexpected import {import}"
+        );
+    }
+    assert!(found.imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@")));
+    assert!(found.imports.iter().any(|i| i.starts_with("wasi:config/store@")));
+    // The host's own load-time check agrees.
+    imports::check(host.engine(), "chatgpt", &component).unwrap();
+}
