@@ -110,11 +110,8 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
     }
 
     fn get_json<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
-        let request = HttpRequest {
-            method: Method::Get,
-            url: format!("{}/{path}", self.base),
-            body: None,
-        };
+        let request =
+            HttpRequest { method: Method::Get, url: format!("{}/{path}", self.base), body: None };
         let endpoint = format!("GET {}", path.split('?').next().unwrap_or(path));
         let response = self
             .transport
@@ -214,9 +211,7 @@ pub fn classify_failure(endpoint: &str, response: &HttpResponse) -> ConnectorErr
         500..=599 => ConnectorError::Unavailable(format!(
             "{endpoint}: the service failed with {status} ({detail}); try again later"
         )),
-        _ => ConnectorError::Internal(format!(
-            "{endpoint}: unexpected status {status} ({detail})"
-        )),
+        _ => ConnectorError::Internal(format!("{endpoint}: unexpected status {status} ({detail})")),
     }
 }
 
@@ -264,9 +259,13 @@ mod tests {
         assert!(matches!(&e, ConnectorError::Unauthenticated(m) if m.contains("renew")), "{e:?}");
         let e = classify_failure("GET users", &response(403, "text/html", "<html>challenge"));
         assert!(matches!(e, ConnectorError::Unavailable(_)));
-        let e = classify_failure("GET users", &response(403, "application/json", r#"{"detail":"no"}"#));
+        let e =
+            classify_failure("GET users", &response(403, "application/json", r#"{"detail":"no"}"#));
         assert!(matches!(e, ConnectorError::PermissionDenied(_)));
-        let e = classify_failure("GET users", &response(429, "application/json", r#"{"detail":"too many requests"}"#));
+        let e = classify_failure(
+            "GET users",
+            &response(429, "application/json", r#"{"detail":"too many requests"}"#),
+        );
         assert!(matches!(e, ConnectorError::RateLimited { retry_after_ms: None, .. }));
         let e = classify_failure("GET users", &response(502, "text/plain", ""));
         assert!(matches!(e, ConnectorError::Unavailable(_)));

@@ -119,7 +119,8 @@ pub fn fixed_entitlements() -> Vec<Entitlement> {
         id: WORKSPACE.to_string(),
         kind: "access".to_string(),
         display_name: "Workspace access".to_string(),
-        description: "Membership of the ChatGPT workspace (granting invites the person)".to_string(),
+        description: "Membership of the ChatGPT workspace (granting invites the person)"
+            .to_string(),
         exclusion_group: None,
         grantable: true,
     }];

@@ -7,8 +7,7 @@ use crate::catalog;
 use crate::cursor::{Cursor, Phase};
 use crate::error::ConnectorError;
 use crate::model::{
-    Account, AccountRef, AccountStatus, Capabilities, ConnectorInfo, Entitlement, Page,
-    PageRequest,
+    Account, AccountRef, AccountStatus, Capabilities, ConnectorInfo, Entitlement, Page, PageRequest,
 };
 use crate::settings::{CONFIG_SCHEMA, MAX_PAGE_SIZE, Settings};
 use crate::transport::Transport;
@@ -141,13 +140,16 @@ impl<T: Transport> ChatGptConnector<T> {
                     )?
                     .map(|i| self.invite_account(&i))
                     .transpose()?,
-                    None => scan(|offset, limit| console.list_members(offset, limit, ""), |m| {
-                        m.id == id
-                    })?
+                    None => scan(
+                        |offset, limit| console.list_members(offset, limit, ""),
+                        |m| m.id == id,
+                    )?
                     .map(|m| member_account(&m)),
                 };
                 found.ok_or_else(|| {
-                    ConnectorError::NotFound(format!("no member or pending invite has the id {id:?}"))
+                    ConnectorError::NotFound(format!(
+                        "no member or pending invite has the id {id:?}"
+                    ))
                 })
             }
         }
@@ -169,7 +171,8 @@ impl<T: Transport> ChatGptConnector<T> {
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
         let end = start.saturating_add(size).min(all.len());
         let next_cursor = (end < all.len()).then(|| {
-            Cursor { phase: Phase::Entitlements, offset: end as u64 }.encode(&self.settings.account_id)
+            Cursor { phase: Phase::Entitlements, offset: end as u64 }
+                .encode(&self.settings.account_id)
         });
         Ok(Page { items: all[start..end].to_vec(), next_cursor })
     }

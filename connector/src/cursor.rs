@@ -72,7 +72,9 @@ impl Cursor {
         }
         let phase = parts
             .next()
-            .and_then(|code| phases.iter().copied().find(|p| code.len() == 1 && code.starts_with(p.code())))
+            .and_then(|code| {
+                phases.iter().copied().find(|p| code.len() == 1 && code.starts_with(p.code()))
+            })
             .ok_or_else(|| invalid("it belongs to another listing"))?;
         let offset = parts
             .next()

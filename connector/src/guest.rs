@@ -48,14 +48,14 @@ impl Transport for WakiTransport {
             Method::Patch => client.patch(&request.url),
             Method::Delete => client.delete(&request.url),
         };
-        let mut builder = builder.header("accept", "application/json").connect_timeout(CONNECT_TIMEOUT);
+        let mut builder =
+            builder.header("accept", "application/json").connect_timeout(CONNECT_TIMEOUT);
         if let Some(body) = &request.body {
             builder = builder.header("content-type", "application/json").body(body.clone());
         }
         let response = builder.send().map_err(|e| TransportError(format!("{e:#}")))?;
-        let header = |name: &str| {
-            response.header(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-        };
+        let header =
+            |name: &str| response.header(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let status = response.status_code();
         let content_type = header("content-type");
         let retry_after = header("retry-after");
@@ -71,8 +71,7 @@ fn connector() -> Result<ChatGptConnector<WakiTransport>, wit::ConnectorError> {
     Ok(ChatGptConnector::new(WakiTransport, settings))
 }
 
-const WRITE_UNSUPPORTED: &str =
-    "this version of the ChatGPT connector reads only; grant, revoke and set arrive with provisioning support";
+const WRITE_UNSUPPORTED: &str = "this version of the ChatGPT connector reads only; grant, revoke and set arrive with provisioning support";
 
 impl Guest for Component {
     fn info() -> wit::ConnectorInfo {
@@ -93,7 +92,11 @@ impl Guest for Component {
             exclusion_groups: info
                 .exclusion_groups
                 .into_iter()
-                .map(|g| wit::ExclusionGroup { id: g.id, required: g.required, description: g.description })
+                .map(|g| wit::ExclusionGroup {
+                    id: g.id,
+                    required: g.required,
+                    description: g.description,
+                })
                 .collect(),
             capabilities,
             config_schema: info.config_schema,

@@ -53,10 +53,9 @@ impl Settings {
             })
         };
         let required = |key: &str| {
-            read(key)?
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConnectorError::InvalidConfig(format!("setting `{key}` is required")))
+            read(key)?.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).ok_or_else(|| {
+                ConnectorError::InvalidConfig(format!("setting `{key}` is required"))
+            })
         };
 
         let base_url = required("base-url")?;
@@ -87,9 +86,9 @@ impl Settings {
     pub fn effective_page_size(&self, requested: Option<u32>) -> Result<u32, ConnectorError> {
         match requested {
             None => Ok(self.page_size),
-            Some(0) => Err(ConnectorError::InvalidArgument(
-                "page size must be at least 1".to_string(),
-            )),
+            Some(0) => {
+                Err(ConnectorError::InvalidArgument("page size must be at least 1".to_string()))
+            }
             Some(n) => Ok(n.min(MAX_PAGE_SIZE)),
         }
     }
@@ -103,9 +102,8 @@ fn parse_page_size(raw: &str) -> Result<u32, String> {
 }
 
 fn validate_base_url(raw: &str) -> Result<String, ConnectorError> {
-    let bad = |why: &str| {
-        ConnectorError::InvalidConfig(format!("setting `base-url` {why}, got {raw:?}"))
-    };
+    let bad =
+        |why: &str| ConnectorError::InvalidConfig(format!("setting `base-url` {why}, got {raw:?}"));
     let rest = raw
         .strip_prefix("https://")
         .or_else(|| raw.strip_prefix("http://"))

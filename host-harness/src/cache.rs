@@ -3,6 +3,7 @@
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -80,31 +81,42 @@ impl ComponentCache {
             return Ok((compile()?, CacheOutcome::Compiled));
         };
         let path = dir.join(format!("{}.cwasm", Self::key(engine, bytes)));
-        if path.is_file() {
-            // SAFETY: the file sits in the host's private cache directory and was written by
-            // `store` below from `Component::serialize` of the same engine configuration (the key
-            // includes the engine's compatibility hash); wasmtime also checks its header.
+        // Read into memory rather than mmap: a cache file truncated or rewritten in place by
+        // someone else must not be able to fault a running host (SIGBUS).
+        if let Ok(serialized) = std::fs::read(&path) {
+            // SAFETY: the bytes come from the host's own cache directory, written by `store`
+            // below from `Component::serialize` of an engine with the same compatibility hash
+            // (part of the key); wasmtime also validates the header and engine settings.
             #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize_file(engine, &path) };
-            if let Ok(component) = loaded {
-                return Ok((component, CacheOutcome::Loaded));
+            let loaded = unsafe { Component::deserialize(engine, &serialized) };
+            match loaded {
+                Ok(component) => return Ok((component, CacheOutcome::Loaded)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable cache entry; recompiling")
+                }
             }
-            tracing::warn!(path = %path.display(), "unreadable cache entry; recompiling");
         }
         let component = compile()?;
-        self.store(dir, &path, &component)?;
+        // The cache only saves time: a failure to store is reported, not fatal.
+        if let Err(message) = store(dir, &path, &component) {
+            tracing::warn!(path = %path.display(), %message, "could not store the compiled component");
+        }
         Ok((component, CacheOutcome::Compiled))
     }
+}
 
-    fn store(&self, dir: &Path, path: &Path, component: &Component) -> Result<(), HostError> {
-        let fail = |message: String| HostError::Cache { path: path.to_path_buf(), message };
-        let serialized = component.serialize().map_err(|e| fail(format!("{e:#}")))?;
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating the directory: {e}")))?;
-        // Write then rename, so a concurrent reader never sees a partial file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, serialized).map_err(|e| fail(format!("writing: {e}")))?;
-        std::fs::rename(&tmp, path).map_err(|e| fail(format!("renaming into place: {e}")))
-    }
+fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
+    static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+    let serialized = component.serialize().map_err(|e| format!("{e:#}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating the directory: {e}"))?;
+    // Write a file of our own, then rename: concurrent writers and readers never see a partial file.
+    let unique = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{unique}", std::process::id()));
+    std::fs::write(&tmp, serialized).map_err(|e| format!("writing: {e}"))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("renaming into place: {e}")
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

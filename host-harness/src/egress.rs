@@ -50,7 +50,9 @@ impl Origin {
             return Err(format!("{raw:?} must not contain credentials"));
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("{raw:?} must be an origin only (scheme://host[:port]), without a path"));
+            return Err(format!(
+                "{raw:?} must be an origin only (scheme://host[:port]), without a path"
+            ));
         }
         let host = url.host_str().ok_or_else(|| format!("{raw:?} has no host"))?;
         let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
@@ -218,9 +220,18 @@ impl WasiHttpHooks for EgressHooks {
             }
             let limits = tenant.limits;
             let options = RequestOptions {
-                connect_timeout: Some(clamp(options.and_then(|o| o.connect_timeout), limits.connect_timeout)),
-                first_byte_timeout: Some(clamp(options.and_then(|o| o.first_byte_timeout), limits.first_byte_timeout)),
-                between_bytes_timeout: Some(clamp(options.and_then(|o| o.between_bytes_timeout), limits.between_bytes_timeout)),
+                connect_timeout: Some(clamp(
+                    options.and_then(|o| o.connect_timeout),
+                    limits.connect_timeout,
+                )),
+                first_byte_timeout: Some(clamp(
+                    options.and_then(|o| o.first_byte_timeout),
+                    limits.first_byte_timeout,
+                )),
+                between_bytes_timeout: Some(clamp(
+                    options.and_then(|o| o.between_bytes_timeout),
+                    limits.between_bytes_timeout,
+                )),
             };
             let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
             record.duration_ms = started.elapsed().as_millis() as u64;
@@ -260,7 +271,9 @@ fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, D
     if !tenant.allowed_origins.contains(&origin) {
         return Err(Denial::OriginNotAllowed { origin: origin.to_string() });
     }
-    for header in [http::header::AUTHORIZATION, http::header::PROXY_AUTHORIZATION, http::header::COOKIE] {
+    for header in
+        [http::header::AUTHORIZATION, http::header::PROXY_AUTHORIZATION, http::header::COOKIE]
+    {
         if request.headers().contains_key(&header) {
             return Err(Denial::GuestCredential { header: header.to_string() });
         }
@@ -291,10 +304,13 @@ impl Body for CappedBody {
         {
             self.seen += data.len() as u64;
             let seen = self.seen;
-            if let Some(record) = self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index) {
+            if let Some(record) =
+                self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index)
+            {
                 record.response_bytes = seen;
                 if seen > self.limit {
-                    record.error = Some(format!("response body exceeded the limit of {} bytes", self.limit));
+                    record.error =
+                        Some(format!("response body exceeded the limit of {} bytes", self.limit));
                 }
             }
             if seen > self.limit {

@@ -17,7 +17,9 @@ pub enum HostError {
         message: String,
     },
     /// A connector imports an interface the sandbox does not provide.
-    #[error("connector `{connector}` imports `{import}`, which the sandbox does not provide (allowed: {allowed})")]
+    #[error(
+        "connector `{connector}` imports `{import}`, which the sandbox does not provide (allowed: {allowed})"
+    )]
     ForbiddenImport {
         /// Connector name.
         connector: String,
@@ -35,14 +37,6 @@ pub enum HostError {
         expected: String,
         /// What it exports.
         found: String,
-    },
-    /// The compile cache could not be used.
-    #[error("component cache at {path}: {message}")]
-    Cache {
-        /// Cache path.
-        path: PathBuf,
-        /// What failed.
-        message: String,
     },
     /// A connector file could not be read.
     #[error("could not read connector file {path}: {source}")]

@@ -12,8 +12,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::bindings::types::{
-    Account, AccountPage, AccountRef, ChangeOptions, ChangeResult, ConnectorError,
-    ConnectorInfo, EntitlementPage, PageRequest,
+    Account, AccountPage, AccountRef, ChangeOptions, ChangeResult, ConnectorError, ConnectorInfo,
+    EntitlementPage, PageRequest,
 };
 use crate::bindings::{AppConnector, AppConnectorPre};
 use crate::cache::{CacheOutcome, ComponentCache};
@@ -161,7 +161,9 @@ impl Host {
         page: PageRequest,
     ) -> Result<CallReport<AccountPage>, HostError> {
         self.call(tenant, move |c, s| {
-            Box::pin(async move { c.accessgov_connector_connector().call_list_accounts(s, &page).await })
+            Box::pin(
+                async move { c.accessgov_connector_connector().call_list_accounts(s, &page).await },
+            )
         })
         .await
     }
@@ -173,7 +175,9 @@ impl Host {
         account: AccountRef,
     ) -> Result<CallReport<Account>, HostError> {
         self.call(tenant, move |c, s| {
-            Box::pin(async move { c.accessgov_connector_connector().call_get_account(s, &account).await })
+            Box::pin(async move {
+                c.accessgov_connector_connector().call_get_account(s, &account).await
+            })
         })
         .await
     }
@@ -202,7 +206,9 @@ impl Host {
     ) -> Result<CallReport<ChangeResult>, HostError> {
         self.call(tenant, move |c, s| {
             Box::pin(async move {
-                c.accessgov_connector_connector().call_grant(s, &account, &entitlement, options).await
+                c.accessgov_connector_connector()
+                    .call_grant(s, &account, &entitlement, options)
+                    .await
             })
         })
         .await
@@ -218,7 +224,9 @@ impl Host {
     ) -> Result<CallReport<ChangeResult>, HostError> {
         self.call(tenant, move |c, s| {
             Box::pin(async move {
-                c.accessgov_connector_connector().call_revoke(s, &account, &entitlement, options).await
+                c.accessgov_connector_connector()
+                    .call_revoke(s, &account, &entitlement, options)
+                    .await
             })
         })
         .await
@@ -227,7 +235,10 @@ impl Host {
     /// Runs one call in a fresh store: instantiate, invoke, classify, collect logs and egress.
     async fn call<T, F>(&self, tenant_id: &str, invoke: F) -> Result<CallReport<T>, HostError>
     where
-        F: for<'a> FnOnce(&'a AppConnector, &'a mut Store<CallState>) -> GuestFuture<'a, Result<T, ConnectorError>>
+        F: for<'a> FnOnce(
+                &'a AppConnector,
+                &'a mut Store<CallState>,
+            ) -> GuestFuture<'a, Result<T, ConnectorError>>
             + Send,
         T: Send,
     {
@@ -252,10 +263,8 @@ impl Host {
         let started = Instant::now();
         let logs = LogCapture::new(tenant.limits.max_log_bytes);
         let egress = Arc::new(Mutex::new(Vec::new()));
-        let mut store = Store::new(
-            &self.engine,
-            CallState::new(&tenant, call_id, &logs, Arc::clone(&egress)),
-        );
+        let mut store =
+            Store::new(&self.engine, CallState::new(&tenant, call_id, &logs, Arc::clone(&egress)));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
@@ -296,7 +305,9 @@ impl Host {
         let duration_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(_) => tracing::debug!(tenant = %tenant.id, call_id, duration_ms, "call ok"),
-            Err(error) => tracing::info!(tenant = %tenant.id, call_id, duration_ms, %error, "call failed"),
+            Err(error) => {
+                tracing::info!(tenant = %tenant.id, call_id, duration_ms, %error, "call failed")
+            }
         }
         Ok(CallReport { call_id, tenant: tenant.id.clone(), result, logs, egress, duration_ms })
     }
@@ -310,19 +321,23 @@ fn sandbox_linker(engine: &Engine) -> Result<Linker<CallState>, HostError> {
     let fail = |e: wasmtime::Error| HostError::Engine(format!("linking the sandbox: {e:#}"));
     let mut linker = Linker::new(engine);
     wasmtime_wasi_http::p2::add_to_linker_async(&mut linker).map_err(fail)?;
-    cli::exit::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
-        .map_err(fail)?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
     cli::environment::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
         .map_err(fail)?;
-    cli::terminal_input::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
-    cli::terminal_output::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
-    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
-    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
-    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli).map_err(fail)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(&mut linker, CallState::cli)
+        .map_err(fail)?;
     random::insecure::add_to_linker::<CallState, WasiRandom>(&mut linker, |s| s.wasi.random())
-    .map_err(fail)?;
+        .map_err(fail)?;
     random::insecure_seed::add_to_linker::<CallState, WasiRandom>(&mut linker, |s| s.wasi.random())
-    .map_err(fail)?;
+        .map_err(fail)?;
     wasmtime_wasi_config::add_to_linker(&mut linker, |s| {
         wasmtime_wasi_config::WasiConfig::from(&s.config)
     })

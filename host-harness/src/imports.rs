@@ -66,7 +66,11 @@ pub fn check(engine: &Engine, name: &str, component: &Component) -> Result<(), H
         return Err(HostError::MissingExport {
             connector: name.to_string(),
             expected: CONTRACT_EXPORT.to_string(),
-            found: if found.exports.is_empty() { "nothing".to_string() } else { found.exports.join(", ") },
+            found: if found.exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                found.exports.join(", ")
+            },
         });
     }
     Ok(())

@@ -61,7 +61,11 @@ impl StdoutStream for LogCapture {
 struct LogWriter(LogCapture);
 
 impl AsyncWrite for LogWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.0.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -158,7 +158,10 @@ impl Limits {
             max_log_bytes: overrides.max_log_bytes.unwrap_or(self.max_log_bytes),
             connect_timeout: ms(overrides.connect_timeout_ms, self.connect_timeout),
             first_byte_timeout: ms(overrides.first_byte_timeout_ms, self.first_byte_timeout),
-            between_bytes_timeout: ms(overrides.between_bytes_timeout_ms, self.between_bytes_timeout),
+            between_bytes_timeout: ms(
+                overrides.between_bytes_timeout_ms,
+                self.between_bytes_timeout,
+            ),
         }
     }
 }
@@ -284,18 +287,25 @@ impl TenantConfig {
             };
             if let Some(token) = token {
                 if token.trim().is_empty() || token.chars().any(|c| c.is_control()) {
-                    return Err(fail(format!("{at}: the bearer token is empty or has control characters")));
+                    return Err(fail(format!(
+                        "{at}: the bearer token is empty or has control characters"
+                    )));
                 }
                 headers.push((http::header::AUTHORIZATION, Secret::new(format!("Bearer {token}"))));
             }
             for (name, value) in &cred.headers {
                 let header = http::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| fail(format!("{at}.headers: `{name}` is not a header name")))?;
-                if header == http::header::AUTHORIZATION && headers.iter().any(|(h, _)| h == header) {
-                    return Err(fail(format!("{at}.headers: `authorization` is already set by the bearer token")));
+                if header == http::header::AUTHORIZATION && headers.iter().any(|(h, _)| h == header)
+                {
+                    return Err(fail(format!(
+                        "{at}.headers: `authorization` is already set by the bearer token"
+                    )));
                 }
                 if http::HeaderValue::from_str(value).is_err() {
-                    return Err(fail(format!("{at}.headers: the value of `{name}` is not a valid header value")));
+                    return Err(fail(format!(
+                        "{at}.headers: the value of `{name}` is not a valid header value"
+                    )));
                 }
                 headers.push((header, Secret::new(value.clone())));
             }
@@ -344,9 +354,18 @@ headers = { chatgpt-account-id = "ws-1" }
     fn names_what_is_wrong() {
         let cases = [
             (FILE.replace("http://127.0.0.1:8080\"]", "ftp://x\"]"), "allowed-origins"),
-            (FILE.replace("origin = \"http://127.0.0.1:8080\"", "origin = \"http://other:1\""), "not in `allowed-origins`"),
+            (
+                FILE.replace("origin = \"http://127.0.0.1:8080\"", "origin = \"http://other:1\""),
+                "not in `allowed-origins`",
+            ),
             (FILE.replace("id = \"acme\"", "id = \"a b\""), "`id` must be"),
-            (FILE.replace("bearer-token = \"tok-secret\"", "bearer-token-env = \"NO_SUCH_VAR_XYZ\""), "NO_SUCH_VAR_XYZ"),
+            (
+                FILE.replace(
+                    "bearer-token = \"tok-secret\"",
+                    "bearer-token-env = \"NO_SUCH_VAR_XYZ\"",
+                ),
+                "NO_SUCH_VAR_XYZ",
+            ),
         ];
         for (text, want) in cases {
             let file: TenantsFile = toml::from_str(&text).unwrap();

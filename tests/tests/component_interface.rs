@@ -36,3 +36,21 @@ fn the_connector_exports_the_contract_and_imports_only_allowed_interfaces() {
     // The host's own load-time check agrees.
     imports::check(host.engine(), "chatgpt", &component).unwrap();
 }
+
+#[test]
+fn a_component_compiles_once_then_loads_from_the_cache() {
+    use host_harness::cache::CacheOutcome;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cache-once-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let host =
+        Host::new(HostConfig { cache_dir: Some(dir.clone()), ..HostConfig::default() }).unwrap();
+    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
+    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Loaded);
+    // A corrupt cache entry is recompiled, not trusted.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"not a compiled component").unwrap();
+    }
+    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,12 +1,12 @@
 //! `harness demo`: the whole system in one command, against the embedded mock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
-use host_harness::tenant::{CredentialConfig, LimitsConfig, SettingValue};
-use host_harness::{Host, HostConfig, TenantConfig};
+use host_harness::tenant::SettingValue;
+use host_harness::{Host, HostConfig};
 
 use super::output;
 use super::tenant_commands::{all_accounts, all_entitlements, answer};
@@ -28,28 +28,6 @@ pub struct DemoArgs {
 const ACCOUNT_ID: &str = "acct-demo";
 const TOKEN: &str = "demo-owner-token";
 
-/// A tenant of the chatgpt connector pointing at `server` with `token`.
-pub fn demo_tenant(server: &MockServer, id: &str, token: &str) -> TenantConfig {
-    let settings = BTreeMap::from([
-        ("base-url".to_string(), SettingValue::Text(server.base_url())),
-        ("account-id".to_string(), SettingValue::Text(ACCOUNT_ID.to_string())),
-        ("page-size".to_string(), SettingValue::Integer(5)),
-    ]);
-    TenantConfig {
-        id: id.to_string(),
-        connector: "chatgpt".to_string(),
-        allowed_origins: vec![server.origin()],
-        settings,
-        credentials: vec![CredentialConfig {
-            origin: server.origin(),
-            bearer_token: Some(token.to_string()),
-            bearer_token_env: None,
-            headers: BTreeMap::from([("chatgpt-account-id".to_string(), ACCOUNT_ID.to_string())]),
-        }],
-        limits: LimitsConfig::default(),
-    }
-}
-
 /// Runs `harness demo`.
 pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let service = MockService::new();
@@ -59,7 +37,9 @@ pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<(
     let server = MockServer::start_local(service.clone()).await?;
 
     let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
-    host.add_tenant(&demo_tenant(&server, "demo", TOKEN), Path::new("."))?;
+    let mut tenant = server.chatgpt_tenant("demo", ACCOUNT_ID, TOKEN);
+    tenant.settings.insert("page-size".to_string(), SettingValue::Integer(5));
+    host.add_tenant(&tenant, Path::new("."))?;
 
     let info = answer(host.info("demo").await?)?;
     answer(host.test_connection("demo").await?)?;

@@ -58,7 +58,12 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
     println!("mock ChatGPT service at {}", server.base_url());
     for (id, ws) in &service.lock().workspaces {
-        println!("  workspace {id}: {} members, {} invites, default seat {}", ws.members.len(), ws.invites.len(), ws.default_seat_type);
+        println!(
+            "  workspace {id}: {} members, {} invites, default seat {}",
+            ws.members.len(),
+            ws.invites.len(),
+            ws.default_seat_type
+        );
     }
     println!("tenants file for it:\n");
     for (token, grant) in &service.lock().tokens {

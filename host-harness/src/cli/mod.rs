@@ -72,7 +72,11 @@ pub struct TenantArgs {
 
 impl Cli {
     fn cache_dir(&self) -> Option<PathBuf> {
-        if self.no_cache { None } else { self.cache_dir.clone().or_else(ComponentCache::default_dir) }
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(ComponentCache::default_dir)
+        }
     }
 }
 
@@ -85,7 +89,8 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs the command.

@@ -73,7 +73,12 @@ pub fn print_info(info: &ConnectorInfo) {
     println!("{} {} — {}", info.name, info.version, info.application);
     println!("entitlement kinds: {}", info.entitlement_kinds.join(", "));
     for g in &info.exclusion_groups {
-        println!("exclusion group `{}`{}: {}", g.id, if g.required { " (required)" } else { "" }, g.description);
+        println!(
+            "exclusion group `{}`{}: {}",
+            g.id,
+            if g.required { " (required)" } else { "" },
+            g.description
+        );
     }
     println!("capabilities: {}", caps.join(", "));
 }

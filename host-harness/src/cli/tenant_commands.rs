@@ -10,9 +10,14 @@ use super::TenantArgs;
 use super::output;
 
 /// A host with the selected tenant registered, and that tenant's id.
-pub async fn host_for(args: &TenantArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<(Host, String)> {
+pub async fn host_for(
+    args: &TenantArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<(Host, String)> {
     let file = TenantsFile::read(&args.tenants)?;
-    let tenant = file.select(args.tenant.as_deref()).map_err(|e| anyhow!("{}: {e}", args.tenants.display()))?;
+    let tenant = file
+        .select(args.tenant.as_deref())
+        .map_err(|e| anyhow!("{}: {e}", args.tenants.display()))?;
     let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
     let base = args.tenants.parent().unwrap_or(Path::new("."));
     host.add_tenant(tenant, base)?;
@@ -39,7 +44,11 @@ pub fn answer<T>(report: CallReport<T>) -> anyhow::Result<T> {
 }
 
 /// Every account, following cursors to the end.
-pub async fn all_accounts(host: &Host, tenant: &str, size: Option<u32>) -> anyhow::Result<Vec<Account>> {
+pub async fn all_accounts(
+    host: &Host,
+    tenant: &str,
+    size: Option<u32>,
+) -> anyhow::Result<Vec<Account>> {
     let mut accounts = Vec::new();
     let mut cursor = None;
     loop {
@@ -57,7 +66,8 @@ pub async fn all_entitlements(host: &Host, tenant: &str) -> anyhow::Result<Vec<E
     let mut entitlements = Vec::new();
     let mut cursor = None;
     loop {
-        let page = answer(host.list_entitlements(tenant, PageRequest { cursor, size: None }).await?)?;
+        let page =
+            answer(host.list_entitlements(tenant, PageRequest { cursor, size: None }).await?)?;
         entitlements.extend(page.entitlements);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -91,7 +101,11 @@ pub async fn test_connection(args: &TenantArgs, cache_dir: Option<PathBuf>) -> a
 }
 
 /// `harness accounts`
-pub async fn accounts(args: &TenantArgs, size: Option<u32>, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn accounts(
+    args: &TenantArgs,
+    size: Option<u32>,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let (host, tenant) = host_for(args, cache_dir).await?;
     let accounts = all_accounts(&host, &tenant, size).await?;
     if args.json {
@@ -116,11 +130,19 @@ pub async fn entitlements(args: &TenantArgs, cache_dir: Option<PathBuf>) -> anyh
 
 /// An account reference from the command line: an email if it has an `@`, else an id.
 pub fn account_ref(raw: &str) -> AccountRef {
-    if raw.contains('@') { AccountRef::Email(raw.to_string()) } else { AccountRef::Id(raw.to_string()) }
+    if raw.contains('@') {
+        AccountRef::Email(raw.to_string())
+    } else {
+        AccountRef::Id(raw.to_string())
+    }
 }
 
 /// `harness account`
-pub async fn account(args: &TenantArgs, raw: &str, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn account(
+    args: &TenantArgs,
+    raw: &str,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let (host, tenant) = host_for(args, cache_dir).await?;
     let account = answer(host.get_account(&tenant, account_ref(raw)).await?)
         .with_context(|| format!("looking up {raw:?}"))?;

@@ -16,7 +16,11 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Checks that the request may act on `account_id` and returns the token's grant.
-pub fn authorize(data: &MockData, headers: &HeaderMap, account_id: &str) -> Result<TokenInfo, Refusal> {
+pub fn authorize(
+    data: &MockData,
+    headers: &HeaderMap,
+    account_id: &str,
+) -> Result<TokenInfo, Refusal> {
     let Some(token) = bearer(headers) else {
         return Err((
             StatusCode::UNAUTHORIZED,

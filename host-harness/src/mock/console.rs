@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Json;
 use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
@@ -47,13 +47,28 @@ fn paging(params: &HashMap<String, String>) -> Result<Paging, Refusal> {
     let number = |field: &str, default: usize, min: usize, max: usize| -> Result<usize, Refusal> {
         let Some(raw) = params.get(field) else { return Ok(default) };
         let value: i64 = raw.parse().map_err(|_| {
-            validation_error(field, "int_parsing", "Input should be a valid integer, unable to parse string as an integer", raw)
+            validation_error(
+                field,
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+                raw,
+            )
         })?;
         if value < min as i64 {
-            return Err(validation_error(field, "greater_than_equal", &format!("Input should be greater than or equal to {min}"), raw));
+            return Err(validation_error(
+                field,
+                "greater_than_equal",
+                &format!("Input should be greater than or equal to {min}"),
+                raw,
+            ));
         }
         if value > max as i64 {
-            return Err(validation_error(field, "less_than_equal", &format!("Input should be less than or equal to {max}"), raw));
+            return Err(validation_error(
+                field,
+                "less_than_equal",
+                &format!("Input should be less than or equal to {max}"),
+                raw,
+            ));
         }
         Ok(value as usize)
     };
@@ -70,7 +85,12 @@ fn page<T: serde::Serialize>(items: Vec<&T>, paging: &Paging) -> Value {
     json!({"items": slice, "total": total, "limit": paging.limit, "offset": paging.offset})
 }
 
-fn with_workspace<F>(service: &MockService, headers: &HeaderMap, account_id: &str, f: F) -> Result<Value, Refusal>
+fn with_workspace<F>(
+    service: &MockService,
+    headers: &HeaderMap,
+    account_id: &str,
+    f: F,
+) -> Result<Value, Refusal>
 where
     F: FnOnce(&MockData) -> Result<Value, Refusal>,
 {
@@ -113,7 +133,9 @@ async fn list_invites(
         let matching = ws
             .invites
             .iter()
-            .filter(|i| paging.query.is_empty() || i.email_address.to_lowercase().contains(&paging.query))
+            .filter(|i| {
+                paging.query.is_empty() || i.email_address.to_lowercase().contains(&paging.query)
+            })
             .collect();
         Ok(page(matching, &paging))
     }))
@@ -126,7 +148,9 @@ async fn settings(
 ) -> Response {
     reply(with_workspace(&service, &headers, &account_id, |data| {
         let ws = &data.workspaces[&account_id];
-        Ok(json!({"id": ws.account_id, "default_seat_type": ws.default_seat_type, "plan_type": ws.plan}))
+        Ok(
+            json!({"id": ws.account_id, "default_seat_type": ws.default_seat_type, "plan_type": ws.plan}),
+        )
     }))
 }
 
@@ -139,7 +163,11 @@ async fn seat_type_counts(
         let ws = &data.workspaces[&account_id];
         let mut counts = serde_json::Map::new();
         for seat in SEAT_TYPES {
-            let n = ws.members.iter().filter(|m| m.seat_type == seat && m.deactivated_time.is_none()).count();
+            let n = ws
+                .members
+                .iter()
+                .filter(|m| m.seat_type == seat && m.deactivated_time.is_none())
+                .count();
             counts.insert(seat.to_string(), json!(n));
         }
         Ok(json!({"seat_type_counts": counts}))

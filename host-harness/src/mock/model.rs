@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 /// Console role values.
-pub const ROLES: [&str; 4] = ["account-owner", "account-admin", "standard-user", "analytics-viewer"];
+pub const ROLES: [&str; 4] =
+    ["account-owner", "account-admin", "standard-user", "analytics-viewer"];
 /// Console seat type values.
 pub const SEAT_TYPES: [&str; 2] = ["default", "usage_based"];
 
@@ -157,7 +158,11 @@ impl MockService {
     pub fn add_token(&self, token: &str, account_id: &str, role: &str) {
         self.lock().tokens.insert(
             token.to_string(),
-            TokenInfo { account_id: account_id.to_string(), role: role.to_string(), revoked: false },
+            TokenInfo {
+                account_id: account_id.to_string(),
+                role: role.to_string(),
+                revoked: false,
+            },
         );
     }
 

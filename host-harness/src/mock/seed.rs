@@ -201,7 +201,10 @@ impl MockFixture {
                     id: ids.uuid(),
                     email_address: inv.email_address.to_lowercase(),
                     role: inv.role.clone(),
-                    seat_type: inv.seat_type.clone().unwrap_or_else(|| ws.default_seat_type.clone()),
+                    seat_type: inv
+                        .seat_type
+                        .clone()
+                        .unwrap_or_else(|| ws.default_seat_type.clone()),
                     status: 2,
                     created_time: timestamp(n as u64),
                     is_scim_managed: inv.is_scim_managed,
@@ -253,8 +256,9 @@ impl IdSource {
     }
     fn user_id(&mut self) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let tail: String =
-            (0..24).map(|_| char::from(ALPHABET[self.below(ALPHABET.len() as u64) as usize])).collect();
+        let tail: String = (0..24)
+            .map(|_| char::from(ALPHABET[self.below(ALPHABET.len() as u64) as usize]))
+            .collect();
         format!("user-{tail}")
     }
     fn uuid(&mut self) -> String {
@@ -271,11 +275,13 @@ impl IdSource {
 }
 
 const FIRST: [&str; 16] = [
-    "ann", "bob", "chen", "dana", "emil", "fatima", "george", "hana", "ivan", "julia", "kofi", "lena",
-    "mateo", "nora", "omar", "priya",
+    "ann", "bob", "chen", "dana", "emil", "fatima", "george", "hana", "ivan", "julia", "kofi",
+    "lena", "mateo", "nora", "omar", "priya",
 ];
-const LAST: [&str; 12] =
-    ["lee", "smith", "garcia", "kim", "novak", "okafor", "rossi", "tanaka", "weber", "silva", "haddad", "berg"];
+const LAST: [&str; 12] = [
+    "lee", "smith", "garcia", "kim", "novak", "okafor", "rossi", "tanaka", "weber", "silva",
+    "haddad", "berg",
+];
 
 /// Generates a workspace: the first member is the Owner; about 5% are Admins, 3% Analytics
 /// Viewers, 20% hold Codex seats, 3% are SCIM-managed and 2% deactivated.

@@ -1,5 +1,6 @@
 //! Serving the mock on loopback, and recording every request it receives.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::auth::bearer;
 use super::console;
 use super::model::{MockService, RecordedRequest};
+use crate::tenant::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 
 /// Largest request body the mock reads.
 const MAX_BODY: usize = 4 << 20;
@@ -67,6 +69,31 @@ impl MockServer {
         format!("http://{}/backend-api", self.addr)
     }
 
+    /// A tenant of the bundled `chatgpt` connector for workspace `account_id` of this mock,
+    /// holding `token`: the origin allowed, the token and `chatgpt-account-id` injected.
+    pub fn chatgpt_tenant(&self, tenant_id: &str, account_id: &str, token: &str) -> TenantConfig {
+        let settings = BTreeMap::from([
+            ("base-url".to_string(), SettingValue::Text(self.base_url())),
+            ("account-id".to_string(), SettingValue::Text(account_id.to_string())),
+        ]);
+        TenantConfig {
+            id: tenant_id.to_string(),
+            connector: "chatgpt".to_string(),
+            allowed_origins: vec![self.origin()],
+            settings,
+            credentials: vec![CredentialConfig {
+                origin: self.origin(),
+                bearer_token: Some(token.to_string()),
+                bearer_token_env: None,
+                headers: BTreeMap::from([(
+                    "chatgpt-account-id".to_string(),
+                    account_id.to_string(),
+                )]),
+            }],
+            limits: LimitsConfig::default(),
+        }
+    }
+
     /// The state it serves.
     pub fn service(&self) -> &MockService {
         &self.service
@@ -104,7 +131,10 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({"detail": "Request body too large"})))
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(json!({"detail": "Request body too large"})),
+            )
                 .into_response();
         }
     };

@@ -1,0 +1,84 @@
+//! Compiles a workspace crate to a `wasm32-wasip2` component from a build script.
+//!
+//! The nested cargo uses its own target directory: sharing the outer one would deadlock on
+//! cargo's build lock. The outer build's flags and wrappers (clippy, coverage, `target-cpu`)
+//! are for the host and are not passed on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds `package` of the workspace at `workspace` in release mode for `wasm32-wasip2`, copies
+/// `<artifact>.wasm` into `out_dir` and returns its path. Tells cargo to rerun when any of
+/// `watched` (relative to the workspace) changes. Ends the build script with a clear message on
+/// failure.
+pub fn build_component(
+    workspace: &Path,
+    package: &str,
+    artifact: &str,
+    watched: &[&str],
+    out_dir: &Path,
+) -> PathBuf {
+    for path in watched.iter().chain(["wit", "Cargo.lock"].iter()) {
+        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+    }
+    let target_dir = workspace.join("target").join("wasm-guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        command.env_remove(var);
+    }
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) => fail(&format!("could not run cargo to build `{package}`: {e}")),
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("may not be installed") {
+            "\n\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`."
+        } else {
+            ""
+        };
+        fail(&format!("building the `{package}` component failed:\n{stderr}{hint}"));
+    }
+    let built = target_dir.join("wasm32-wasip2/release").join(format!("{artifact}.wasm"));
+    let copied = out_dir.join(format!("{artifact}.wasm"));
+    if let Err(e) = std::fs::copy(&built, &copied) {
+        fail(&format!("could not copy {}: {e}", built.display()));
+    }
+    copied
+}
+
+/// The workspace root: the parent of the calling crate's manifest directory, or `levels` up.
+pub fn workspace_root(levels: usize) -> PathBuf {
+    let mut dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    for _ in 0..levels {
+        dir.pop();
+    }
+    dir
+}
+
+/// The build script's `OUT_DIR`.
+pub fn out_dir() -> PathBuf {
+    PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default())
+}
+
+fn fail(message: &str) -> ! {
+    for line in message.lines() {
+        println!("cargo:warning={line}");
+    }
+    eprintln!("{message}");
+    std::process::exit(1);
+}

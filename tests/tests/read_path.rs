@@ -1,0 +1,268 @@
+//! The read path end to end: the real ChatGPT component, in the real host, against the mock over
+//! loopback HTTP.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use host_harness::CallError;
+use host_harness::egress::Denial;
+use host_harness::tenant::SettingValue;
+use host_harness::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
+
+use common::{OWNER_TOKEN, add, host, list_all, mock};
+
+fn role_id(console: &str) -> &'static str {
+    match console {
+        "account-owner" => "role:owner",
+        "account-admin" => "role:admin",
+        "standard-user" => "role:member",
+        "analytics-viewer" => "role:analytics-viewer",
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn seat_id(console: &str) -> &'static str {
+    match console {
+        "default" => "seat:chatgpt",
+        "usage_based" => "seat:codex",
+        other => panic!("unknown seat {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_250_members_and_30_invites_exactly_once_with_correct_entitlements() {
+    let server = mock("ws-big", 250, 30).await;
+    let host = host();
+    let mut tenant = server.chatgpt_tenant("big", "ws-big", OWNER_TOKEN);
+    tenant.settings.insert("page-size".to_string(), SettingValue::Integer(100));
+    add(&host, &tenant);
+
+    let (accounts, pages) = list_all(&host, "big", None).await.unwrap();
+    assert_eq!(accounts.len(), 280);
+    assert_eq!(pages, 3, "280 accounts at 100 a page");
+    let ids: HashSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids.len(), 280, "every account exactly once");
+
+    let ws = server.service().workspace("ws-big").unwrap();
+    let by_id: HashMap<&str, _> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+    let mut suspended = 0;
+    let mut codex = 0;
+    for m in &ws.members {
+        let a = by_id[m.id.as_str()];
+        assert_eq!(a.email.as_deref(), Some(m.email.as_str()));
+        assert_eq!(a.entitlements, vec!["workspace", role_id(&m.role), seat_id(&m.seat_type)]);
+        let want = if m.deactivated_time.is_some() {
+            AccountStatus::Suspended
+        } else {
+            AccountStatus::Active
+        };
+        assert_eq!(a.status, want, "{}", m.email);
+        assert_eq!(a.managed_by.as_deref(), m.is_scim_managed.then_some("scim"));
+        suspended += usize::from(a.status == AccountStatus::Suspended);
+        codex += usize::from(m.seat_type == "usage_based");
+    }
+    for i in &ws.invites {
+        let a = by_id[format!("invite:{}", i.id).as_str()];
+        assert_eq!(a.status, AccountStatus::Invited);
+        assert_eq!(a.email.as_deref(), Some(i.email_address.as_str()));
+        assert_eq!(a.entitlements, vec!["workspace", role_id(&i.role), seat_id(&i.seat_type)]);
+    }
+    // The seed exercises every status and seat type, so the comparisons above mean something.
+    assert!(suspended > 0 && codex > 0);
+
+    // Every request carried the injected credential and the workspace header.
+    let requests = server.service().requests();
+    assert!(requests.iter().all(|r| r.bearer_token.as_deref() == Some(OWNER_TOKEN)));
+    assert!(requests.iter().all(|r| r.account_header.as_deref() == Some("ws-big")));
+    assert!(requests.iter().all(|r| r.status == 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_account_by_id_and_email_agrees_with_the_listing() {
+    let server = mock("ws-get", 140, 5).await;
+    let host = host();
+    add(&host, &server.chatgpt_tenant("get", "ws-get", OWNER_TOKEN));
+    let (accounts, _) = list_all(&host, "get", Some(50)).await.unwrap();
+
+    // A member on the second console page, and an invite.
+    for wanted in [&accounts[120], &accounts[142]] {
+        let by_id = host
+            .get_account("get", AccountRef::Id(wanted.id.clone()))
+            .await
+            .unwrap()
+            .result
+            .unwrap();
+        assert_eq!(&by_id, wanted);
+        let email = wanted.email.clone().unwrap().to_uppercase();
+        let by_email =
+            host.get_account("get", AccountRef::Email(email)).await.unwrap().result.unwrap();
+        assert_eq!(&by_email, wanted);
+    }
+    let missing =
+        host.get_account("get", AccountRef::Email("nobody@nowhere.example".into())).await.unwrap();
+    assert!(matches!(missing.result, Err(CallError::Connector(ConnectorError::NotFound(_)))));
+    for bad in [
+        AccountRef::Email("not-an-email".into()),
+        AccountRef::Id("has space".into()),
+        AccountRef::Id(String::new()),
+    ] {
+        let report = host.get_account("get", bad.clone()).await.unwrap();
+        assert!(
+            matches!(report.result, Err(CallError::Connector(ConnectorError::InvalidArgument(_)))),
+            "{bad:?}: {:?}",
+            report.result
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_foreign_cursors_are_invalid_arguments() {
+    let server = mock("ws-cur", 30, 0).await;
+    let host = host();
+    add(&host, &server.chatgpt_tenant("cur", "ws-cur", OWNER_TOKEN));
+    let other = mock("ws-other", 30, 0).await;
+    add(&host, &other.chatgpt_tenant("other", "ws-other", OWNER_TOKEN));
+
+    let first =
+        host.list_accounts("cur", PageRequest { cursor: None, size: Some(10) }).await.unwrap();
+    let cursor = first.result.unwrap().next_cursor.unwrap();
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[3] = if tampered[3] == b'x' { b'y' } else { b'x' };
+    let entitlement_cursor = host
+        .list_entitlements("cur", PageRequest { cursor: None, size: Some(2) })
+        .await
+        .unwrap()
+        .result
+        .unwrap()
+        .next_cursor
+        .unwrap();
+    let cases = [
+        ("cur", String::from_utf8(tampered).unwrap()),
+        ("cur", "garbage!".to_string()),
+        ("cur", entitlement_cursor),
+        ("other", cursor.clone()),
+    ];
+    for (tenant, bad) in cases {
+        let before = server.service().requests().len() + other.service().requests().len();
+        let report = host
+            .list_accounts(tenant, PageRequest { cursor: Some(bad.clone()), size: None })
+            .await
+            .unwrap();
+        match report.result {
+            Err(CallError::Connector(ConnectorError::InvalidArgument(message))) => {
+                assert!(message.contains("cursor"), "{message}")
+            }
+            other => panic!("{tenant} {bad}: expected invalid-argument, got {other:?}"),
+        }
+        let after = server.service().requests().len() + other.service().requests().len();
+        assert_eq!(before, after, "a bad cursor sends no request");
+    }
+    let zero =
+        host.list_accounts("cur", PageRequest { cursor: None, size: Some(0) }).await.unwrap();
+    assert!(matches!(zero.result, Err(CallError::Connector(ConnectorError::InvalidArgument(_)))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_unauthenticated_and_a_wrong_workspace_is_permission_denied() {
+    let server = mock("ws-auth", 5, 0).await;
+    let other_ws = host_harness::mock::seed::generate(
+        "ws-elsewhere",
+        host_harness::mock::GenerateSpec { members: 2, invites: 0, seed: 1 },
+    );
+    server.service().put_workspace(other_ws);
+    let host = host();
+    add(&host, &server.chatgpt_tenant("wrong-token", "ws-auth", "not-a-real-token"));
+    // The token is valid, but for another workspace than the one configured.
+    add(&host, &server.chatgpt_tenant("wrong-ws", "ws-elsewhere", OWNER_TOKEN));
+    // The configured account id and the injected header disagree.
+    let mut mismatched = server.chatgpt_tenant("mismatched", "ws-auth", OWNER_TOKEN);
+    mismatched.settings.insert("account-id".to_string(), SettingValue::Text("ws-elsewhere".into()));
+    add(&host, &mismatched);
+
+    match host.test_connection("wrong-token").await.unwrap().result {
+        Err(CallError::Connector(ConnectorError::Unauthenticated(m))) => {
+            assert!(m.contains("token_invalidated") && m.contains("renew"), "{m}")
+        }
+        other => panic!("expected unauthenticated, got {other:?}"),
+    }
+    for tenant in ["wrong-ws", "mismatched"] {
+        match host
+            .list_accounts(tenant, PageRequest { cursor: None, size: None })
+            .await
+            .unwrap()
+            .result
+        {
+            Err(CallError::Connector(ConnectorError::PermissionDenied(m))) => {
+                assert!(m.contains("Owner") && m.contains("account-id"), "{m}")
+            }
+            other => panic!("{tenant}: expected permission-denied, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_outside_the_allowlist_is_denied_before_any_request() {
+    let server = mock("ws-deny", 5, 0).await;
+    let host = host();
+    let mut tenant = server.chatgpt_tenant("deny", "ws-deny", OWNER_TOKEN);
+    // Same host, another port: not the mock's origin.
+    tenant.allowed_origins = vec!["http://127.0.0.1:9".to_string()];
+    tenant.credentials.clear();
+    add(&host, &tenant);
+
+    let report =
+        host.list_accounts("deny", PageRequest { cursor: None, size: None }).await.unwrap();
+    match &report.result {
+        Err(CallError::EgressDenied(Denial::OriginNotAllowed { origin })) => {
+            assert_eq!(origin, &server.origin());
+        }
+        other => panic!("expected egress-denied, got {other:?}"),
+    }
+    assert_eq!(report.egress.len(), 1);
+    assert!(report.egress[0].denied.is_some());
+    assert!(server.service().requests().is_empty(), "the mock saw no request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_never_sees_the_credential_but_the_service_receives_it() {
+    let server = mock("ws-secret", 3, 1).await;
+    let host = host();
+    add(&host, &server.chatgpt_tenant("real", "ws-secret", OWNER_TOKEN));
+    let mut probe = server.chatgpt_tenant("probe", "ws-secret", OWNER_TOKEN);
+    probe.connector = env!("PROBE_GUEST_WASM").to_string();
+    add(&host, &probe);
+
+    let seen = host.info("probe").await.unwrap().result.unwrap().application;
+    let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
+    assert_eq!(seen["config"].as_array().unwrap().len(), 2, "only the tenant's settings: {seen}");
+    assert_eq!(seen["env"], serde_json::json!([]));
+    assert_eq!(seen["args"], serde_json::json!([]));
+    assert!(!seen.to_string().contains(OWNER_TOKEN));
+
+    let report =
+        host.list_accounts("real", PageRequest { cursor: None, size: None }).await.unwrap();
+    let serialized = serde_json::to_string(&report).unwrap();
+    assert!(report.result.is_ok());
+    assert!(!serialized.contains(OWNER_TOKEN), "nothing the host reports carries the token");
+    let requests = server.service().requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r.bearer_token.as_deref() == Some(OWNER_TOKEN)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_are_invalid_config_naming_the_setting() {
+    let server = mock("ws-cfg", 3, 0).await;
+    let host = host();
+    let mut tenant = server.chatgpt_tenant("cfg", "ws-cfg", OWNER_TOKEN);
+    tenant.settings.insert("page-size".to_string(), SettingValue::Text("lots".into()));
+    add(&host, &tenant);
+    match host.list_accounts("cfg", PageRequest { cursor: None, size: None }).await.unwrap().result
+    {
+        Err(CallError::Connector(ConnectorError::InvalidConfig(m))) => {
+            assert!(m.contains("page-size"), "{m}")
+        }
+        other => panic!("expected invalid-config, got {other:?}"),
+    }
+    assert!(server.service().requests().is_empty());
+}
