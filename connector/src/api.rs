@@ -110,15 +110,93 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
     }
 
     fn get_json<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
-        let request =
-            HttpRequest { method: Method::Get, url: format!("{}/{path}", self.base), body: None };
-        let endpoint = format!("GET {}", path.split('?').next().unwrap_or(path));
+        self.send_json(Method::Get, path, None)
+    }
+
+    /// Sends a request to `path` (below the workspace URL) and reads its JSON answer.
+    pub fn send_json<R: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<R, ConnectorError> {
+        let request = HttpRequest { method, url: format!("{}/{path}", self.base), body };
+        let endpoint = format!("{} {}", method.as_str(), path.split('?').next().unwrap_or(path));
         let response = self
             .transport
             .send(&request)
             .map_err(|e| ConnectorError::Unavailable(format!("{endpoint}: request failed: {e}")))?;
+        if response.status == 400 && is_seat_true_up(&response) {
+            return Err(ConnectorError::Conflict(format!(
+                "{endpoint}: the workspace has no paid seats left (seat_true_up_pending); buy seats or free some, then retry"
+            )));
+        }
         parse_json(&endpoint, &response)
     }
+}
+
+/// The answer to a bulk invite: who was invited and who was not.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct InviteResponse {
+    /// Invites created (or resent).
+    #[serde(default)]
+    pub account_invites: Vec<Invite>,
+    /// Addresses that failed, in any of the shapes the service uses.
+    #[serde(default)]
+    pub errored_emails: Vec<ErroredEmail>,
+}
+
+/// One failed address of a bulk invite. The service has been seen answering
+/// `{"email_address", "error"}`, `{"email", "error"}` and a bare string.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ErroredEmail {
+    /// `{"email_address": .., "error": ..}`
+    WithAddress {
+        /// The address.
+        email_address: String,
+        /// Why.
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// `{"email": .., "error": ..}`
+    WithEmail {
+        /// The address.
+        email: String,
+        /// Why.
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// The bare address.
+    Bare(String),
+}
+
+impl ErroredEmail {
+    /// The address that failed.
+    pub fn email(&self) -> &str {
+        match self {
+            ErroredEmail::WithAddress { email_address, .. } => email_address,
+            ErroredEmail::WithEmail { email, .. } => email,
+            ErroredEmail::Bare(email) => email,
+        }
+    }
+
+    /// Why, as the service said.
+    pub fn reason(&self) -> &str {
+        match self {
+            ErroredEmail::WithAddress { error, .. } | ErroredEmail::WithEmail { error, .. } => {
+                error.as_deref().unwrap_or("no reason given")
+            }
+            ErroredEmail::Bare(_) => "no reason given",
+        }
+    }
+}
+
+fn is_seat_true_up(response: &HttpResponse) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|b| b.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_string))
+        .is_some_and(|code| code == "seat_true_up_pending")
 }
 
 /// Percent-encodes a query-string value.
@@ -279,6 +357,17 @@ mod tests {
         let r: Result<ListPage<Member>, _> =
             parse_json("GET users", &response(200, "application/json", r#"{"items":[{"id":1"#));
         assert!(matches!(r, Err(ConnectorError::Internal(m)) if m.contains("GET users")));
+    }
+
+    #[test]
+    fn reads_all_three_errored_email_shapes() {
+        let r: InviteResponse = serde_json::from_str(
+            r#"{"account_invites":[],"errored_emails":[{"email_address":"a@x.com","error":"Invalid email domain"},{"email":"b@x.com","error":"e"},"c@x.com"]}"#,
+        )
+        .unwrap();
+        let emails: Vec<&str> = r.errored_emails.iter().map(ErroredEmail::email).collect();
+        assert_eq!(emails, ["a@x.com", "b@x.com", "c@x.com"]);
+        assert_eq!(r.errored_emails[0].reason(), "Invalid email domain");
     }
 
     #[test]

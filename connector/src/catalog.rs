@@ -10,6 +10,7 @@ pub const ROLE_GROUP: &str = "role";
 pub const SEAT_GROUP: &str = "seat";
 
 /// A role: entitlement id, console value, display name, description.
+#[derive(Debug)]
 pub struct Role {
     /// Entitlement id.
     pub id: &'static str,
@@ -22,6 +23,7 @@ pub struct Role {
 }
 
 /// A seat type: entitlement id, console value, display name, description.
+#[derive(Debug)]
 pub struct Seat {
     /// Entitlement id.
     pub id: &'static str,

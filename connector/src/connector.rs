@@ -18,7 +18,7 @@ pub const INVITE_ID_PREFIX: &str = "invite:";
 /// The ChatGPT workspace connector for one tenant's settings.
 pub struct ChatGptConnector<T: Transport> {
     transport: T,
-    settings: Settings,
+    pub(crate) settings: Settings,
     default_seat: OnceCell<String>,
 }
 
@@ -33,7 +33,9 @@ pub fn info() -> ConnectorInfo {
         capabilities: Capabilities {
             read_accounts: true,
             read_entitlements: true,
-            ..Capabilities::default()
+            write: true,
+            batch: true,
+            dry_run: true,
         },
         config_schema: CONFIG_SCHEMA.to_string(),
     }
@@ -45,7 +47,7 @@ impl<T: Transport> ChatGptConnector<T> {
         ChatGptConnector { transport, settings, default_seat: OnceCell::new() }
     }
 
-    fn console(&self) -> ConsoleClient<'_, T> {
+    pub(crate) fn console(&self) -> ConsoleClient<'_, T> {
         ConsoleClient::new(
             &self.transport,
             format!("{}/accounts/{}", self.settings.base_url, self.settings.account_id),
@@ -185,7 +187,7 @@ impl<T: Transport> ChatGptConnector<T> {
         Ok(self.default_seat.get_or_init(|| seat))
     }
 
-    fn invite_account(&self, invite: &Invite) -> Result<Account, ConnectorError> {
+    pub(crate) fn invite_account(&self, invite: &Invite) -> Result<Account, ConnectorError> {
         let seat = match &invite.seat_type {
             Some(seat) => seat.clone(),
             None => self.workspace_default_seat()?.to_string(),
@@ -207,7 +209,7 @@ impl<T: Transport> ChatGptConnector<T> {
 }
 
 /// Pages through a console listing until an item matches or the listing ends.
-fn scan<I>(
+pub(crate) fn scan<I>(
     fetch: impl Fn(u64, u32) -> Result<ListPage<I>, ConnectorError>,
     matches: impl Fn(&I) -> bool,
 ) -> Result<Option<I>, ConnectorError> {
@@ -234,7 +236,7 @@ fn take_page<I>(mut items: Vec<I>, total: u64, offset: u64, want: u32) -> (Vec<I
     (items, exhausted)
 }
 
-fn member_account(member: &Member) -> Account {
+pub(crate) fn member_account(member: &Member) -> Account {
     Account {
         id: member.id.clone(),
         email: Some(member.email.clone()),
@@ -254,7 +256,7 @@ fn member_account(member: &Member) -> Account {
     }
 }
 
-fn validate_email(raw: &str) -> Result<String, ConnectorError> {
+pub(crate) fn validate_email(raw: &str) -> Result<String, ConnectorError> {
     let email = raw.trim();
     let valid = email.len() <= 320
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -268,7 +270,7 @@ fn validate_email(raw: &str) -> Result<String, ConnectorError> {
     }
 }
 
-fn validate_id(raw: &str) -> Result<&str, ConnectorError> {
+pub(crate) fn validate_id(raw: &str) -> Result<&str, ConnectorError> {
     if raw.is_empty() || raw.len() > 256 || raw.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(ConnectorError::InvalidArgument(format!(

@@ -71,8 +71,6 @@ fn connector() -> Result<ChatGptConnector<WakiTransport>, wit::ConnectorError> {
     Ok(ChatGptConnector::new(WakiTransport, settings))
 }
 
-const WRITE_UNSUPPORTED: &str = "this version of the ChatGPT connector reads only; grant, revoke and set arrive with provisioning support";
-
 impl Guest for Component {
     fn info() -> wit::ConnectorInfo {
         let info = info();
@@ -141,35 +139,86 @@ impl Guest for Component {
     }
 
     fn grant(
-        _account: wit::AccountRef,
-        _entitlement: String,
-        _options: wit::ChangeOptions,
+        account: wit::AccountRef,
+        entitlement: String,
+        options: wit::ChangeOptions,
     ) -> Result<wit::ChangeResult, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+        single(model::ChangeAction::Grant, account, entitlement, options)
     }
 
     fn revoke(
-        _account: wit::AccountRef,
-        _entitlement: String,
-        _options: wit::ChangeOptions,
+        account: wit::AccountRef,
+        entitlement: String,
+        options: wit::ChangeOptions,
     ) -> Result<wit::ChangeResult, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+        single(model::ChangeAction::Revoke, account, entitlement, options)
     }
 
     fn set_entitlement(
-        _account: wit::AccountRef,
-        _exclusion_group: String,
-        _entitlement: String,
-        _options: wit::ChangeOptions,
+        account: wit::AccountRef,
+        exclusion_group: String,
+        entitlement: String,
+        options: wit::ChangeOptions,
     ) -> Result<wit::ChangeResult, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+        single(model::ChangeAction::Set { group: exclusion_group }, account, entitlement, options)
     }
 
     fn apply_batch(
-        _changes: Vec<wit::Change>,
-        _options: wit::ChangeOptions,
+        changes: Vec<wit::Change>,
+        options: wit::ChangeOptions,
     ) -> Result<Vec<Result<wit::ChangeResult, wit::ConnectorError>>, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(WRITE_UNSUPPORTED.to_string()))
+        let changes: Vec<model::Change> = changes.into_iter().map(from_wit_change).collect();
+        let results = connector()?.apply_batch(&changes, options.dry_run).map_err(to_wit_error)?;
+        Ok(results.into_iter().map(|r| r.map(to_wit_result).map_err(to_wit_error)).collect())
+    }
+}
+
+/// One change, through the same planner as a batch.
+fn single(
+    action: model::ChangeAction,
+    account: wit::AccountRef,
+    entitlement: String,
+    options: wit::ChangeOptions,
+) -> Result<wit::ChangeResult, wit::ConnectorError> {
+    let change = model::Change { action, account: from_wit_ref(account), entitlement };
+    let mut results = connector()?.apply_batch(&[change], options.dry_run).map_err(to_wit_error)?;
+    match results.pop() {
+        Some(result) => result.map(to_wit_result).map_err(to_wit_error),
+        None => Err(wit::ConnectorError::Internal("the planner returned no result".to_string())),
+    }
+}
+
+fn from_wit_change(change: wit::Change) -> model::Change {
+    let (action, inner) = match change {
+        wit::Change::Grant(c) => (model::ChangeAction::Grant, c),
+        wit::Change::Revoke(c) => (model::ChangeAction::Revoke, c),
+        wit::Change::Set(c) => {
+            return model::Change {
+                action: model::ChangeAction::Set { group: c.exclusion_group },
+                account: from_wit_ref(c.account),
+                entitlement: c.entitlement,
+            };
+        }
+    };
+    model::Change { action, account: from_wit_ref(inner.account), entitlement: inner.entitlement }
+}
+
+fn to_wit_result(result: model::ChangeResult) -> wit::ChangeResult {
+    wit::ChangeResult {
+        outcome: match result.outcome {
+            model::Outcome::Applied => wit::ChangeOutcome::Applied,
+            model::Outcome::AlreadyInState => wit::ChangeOutcome::AlreadyInState,
+            model::Outcome::Pending => wit::ChangeOutcome::Pending,
+            model::Outcome::Planned => wit::ChangeOutcome::Planned,
+        },
+        replaced: result.replaced,
+        account: result.account.map(to_wit_account),
+        detail: result.detail,
+        requests: result
+            .requests
+            .into_iter()
+            .map(|r| wit::PlannedRequest { method: r.method, path: r.path, body: r.body })
+            .collect(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod connector;
 pub mod cursor;
 pub mod error;
 pub mod model;
+pub mod provision;
 pub mod settings;
 pub mod transport;
 

@@ -118,3 +118,67 @@ pub struct ConnectorInfo {
     /// JSON Schema of the settings.
     pub config_schema: String,
 }
+
+/// What a change does to its entitlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeAction {
+    /// Make the account hold it.
+    Grant,
+    /// Make the account stop holding it.
+    Revoke,
+    /// Make it the one the account holds in this exclusion group.
+    Set {
+        /// The exclusion group named by the caller.
+        group: String,
+    },
+}
+
+/// One requested change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Grant, revoke or set.
+    pub action: ChangeAction,
+    /// The account.
+    pub account: AccountRef,
+    /// The entitlement id.
+    pub entitlement: String,
+}
+
+/// What happened to a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Made and confirmed.
+    Applied,
+    /// Nothing to do; nothing sent.
+    AlreadyInState,
+    /// Accepted; completes when the person accepts the invite.
+    Pending,
+    /// Dry run: would be made by the listed requests.
+    Planned,
+}
+
+/// A write request sent, or planned in a dry run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path below the base URL.
+    pub path: String,
+    /// JSON body.
+    pub body: Option<String>,
+}
+
+/// The result of one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeResult {
+    /// What happened.
+    pub outcome: Outcome,
+    /// Entitlements displaced by an exclusive grant.
+    pub replaced: Vec<String>,
+    /// The account afterwards (projected, in a dry run), if it still exists.
+    pub account: Option<Account>,
+    /// What was done, for people.
+    pub detail: String,
+    /// Write requests sent or planned.
+    pub requests: Vec<PlannedRequest>,
+}

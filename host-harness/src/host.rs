@@ -12,8 +12,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::bindings::types::{
-    Account, AccountPage, AccountRef, ChangeOptions, ChangeResult, ConnectorError, ConnectorInfo,
-    EntitlementPage, PageRequest,
+    Account, AccountPage, AccountRef, Change, ChangeOptions, ChangeResult, ConnectorError,
+    ConnectorInfo, EntitlementPage, PageRequest,
 };
 use crate::bindings::{AppConnector, AppConnectorPre};
 use crate::cache::{CacheOutcome, ComponentCache};
@@ -227,6 +227,40 @@ impl Host {
                 c.accessgov_connector_connector()
                     .call_revoke(s, &account, &entitlement, options)
                     .await
+            })
+        })
+        .await
+    }
+
+    /// `set-entitlement`.
+    pub async fn set_entitlement(
+        &self,
+        tenant: &str,
+        account: AccountRef,
+        exclusion_group: String,
+        entitlement: String,
+        options: ChangeOptions,
+    ) -> Result<CallReport<ChangeResult>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move {
+                c.accessgov_connector_connector()
+                    .call_set_entitlement(s, &account, &exclusion_group, &entitlement, options)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// `apply-batch`: one result per change.
+    pub async fn apply_batch(
+        &self,
+        tenant: &str,
+        changes: Vec<Change>,
+        options: ChangeOptions,
+    ) -> Result<CallReport<Vec<Result<ChangeResult, ConnectorError>>>, HostError> {
+        self.call(tenant, move |c, s| {
+            Box::pin(async move {
+                c.accessgov_connector_connector().call_apply_batch(s, &changes, options).await
             })
         })
         .await

@@ -1,5 +1,7 @@
 //! The command line: argument parsing and the commands, each a thin client of the library.
 
+mod changes;
+mod csv;
 mod demo;
 mod mock;
 mod output;
@@ -47,6 +49,14 @@ enum Command {
     },
     /// List every entitlement.
     Entitlements(TenantArgs),
+    /// Grant an entitlement to an account (an email that is not a member gets an invite).
+    Grant(changes::ChangeArgs),
+    /// Revoke an entitlement from an account.
+    Revoke(changes::ChangeArgs),
+    /// Make an entitlement the one an account holds in an exclusion group (`role`, `seat`).
+    Set(changes::SetArgs),
+    /// Apply OpenAI's bulk CSV (`email,role,seat type`) through the batch operation.
+    Apply(changes::ApplyArgs),
     /// Show one account, by id or email.
     Account {
         /// An account id, or an email address.
@@ -105,6 +115,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant_commands::accounts(&tenant, page_size, cache_dir).await
         }
         Command::Entitlements(t) => tenant_commands::entitlements(&t, cache_dir).await,
+        Command::Grant(a) => changes::single(changes::Single::Grant(a), cache_dir).await,
+        Command::Revoke(a) => changes::single(changes::Single::Revoke(a), cache_dir).await,
+        Command::Set(a) => changes::single(changes::Single::Set(a), cache_dir).await,
+        Command::Apply(a) => changes::apply(a, cache_dir).await,
         Command::Account { account, tenant } => {
             tenant_commands::account(&tenant, &account, cache_dir).await
         }

@@ -82,3 +82,35 @@ pub fn print_info(info: &ConnectorInfo) {
     }
     println!("capabilities: {}", caps.join(", "));
 }
+
+/// Prints CSV row results as a table.
+pub fn print_rows(rows: &[super::changes::RowReport]) {
+    let mut t = table(&["line", "email", "outcome", "detail", "requests"]);
+    for r in rows {
+        let requests: Vec<String> = r
+            .requests
+            .iter()
+            .map(|q| {
+                let emails = q
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                    .and_then(|b| {
+                        b.get("email_addresses").and_then(|e| e.as_array()).map(Vec::len)
+                    });
+                match emails {
+                    Some(n) => format!("{} {} ({n} emails)", q.method, q.path),
+                    None => format!("{} {}", q.method, q.path),
+                }
+            })
+            .collect();
+        t.add_row(vec![
+            r.line.to_string(),
+            r.email.clone().unwrap_or_default(),
+            r.outcome.clone(),
+            r.detail.clone(),
+            requests.join("\n"),
+        ]);
+    }
+    println!("{t}");
+}

@@ -7,19 +7,31 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
 use super::model::{MockData, MockService, SEAT_TYPES};
+use super::writes;
 
 /// The console routes.
 pub fn routes() -> Router<MockService> {
     Router::new()
         .route("/backend-api/accounts/{account_id}/users", get(list_members))
+        .route(
+            "/backend-api/accounts/{account_id}/users/{user_id}",
+            patch(writes::patch_member).delete(writes::remove_member),
+        )
         .route("/backend-api/accounts/{account_id}/users/seat_type_counts", get(seat_type_counts))
-        .route("/backend-api/accounts/{account_id}/invites", get(list_invites))
+        .route(
+            "/backend-api/accounts/{account_id}/invites",
+            get(list_invites).post(writes::invite).delete(writes::cancel_invite),
+        )
         .route("/backend-api/accounts/{account_id}/settings", get(settings))
+        .route(
+            "/backend-api/accounts/{account_id}/settings/default_seat_type",
+            post(writes::set_default_seat),
+        )
 }
 
 fn reply(result: Result<Value, Refusal>) -> Response {

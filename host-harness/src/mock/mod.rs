@@ -9,7 +9,11 @@ mod console;
 pub mod model;
 pub mod seed;
 mod server;
+mod writes;
 
-pub use model::{Invite, Member, MockService, RecordedRequest, TokenInfo, Workspace};
+pub use model::{
+    ErroredEmailShape, Invite, Member, MockService, RecordedRequest, TokenInfo, Workspace,
+};
 pub use seed::{GenerateSpec, MockFixture};
 pub use server::MockServer;
+pub use writes::MAX_INVITE_BATCH;

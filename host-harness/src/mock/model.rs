@@ -68,9 +68,44 @@ pub struct Workspace {
     pub invites: Vec<Invite>,
     /// A deactivated workspace answers 401 `account_deactivated`.
     pub deactivated: bool,
+    /// Paid seats: inviting beyond active members plus pending invites answers
+    /// `seat_true_up_pending`. `None`: unlimited.
+    pub seat_limit: Option<usize>,
+    /// Switch: a Business workspace younger than 30 days refuses new Owners (400).
+    pub owner_change_locked: bool,
+    /// Which of the three observed shapes `errored_emails` entries take.
+    pub errored_email_shape: ErroredEmailShape,
+}
+
+/// The shapes of `errored_emails` entries seen from the real service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErroredEmailShape {
+    /// `{"email_address": .., "error": ..}`
+    #[default]
+    EmailAddress,
+    /// `{"email": .., "error": ..}`
+    Email,
+    /// A bare string: the address.
+    Bare,
 }
 
 impl Workspace {
+    /// The member with this email, case-insensitively.
+    pub fn member_by_email(&self, email: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.email.eq_ignore_ascii_case(email))
+    }
+
+    /// The pending invite for this email, case-insensitively.
+    pub fn invite_by_email(&self, email: &str) -> Option<&Invite> {
+        self.invites.iter().find(|i| i.email_address.eq_ignore_ascii_case(email))
+    }
+
+    /// Seats in use: active members and pending invites.
+    pub fn seats_used(&self) -> usize {
+        self.members.iter().filter(|m| m.deactivated_time.is_none()).count() + self.invites.len()
+    }
+
     /// An empty workspace.
     pub fn new(account_id: &str) -> Self {
         Workspace {
@@ -80,6 +115,9 @@ impl Workspace {
             members: Vec::new(),
             invites: Vec::new(),
             deactivated: false,
+            seat_limit: None,
+            owner_change_locked: false,
+            errored_email_shape: ErroredEmailShape::default(),
         }
     }
 }
@@ -130,6 +168,8 @@ pub struct MockData {
     pub tokens: BTreeMap<String, TokenInfo>,
     /// Every request received, in order.
     pub requests: Vec<RecordedRequest>,
+    /// Sequence of ids and times handed out by writes.
+    pub sequence: u64,
 }
 
 /// A handle on the mock's state, shared by the server and its caller.

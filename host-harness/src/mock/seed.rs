@@ -237,6 +237,11 @@ fn name_from_email(email: &str) -> String {
     email.split('@').next().unwrap_or(email).replace(['.', '_'], " ")
 }
 
+/// A fresh invite id (UUID shape) for sequence number `n`.
+pub(crate) fn invite_id(n: u64) -> String {
+    IdSource::new(n.wrapping_mul(0x5851_f42d_4c95_7f2d)).uuid()
+}
+
 /// Deterministic ids and choices (SplitMix64), so a seed always gives the same workspace.
 struct IdSource(u64);
 
@@ -330,7 +335,7 @@ fn capitalize(word: &str) -> String {
 }
 
 /// `2026-01-01T00:00:00.000000Z` plus `n` minutes and some microseconds, RFC 3339.
-fn timestamp(n: u64) -> String {
+pub(crate) fn timestamp(n: u64) -> String {
     let secs = 1_767_225_600 + n * 60;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

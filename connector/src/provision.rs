@@ -1,0 +1,727 @@
+//! Writes: grant, revoke and set, for one change or many.
+//!
+//! Every write goes through one planner. It reads the people a batch names, plays the changes
+//! in order against a model of each person's state (so two changes to one person merge into one
+//! request), turns the difference between the state read and the state wanted into the fewest
+//! console requests (new invites grouped by role and seat type into bulk requests), then, unless
+//! it is a dry run, sends them and reads the result back, reporting any mismatch as an error.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+
+use crate::api::{ConsoleClient, Invite, InviteResponse, Member};
+use crate::catalog::{self, Role, Seat};
+use crate::connector::{ChatGptConnector, member_account, scan, validate_email, validate_id};
+use crate::error::ConnectorError;
+use crate::model::{
+    Account, AccountRef, AccountStatus, Change, ChangeAction, ChangeResult, Outcome, PlannedRequest,
+};
+use crate::settings::MAX_PAGE_SIZE;
+use crate::transport::{Method, Transport};
+
+/// Largest number of addresses sent in one bulk invite.
+pub const INVITE_CHUNK: usize = 100;
+/// Above this many people, read the whole workspace once instead of looking each one up.
+const SNAPSHOT_THRESHOLD: usize = 20;
+
+/// What an entitlement id names.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Workspace,
+    Role(&'static Role),
+    Seat(&'static Seat),
+}
+
+fn parse_target(id: &str) -> Result<Target, ConnectorError> {
+    if id == catalog::WORKSPACE {
+        return Ok(Target::Workspace);
+    }
+    if let Some(role) = catalog::ROLES.iter().find(|r| r.id == id) {
+        return Ok(Target::Role(role));
+    }
+    if let Some(seat) = catalog::SEATS.iter().find(|s| s.id == id) {
+        return Ok(Target::Seat(seat));
+    }
+    if id.starts_with("group:") {
+        return Err(ConnectorError::Unsupported(format!(
+            "{id}: group entitlements need the workspace's SCIM endpoint, which this connector version does not manage"
+        )));
+    }
+    if id.trim().is_empty() {
+        return Err(ConnectorError::InvalidArgument("the entitlement id is empty".to_string()));
+    }
+    Err(ConnectorError::NotFound(format!(
+        "no entitlement {id:?}; see list-entitlements (workspace, role:*, seat:*)"
+    )))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Absent,
+    Invited,
+    Member,
+}
+
+/// A person's state as far as the entitlements go. `role` and `seat` are console values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct State {
+    presence: Presence,
+    role: String,
+    seat: String,
+}
+
+/// One person a batch touches.
+#[derive(Debug, Clone)]
+struct Subject {
+    email: String,
+    member: Option<Member>,
+    invite: Option<Invite>,
+    initial: State,
+    desired: State,
+    planned: Vec<PlannedRequest>,
+    sent: Vec<PlannedRequest>,
+    error: Option<ConnectorError>,
+    after: Option<Account>,
+}
+
+/// What one change did to the model.
+struct Effect {
+    changed: bool,
+    replaced: Vec<String>,
+    note: String,
+}
+
+impl<T: Transport> ChatGptConnector<T> {
+    /// Applies `changes` in order and returns one result per change. The outer error means
+    /// nothing was attempted.
+    pub fn apply_batch(
+        &self,
+        changes: &[Change],
+        dry_run: bool,
+    ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
+        let console = self.console();
+        let default_seat = console.settings()?.default_seat_type;
+
+        // Resolve every account reference; a reference error belongs to its change only.
+        let refs: Vec<Result<String, ConnectorError>> =
+            changes.iter().map(|c| reference_key(&c.account)).collect();
+        let wanted: Vec<&AccountRef> = changes
+            .iter()
+            .zip(&refs)
+            .filter(|(_, key)| key.is_ok())
+            .map(|(c, _)| &c.account)
+            .collect();
+        let found = self.lookup(&console, &wanted)?;
+
+        let mut subjects: Vec<Subject> = Vec::new();
+        let mut index_of: HashMap<String, usize> = HashMap::new();
+        let mut effects: Vec<Result<(usize, Effect), ConnectorError>> = Vec::new();
+        for (change, key) in changes.iter().zip(refs) {
+            let effect = key.and_then(|key| {
+                let (member, invite) = found.get(&key).cloned().unwrap_or_default();
+                let subject = match (&change.account, &member, &invite) {
+                    (AccountRef::Id(id), None, None) => {
+                        return Err(ConnectorError::NotFound(format!(
+                            "no member or pending invite has the id {id:?}"
+                        )));
+                    }
+                    _ => new_subject(&key, member, invite, &default_seat),
+                };
+                let identity = subject.email.clone();
+                let index = *index_of.entry(identity).or_insert_with(|| {
+                    subjects.push(subject);
+                    subjects.len() - 1
+                });
+                let target = parse_target(&change.entitlement)?;
+                apply(&change.action, target, &mut subjects[index], &default_seat)
+                    .map(|effect| (index, effect))
+            });
+            effects.push(effect);
+        }
+
+        self.plan(&mut subjects);
+        if !dry_run {
+            self.execute(&console, &mut subjects, &default_seat)?;
+        }
+
+        Ok(effects
+            .into_iter()
+            .map(|effect| {
+                let (index, effect) = effect?;
+                let subject = &subjects[index];
+                if !effect.changed {
+                    return Ok(ChangeResult {
+                        outcome: Outcome::AlreadyInState,
+                        replaced: Vec::new(),
+                        account: self.project(subject, &subject.initial),
+                        detail: effect.note,
+                        requests: Vec::new(),
+                    });
+                }
+                if dry_run {
+                    return Ok(ChangeResult {
+                        outcome: Outcome::Planned,
+                        replaced: effect.replaced,
+                        account: self.project(subject, &subject.desired),
+                        detail: format!("would {}", effect.note),
+                        requests: subject.planned.clone(),
+                    });
+                }
+                if let Some(error) = &subject.error {
+                    return Err(error.clone());
+                }
+                let invites = subject.desired.presence == Presence::Invited
+                    && subject.sent.iter().any(|r| r.method == "POST");
+                Ok(ChangeResult {
+                    outcome: if invites { Outcome::Pending } else { Outcome::Applied },
+                    replaced: effect.replaced,
+                    account: subject.after.clone(),
+                    detail: effect.note,
+                    requests: subject.sent.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// Finds the member and invite of every reference: one lookup each for a few people, the
+    /// whole workspace once for many.
+    fn lookup(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        refs: &[&AccountRef],
+    ) -> Result<HashMap<String, (Option<Member>, Option<Invite>)>, ConnectorError> {
+        let mut found = HashMap::new();
+        let distinct: std::collections::BTreeSet<String> =
+            refs.iter().filter_map(|r| reference_key(r).ok()).collect();
+        if distinct.len() > SNAPSHOT_THRESHOLD {
+            let members = list_everything(|o, l| console.list_members(o, l, ""))?;
+            let invites = list_everything(|o, l| console.list_invites(o, l, ""))?;
+            for key in distinct {
+                let member = members
+                    .iter()
+                    .find(|m| m.id == key || m.email.eq_ignore_ascii_case(&key))
+                    .cloned();
+                let invite = invites
+                    .iter()
+                    .find(|i| invite_key(i) == key || i.email_address.eq_ignore_ascii_case(&key))
+                    .cloned();
+                found.insert(key, (member, invite));
+            }
+            return Ok(found);
+        }
+        for key in distinct {
+            let entry = if let Some(invite_id) =
+                key.strip_prefix(crate::connector::INVITE_ID_PREFIX)
+            {
+                let invite = scan(|o, l| console.list_invites(o, l, ""), |i| i.id == invite_id)?;
+                (None, invite)
+            } else if key.contains('@') {
+                let member = scan(
+                    |o, l| console.list_members(o, l, &key),
+                    |m| m.email.eq_ignore_ascii_case(&key),
+                )?;
+                let invite = scan(
+                    |o, l| console.list_invites(o, l, &key),
+                    |i| i.email_address.eq_ignore_ascii_case(&key),
+                )?;
+                (member, invite)
+            } else {
+                (scan(|o, l| console.list_members(o, l, ""), |m| m.id == key)?, None)
+            };
+            found.insert(key, entry);
+        }
+        Ok(found)
+    }
+
+    /// Fills each subject's planned requests, bulk invites last.
+    fn plan(&self, subjects: &mut [Subject]) {
+        for subject in subjects.iter_mut() {
+            subject.planned = self.direct_requests(subject);
+        }
+        let chunks = invite_chunks(subjects.iter().enumerate().filter(|(_, s)| needs_invite(s)));
+        for chunk in &chunks {
+            let request = self.invite_request(chunk);
+            for &index in &chunk.members {
+                subjects[index].planned.push(request.clone());
+            }
+        }
+    }
+
+    /// The requests other than invites, in the order they must be sent.
+    fn direct_requests(&self, subject: &Subject) -> Vec<PlannedRequest> {
+        let (from, to) = (&subject.initial, &subject.desired);
+        let account = &self.settings.account_id;
+        let cancel = || PlannedRequest {
+            method: "DELETE".to_string(),
+            path: format!("/accounts/{account}/invites"),
+            body: Some(json!({"email_address": subject.email}).to_string()),
+        };
+        match (from.presence, to.presence, &subject.member) {
+            (Presence::Member, Presence::Absent, Some(m)) => vec![PlannedRequest {
+                method: "DELETE".to_string(),
+                path: format!("/accounts/{account}/users/{}", m.id),
+                body: None,
+            }],
+            (Presence::Invited, Presence::Absent, _) => vec![cancel()],
+            (Presence::Invited, Presence::Invited, _) if from != to => vec![cancel()],
+            (Presence::Member, Presence::Member, Some(m)) => {
+                let mut requests = Vec::new();
+                let path = format!("/accounts/{account}/users/{}", m.id);
+                if from.role != to.role {
+                    requests.push(PlannedRequest {
+                        method: "PATCH".to_string(),
+                        path: path.clone(),
+                        body: Some(json!({"role": to.role}).to_string()),
+                    });
+                }
+                if from.seat != to.seat {
+                    requests.push(PlannedRequest {
+                        method: "PATCH".to_string(),
+                        path,
+                        body: Some(json!({"seat_type": to.seat}).to_string()),
+                    });
+                }
+                requests
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn invite_request(&self, chunk: &InviteChunk) -> PlannedRequest {
+        PlannedRequest {
+            method: "POST".to_string(),
+            path: format!("/accounts/{}/invites", self.settings.account_id),
+            body: Some(
+                json!({
+                    "email_addresses": chunk.emails,
+                    "role": chunk.role,
+                    "seat_type": chunk.seat,
+                    "resend_emails": true,
+                })
+                .to_string(),
+            ),
+        }
+    }
+
+    /// Sends the plan, then reads every touched person back.
+    fn execute(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        subjects: &mut [Subject],
+        default_seat: &str,
+    ) -> Result<(), ConnectorError> {
+        let prefix = format!("/accounts/{}/", self.settings.account_id);
+        for subject in subjects.iter_mut() {
+            let direct: Vec<PlannedRequest> =
+                subject.planned.iter().filter(|r| r.method != "POST").cloned().collect();
+            for request in direct {
+                match send(console, &prefix, &request) {
+                    Ok(()) => subject.sent.push(request),
+                    Err(error) => {
+                        subject.error = Some(half_applied(&subject.sent, error));
+                        break;
+                    }
+                }
+            }
+        }
+        // Invites are regrouped from the people still on track, so a failure above is not
+        // compounded by inviting someone whose old invite could not be cancelled.
+        let chunks = invite_chunks(
+            subjects.iter().enumerate().filter(|(_, s)| s.error.is_none() && needs_invite(s)),
+        );
+        for chunk in chunks {
+            let request = self.invite_request(&chunk);
+            let path = request.path.trim_start_matches(&prefix).to_string();
+            let answer: Result<InviteResponse, ConnectorError> =
+                console.send_json(Method::Post, &path, request.body.clone());
+            for &index in &chunk.members {
+                let subject = &mut subjects[index];
+                match &answer {
+                    Err(error) => subject.error = Some(half_applied(&subject.sent, error.clone())),
+                    Ok(response) => {
+                        subject.sent.push(request.clone());
+                        if let Some(failed) = response
+                            .errored_emails
+                            .iter()
+                            .find(|e| e.email().eq_ignore_ascii_case(&subject.email))
+                        {
+                            let refused = ConnectorError::InvalidArgument(format!(
+                                "the service refused to invite {}: {}",
+                                subject.email,
+                                failed.reason()
+                            ));
+                            subject.sent.pop();
+                            subject.error = Some(half_applied(&subject.sent, refused));
+                        }
+                    }
+                }
+            }
+        }
+        self.read_back(console, subjects, default_seat)
+    }
+
+    /// Confirms every write: the service's 2xx is provisional.
+    fn read_back(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        subjects: &mut [Subject],
+        default_seat: &str,
+    ) -> Result<(), ConnectorError> {
+        let touched: Vec<AccountRef> = subjects
+            .iter()
+            .filter(|s| s.error.is_none() && !s.sent.is_empty())
+            .map(|s| AccountRef::Email(s.email.clone()))
+            .collect();
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&AccountRef> = touched.iter().collect();
+        let found = self.lookup(console, &refs)?;
+        for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
+            let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
+            let actual = state_of(member.as_ref(), invite.as_ref(), default_seat);
+            if actual != subject.desired {
+                subject.error = Some(ConnectorError::Conflict(format!(
+                    "the service accepted the change for {} but reading back shows {} instead of {}; it may have been overridden, check before retrying",
+                    subject.email,
+                    describe(&actual),
+                    describe(&subject.desired)
+                )));
+                continue;
+            }
+            subject.after = match (&member, &invite) {
+                (Some(m), _) => Some(member_account(m)),
+                (None, Some(i)) => Some(self.invite_account(i)?),
+                (None, None) => None,
+            };
+        }
+        Ok(())
+    }
+
+    /// The account as it would be in `state`.
+    fn project(&self, subject: &Subject, state: &State) -> Option<Account> {
+        let entitlements = vec![
+            catalog::WORKSPACE.to_string(),
+            catalog::role_entitlement(&state.role),
+            catalog::seat_entitlement(&state.seat),
+        ];
+        match (state.presence, &subject.member, &subject.invite) {
+            (Presence::Absent, _, _) => None,
+            (Presence::Member, Some(m), _) => Some(Account { entitlements, ..member_account(m) }),
+            (_, _, Some(i)) if *state == subject.initial => {
+                self.invite_account(i).ok().map(|a| Account { entitlements, ..a })
+            }
+            // A planned invite has no id yet.
+            _ => Some(Account {
+                id: format!("{}(new)", crate::connector::INVITE_ID_PREFIX),
+                email: Some(subject.email.clone()),
+                display_name: None,
+                status: AccountStatus::Invited,
+                entitlements,
+                managed_by: None,
+                created_at: None,
+            }),
+        }
+    }
+}
+
+/// A bulk invite: up to [`INVITE_CHUNK`] addresses with one role and seat type.
+#[derive(Debug, Clone)]
+struct InviteChunk {
+    role: String,
+    seat: String,
+    emails: Vec<String>,
+    members: Vec<usize>,
+}
+
+fn needs_invite(subject: &Subject) -> bool {
+    subject.desired.presence == Presence::Invited && subject.initial != subject.desired
+}
+
+/// Groups the people to invite by (role, seat type), in first-seen order, in chunks.
+fn invite_chunks<'a>(people: impl Iterator<Item = (usize, &'a Subject)>) -> Vec<InviteChunk> {
+    let mut groups: BTreeMap<(usize, String, String), Vec<usize>> = BTreeMap::new();
+    let mut order: HashMap<(String, String), usize> = HashMap::new();
+    let mut people_of: Vec<(usize, &Subject)> = Vec::new();
+    for (index, subject) in people {
+        let key = (subject.desired.role.clone(), subject.desired.seat.clone());
+        let next = order.len();
+        let rank = *order.entry(key.clone()).or_insert(next);
+        groups.entry((rank, key.0, key.1)).or_default().push(people_of.len());
+        people_of.push((index, subject));
+    }
+    let mut chunks = Vec::new();
+    for ((_, role, seat), positions) in groups {
+        for slice in positions.chunks(INVITE_CHUNK) {
+            chunks.push(InviteChunk {
+                role: role.clone(),
+                seat: seat.clone(),
+                emails: slice.iter().map(|&p| people_of[p].1.email.clone()).collect(),
+                members: slice.iter().map(|&p| people_of[p].0).collect(),
+            });
+        }
+    }
+    chunks
+}
+
+fn send<T: Transport>(
+    console: &ConsoleClient<'_, T>,
+    prefix: &str,
+    request: &PlannedRequest,
+) -> Result<(), ConnectorError> {
+    let method = match request.method.as_str() {
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        _ => Method::Post,
+    };
+    let path = request.path.trim_start_matches(prefix);
+    console.send_json::<serde_json::Value>(method, path, request.body.clone()).map(|_| ())
+}
+
+/// Adds to an error what had already been done for the same person, so nothing half-applied
+/// goes unreported.
+fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorError {
+    if sent.is_empty() {
+        return error;
+    }
+    let done: Vec<String> = sent.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let note = format!(
+        " (partly applied: {} succeeded before this failed; the person may now have no invite)",
+        done.join(", ")
+    );
+    match error {
+        ConnectorError::InvalidArgument(m) => ConnectorError::InvalidArgument(m + &note),
+        ConnectorError::Conflict(m) => ConnectorError::Conflict(m + &note),
+        ConnectorError::PermissionDenied(m) => ConnectorError::PermissionDenied(m + &note),
+        ConnectorError::Unavailable(m) => ConnectorError::Unavailable(m + &note),
+        ConnectorError::Unauthenticated(m) => ConnectorError::Unauthenticated(m + &note),
+        ConnectorError::RateLimited { retry_after_ms, message } => {
+            ConnectorError::RateLimited { retry_after_ms, message: message + &note }
+        }
+        other => ConnectorError::Internal(format!("{other}{note}")),
+    }
+}
+
+/// The key a reference is looked up by: a lowercase email, a member id or `invite:<id>`.
+fn reference_key(reference: &AccountRef) -> Result<String, ConnectorError> {
+    match reference {
+        AccountRef::Email(email) => Ok(validate_email(email)?.to_lowercase()),
+        AccountRef::Id(id) => Ok(validate_id(id)?.to_string()),
+    }
+}
+
+fn invite_key(invite: &Invite) -> String {
+    format!("{}{}", crate::connector::INVITE_ID_PREFIX, invite.id)
+}
+
+fn list_everything<I>(
+    fetch: impl Fn(u64, u32) -> Result<crate::api::ListPage<I>, ConnectorError>,
+) -> Result<Vec<I>, ConnectorError> {
+    let mut all = Vec::new();
+    loop {
+        let page = fetch(all.len() as u64, MAX_PAGE_SIZE)?;
+        let short = page.items.len() < MAX_PAGE_SIZE as usize;
+        all.extend(page.items);
+        if short || all.len() as u64 >= page.total {
+            return Ok(all);
+        }
+    }
+}
+
+fn state_of(member: Option<&Member>, invite: Option<&Invite>, default_seat: &str) -> State {
+    match (member, invite) {
+        (Some(m), _) => {
+            State { presence: Presence::Member, role: m.role.clone(), seat: m.seat_type.clone() }
+        }
+        (None, Some(i)) => State {
+            presence: Presence::Invited,
+            role: i.role.clone(),
+            seat: i.seat_type.clone().unwrap_or_else(|| default_seat.to_string()),
+        },
+        (None, None) => State {
+            presence: Presence::Absent,
+            role: "standard-user".to_string(),
+            seat: default_seat.to_string(),
+        },
+    }
+}
+
+fn new_subject(
+    key: &str,
+    member: Option<Member>,
+    invite: Option<Invite>,
+    default_seat: &str,
+) -> Subject {
+    let state = state_of(member.as_ref(), invite.as_ref(), default_seat);
+    let email = member
+        .as_ref()
+        .map(|m| m.email.to_lowercase())
+        .or_else(|| invite.as_ref().map(|i| i.email_address.to_lowercase()))
+        .unwrap_or_else(|| key.to_string());
+    Subject {
+        email,
+        member,
+        invite,
+        initial: state.clone(),
+        desired: state,
+        planned: Vec::new(),
+        sent: Vec::new(),
+        error: None,
+        after: None,
+    }
+}
+
+fn describe(state: &State) -> String {
+    match state.presence {
+        Presence::Absent => "no member or invite".to_string(),
+        Presence::Invited => format!(
+            "an invite with {} and {}",
+            catalog::role_entitlement(&state.role),
+            catalog::seat_entitlement(&state.seat)
+        ),
+        Presence::Member => format!(
+            "a member with {} and {}",
+            catalog::role_entitlement(&state.role),
+            catalog::seat_entitlement(&state.seat)
+        ),
+    }
+}
+
+/// Plays one change on a person's modelled state.
+fn apply(
+    action: &ChangeAction,
+    target: Target,
+    subject: &mut Subject,
+    default_seat: &str,
+) -> Result<Effect, ConnectorError> {
+    let email = subject.email.clone();
+    let scim = subject.member.as_ref().map(|m| m.is_scim_managed).unwrap_or(false)
+        || subject.invite.as_ref().map(|i| i.is_scim_managed).unwrap_or(false);
+    let suspended = subject.member.as_ref().is_some_and(|m| m.deactivated_time.is_some());
+    let state = &mut subject.desired;
+    let unchanged = |note: String| Ok(Effect { changed: false, replaced: Vec::new(), note });
+    let grant = match action {
+        ChangeAction::Grant => true,
+        ChangeAction::Revoke => false,
+        ChangeAction::Set { group } => {
+            let owner = match target {
+                Target::Role(_) => catalog::ROLE_GROUP,
+                Target::Seat(_) => catalog::SEAT_GROUP,
+                Target::Workspace => "",
+            };
+            if owner != group {
+                return Err(ConnectorError::InvalidArgument(format!(
+                    "set-entitlement: the entitlement is not in exclusion group {group:?} (groups: role, seat)"
+                )));
+            }
+            true
+        }
+    };
+    let invite_new = |state: &mut State, role: &str, seat: &str| {
+        *state =
+            State { presence: Presence::Invited, role: role.to_string(), seat: seat.to_string() };
+    };
+    match (target, grant) {
+        (Target::Workspace, true) => match state.presence {
+            Presence::Absent => {
+                invite_new(state, "standard-user", default_seat);
+                Ok(Effect { changed: true, replaced: Vec::new(), note: format!("invite {email}") })
+            }
+            Presence::Member if suspended => Err(ConnectorError::Conflict(format!(
+                "{email} is a deactivated member; reactivate them in the ChatGPT admin console"
+            ))),
+            _ => unchanged(format!("{email} already has workspace access")),
+        },
+        (Target::Workspace, false) => match state.presence {
+            Presence::Absent => unchanged(format!("{email} has no workspace access")),
+            _ if scim => Err(ConnectorError::ManagedExternally(format!(
+                "{email} is managed by SCIM; remove them in the identity provider, not the console"
+            ))),
+            Presence::Member => {
+                state.presence = Presence::Absent;
+                Ok(Effect { changed: true, replaced: Vec::new(), note: format!("remove {email}") })
+            }
+            Presence::Invited => {
+                state.presence = Presence::Absent;
+                Ok(Effect {
+                    changed: true,
+                    replaced: Vec::new(),
+                    note: format!("cancel the invite of {email}"),
+                })
+            }
+        },
+        (Target::Role(role), true) => {
+            if state.presence == Presence::Absent {
+                invite_new(state, role.console, default_seat);
+                return Ok(Effect {
+                    changed: true,
+                    replaced: Vec::new(),
+                    note: format!("invite {email} as {}", role.name),
+                });
+            }
+            if state.role == role.console {
+                return unchanged(format!("{email} already holds {}", role.id));
+            }
+            let replaced = vec![catalog::role_entitlement(&state.role)];
+            state.role = role.console.to_string();
+            Ok(Effect { changed: true, replaced, note: format!("make {email} {}", role.name) })
+        }
+        (Target::Role(role), false) => {
+            if state.presence == Presence::Absent || state.role != role.console {
+                return unchanged(format!("{email} does not hold {}", role.id));
+            }
+            if role.console == "standard-user" {
+                return Err(ConnectorError::InvalidArgument(
+                    "role:member is the base role and cannot be revoked; revoke `workspace` to remove the person".to_string(),
+                ));
+            }
+            state.role = "standard-user".to_string();
+            Ok(Effect {
+                changed: true,
+                replaced: Vec::new(),
+                note: format!("return {email} to role Member"),
+            })
+        }
+        (Target::Seat(seat), true) => {
+            if state.presence == Presence::Absent {
+                invite_new(state, "standard-user", seat.console);
+                return Ok(Effect {
+                    changed: true,
+                    replaced: Vec::new(),
+                    note: format!("invite {email} with a {} seat", seat.name),
+                });
+            }
+            if state.seat == seat.console {
+                return unchanged(format!("{email} already holds {}", seat.id));
+            }
+            let replaced = vec![catalog::seat_entitlement(&state.seat)];
+            state.seat = seat.console.to_string();
+            Ok(Effect {
+                changed: true,
+                replaced,
+                note: format!("give {email} a {} seat", seat.name),
+            })
+        }
+        (Target::Seat(seat), false) => {
+            if state.presence == Presence::Absent || state.seat != seat.console {
+                return unchanged(format!("{email} does not hold {}", seat.id));
+            }
+            if seat.console == default_seat {
+                return Err(ConnectorError::InvalidArgument(format!(
+                    "{} is the workspace's default seat type and cannot be revoked; grant another seat type, or revoke `workspace`",
+                    seat.id
+                )));
+            }
+            state.seat = default_seat.to_string();
+            Ok(Effect {
+                changed: true,
+                replaced: Vec::new(),
+                note: format!(
+                    "return {email} to the default seat ({})",
+                    catalog::seat_entitlement(default_seat)
+                ),
+            })
+        }
+    }
+}
