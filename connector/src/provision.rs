@@ -25,6 +25,9 @@ pub const INVITE_CHUNK: usize = 100;
 /// Above this many people, read the whole workspace once instead of looking each one up.
 const SNAPSHOT_THRESHOLD: usize = 20;
 
+/// What a lookup found for one reference: the member and the pending invite, if any.
+type Found = (Option<Member>, Option<Invite>);
+
 /// What an entitlement id names.
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -190,7 +193,7 @@ impl<T: Transport> ChatGptConnector<T> {
         &self,
         console: &ConsoleClient<'_, T>,
         refs: &[&AccountRef],
-    ) -> Result<HashMap<String, (Option<Member>, Option<Invite>)>, ConnectorError> {
+    ) -> Result<HashMap<String, Found>, ConnectorError> {
         let mut found = HashMap::new();
         let distinct: std::collections::BTreeSet<String> =
             refs.iter().filter_map(|r| reference_key(r).ok()).collect();
@@ -723,5 +726,154 @@ fn apply(
                 ),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::settings::Settings;
+    use crate::transport::{HttpRequest, HttpResponse, TransportError};
+
+    /// A console in memory: members `(id, email, role, seat)`, invites `(email, role, seat)`.
+    #[derive(Default)]
+    struct FakeConsole {
+        members: RefCell<Vec<(String, String, String, String)>>,
+        invites: RefCell<Vec<(String, String, String)>>,
+        writes: RefCell<Vec<String>>,
+    }
+
+    fn ok(body: Value) -> Result<HttpResponse, TransportError> {
+        Ok(HttpResponse {
+            status: 200,
+            content_type: Some("application/json".into()),
+            retry_after: None,
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    impl Transport for &FakeConsole {
+        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            let path = request.url.trim_start_matches("https://x/accounts/ws/");
+            let body: Value = request
+                .body
+                .as_deref()
+                .map(|b| serde_json::from_str(b).unwrap())
+                .unwrap_or(Value::Null);
+            let query = path.split("query=").nth(1).unwrap_or("").replace("%40", "@");
+            if request.method != Method::Get {
+                self.writes.borrow_mut().push(format!("{} {path} {body}", request.method.as_str()));
+            }
+            match (request.method, path.split('?').next().unwrap_or("")) {
+                (Method::Get, "settings") => {
+                    ok(json!({"id": "ws", "default_seat_type": "default"}))
+                }
+                (Method::Get, "users") => {
+                    let items: Vec<Value> = self.members.borrow().iter()
+                        .filter(|m| m.1.contains(&query))
+                        .map(|(id, email, role, seat)| json!({"id": id, "email": email, "role": role, "seat_type": seat}))
+                        .collect();
+                    ok(json!({"items": items, "total": items.len()}))
+                }
+                (Method::Get, "invites") => {
+                    let items: Vec<Value> = self.invites.borrow().iter()
+                        .filter(|i| i.0.contains(&query))
+                        .map(|(email, role, seat)| json!({"id": format!("i-{email}"), "email_address": email, "role": role, "seat_type": seat}))
+                        .collect();
+                    ok(json!({"items": items, "total": items.len()}))
+                }
+                (Method::Post, "invites") => {
+                    for email in body["email_addresses"].as_array().unwrap() {
+                        self.invites.borrow_mut().push((
+                            email.as_str().unwrap().into(),
+                            body["role"].as_str().unwrap().into(),
+                            body["seat_type"].as_str().unwrap().into(),
+                        ));
+                    }
+                    ok(json!({"account_invites": [], "errored_emails": []}))
+                }
+                (Method::Delete, "invites") => {
+                    self.invites.borrow_mut().retain(|i| i.0 != body["email_address"]);
+                    ok(json!({"success": true}))
+                }
+                (Method::Patch, p) => {
+                    let id = p.trim_start_matches("users/");
+                    for m in self.members.borrow_mut().iter_mut().filter(|m| m.0 == id) {
+                        if let Some(role) = body["role"].as_str() {
+                            m.2 = role.into();
+                        }
+                        if let Some(seat) = body["seat_type"].as_str() {
+                            m.3 = seat.into();
+                        }
+                    }
+                    ok(json!({"success": true}))
+                }
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+    }
+
+    fn connector(console: &FakeConsole) -> ChatGptConnector<&FakeConsole> {
+        let settings =
+            Settings { base_url: "https://x".into(), account_id: "ws".into(), page_size: 100 };
+        ChatGptConnector::new(console, settings)
+    }
+
+    fn grant(email: &str, entitlement: &str) -> Change {
+        Change {
+            action: ChangeAction::Grant,
+            account: AccountRef::Email(email.into()),
+            entitlement: entitlement.into(),
+        }
+    }
+
+    #[test]
+    fn two_changes_to_a_new_person_become_one_invite() {
+        let console = FakeConsole::default();
+        let changes = [grant("new@x.com", "role:admin"), grant("New@X.com", "seat:codex")];
+        let results = connector(&console).apply_batch(&changes, false).unwrap();
+        assert!(results.iter().all(|r| r.as_ref().unwrap().outcome == Outcome::Pending));
+        assert_eq!(
+            *console.writes.borrow(),
+            [
+                r#"POST invites {"email_addresses":["new@x.com"],"resend_emails":true,"role":"account-admin","seat_type":"usage_based"}"#
+            ]
+        );
+        assert_eq!(results[1].as_ref().unwrap().replaced, ["seat:chatgpt"]);
+    }
+
+    #[test]
+    fn a_dry_run_plans_the_same_requests_and_writes_nothing() {
+        let console = FakeConsole::default();
+        console.members.borrow_mut().push((
+            "u1".into(),
+            "ann@x.com".into(),
+            "standard-user".into(),
+            "default".into(),
+        ));
+        console.invites.borrow_mut().push((
+            "bob@x.com".into(),
+            "standard-user".into(),
+            "default".into(),
+        ));
+        let changes = [
+            grant("ann@x.com", "role:admin"),
+            grant("bob@x.com", "seat:codex"),
+            grant("ann@x.com", "role:admin"),
+        ];
+        let plan = connector(&console).apply_batch(&changes, true).unwrap();
+        assert!(console.writes.borrow().is_empty());
+        let outcomes: Vec<Outcome> = plan.iter().map(|r| r.as_ref().unwrap().outcome).collect();
+        assert_eq!(outcomes, [Outcome::Planned, Outcome::Planned, Outcome::AlreadyInState]);
+        let done = connector(&console).apply_batch(&changes[..2], false).unwrap();
+        for (planned, done) in plan.iter().zip(&done) {
+            assert_eq!(planned.as_ref().unwrap().requests, done.as_ref().unwrap().requests);
+        }
+        assert_eq!(console.writes.borrow().len(), 3, "PATCH, cancel, re-invite");
+        assert_eq!(console.invites.borrow()[0].2, "usage_based");
     }
 }

@@ -385,3 +385,76 @@ async fn a_full_workspace_refuses_invites_and_says_why() {
     }
     assert_eq!(state(&server), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_service_acknowledged_but_did_not_apply_is_an_error() {
+    let (host, server) = setup(10).await;
+    let m = plain_member(&server);
+    let mut ws = state(&server);
+    ws.drop_writes = true;
+    server.service().put_workspace(ws);
+    match grant(&host, &AccountRef::Id(m.id.clone()), "role:admin").await {
+        Err(CallError::Connector(ConnectorError::Conflict(msg))) => {
+            assert!(msg.contains("reading back shows") && msg.contains("role:member"), "{msg}")
+        }
+        other => panic!("expected a read-back conflict, got {other:?}"),
+    }
+    match grant(&host, &AccountRef::Email("x.y@acme.example.com".into()), "workspace").await {
+        Err(CallError::Connector(ConnectorError::Conflict(msg))) => {
+            assert!(msg.contains("no member or invite"), "{msg}")
+        }
+        other => panic!("expected a read-back conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_of_errored_emails_is_reported_per_person() {
+    use host_harness::mock::ErroredEmailShape;
+    use host_harness::types::{Change, EntitlementChange};
+    for shape in
+        [ErroredEmailShape::EmailAddress, ErroredEmailShape::Email, ErroredEmailShape::Bare]
+    {
+        let (host, server) = setup(3).await;
+        let mut ws = state(&server);
+        ws.errored_email_shape = shape;
+        server.service().put_workspace(ws);
+        let change = |email: &str| {
+            Change::Grant(EntitlementChange {
+                account: AccountRef::Email(email.into()),
+                entitlement: "workspace".into(),
+            })
+        };
+        let results = host
+            .apply_batch("t", vec![change("ok@acme.example.com"), change("no@bad.invalid")], APPLY)
+            .await
+            .unwrap()
+            .result
+            .unwrap();
+        assert_eq!(results[0].as_ref().unwrap().outcome, ChangeOutcome::Pending, "{shape:?}");
+        match &results[1] {
+            Err(ConnectorError::InvalidArgument(m)) => {
+                assert!(m.contains("no@bad.invalid"), "{shape:?}: {m}")
+            }
+            other => panic!("{shape:?}: {other:?}"),
+        }
+        let posts = server.service().requests().iter().filter(|r| r.method == "POST").count();
+        assert_eq!(posts, 1, "one bulk request for both");
+        assert!(state(&server).invite_by_email("ok@acme.example.com").is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_young_business_workspace_refuses_new_owners() {
+    let (host, server) = setup(8).await;
+    let mut ws = state(&server);
+    ws.owner_change_locked = true;
+    server.service().put_workspace(ws);
+    let m = plain_member(&server);
+    match grant(&host, &AccountRef::Id(m.id.clone()), "role:owner").await {
+        Err(CallError::Connector(ConnectorError::InvalidArgument(msg))) => {
+            assert!(msg.contains("30 days"), "{msg}")
+        }
+        other => panic!("expected the service's refusal, got {other:?}"),
+    }
+    assert_eq!(plain_member(&server).id, m.id, "still a plain member");
+}

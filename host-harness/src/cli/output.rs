@@ -99,7 +99,7 @@ pub fn print_rows(rows: &[super::changes::RowReport]) {
                         b.get("email_addresses").and_then(|e| e.as_array()).map(Vec::len)
                     });
                 match emails {
-                    Some(n) => format!("{} {} ({n} emails)", q.method, q.path),
+                    Some(n) => format!("{} {} ({n} addresses)", q.method, q.path),
                     None => format!("{} {}", q.method, q.path),
                 }
             })

@@ -75,6 +75,9 @@ pub struct Workspace {
     pub owner_change_locked: bool,
     /// Which of the three observed shapes `errored_emails` entries take.
     pub errored_email_shape: ErroredEmailShape,
+    /// Switch: answer writes with success but do not apply them (the service's 2xx is
+    /// provisional; careful clients read back).
+    pub drop_writes: bool,
 }
 
 /// The shapes of `errored_emails` entries seen from the real service.
@@ -118,6 +121,7 @@ impl Workspace {
             seat_limit: None,
             owner_change_locked: false,
             errored_email_shape: ErroredEmailShape::default(),
+            drop_writes: false,
         }
     }
 }

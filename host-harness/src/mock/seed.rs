@@ -44,6 +44,18 @@ pub struct WorkspaceFixture {
     /// Tokens that may call it.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFixture>,
+    /// Paid seats (members plus invites); unlimited when absent.
+    #[serde(default)]
+    pub seat_limit: Option<usize>,
+    /// Switch: refuse new Owners as a young Business workspace does.
+    #[serde(default)]
+    pub owner_change_locked: bool,
+    /// Switch: acknowledge writes without applying them.
+    #[serde(default)]
+    pub drop_writes: bool,
+    /// Shape of `errored_emails` entries: `email_address`, `email` or `bare`.
+    #[serde(default)]
+    pub errored_email_shape: super::model::ErroredEmailShape,
     /// Generated members and invites, added before the listed ones.
     #[serde(default)]
     pub generate: Option<GenerateSpec>,
@@ -179,6 +191,10 @@ impl MockFixture {
             };
             ws.plan = fixture.plan.clone();
             ws.default_seat_type = fixture.default_seat_type.clone();
+            ws.seat_limit = fixture.seat_limit;
+            ws.owner_change_locked = fixture.owner_change_locked;
+            ws.drop_writes = fixture.drop_writes;
+            ws.errored_email_shape = fixture.errored_email_shape;
             let mut ids = IdSource::new(ws.members.len() as u64 + 7919);
             for m in &fixture.members {
                 let n = ws.members.len() + ws.invites.len();

@@ -66,6 +66,12 @@ where
         }
         let MockData { workspaces, sequence, .. } = &mut *data;
         match workspaces.get_mut(account_id) {
+            Some(ws) if ws.drop_writes => {
+                let kept = ws.clone();
+                let answer = f(ws, sequence);
+                *ws = kept;
+                answer
+            }
             Some(ws) => f(ws, sequence),
             None => Err(detail(StatusCode::NOT_FOUND, "Account not found")),
         }
