@@ -1,6 +1,8 @@
 //! Provisioning end to end: grant, revoke and set through the real component and host, against
 //! the mock, with the mock's state and request log checked after every step.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use host_harness::mock::{Member, MockServer, Workspace};
