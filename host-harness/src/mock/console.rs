@@ -11,7 +11,7 @@ use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
-use super::model::{MockData, MockService, SEAT_TYPES};
+use super::model::{MockData, MockService, SEAT_TYPES, Workspace};
 use super::writes;
 
 /// The console routes.
@@ -111,26 +111,37 @@ where
     f(&data)
 }
 
+/// A listing: the items of the workspace whose searchable texts contain `query`, paged.
+fn listing<T: serde::Serialize>(
+    service: &MockService,
+    headers: &HeaderMap,
+    account_id: &str,
+    params: &HashMap<String, String>,
+    items: impl Fn(&Workspace) -> Vec<(&T, Vec<&str>)>,
+) -> Response {
+    reply(with_workspace(service, headers, account_id, |data| {
+        let paging = paging(params)?;
+        let matching = items(&data.workspaces[account_id])
+            .into_iter()
+            .filter(|(_, texts)| {
+                paging.query.is_empty()
+                    || texts.iter().any(|t| t.to_lowercase().contains(&paging.query))
+            })
+            .map(|(item, _)| item)
+            .collect();
+        Ok(page(matching, &paging))
+    }))
+}
+
 async fn list_members(
     State(service): State<MockService>,
     Path(account_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    reply(with_workspace(&service, &headers, &account_id, |data| {
-        let paging = paging(&params)?;
-        let ws = &data.workspaces[&account_id];
-        let matching = ws
-            .members
-            .iter()
-            .filter(|m| {
-                paging.query.is_empty()
-                    || m.email.to_lowercase().contains(&paging.query)
-                    || m.name.to_lowercase().contains(&paging.query)
-            })
-            .collect();
-        Ok(page(matching, &paging))
-    }))
+    listing(&service, &headers, &account_id, &params, |ws| {
+        ws.members.iter().map(|m| (m, vec![m.email.as_str(), m.name.as_str()])).collect()
+    })
 }
 
 async fn list_invites(
@@ -139,18 +150,9 @@ async fn list_invites(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    reply(with_workspace(&service, &headers, &account_id, |data| {
-        let paging = paging(&params)?;
-        let ws = &data.workspaces[&account_id];
-        let matching = ws
-            .invites
-            .iter()
-            .filter(|i| {
-                paging.query.is_empty() || i.email_address.to_lowercase().contains(&paging.query)
-            })
-            .collect();
-        Ok(page(matching, &paging))
-    }))
+    listing(&service, &headers, &account_id, &params, |ws| {
+        ws.invites.iter().map(|i| (i, vec![i.email_address.as_str()])).collect()
+    })
 }
 
 async fn settings(
