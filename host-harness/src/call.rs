@@ -102,9 +102,23 @@ pub enum CallError {
         /// What the guest reported.
         message: String,
     },
+    /// The guest recursed past its stack.
+    #[error("the connector overflowed its stack (runaway recursion) and was stopped")]
+    StackOverflow,
+    /// A response body went past the tenant's cap; the connector was cut off from it.
+    #[error("a response was larger than the tenant's cap of {limit_bytes} bytes and was cut off")]
+    ResponseTooLarge {
+        /// The cap.
+        limit_bytes: u64,
+    },
     /// The guest trapped (a panic, an abort, a defect).
-    #[error("the connector crashed: {0}")]
-    Trap(String),
+    #[error("the connector crashed: {}{}", .trap, .panic.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    Trap {
+        /// What wasmtime reported.
+        trap: String,
+        /// The guest's panic message from its stderr, if it printed one.
+        panic: Option<String>,
+    },
     /// The call could not be started (instantiation failed).
     #[error("the connector could not be started: {0}")]
     Instantiate(String),

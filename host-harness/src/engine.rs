@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::HostError;
 
@@ -13,12 +13,39 @@ use crate::error::HostError;
 /// a busy guest cannot starve other tasks and call deadlines fire within about one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Creates the engine every call shares.
-pub fn create_engine() -> Result<Engine, HostError> {
+/// How many instances the pooling allocator holds, and how large each memory may be.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizing {
+    /// Calls (component instances) alive at once.
+    pub instances: u32,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+/// Creates the engine every call shares: component model, epoch interruption, copy-on-write
+/// memory images and, when `pool` is given, the pooling allocator sized for it (calls beyond
+/// its size wait in the host rather than fail).
+pub fn create_engine(pool: Option<PoolSizing>) -> Result<Engine, HostError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.memory_init_cow(true);
+    if let Some(pool) = pool {
+        let n = pool.instances.max(1);
+        let mut pooling = PoolingAllocationConfig::default();
+        // A component holds several core instances (the program, wasi adapters, shims).
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .total_memories(n.saturating_mul(4))
+            .total_tables(n.saturating_mul(16))
+            .total_stacks(n)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(pool.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
     Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))
 }
 

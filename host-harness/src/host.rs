@@ -18,19 +18,37 @@ use crate::bindings::types::{
 use crate::bindings::{AppConnector, AppConnectorPre};
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::call::{CallError, CallReport, CallState};
-use crate::engine::{EpochTicker, create_engine};
+use crate::engine::{EpochTicker, PoolSizing, create_engine};
 use crate::error::HostError;
 use crate::logs::LogCapture;
 use crate::tenant::{Limits, Tenant, TenantConfig};
 use crate::{bundled, imports};
 
 /// How to build a [`Host`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Directory of the compile cache; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
     /// Limits for tenants that set none.
     pub default_limits: Limits,
+    /// Calls running at once, across tenants; further calls wait their turn. Sizes the pool.
+    pub max_concurrent_calls: usize,
+    /// The most memory any tenant may be given (the size of a pool slot).
+    pub max_memory_bytes: usize,
+    /// Preallocate instances with the pooling allocator (on by default).
+    pub pooling: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            cache_dir: None,
+            default_limits: Limits::default(),
+            max_concurrent_calls: 32,
+            max_memory_bytes: 256 << 20,
+            pooling: true,
+        }
+    }
 }
 
 /// A loaded connector, ready to instantiate.
@@ -47,6 +65,8 @@ pub struct Host {
     connectors: RwLock<HashMap<String, Arc<LoadedConnector>>>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     next_call: AtomicU64,
+    call_slots: Arc<tokio::sync::Semaphore>,
+    max_memory_bytes: usize,
     _ticker: EpochTicker,
     load_lock: Mutex<()>,
 }
@@ -56,7 +76,12 @@ type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Sen
 impl Host {
     /// Creates the engine, the linker of the sandbox's interfaces and the epoch ticker.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let engine = create_engine()?;
+        let concurrency = config.max_concurrent_calls.max(1);
+        let pool = config.pooling.then_some(PoolSizing {
+            instances: u32::try_from(concurrency).unwrap_or(u32::MAX),
+            max_memory_bytes: config.max_memory_bytes,
+        });
+        let engine = create_engine(pool)?;
         let linker = sandbox_linker(&engine)?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Host {
@@ -67,6 +92,8 @@ impl Host {
             connectors: RwLock::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
             next_call: AtomicU64::new(1),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            max_memory_bytes: config.max_memory_bytes,
             _ticker: ticker,
             load_lock: Mutex::new(()),
         })
@@ -104,6 +131,16 @@ impl Host {
     /// name ends in `.wasm`, loaded from that path relative to `base_dir`.
     pub fn add_tenant(&self, config: &TenantConfig, base_dir: &Path) -> Result<(), HostError> {
         let mut tenant = config.validate(self.default_limits)?;
+        if tenant.limits.memory_bytes > self.max_memory_bytes {
+            return Err(HostError::InvalidTenant {
+                tenant: tenant.id.clone(),
+                message: format!(
+                    "`limits.memory-mib` asks for {} MiB; this host allows at most {} MiB",
+                    tenant.limits.memory_bytes >> 20,
+                    self.max_memory_bytes >> 20
+                ),
+            });
+        }
         let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
         if tenant.connector.ends_with(".wasm") {
             let path = base_dir.join(&tenant.connector);
@@ -294,6 +331,11 @@ impl Host {
                 connector: tenant.connector.clone(),
             })?;
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        // Wait for a pool slot: beyond the configured concurrency, calls queue instead of failing.
+        let _slot = Arc::clone(&self.call_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| HostError::Engine("the host is shutting down".to_string()))?;
         let started = Instant::now();
         let logs = LogCapture::new(tenant.limits.max_log_bytes);
         let egress = Arc::new(Mutex::new(Vec::new()));
@@ -313,29 +355,19 @@ impl Host {
             match invoke(&instance, &mut store).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(error)) => Err(CallError::Connector(error)),
-                Err(trap) => Err(CallError::Trap(format!("{trap:#}"))),
+                Err(trap) => Err(match trap.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::StackOverflow) => CallError::StackOverflow,
+                    _ => CallError::Trap { trap: format!("{trap:#}"), panic: None },
+                }),
             }
         };
-        let mut result = match tokio::time::timeout(budget, run).await {
+        let result = match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Deadline(budget)),
         };
         let egress = std::mem::take(&mut *egress.lock().unwrap_or_else(|p| p.into_inner()));
         let logs = logs.text();
-        if let Err(CallError::Trap(message)) = &result
-            && store.data().limiter.exceeded
-        {
-            result = Err(CallError::MemoryLimit {
-                limit_bytes: tenant.limits.memory_bytes,
-                message: message.clone(),
-            });
-        }
-        // A refused request is the root cause of whatever the connector then reported.
-        if let Err(CallError::Connector(_) | CallError::Trap(_)) = &result
-            && let Some(denial) = egress.iter().find_map(|r| r.denied.clone())
-        {
-            result = Err(CallError::EgressDenied(denial));
-        }
+        let result = classify(result, store.data().limiter.exceeded, &tenant, &egress, &logs);
         let duration_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(_) => tracing::debug!(tenant = %tenant.id, call_id, duration_ms, "call ok"),
@@ -345,6 +377,50 @@ impl Host {
         }
         Ok(CallReport { call_id, tenant: tenant.id.clone(), result, logs, egress, duration_ms })
     }
+}
+
+/// Names the root cause of a failed call: a memory cap, a refused request or an oversized
+/// response explains whatever the guest then reported or crashed with.
+fn classify<T>(
+    result: Result<T, CallError>,
+    memory_exceeded: bool,
+    tenant: &Tenant,
+    egress: &[crate::egress::EgressRecord],
+    logs: &str,
+) -> Result<T, CallError> {
+    let error = match result {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let explainable = matches!(error, CallError::Connector(_) | CallError::Trap { .. });
+    if memory_exceeded && !matches!(error, CallError::Deadline(_)) {
+        let message = match &error {
+            CallError::Trap { trap, .. } => trap.clone(),
+            other => other.to_string(),
+        };
+        return Err(CallError::MemoryLimit { limit_bytes: tenant.limits.memory_bytes, message });
+    }
+    if explainable {
+        if let Some(denial) = egress.iter().find_map(|r| r.denied.clone()) {
+            return Err(CallError::EgressDenied(denial));
+        }
+        if egress.iter().any(|r| r.body_limit_exceeded) {
+            return Err(CallError::ResponseTooLarge {
+                limit_bytes: tenant.limits.max_response_bytes,
+            });
+        }
+    }
+    Err(match error {
+        CallError::Trap { trap, .. } => CallError::Trap { trap, panic: panic_message(logs) },
+        other => other,
+    })
+}
+
+/// The panic message a Rust guest printed to stderr, if any.
+fn panic_message(logs: &str) -> Option<String> {
+    let start = logs.find("panicked at")?;
+    let text: Vec<&str> = logs[start..].lines().take(2).collect();
+    Some(text.join(" ").trim().to_string())
 }
 
 /// The linker of everything a connector may import, and nothing more: no filesystem, no sockets.

@@ -37,6 +37,9 @@ pub struct TenantConfig {
     /// Credentials injected into requests to an origin.
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
+    /// Let the connector reach private, loopback and link-local addresses (off by default).
+    #[serde(default)]
+    pub allow_private_addresses: bool,
     /// Per-call limits; unset fields use the host's defaults.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -110,6 +113,8 @@ pub struct LimitsConfig {
     pub first_byte_timeout_ms: Option<u64>,
     /// Largest gap between response bytes, in milliseconds.
     pub between_bytes_timeout_ms: Option<u64>,
+    /// Outgoing requests of the tenant in flight at once.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// Effective per-call limits.
@@ -129,6 +134,8 @@ pub struct Limits {
     pub first_byte_timeout: Duration,
     /// Between-bytes timeout.
     pub between_bytes_timeout: Duration,
+    /// Outgoing requests of one tenant in flight at once, across all its calls.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -141,6 +148,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(30),
             between_bytes_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 8,
         }
     }
 }
@@ -151,9 +159,9 @@ impl Limits {
         let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
         Limits {
             call_timeout: ms(overrides.call_timeout_ms, self.call_timeout),
-            memory_bytes: overrides
-                .memory_mib
-                .map_or(self.memory_bytes, |m| usize::try_from(m << 20).unwrap_or(usize::MAX)),
+            memory_bytes: overrides.memory_mib.map_or(self.memory_bytes, |m| {
+                m.checked_mul(1 << 20).and_then(|b| usize::try_from(b).ok()).unwrap_or(usize::MAX)
+            }),
             max_response_bytes: overrides.max_response_bytes.unwrap_or(self.max_response_bytes),
             max_log_bytes: overrides.max_log_bytes.unwrap_or(self.max_log_bytes),
             connect_timeout: ms(overrides.connect_timeout_ms, self.connect_timeout),
@@ -162,6 +170,10 @@ impl Limits {
                 overrides.between_bytes_timeout_ms,
                 self.between_bytes_timeout,
             ),
+            max_concurrent_requests: overrides
+                .max_concurrent_requests
+                .unwrap_or(self.max_concurrent_requests)
+                .max(1),
         }
     }
 }
@@ -211,6 +223,10 @@ pub struct Tenant {
     pub credentials: Vec<OriginCredentials>,
     /// Limits.
     pub limits: Limits,
+    /// Whether private, loopback and link-local addresses may be reached.
+    pub allow_private_addresses: bool,
+    /// Slots for the tenant's outgoing requests in flight.
+    pub request_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl TenantsFile {
@@ -311,13 +327,18 @@ impl TenantConfig {
             }
             credentials.push(OriginCredentials { origin, headers });
         }
+        let limits = defaults.with(&self.limits);
         Ok(Tenant {
             id: self.id.clone(),
             connector: self.connector.clone(),
             allowed_origins,
             settings: self.settings.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
             credentials,
-            limits: defaults.with(&self.limits),
+            limits,
+            allow_private_addresses: self.allow_private_addresses,
+            request_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_requests,
+            )),
         })
     }
 }

@@ -145,7 +145,7 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
     std::fs::write(
         &tenants,
         format!(
-            "[[tenant]]\nid = \"csv\"\nconnector = \"chatgpt\"\nallowed-origins = [\"{o}\"]\n[tenant.settings]\nbase-url = \"{b}\"\naccount-id = \"{WS}\"\n[[tenant.credentials]]\norigin = \"{o}\"\nbearer-token = \"{TOKEN}\"\nheaders = {{ chatgpt-account-id = \"{WS}\" }}\n",
+            "[[tenant]]\nid = \"csv\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{o}\"]\n[tenant.settings]\nbase-url = \"{b}\"\naccount-id = \"{WS}\"\n[[tenant.credentials]]\norigin = \"{o}\"\nbearer-token = \"{TOKEN}\"\nheaders = {{ chatgpt-account-id = \"{WS}\" }}\n",
             o = server.origin(),
             b = server.base_url()
         ),

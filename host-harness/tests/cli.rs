@@ -52,6 +52,7 @@ async fn tenant_commands_work_against_a_running_mock() {
 [[tenant]]
 id = "cli"
 connector = "chatgpt"
+allow-private-addresses = true
 allowed-origins = ["{origin}"]
 [tenant.settings]
 base-url = "{base}"

@@ -68,7 +68,7 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     println!("tenants file for it:\n");
     for (token, grant) in &service.lock().tokens {
         println!(
-            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n",
+            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n",
             acct = grant.account_id,
             role = grant.role,
             origin = server.origin(),

@@ -70,7 +70,8 @@ impl MockServer {
     }
 
     /// A tenant of the bundled `chatgpt` connector for workspace `account_id` of this mock,
-    /// holding `token`: the origin allowed, the token and `chatgpt-account-id` injected.
+    /// holding `token`: the origin allowed, the token and `chatgpt-account-id` injected, and
+    /// loopback explicitly allowed (the mock lives there).
     pub fn chatgpt_tenant(&self, tenant_id: &str, account_id: &str, token: &str) -> TenantConfig {
         let settings = BTreeMap::from([
             ("base-url".to_string(), SettingValue::Text(self.base_url())),
@@ -90,6 +91,7 @@ impl MockServer {
                     account_id.to_string(),
                 )]),
             }],
+            allow_private_addresses: true,
             limits: LimitsConfig::default(),
         }
     }

@@ -1,10 +1,20 @@
 //! The egress hook: the only way a guest reaches the network.
 //!
 //! Every request is checked against the tenant's allowed origins before anything else, refused
-//! if the guest set its own `Authorization`, given the tenant's credentials for that origin,
-//! sent with clamped timeouts, its response body capped, and recorded (never the credential).
+//! if the guest set its own `Authorization`; the host then resolves the name itself and refuses
+//! private, loopback and link-local addresses unless the tenant allows them, connects to the
+//! address it vetted, injects the tenant's credentials for that origin, clamps the timeouts,
+//! bounds the tenant's concurrent requests, caps the response body, and records the request
+//! (never the credential). Redirects are not followed: a guest that follows one sends a new
+//! request, which passes the same checks.
+
+mod address;
+mod send;
+
+pub use address::non_public;
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -95,6 +105,15 @@ pub enum Denial {
         /// The URL.
         url: String,
     },
+    /// The host name resolved to an address the tenant may not reach.
+    PrivateAddress {
+        /// The host name.
+        host: String,
+        /// The address it resolved to.
+        address: String,
+        /// What kind of address it is.
+        kind: String,
+    },
 }
 
 impl fmt::Display for Denial {
@@ -108,6 +127,14 @@ impl fmt::Display for Denial {
                 "the connector set its own `{header}` header; credentials are injected by the host"
             ),
             Denial::BadUrl { url } => write!(f, "request URL {url:?} has no scheme, host or port"),
+            Denial::PrivateAddress { host, address, kind } if host == address => write!(
+                f,
+                "{address} is a {kind} address, which the tenant does not allow (allow-private-addresses)"
+            ),
+            Denial::PrivateAddress { host, address, kind } => write!(
+                f,
+                "{host} resolves to {address}, a {kind} address, which the tenant does not allow (allow-private-addresses)"
+            ),
         }
     }
 }
@@ -135,6 +162,8 @@ pub struct EgressRecord {
     pub denied: Option<Denial>,
     /// Transport failure, if any.
     pub error: Option<String>,
+    /// The response body went past the tenant's cap and was cut off.
+    pub body_limit_exceeded: bool,
 }
 
 /// The shared list of a call's egress records.
@@ -194,19 +223,34 @@ impl WasiHttpHooks for EgressHooks {
             response_bytes: 0,
             denied: None,
             error: None,
+            body_limit_exceeded: false,
         };
         let checked = check(&tenant, &request);
         Box::new(async move {
+            let refuse = |mut record: EgressRecord, denial: Denial| {
+                tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %denial, "egress denied");
+                record.denied = Some(denial);
+                push(&log, record);
+                Err(HttpError::HttpRequestDenied)
+            };
             let origin = match checked {
                 Ok(origin) => origin,
-                Err(denial) => {
-                    tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %denial, "egress denied");
-                    record.denied = Some(denial);
-                    push(&log, record);
-                    return Err(HttpError::HttpRequestDenied);
-                }
+                Err(denial) => return refuse(record, denial),
             };
             record.origin = origin.to_string();
+            let addrs = match resolve(&origin, tenant.allow_private_addresses).await {
+                Ok(addrs) => addrs,
+                Err(Resolution::Denied(denial)) => return refuse(record, denial),
+                Err(Resolution::Failed(error)) => {
+                    record.error = Some(format!("resolving {}: {error}", origin.host));
+                    push(&log, record);
+                    return Err(HttpError::DnsError { rcode: Some(error), info_code: None });
+                }
+            };
+            let permit = match Arc::clone(&tenant.request_slots).acquire_owned().await {
+                Ok(permit) => permit,
+                Err(_) => return Err(HttpError::ConnectionLimitReached),
+            };
             if let Some(creds) = tenant.credentials.iter().find(|c| c.origin == origin) {
                 for (name, value) in &creds.headers {
                     match http::HeaderValue::from_str(value.expose()) {
@@ -219,38 +263,36 @@ impl WasiHttpHooks for EgressHooks {
                 }
             }
             let limits = tenant.limits;
-            let options = RequestOptions {
-                connect_timeout: Some(clamp(
-                    options.and_then(|o| o.connect_timeout),
-                    limits.connect_timeout,
-                )),
-                first_byte_timeout: Some(clamp(
-                    options.and_then(|o| o.first_byte_timeout),
-                    limits.first_byte_timeout,
-                )),
-                between_bytes_timeout: Some(clamp(
-                    options.and_then(|o| o.between_bytes_timeout),
-                    limits.between_bytes_timeout,
-                )),
+            let asked =
+                |pick: fn(&RequestOptions) -> Option<Duration>| options.as_ref().and_then(pick);
+            let timeouts = send::Timeouts {
+                connect: clamp(asked(|o| o.connect_timeout), limits.connect_timeout),
+                first_byte: clamp(asked(|o| o.first_byte_timeout), limits.first_byte_timeout),
             };
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            let between_bytes =
+                clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
+            let sent = send::send_pinned(request, &origin, &addrs, timeouts).await;
             record.duration_ms = started.elapsed().as_millis() as u64;
             match sent {
-                Ok((response, io)) => {
+                Ok(response) => {
                     record.status = Some(response.status().as_u16());
                     tracing::info!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, status = response.status().as_u16(), duration_ms = record.duration_ms, "egress");
                     let index = push(&log, record);
-                    let (parts, inner) = response.into_parts();
+                    let (parts, incoming) = response.into_parts();
                     let body = CappedBody {
-                        inner: inner.boxed_unsync(),
+                        inner: incoming.map_err(HttpError::from).boxed_unsync(),
                         limit: limits.max_response_bytes,
                         seen: 0,
+                        between_bytes,
+                        idle: Box::pin(tokio::time::sleep(between_bytes)),
                         log,
                         index,
+                        _permit: permit,
                     };
                     Ok((
                         http::Response::from_parts(parts, body.boxed_unsync()),
-                        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                        Box::new(async { Ok(()) })
+                            as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))
                 }
                 Err(error) => {
@@ -262,6 +304,40 @@ impl WasiHttpHooks for EgressHooks {
             }
         })
     }
+}
+
+/// Why a name could not be used.
+enum Resolution {
+    /// It resolved to an address the tenant may not reach.
+    Denied(Denial),
+    /// It did not resolve.
+    Failed(String),
+}
+
+/// Resolves the origin's host and vets every address it resolves to.
+async fn resolve(origin: &Origin, allow_private: bool) -> Result<Vec<SocketAddr>, Resolution> {
+    let addrs: Vec<SocketAddr> = match origin.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, origin.port)],
+        Err(_) => tokio::net::lookup_host((origin.host.as_str(), origin.port))
+            .await
+            .map_err(|e| Resolution::Failed(e.to_string()))?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(Resolution::Failed("no addresses".to_string()));
+    }
+    if !allow_private {
+        for addr in &addrs {
+            if let Some(kind) = non_public(addr.ip()) {
+                return Err(Resolution::Denied(Denial::PrivateAddress {
+                    host: origin.host.clone(),
+                    address: addr.ip().to_string(),
+                    kind: kind.to_string(),
+                }));
+            }
+        }
+    }
+    Ok(addrs)
 }
 
 /// Checks a request against the tenant's policy and returns its origin.
@@ -281,13 +357,26 @@ fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, D
     Ok(origin)
 }
 
-/// A response body that fails once more than `limit` bytes have come, and counts what came.
+/// A response body that fails once more than `limit` bytes have come or when no byte comes for
+/// `between_bytes`, and counts what came. It holds the tenant's request slot until dropped.
 struct CappedBody {
     inner: WasiBody,
     limit: u64,
     seen: u64,
+    between_bytes: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
     log: EgressLog,
     index: usize,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl CappedBody {
+    fn note(&self, update: impl FnOnce(&mut EgressRecord)) {
+        if let Some(record) = self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index)
+        {
+            update(record);
+        }
+    }
 }
 
 impl Body for CappedBody {
@@ -299,23 +388,36 @@ impl Body for CappedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.seen += data.len() as u64;
-            let seen = self.seen;
-            if let Some(record) =
-                self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index)
-            {
-                record.response_bytes = seen;
-                if seen > self.limit {
-                    record.error =
-                        Some(format!("response body exceeded the limit of {} bytes", self.limit));
+        match &polled {
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    let gap = self.between_bytes;
+                    self.note(|r| r.error = Some(format!("no response bytes for {gap:?}")));
+                    return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
                 }
             }
-            if seen > self.limit {
-                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + self.between_bytes;
+                self.idle.as_mut().reset(deadline);
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                    let (seen, limit) = (self.seen, self.limit);
+                    self.note(|r| {
+                        r.response_bytes = seen;
+                        if seen > limit {
+                            r.body_limit_exceeded = true;
+                            r.error =
+                                Some(format!("response body exceeded the limit of {limit} bytes"));
+                        }
+                    });
+                    if seen > limit {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            limit,
+                        )))));
+                    }
+                }
             }
+            _ => {}
         }
         polled
     }
