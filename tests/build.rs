@@ -11,4 +11,18 @@ fn main() {
         &out,
     );
     println!("cargo:rustc-env=PROBE_GUEST_WASM={}", probe.display());
+    let watched = ["tests/guests/hostile"];
+    let hostile =
+        guest_build::build_component(&workspace, "hostile-guest", "hostile_guest", &watched, &out);
+    println!("cargo:rustc-env=HOSTILE_GUEST_WASM={}", hostile.display());
+    let fs = guest_build::build_component_with(
+        &workspace,
+        "hostile-guest",
+        "hostile_guest",
+        &["fs-and-sockets"],
+        "hostile_guest_fs",
+        &watched,
+        &out,
+    );
+    println!("cargo:rustc-env=HOSTILE_FS_GUEST_WASM={}", fs.display());
 }

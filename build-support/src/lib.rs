@@ -18,6 +18,19 @@ pub fn build_component(
     watched: &[&str],
     out_dir: &Path,
 ) -> PathBuf {
+    build_component_with(workspace, package, artifact, &[], artifact, watched, out_dir)
+}
+
+/// Like [`build_component`], with cargo `features` enabled, copied to `<out_name>.wasm`.
+pub fn build_component_with(
+    workspace: &Path,
+    package: &str,
+    artifact: &str,
+    features: &[&str],
+    out_name: &str,
+    watched: &[&str],
+    out_dir: &Path,
+) -> PathBuf {
     for path in watched.iter().chain(["wit", "Cargo.lock"].iter()) {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
@@ -29,6 +42,9 @@ pub fn build_component(
         .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
         .arg("--target-dir")
         .arg(&target_dir);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
     for var in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -54,7 +70,7 @@ pub fn build_component(
         fail(&format!("building the `{package}` component failed:\n{stderr}{hint}"));
     }
     let built = target_dir.join("wasm32-wasip2/release").join(format!("{artifact}.wasm"));
-    let copied = out_dir.join(format!("{artifact}.wasm"));
+    let copied = out_dir.join(format!("{out_name}.wasm"));
     if let Err(e) = std::fs::copy(&built, &copied) {
         fail(&format!("could not copy {}: {e}", built.display()));
     }

@@ -355,10 +355,8 @@ impl Host {
             match invoke(&instance, &mut store).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(error)) => Err(CallError::Connector(error)),
-                Err(trap) => Err(match trap.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::StackOverflow) => CallError::StackOverflow,
-                    _ => CallError::Trap { trap: format!("{trap:#}"), panic: None },
-                }),
+                Err(trap) if is_stack_overflow(&trap) => Err(CallError::StackOverflow),
+                Err(trap) => Err(CallError::Trap { trap: format!("{trap:#}"), panic: None }),
             }
         };
         let result = match tokio::time::timeout(budget, run).await {
@@ -414,6 +412,24 @@ fn classify<T>(
         CallError::Trap { trap, .. } => CallError::Trap { trap, panic: panic_message(logs) },
         other => other,
     })
+}
+
+/// Whether a trap is runaway recursion: wasm's own call stack exhausted, or (as with Rust guests,
+/// whose data stack lives in linear memory) a memory fault at the end of a deep run of one
+/// function, where the stack pointer wrapped below zero.
+fn is_stack_overflow(trap: &wasmtime::Error) -> bool {
+    const RUN: usize = 16;
+    match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => true,
+        Some(wasmtime::Trap::MemoryOutOfBounds) => {
+            trap.downcast_ref::<wasmtime::WasmBacktrace>().is_some_and(|backtrace| {
+                let frames = backtrace.frames();
+                frames.len() >= RUN
+                    && frames[..RUN].iter().all(|f| f.func_index() == frames[0].func_index())
+            })
+        }
+        _ => false,
+    }
 }
 
 /// The panic message a Rust guest printed to stderr, if any.

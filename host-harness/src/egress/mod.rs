@@ -389,12 +389,10 @@ impl Body for CappedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Pending => {
-                if self.idle.as_mut().poll(cx).is_ready() {
-                    let gap = self.between_bytes;
-                    self.note(|r| r.error = Some(format!("no response bytes for {gap:?}")));
-                    return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
-                }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => {
+                let gap = self.between_bytes;
+                self.note(|r| r.error = Some(format!("no response bytes for {gap:?}")));
+                return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
             }
             Poll::Ready(Some(Ok(frame))) => {
                 let deadline = tokio::time::Instant::now() + self.between_bytes;

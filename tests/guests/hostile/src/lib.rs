@@ -1,0 +1,154 @@
+//! A hostile connector for the sandbox tests. `test-connection` runs the attack named by the
+//! `attack` setting; `info` reports how many calls this instance has seen and what an earlier
+//! call left behind, to prove that no state survives from one call (or tenant) to the next.
+
+#![cfg(target_arch = "wasm32")]
+#![allow(unsafe_code, missing_docs)]
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "accessgov:connector/app-connector",
+    generate_all,
+});
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use accessgov::connector::types as wit;
+use exports::accessgov::connector::connector::Guest;
+
+struct Hostile;
+export!(Hostile);
+
+/// Calls this instance has served; a fresh instance per call keeps it at 1.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+/// A secret an earlier call stashed, if one could survive into this call.
+static STASH: Mutex<Option<String>> = Mutex::new(None);
+
+fn setting(key: &str) -> String {
+    wasi::config::store::get(key).ok().flatten().unwrap_or_default()
+}
+
+fn fail<T>(message: String) -> Result<T, wit::ConnectorError> {
+    Err(wit::ConnectorError::Unavailable(message))
+}
+
+fn unsupported<T>() -> Result<T, wit::ConnectorError> {
+    Err(wit::ConnectorError::Unsupported("hostile guest".to_string()))
+}
+
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(black_box(frame)[7])
+}
+
+fn get(url: &str, authorization: Option<&str>) -> Result<(), wit::ConnectorError> {
+    let mut request = waki::Client::new().get(url);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    match request.send() {
+        Ok(response) => match response.body() {
+            Ok(body) => fail(format!("read {} bytes", body.len())),
+            Err(e) => fail(format!("reading the body failed: {e:#}")),
+        },
+        Err(e) => fail(format!("request failed: {e:#}")),
+    }
+}
+
+impl Guest for Hostile {
+    fn info() -> wit::ConnectorInfo {
+        let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut stash = STASH.lock().unwrap_or_else(|p| p.into_inner());
+        let before = stash.clone();
+        *stash = Some(setting("secret"));
+        wit::ConnectorInfo {
+            name: "hostile".to_string(),
+            version: "0.0.0".to_string(),
+            application: format!("calls={calls} stash={before:?}"),
+            entitlement_kinds: Vec::new(),
+            exclusion_groups: Vec::new(),
+            capabilities: wit::Capabilities {
+                read_accounts: false,
+                read_entitlements: false,
+                write: false,
+                batch: false,
+                dry_run: false,
+            },
+            config_schema: "{}".to_string(),
+        }
+    }
+
+    fn test_connection() -> Result<(), wit::ConnectorError> {
+        let target = setting("target-url");
+        match setting("attack").as_str() {
+            "none" => Ok(()),
+            "loop" => {
+                let mut spin = 0u64;
+                loop {
+                    spin = black_box(spin.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recursion" => fail(format!("{}", recurse(0))),
+            "panic" => panic!("hostile guest panicked on purpose"),
+            "egress" | "private" | "big-body" | "slow-body" => get(&target, None),
+            "authorization" => get(&target, Some("Bearer stolen-or-forged")),
+            #[cfg(feature = "fs-and-sockets")]
+            "files" => {
+                let passwd = std::fs::read_to_string("/etc/passwd");
+                let socket = std::net::TcpStream::connect("203.0.113.1:80");
+                fail(format!("{passwd:?} {socket:?}"))
+            }
+            other => fail(format!("unknown attack {other:?}")),
+        }
+    }
+
+    fn list_accounts(_: wit::PageRequest) -> Result<wit::AccountPage, wit::ConnectorError> {
+        unsupported()
+    }
+    fn get_account(_: wit::AccountRef) -> Result<wit::Account, wit::ConnectorError> {
+        unsupported()
+    }
+    fn list_entitlements(_: wit::PageRequest) -> Result<wit::EntitlementPage, wit::ConnectorError> {
+        unsupported()
+    }
+    fn grant(
+        _: wit::AccountRef,
+        _: String,
+        _: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        unsupported()
+    }
+    fn revoke(
+        _: wit::AccountRef,
+        _: String,
+        _: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        unsupported()
+    }
+    fn set_entitlement(
+        _: wit::AccountRef,
+        _: String,
+        _: String,
+        _: wit::ChangeOptions,
+    ) -> Result<wit::ChangeResult, wit::ConnectorError> {
+        unsupported()
+    }
+    fn apply_batch(
+        _: Vec<wit::Change>,
+        _: wit::ChangeOptions,
+    ) -> Result<Vec<Result<wit::ChangeResult, wit::ConnectorError>>, wit::ConnectorError> {
+        unsupported()
+    }
+}

@@ -1,0 +1,352 @@
+//! Hostile connectors are contained: each attack is stopped and classified, a well-behaved
+//! tenant's calls running at the same time all succeed, and the next call is unaffected.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use host_harness::egress::Denial;
+use host_harness::tenant::{LimitsConfig, SettingValue};
+use host_harness::types::ConnectorError;
+use host_harness::{CallError, Host, HostError, TenantConfig};
+use http_body::Frame;
+
+use common::{OWNER_TOKEN, add, host, list_all, mock};
+
+/// A tenant running the hostile component with `attack`, allowed to reach `origins`.
+fn hostile(
+    id: &str,
+    attack: &str,
+    target: &str,
+    origins: &[String],
+    allow_private: bool,
+) -> TenantConfig {
+    TenantConfig {
+        id: id.to_string(),
+        connector: env!("HOSTILE_GUEST_WASM").to_string(),
+        allowed_origins: origins.to_vec(),
+        settings: BTreeMap::from([
+            ("attack".to_string(), SettingValue::Text(attack.to_string())),
+            ("target-url".to_string(), SettingValue::Text(target.to_string())),
+            ("secret".to_string(), SettingValue::Text(format!("secret-of-{id}"))),
+        ]),
+        credentials: Vec::new(),
+        allow_private_addresses: allow_private,
+        limits: LimitsConfig {
+            call_timeout_ms: Some(2_000),
+            memory_mib: Some(64),
+            max_response_bytes: Some(1 << 20),
+            ..LimitsConfig::default()
+        },
+    }
+}
+
+/// Runs `attack` on `tenant` while a well-behaved tenant lists its 40 accounts over and over;
+/// returns the attack's error after checking every bystander call succeeded, and that the
+/// hostile tenant's next call is served normally.
+async fn contained(host: &Arc<Host>, tenant: &str) -> CallError {
+    let server = mock(&format!("ws-by-{tenant}"), 35, 5).await;
+    let bystander = format!("bystander-{tenant}");
+    add(host, &server.chatgpt_tenant(&bystander, &format!("ws-by-{tenant}"), OWNER_TOKEN));
+    let running = Arc::clone(host);
+    let name = bystander.clone();
+    let calm = tokio::spawn(async move {
+        let mut listed = Vec::new();
+        for _ in 0..6 {
+            let (accounts, _) = list_all(&running, &name, Some(10)).await.unwrap();
+            listed.push(accounts.len());
+        }
+        listed
+    });
+    let started = Instant::now();
+    let report = host.test_connection(tenant).await.unwrap();
+    println!("{tenant}: {:?} after {:?}", report.result, started.elapsed());
+    assert_eq!(calm.await.unwrap(), vec![40; 6], "the bystander was served correctly throughout");
+    let after = host.info(tenant).await.unwrap();
+    assert!(after.result.is_ok(), "{tenant}: the next call works: {:?}", after.result);
+    report.result.unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_is_stopped_at_the_deadline() {
+    let host = host();
+    add(&host, &hostile("loop", "loop", "", &[], false));
+    let error = contained(&host, "loop").await;
+    assert_eq!(error, CallError::Deadline(Duration::from_secs(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_memory_growth_hits_the_cap() {
+    let host = host();
+    add(&host, &hostile("memory", "memory", "", &[], false));
+    match contained(&host, "memory").await {
+        CallError::MemoryLimit { limit_bytes, .. } => assert_eq!(limit_bytes, 64 << 20),
+        other => panic!("expected memory-limit, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_recursion_is_a_stack_overflow() {
+    let host = host();
+    add(&host, &hostile("recursion", "recursion", "", &[], false));
+    assert_eq!(contained(&host, "recursion").await, CallError::StackOverflow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_trap_carrying_the_panic_message() {
+    let host = host();
+    add(&host, &hostile("panic", "panic", "", &[], false));
+    match contained(&host, "panic").await {
+        CallError::Trap { panic: Some(message), .. } => {
+            assert!(message.contains("hostile guest panicked on purpose"), "{message}")
+        }
+        other => panic!("expected a trap with the panic message, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_outside_the_allowlist_is_denied() {
+    let server = mock("ws-target", 3, 0).await;
+    let host = host();
+    let target = format!("{}/accounts/ws-target/users", server.base_url());
+    add(&host, &hostile("egress", "egress", &target, &["https://chatgpt.com".to_string()], true));
+    match contained(&host, "egress").await {
+        CallError::EgressDenied(Denial::OriginNotAllowed { origin }) => {
+            assert_eq!(origin, server.origin())
+        }
+        other => panic!("expected egress-denied, got {other:?}"),
+    }
+    assert!(server.service().requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_name_that_resolves_to_loopback_is_denied() {
+    let server = mock("ws-private", 3, 0).await;
+    let host = host();
+    // `localhost` is allowed by name, but it resolves to loopback, which this tenant may not reach.
+    let origin = format!("http://localhost:{}", server.addr().port());
+    let target = format!("{origin}/backend-api/accounts/ws-private/users");
+    add(&host, &hostile("private", "private", &target, &[origin], false));
+    match contained(&host, "private").await {
+        CallError::EgressDenied(Denial::PrivateAddress { host, kind, .. }) => {
+            assert_eq!(host, "localhost");
+            assert_eq!(kind, "loopback");
+        }
+        other => panic!("expected a private-address denial, got {other:?}"),
+    }
+    assert!(server.service().requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_set_authorization_header_is_refused() {
+    let server = mock("ws-authz", 3, 0).await;
+    let host = host();
+    let target = format!("{}/accounts/ws-authz/users", server.base_url());
+    add(&host, &hostile("authorization", "authorization", &target, &[server.origin()], true));
+    match contained(&host, "authorization").await {
+        CallError::EgressDenied(Denial::GuestCredential { header }) => {
+            assert_eq!(header, "authorization")
+        }
+        other => panic!("expected a credential denial, got {other:?}"),
+    }
+    assert!(server.service().requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_importing_filesystem_or_sockets_is_refused_at_load() {
+    let host = host();
+    let mut tenant = hostile("files", "files", "", &[], false);
+    tenant.connector = env!("HOSTILE_FS_GUEST_WASM").to_string();
+    match host.add_tenant(&tenant, std::path::Path::new(".")) {
+        Err(HostError::ForbiddenImport { import, .. }) => {
+            assert!(
+                import.starts_with("wasi:filesystem/") || import.starts_with("wasi:sockets/"),
+                "{import}"
+            )
+        }
+        other => panic!("expected a load-time refusal, got {other:?}"),
+    }
+    let bytes = std::fs::read(env!("HOSTILE_FS_GUEST_WASM")).unwrap();
+    let message = host.add_connector("files", &bytes).unwrap_err().to_string();
+    assert!(message.contains("which the sandbox does not provide"), "{message}");
+    // The same code without those imports loads, and sees an empty environment (the probe
+    // test shows settings, environment and arguments hold nothing else).
+    add(&host, &hostile("no-files", "none", "", &[], false));
+    assert!(host.test_connection("no-files").await.unwrap().result.is_ok());
+}
+
+/// A response body of `remaining` bytes in 64 KiB chunks, made as it is read.
+struct Endless {
+    remaining: u64,
+}
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(64 << 10);
+        self.remaining -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; n as usize])))))
+    }
+}
+
+/// A response body of one byte a second, for at most a minute.
+struct Drip {
+    sent: u32,
+    next: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Drip {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.sent >= 60 {
+            return Poll::Ready(None);
+        }
+        if self.next.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sent += 1;
+        let at = tokio::time::Instant::now() + Duration::from_secs(1);
+        self.next.as_mut().reset(at);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+    }
+}
+
+/// A loopback upstream with `/big` (1 GiB) and `/slow` (a byte a second).
+async fn upstream() -> SocketAddr {
+    let app = Router::new()
+        .route("/big", get(|| async { axum::body::Body::new(Endless { remaining: 1 << 30 }) }))
+        .route(
+            "/slow",
+            get(|| async {
+                axum::body::Body::new(Drip {
+                    sent: 0,
+                    next: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_gibibyte_response_is_cut_off_at_the_cap() {
+    let addr = upstream().await;
+    let host = host();
+    let origin = format!("http://{addr}");
+    add(
+        &host,
+        &hostile("big", "big-body", &format!("{origin}/big"), std::slice::from_ref(&origin), true),
+    );
+    assert_eq!(contained(&host, "big").await, CallError::ResponseTooLarge { limit_bytes: 1 << 20 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_dripping_one_byte_a_second_is_cut_off() {
+    let addr = upstream().await;
+    let host = host();
+    let origin = format!("http://{addr}");
+    // Blocked in host I/O, the guest is still cut off by the call's wall-clock budget.
+    add(
+        &host,
+        &hostile(
+            "slow",
+            "slow-body",
+            &format!("{origin}/slow"),
+            std::slice::from_ref(&origin),
+            true,
+        ),
+    );
+    let started = Instant::now();
+    assert_eq!(contained(&host, "slow").await, CallError::Deadline(Duration::from_secs(2)));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // With a between-bytes timeout under a second, the transport gives up first.
+    let mut impatient =
+        hostile("impatient", "slow-body", &format!("{origin}/slow"), &[origin], true);
+    impatient.limits.between_bytes_timeout_ms = Some(300);
+    add(&host, &impatient);
+    let report = host.test_connection("impatient").await.unwrap();
+    assert!(
+        matches!(report.result, Err(CallError::Connector(ConnectorError::Unavailable(_)))),
+        "{:?}",
+        report.result
+    );
+    assert!(report.egress[0].error.as_deref().unwrap_or_default().contains("no response bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_state_survives_from_one_call_or_tenant_to_the_next() {
+    let host = host();
+    add(&host, &hostile("first", "none", "", &[], false));
+    add(&host, &hostile("second", "none", "", &[], false));
+    for tenant in ["first", "first", "second", "first", "second"] {
+        let seen = host.info(tenant).await.unwrap().result.unwrap().application;
+        assert_eq!(seen, "calls=1 stash=None", "{tenant}: a fresh instance every call");
+    }
+    // A call that trapped leaves nothing behind either.
+    add(&host, &hostile("crasher", "panic", "", &[], false));
+    assert!(host.test_connection("crasher").await.unwrap().result.is_err());
+    assert_eq!(
+        host.info("crasher").await.unwrap().result.unwrap().application,
+        "calls=1 stash=None"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_tenants_see_only_their_own_workspaces() {
+    let host = host();
+    let mut servers = Vec::new();
+    for i in 0..200 {
+        let server = mock(&format!("ws-{i}"), 3 + i % 13, i % 3).await;
+        server.service().lock().tokens.clear();
+        server.service().add_token(&format!("token-{i}"), &format!("ws-{i}"), "account-owner");
+        add(
+            &host,
+            &server.chatgpt_tenant(&format!("t{i}"), &format!("ws-{i}"), &format!("token-{i}")),
+        );
+        servers.push(server);
+    }
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move { list_all(&host, &format!("t{i}"), Some(5)).await.unwrap().0 })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let accounts = task.await.unwrap();
+        let ws = servers[i].service().workspace(&format!("ws-{i}")).unwrap();
+        let mut want: Vec<String> = ws.members.iter().map(|m| m.id.clone()).collect();
+        want.extend(ws.invites.iter().map(|inv| format!("invite:{}", inv.id)));
+        let got: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(got, want, "tenant t{i} sees exactly its own accounts");
+        let requests = servers[i].service().requests();
+        assert!(!requests.is_empty());
+        let token = format!("token-{i}");
+        assert!(
+            requests.iter().all(|r| r.bearer_token.as_deref() == Some(token.as_str())),
+            "mock {i} saw only its tenant's token"
+        );
+    }
+}
