@@ -237,6 +237,16 @@ async fn upstream() -> SocketAddr {
     let app = Router::new()
         .route("/big", get(|| async { axum::body::Body::new(Endless { remaining: 1 << 30 }) }))
         .route(
+            "/redirect",
+            get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "http://203.0.113.9/elsewhere")],
+                    "moved",
+                )
+            }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 axum::body::Body::new(Drip {
@@ -349,4 +359,32 @@ async fn two_hundred_tenants_see_only_their_own_workspaces() {
             "mock {i} saw only its tenant's token"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let addr = upstream().await;
+    let host = host();
+    let origin = format!("http://{addr}");
+    add(
+        &host,
+        &hostile(
+            "redirect",
+            "egress",
+            &format!("{origin}/redirect"),
+            std::slice::from_ref(&origin),
+            true,
+        ),
+    );
+    let report = host.test_connection("redirect").await.unwrap();
+    // The guest gets the 302 itself; the host sent exactly one request, to the allowed origin.
+    match report.result {
+        Err(CallError::Connector(ConnectorError::Unavailable(m))) => {
+            assert!(m.contains("read 5 bytes"), "{m}")
+        }
+        other => panic!("expected the guest to see the redirect response, got {other:?}"),
+    }
+    assert_eq!(report.egress.len(), 1);
+    assert_eq!(report.egress[0].status, Some(302));
+    assert_eq!(report.egress[0].origin, origin);
 }
