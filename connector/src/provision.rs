@@ -364,7 +364,8 @@ impl<T: Transport> ChatGptConnector<T> {
         self.read_back(console, subjects, default_seat)
     }
 
-    /// Confirms every write: the service's 2xx is provisional.
+    /// Confirms every write: the service's 2xx is provisional. A failure to read back is
+    /// reported on each person touched, never as an error of the whole batch.
     fn read_back(
         &self,
         console: &ConsoleClient<'_, T>,
@@ -380,7 +381,22 @@ impl<T: Transport> ChatGptConnector<T> {
             return Ok(());
         }
         let refs: Vec<&AccountRef> = touched.iter().collect();
-        let found = self.lookup(console, &refs)?;
+        let found = match self.lookup(console, &refs) {
+            Ok(found) => found,
+            Err(error) => {
+                // The writes went out: say so on every person touched, never as "nothing done".
+                for subject in
+                    subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty())
+                {
+                    let unconfirmed = ConnectorError::Unavailable(format!(
+                        "the change for {} was sent but could not be read back to confirm it ({error}); check the account before retrying",
+                        subject.email
+                    ));
+                    subject.error = Some(half_applied(&subject.sent, unconfirmed));
+                }
+                return Ok(());
+            }
+        };
         for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
             let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
             let actual = state_of(member.as_ref(), invite.as_ref(), default_seat);
@@ -489,9 +505,11 @@ fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorErro
         return error;
     }
     let done: Vec<String> = sent.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let cancelled = sent.iter().any(|r| r.method == "DELETE" && r.path.ends_with("/invites"));
     let note = format!(
-        " (partly applied: {} succeeded before this failed; the person may now have no invite)",
-        done.join(", ")
+        " (already sent for this person: {}{})",
+        done.join(", "),
+        if cancelled { "; the cancelled invite was not restored" } else { "" }
     );
     match error {
         ConnectorError::InvalidArgument(m) => ConnectorError::InvalidArgument(m + &note),
@@ -745,6 +763,8 @@ mod tests {
         members: RefCell<Vec<(String, String, String, String)>>,
         invites: RefCell<Vec<(String, String, String)>>,
         writes: RefCell<Vec<String>>,
+        /// Fail every read once something was written (a read-back that cannot happen).
+        reads_fail_after_write: std::cell::Cell<bool>,
     }
 
     fn ok(body: Value) -> Result<HttpResponse, TransportError> {
@@ -767,6 +787,13 @@ mod tests {
             let query = path.split("query=").nth(1).unwrap_or("").replace("%40", "@");
             if request.method != Method::Get {
                 self.writes.borrow_mut().push(format!("{} {path} {body}", request.method.as_str()));
+            } else if self.reads_fail_after_write.get() && !self.writes.borrow().is_empty() {
+                return Ok(HttpResponse {
+                    status: 503,
+                    content_type: Some("application/json".into()),
+                    retry_after: None,
+                    body: br#"{"detail":"upstream unavailable"}"#.to_vec(),
+                });
             }
             match (request.method, path.split('?').next().unwrap_or("")) {
                 (Method::Get, "settings") => {
@@ -875,5 +902,30 @@ mod tests {
         }
         assert_eq!(console.writes.borrow().len(), 3, "PATCH, cancel, re-invite");
         assert_eq!(console.invites.borrow()[0].2, "usage_based");
+    }
+
+    #[test]
+    fn a_write_that_cannot_be_read_back_is_reported_per_person_not_as_nothing_done() {
+        let console = FakeConsole::default();
+        console.members.borrow_mut().push((
+            "u1".into(),
+            "ann@x.com".into(),
+            "standard-user".into(),
+            "default".into(),
+        ));
+        console.reads_fail_after_write.set(true);
+        let results =
+            connector(&console).apply_batch(&[grant("ann@x.com", "role:admin")], false).unwrap();
+        match &results[0] {
+            Err(ConnectorError::Unavailable(m)) => {
+                assert!(m.contains("was sent but could not be read back"), "{m}");
+                assert!(
+                    m.contains("already sent for this person: PATCH /accounts/ws/users/u1"),
+                    "{m}"
+                );
+            }
+            other => panic!("expected an unconfirmed-write error, got {other:?}"),
+        }
+        assert_eq!(console.writes.borrow().len(), 1);
     }
 }

@@ -460,3 +460,34 @@ async fn a_young_business_workspace_refuses_new_owners() {
     }
     assert_eq!(plain_member(&server).id, m.id, "still a plain member");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_that_fails_after_the_cancel_says_what_was_done() {
+    let (host, server) = setup(3).await;
+    // An invite the service would no longer accept (its domain is now refused).
+    let mut ws = state(&server);
+    ws.invites.push(host_harness::mock::Invite {
+        id: "5b0a2c1e-0000-4000-8000-000000000001".into(),
+        email_address: "stale@old-partner.invalid".into(),
+        role: "standard-user".into(),
+        seat_type: "default".into(),
+        status: 2,
+        created_time: "2026-01-02T00:00:00.000000Z".into(),
+        is_scim_managed: false,
+    });
+    server.service().put_workspace(ws);
+    match grant(&host, &AccountRef::Email("stale@old-partner.invalid".into()), "seat:codex").await {
+        Err(CallError::Connector(ConnectorError::InvalidArgument(m))) => {
+            assert!(m.contains("Invalid email domain"), "{m}");
+            assert!(
+                m.contains("DELETE /accounts/ws-prov/invites") && m.contains("not restored"),
+                "{m}"
+            );
+        }
+        other => panic!("expected a reported half-applied change, got {other:?}"),
+    }
+    assert!(
+        state(&server).invite_by_email("stale@old-partner.invalid").is_none(),
+        "the cancel did happen"
+    );
+}
