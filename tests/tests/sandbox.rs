@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -232,9 +233,24 @@ impl http_body::Body for Drip {
     }
 }
 
-/// A loopback upstream with `/big` (1 GiB) and `/slow` (a byte a second).
+/// Requests `/busy` is serving now, and the most it ever served at once.
+static BUSY_NOW: AtomicUsize = AtomicUsize::new(0);
+static BUSY_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// A loopback upstream with `/big` (1 GiB), `/slow` (a byte a second), `/redirect`, and
+/// `/busy` (200 ms per request, counting how many overlap).
 async fn upstream() -> SocketAddr {
     let app = Router::new()
+        .route(
+            "/busy",
+            get(|| async {
+                let now = BUSY_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                BUSY_PEAK.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                BUSY_NOW.fetch_sub(1, Ordering::SeqCst);
+                "done"
+            }),
+        )
         .route("/big", get(|| async { axum::body::Body::new(Endless { remaining: 1 << 30 }) }))
         .route(
             "/redirect",
@@ -387,4 +403,31 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     assert_eq!(report.egress.len(), 1);
     assert_eq!(report.egress[0].status, Some(302));
     assert_eq!(report.egress[0].origin, origin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_concurrent_requests_are_bounded() {
+    let addr = upstream().await;
+    let host = host();
+    let origin = format!("http://{addr}");
+    let mut tenant =
+        hostile("busy", "egress", &format!("{origin}/busy"), std::slice::from_ref(&origin), true);
+    tenant.limits.max_concurrent_requests = Some(1);
+    add(&host, &tenant);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move { host.test_connection("busy").await.unwrap().result })
+        })
+        .collect();
+    for call in calls {
+        // Each call got its answer ("done"), one at a time.
+        match call.await.unwrap() {
+            Err(CallError::Connector(ConnectorError::Unavailable(m))) => {
+                assert!(m.contains("read 4 bytes"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(BUSY_PEAK.load(Ordering::SeqCst), 1, "never more than one request in flight");
 }
