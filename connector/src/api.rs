@@ -2,7 +2,11 @@
 
 use serde::Deserialize;
 
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
 use crate::error::ConnectorError;
+use crate::settings::RetryPolicy;
 use crate::transport::{HttpRequest, HttpResponse, Method, Transport};
 
 /// A workspace member as the console lists it.
@@ -68,17 +72,68 @@ pub struct WorkspaceSettings {
     pub default_seat_type: String,
 }
 
-/// A typed client of the console API over any [`Transport`].
+/// A typed client of the console API over any [`Transport`], retrying as its policy says.
 pub struct ConsoleClient<'a, T: Transport> {
     transport: &'a T,
     base: String,
+    policy: RetryPolicy,
+    jitter: Cell<u64>,
+}
+
+/// Why a write did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The service refused it, or it was never applied; nothing changed.
+    Rejected(ConnectorError),
+    /// The service may or may not have applied it (5xx, a lost or unreadable answer): read the
+    /// state back before repeating it.
+    Unknown(ConnectorError),
+}
+
+/// How one attempt failed.
+enum Failure {
+    /// Not applied; worth another attempt after `wait` (the service's `Retry-After`, if any).
+    Retry(ConnectorError, Option<Duration>),
+    /// Perhaps applied.
+    Unknown(ConnectorError),
+    /// Another attempt would fail the same way.
+    Final(ConnectorError),
 }
 
 impl<'a, T: Transport> ConsoleClient<'a, T> {
     /// A client for the workspace whose console URL prefix is `account_base`
     /// (`{base-url}/accounts/{account-id}`).
-    pub fn new(transport: &'a T, account_base: String) -> Self {
-        ConsoleClient { transport, base: account_base }
+    pub fn new(transport: &'a T, account_base: String, policy: RetryPolicy) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64 | 1);
+        ConsoleClient { transport, base: account_base, policy, jitter: Cell::new(seed) }
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Waits before attempt `attempt + 1`: exponential from the base delay, with jitter, at least
+    /// what the service asked for. Returns false when the retry budget would be exceeded.
+    pub fn backoff(&self, attempt: u32, asked: Option<Duration>, started: Instant) -> bool {
+        let exponential =
+            self.policy.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        let capped = exponential.min(Duration::from_secs(10));
+        // xorshift: jitter between 50% and 150% of the delay, so tenants do not retry in step.
+        let mut x = self.jitter.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.set(x);
+        let jittered = capped.mul_f64(0.5 + (x % 1000) as f64 / 1000.0);
+        let wait = asked.map_or(jittered, |a| a.max(jittered));
+        if started.elapsed() + wait > self.policy.budget {
+            return false;
+        }
+        std::thread::sleep(wait);
+        true
     }
 
     /// `GET users?offset&limit&query`.
@@ -113,25 +168,100 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         self.send_json(Method::Get, path, None)
     }
 
-    /// Sends a request to `path` (below the workspace URL) and reads its JSON answer.
+    /// Sends a read to `path` (below the workspace URL) and reads its JSON answer, retrying
+    /// throttling, conflicts, challenge pages, server errors and lost answers.
     pub fn send_json<R: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<String>,
     ) -> Result<R, ConnectorError> {
-        let request = HttpRequest { method, url: format!("{}/{path}", self.base), body };
+        self.run(method, path, body, true).map_err(|e| match e {
+            WriteError::Rejected(e) | WriteError::Unknown(e) => e,
+        })
+    }
+
+    /// Sends a write, retrying only attempts that certainly were not applied (throttled,
+    /// conflicting, stopped by a challenge page). An outcome that is unknown is returned as
+    /// such, for the caller to read back before repeating it.
+    pub fn send_write<R: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<R, WriteError> {
+        self.run(method, path, body, false)
+    }
+
+    fn run<R: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        retry_unknown: bool,
+    ) -> Result<R, WriteError> {
         let endpoint = format!("{} {}", method.as_str(), path.split('?').next().unwrap_or(path));
-        let response = self
-            .transport
-            .send(&request)
-            .map_err(|e| ConnectorError::Unavailable(format!("{endpoint}: request failed: {e}")))?;
-        if response.status == 400 && is_seat_true_up(&response) {
-            return Err(ConnectorError::Conflict(format!(
-                "{endpoint}: the workspace has no paid seats left (seat_true_up_pending); buy seats or free some, then retry"
-            )));
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let failure = match self.attempt(&endpoint, method, path, body.clone()) {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            let (error, asked) = match failure {
+                Failure::Final(error) => return Err(WriteError::Rejected(error)),
+                Failure::Unknown(error) if !retry_unknown => {
+                    return Err(WriteError::Unknown(error));
+                }
+                Failure::Unknown(error) => (error, None),
+                Failure::Retry(error, asked) => (error, asked),
+            };
+            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked, started) {
+                return Err(WriteError::Rejected(exhausted(attempt, started, error)));
+            }
+            attempt += 1;
         }
-        parse_json(&endpoint, &response)
+    }
+
+    fn attempt<R: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<R, Failure> {
+        let request = HttpRequest { method, url: format!("{}/{path}", self.base), body };
+        let response = self.transport.send(&request).map_err(|e| {
+            if e.denied {
+                Failure::Final(ConnectorError::PermissionDenied(format!(
+                    "{endpoint}: the host refused to send the request ({e}); check the tenant's allowed origins"
+                )))
+            } else {
+                Failure::Unknown(ConnectorError::Unavailable(format!("{endpoint}: request failed: {e}")))
+            }
+        })?;
+        if response.status == 400 && is_seat_true_up(&response) {
+            return Err(Failure::Final(ConnectorError::Conflict(format!(
+                "{endpoint}: the workspace has no paid seats left (seat_true_up_pending); buy seats or free some, then retry"
+            ))));
+        }
+        let html = looks_like_html(&response);
+        parse_json(endpoint, &response).map_err(|error| match (response.status, &error) {
+            // A challenge page or throttling stops the request before the application sees it.
+            (429, _) | (409, _) | (403, _) if html || response.status != 403 => {
+                let asked = match &error {
+                    ConnectorError::RateLimited { retry_after_ms, .. } => {
+                        retry_after_ms.map(Duration::from_millis)
+                    }
+                    _ => None,
+                };
+                Failure::Retry(error, asked)
+            }
+            (200..=299, ConnectorError::Unavailable(_)) => Failure::Retry(error, None),
+            // A server error, or a 2xx whose answer cannot be read: perhaps applied.
+            (500..=599, _) | (200..=299, _) => Failure::Unknown(error),
+            _ => Failure::Final(error),
+        })
     }
 }
 
@@ -197,6 +327,24 @@ fn is_seat_true_up(response: &HttpResponse) -> bool {
         .ok()
         .and_then(|b| b.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_string))
         .is_some_and(|code| code == "seat_true_up_pending")
+}
+
+/// The error after the last attempt, saying what was tried.
+fn exhausted(attempts: u32, started: Instant, last: ConnectorError) -> ConnectorError {
+    let tried = format!(
+        "gave up after {attempts} attempt{} over {:.1} s",
+        if attempts == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64()
+    );
+    match last {
+        ConnectorError::RateLimited { retry_after_ms, message } => {
+            ConnectorError::RateLimited { retry_after_ms, message: format!("{message}; {tried}") }
+        }
+        ConnectorError::Unavailable(m)
+        | ConnectorError::Conflict(m)
+        | ConnectorError::Internal(m) => ConnectorError::Unavailable(format!("{m}; {tried}")),
+        other => other,
+    }
 }
 
 /// Percent-encodes a query-string value.

@@ -51,6 +51,7 @@ impl<T: Transport> ChatGptConnector<T> {
         ConsoleClient::new(
             &self.transport,
             format!("{}/accounts/{}", self.settings.base_url, self.settings.account_id),
+            self.settings.retry,
         )
     }
 

@@ -53,15 +53,21 @@ impl Transport for WakiTransport {
         if let Some(body) = &request.body {
             builder = builder.header("content-type", "application/json").body(body.clone());
         }
-        let response = builder.send().map_err(|e| TransportError(format!("{e:#}")))?;
+        let response = builder.send().map_err(|e| {
+            let message = format!("{e:#}");
+            // wasi-http's `http-request-denied`: the host's egress policy said no.
+            let denied = message.contains("HttpRequestDenied");
+            eprintln!("{} {}: {message}", request.method.as_str(), request.url);
+            TransportError { message, denied }
+        })?;
         let header =
             |name: &str| response.header(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let status = response.status_code();
         let content_type = header("content-type");
         let retry_after = header("retry-after");
-        let body = response
-            .body()
-            .map_err(|e| TransportError(format!("reading the response body failed: {e:#}")))?;
+        let body = response.body().map_err(|e| {
+            TransportError::failed(format!("reading the response body failed: {e:#}"))
+        })?;
         Ok(HttpResponse { status, content_type, retry_after, body })
     }
 }

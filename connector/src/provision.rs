@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-use crate::api::{ConsoleClient, Invite, InviteResponse, Member};
+use crate::api::{ConsoleClient, Invite, InviteResponse, Member, WriteError};
 use crate::catalog::{self, Role, Seat};
 use crate::connector::{ChatGptConnector, member_account, scan, validate_email, validate_id};
 use crate::error::ConnectorError;
@@ -72,6 +72,15 @@ struct State {
     presence: Presence,
     role: String,
     seat: String,
+}
+
+impl State {
+    /// Whether two states agree on everything that exists: someone absent has no role or seat.
+    fn agrees_with(&self, other: &State) -> bool {
+        self.presence == other.presence
+            && (self.presence == Presence::Absent
+                || (self.role == other.role && self.seat == other.seat))
+    }
 }
 
 /// One person a batch touches.
@@ -261,13 +270,16 @@ impl<T: Transport> ChatGptConnector<T> {
             body: Some(json!({"email_address": subject.email}).to_string()),
         };
         match (from.presence, to.presence, &subject.member) {
-            (Presence::Member, Presence::Absent, Some(m)) => vec![PlannedRequest {
-                method: "DELETE".to_string(),
-                path: format!("/accounts/{account}/users/{}", m.id),
-                body: None,
-            }],
+            // Removed, or removed and invited again within one batch.
+            (Presence::Member, Presence::Absent | Presence::Invited, Some(m)) => {
+                vec![PlannedRequest {
+                    method: "DELETE".to_string(),
+                    path: format!("/accounts/{account}/users/{}", m.id),
+                    body: None,
+                }]
+            }
             (Presence::Invited, Presence::Absent, _) => vec![cancel()],
-            (Presence::Invited, Presence::Invited, _) if from != to => vec![cancel()],
+            (Presence::Invited, Presence::Invited, _) if !from.agrees_with(to) => vec![cancel()],
             (Presence::Member, Presence::Member, Some(m)) => {
                 let mut requests = Vec::new();
                 let path = format!("/accounts/{account}/users/{}", m.id);
@@ -319,7 +331,7 @@ impl<T: Transport> ChatGptConnector<T> {
             let direct: Vec<PlannedRequest> =
                 subject.planned.iter().filter(|r| r.method != "POST").cloned().collect();
             for request in direct {
-                match send(console, &prefix, &request) {
+                match self.send_confirmed(console, &prefix, &subject.email, &request) {
                     Ok(()) => subject.sent.push(request),
                     Err(error) => {
                         subject.error = Some(half_applied(&subject.sent, error));
@@ -335,33 +347,124 @@ impl<T: Transport> ChatGptConnector<T> {
         );
         for chunk in chunks {
             let request = self.invite_request(&chunk);
-            let path = request.path.trim_start_matches(&prefix).to_string();
-            let answer: Result<InviteResponse, ConnectorError> =
-                console.send_json(Method::Post, &path, request.body.clone());
+            let answer = self.invite_confirmed(console, &prefix, &chunk, subjects);
             for &index in &chunk.members {
                 let subject = &mut subjects[index];
                 match &answer {
                     Err(error) => subject.error = Some(half_applied(&subject.sent, error.clone())),
-                    Ok(response) => {
-                        subject.sent.push(request.clone());
-                        if let Some(failed) = response
-                            .errored_emails
-                            .iter()
-                            .find(|e| e.email().eq_ignore_ascii_case(&subject.email))
-                        {
+                    Ok(refused) => match refused.get(&subject.email) {
+                        Some(reason) => {
                             let refused = ConnectorError::InvalidArgument(format!(
-                                "the service refused to invite {}: {}",
-                                subject.email,
-                                failed.reason()
+                                "the service refused to invite {}: {reason}",
+                                subject.email
                             ));
-                            subject.sent.pop();
                             subject.error = Some(half_applied(&subject.sent, refused));
                         }
-                    }
+                        None => subject.sent.push(request.clone()),
+                    },
                 }
             }
         }
         self.read_back(console, subjects, default_seat)
+    }
+
+    /// Sends one direct write. When its outcome is unknown (a server error, a lost answer), reads
+    /// the person back: if the change is there it was applied; if not, it is safe to repeat.
+    fn send_confirmed(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        prefix: &str,
+        email: &str,
+        request: &PlannedRequest,
+    ) -> Result<(), ConnectorError> {
+        let method = match request.method.as_str() {
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => Method::Post,
+        };
+        let path = request.path.trim_start_matches(prefix);
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            let error =
+                match console.send_write::<serde_json::Value>(method, path, request.body.clone()) {
+                    Ok(_) => return Ok(()),
+                    Err(WriteError::Rejected(error)) => return Err(error),
+                    Err(WriteError::Unknown(error)) => error,
+                };
+            let found = self.lookup(console, &[&AccountRef::Email(email.to_string())])?;
+            let (member, invite) = found.get(email).cloned().unwrap_or_default();
+            if visible(request, member.as_ref(), invite.as_ref()) {
+                return Ok(());
+            }
+            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None, started)
+            {
+                return Err(ConnectorError::Unavailable(format!(
+                    "{error}; the change is not visible after {attempt} attempts"
+                )));
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Sends a bulk invite; when its outcome is unknown, reads back who is invited and sends
+    /// again only for the rest. Returns the addresses the service refused, with its reasons.
+    fn invite_confirmed(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        prefix: &str,
+        chunk: &InviteChunk,
+        subjects: &[Subject],
+    ) -> Result<HashMap<String, String>, ConnectorError> {
+        let mut pending = chunk.clone();
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            let request = self.invite_request(&pending);
+            let path = request.path.trim_start_matches(prefix);
+            let error = match console.send_write::<InviteResponse>(Method::Post, path, request.body)
+            {
+                Ok(response) => {
+                    return Ok(response
+                        .errored_emails
+                        .iter()
+                        .map(|e| (e.email().to_lowercase(), e.reason().to_string()))
+                        .collect());
+                }
+                Err(WriteError::Rejected(error)) => return Err(error),
+                Err(WriteError::Unknown(error)) => error,
+            };
+            let refs: Vec<AccountRef> =
+                pending.emails.iter().map(|e| AccountRef::Email(e.clone())).collect();
+            let found = self.lookup(console, &refs.iter().collect::<Vec<_>>())?;
+            let still: Vec<usize> = pending
+                .members
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let invite =
+                        found.get(&subjects[i].email).and_then(|(_, invite)| invite.as_ref());
+                    !invite.is_some_and(|inv| {
+                        inv.role == pending.role
+                            && inv.seat_type.as_deref() == Some(pending.seat.as_str())
+                    })
+                })
+                .collect();
+            if still.is_empty() {
+                return Ok(HashMap::new());
+            }
+            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None, started)
+            {
+                return Err(ConnectorError::Unavailable(format!(
+                    "{error}; {} of {} invites are not visible after {attempt} attempts",
+                    still.len(),
+                    chunk.emails.len()
+                )));
+            }
+            pending.emails = still.iter().map(|&i| subjects[i].email.clone()).collect();
+            pending.members = still;
+            attempt += 1;
+        }
     }
 
     /// Confirms every write: the service's 2xx is provisional. A failure to read back is
@@ -400,7 +503,7 @@ impl<T: Transport> ChatGptConnector<T> {
         for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
             let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
             let actual = state_of(member.as_ref(), invite.as_ref(), default_seat);
-            if actual != subject.desired {
+            if !actual.agrees_with(&subject.desired) {
                 subject.error = Some(ConnectorError::Conflict(format!(
                     "the service accepted the change for {} but reading back shows {} instead of {}; it may have been overridden, check before retrying",
                     subject.email,
@@ -455,7 +558,7 @@ struct InviteChunk {
 }
 
 fn needs_invite(subject: &Subject) -> bool {
-    subject.desired.presence == Presence::Invited && subject.initial != subject.desired
+    subject.desired.presence == Presence::Invited && !subject.initial.agrees_with(&subject.desired)
 }
 
 /// Groups the people to invite by (role, seat type), in first-seen order, in chunks.
@@ -484,18 +587,19 @@ fn invite_chunks<'a>(people: impl Iterator<Item = (usize, &'a Subject)>) -> Vec<
     chunks
 }
 
-fn send<T: Transport>(
-    console: &ConsoleClient<'_, T>,
-    prefix: &str,
-    request: &PlannedRequest,
-) -> Result<(), ConnectorError> {
-    let method = match request.method.as_str() {
-        "PATCH" => Method::Patch,
-        "DELETE" => Method::Delete,
-        _ => Method::Post,
-    };
-    let path = request.path.trim_start_matches(prefix);
-    console.send_json::<serde_json::Value>(method, path, request.body.clone()).map(|_| ())
+/// Whether the effect of a direct write shows in the person's state.
+fn visible(request: &PlannedRequest, member: Option<&Member>, invite: Option<&Invite>) -> bool {
+    let body: serde_json::Value =
+        request.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+    match request.method.as_str() {
+        "PATCH" => member.is_some_and(|m| {
+            body.get("role").is_none_or(|r| r.as_str() == Some(m.role.as_str()))
+                && body.get("seat_type").is_none_or(|s| s.as_str() == Some(m.seat_type.as_str()))
+        }),
+        "DELETE" if request.path.ends_with("/invites") => invite.is_none(),
+        "DELETE" => member.is_none(),
+        _ => false,
+    }
 }
 
 /// Adds to an error what had already been done for the same person, so nothing half-applied
@@ -845,8 +949,17 @@ mod tests {
     }
 
     fn connector(console: &FakeConsole) -> ChatGptConnector<&FakeConsole> {
-        let settings =
-            Settings { base_url: "https://x".into(), account_id: "ws".into(), page_size: 100 };
+        let retry = crate::settings::RetryPolicy {
+            max_attempts: 3,
+            base_delay: std::time::Duration::from_millis(1),
+            budget: std::time::Duration::from_secs(1),
+        };
+        let settings = Settings {
+            base_url: "https://x".into(),
+            account_id: "ws".into(),
+            page_size: 100,
+            retry,
+        };
         ChatGptConnector::new(console, settings)
     }
 
@@ -927,5 +1040,28 @@ mod tests {
             other => panic!("expected an unconfirmed-write error, got {other:?}"),
         }
         assert_eq!(console.writes.borrow().len(), 1);
+    }
+
+    #[test]
+    fn revoking_and_granting_again_in_one_batch_removes_then_invites() {
+        let console = FakeConsole::default();
+        console.members.borrow_mut().push((
+            "u1".into(),
+            "ann@x.com".into(),
+            "account-admin".into(),
+            "default".into(),
+        ));
+        let revoke = Change {
+            action: ChangeAction::Revoke,
+            account: AccountRef::Email("ann@x.com".into()),
+            entitlement: "workspace".into(),
+        };
+        let plan = connector(&console)
+            .apply_batch(&[revoke, grant("ann@x.com", "workspace")], true)
+            .unwrap();
+        let requests = &plan[1].as_ref().unwrap().requests;
+        let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["DELETE", "POST"], "{requests:?}");
+        assert!(requests[0].path.ends_with("/users/u1"));
     }
 }

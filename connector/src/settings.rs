@@ -28,6 +28,29 @@ pub struct Settings {
     pub account_id: String,
     /// Default page size for listings, 1 to 100.
     pub page_size: u32,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+}
+
+/// How the connector retries requests that failed in a way worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (1 to 10).
+    pub max_attempts: u32,
+    /// First backoff; it doubles each attempt, with jitter, up to 10 s.
+    pub base_delay: std::time::Duration,
+    /// Total time a request may spend retrying.
+    pub budget: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: std::time::Duration::from_millis(500),
+            budget: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// JSON Schema of the settings, published by `info`.
@@ -38,7 +61,10 @@ pub const CONFIG_SCHEMA: &str = r#"{
   "properties": {
     "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
-    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size, 1 to 100 (default 100)"}
+    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size, 1 to 100 (default 100)"},
+    "max-attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts per request when the service throttles or fails, 1 to 10 (default 4)"},
+    "retry-base-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "First retry backoff in milliseconds, doubling with jitter (default 500)"},
+    "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total retry time per request in milliseconds (default 30000)"}
   },
   "required": ["base-url", "account-id"],
   "additionalProperties": true
@@ -74,7 +100,34 @@ impl Settings {
                 ConnectorError::InvalidConfig(format!("setting `page-size` {why}"))
             })?,
         };
-        Ok(Settings { base_url, account_id, page_size })
+        let number = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, ConnectorError> {
+            match read(key)? {
+                None => Ok(default),
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConnectorError::InvalidConfig(format!(
+                        "setting `{key}` must be a whole number from {min} to {max}, got {raw:?}"
+                    ))),
+                },
+            }
+        };
+        let defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            max_attempts: number("max-attempts", 1, 10, u64::from(defaults.max_attempts))? as u32,
+            base_delay: std::time::Duration::from_millis(number(
+                "retry-base-ms",
+                0,
+                60_000,
+                defaults.base_delay.as_millis() as u64,
+            )?),
+            budget: std::time::Duration::from_millis(number(
+                "retry-budget-ms",
+                0,
+                600_000,
+                defaults.budget.as_millis() as u64,
+            )?),
+        };
+        Ok(Settings { base_url, account_id, page_size, retry })
     }
 
     /// The URL of a console path below this workspace, e.g. `users` → `.../accounts/{id}/users`.

@@ -51,8 +51,20 @@ pub struct HttpResponse {
 
 /// Why a request got no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+#[error("{message}")]
+pub struct TransportError {
+    /// What happened.
+    pub message: String,
+    /// The host refused to send it (its egress policy): trying again cannot help.
+    pub denied: bool,
+}
+
+impl TransportError {
+    /// A failure that may be transient.
+    pub fn failed(message: impl Into<String>) -> Self {
+        TransportError { message: message.into(), denied: false }
+    }
+}
 
 /// Sends HTTP requests on the connector's behalf.
 pub trait Transport {

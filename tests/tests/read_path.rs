@@ -219,7 +219,7 @@ async fn an_origin_outside_the_allowlist_is_denied_before_any_request() {
         }
         other => panic!("expected egress-denied, got {other:?}"),
     }
-    assert_eq!(report.egress.len(), 1);
+    assert_eq!(report.egress.len(), 1, "a denial is not retried: {report:?}");
     assert!(report.egress[0].denied.is_some());
     assert!(server.service().requests().is_empty(), "the mock saw no request");
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use host_harness::mock::{GenerateSpec, MockFixture, MockServer, MockService, seed};
+use host_harness::mock::{FaultPlan, GenerateSpec, MockFixture, MockServer, MockService, seed};
 
 /// Options of `harness mock`.
 #[derive(Debug, Args)]
@@ -31,6 +31,9 @@ pub struct MockArgs {
     /// Owner token of the generated workspace.
     #[arg(long, default_value = "mock-owner-token")]
     token: String,
+    /// A TOML fault plan: `[[script]]` per route and attempt, and/or `[random]` faults at a rate.
+    #[arg(long)]
+    faults: Option<PathBuf>,
 }
 
 /// Builds the mock's state from the arguments.
@@ -43,6 +46,13 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
             service.put_workspace(seed::generate(&args.account_id, spec));
             service.add_token(&args.token, &args.account_id, "account-owner");
         }
+    }
+    if let Some(path) = &args.faults {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let plan: FaultPlan =
+            toml::from_str(&text).with_context(|| format!("fault plan {}", path.display()))?;
+        service.set_faults(plan);
     }
     Ok(service)
 }

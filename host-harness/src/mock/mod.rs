@@ -6,11 +6,13 @@
 
 mod auth;
 mod console;
+pub mod faults;
 pub mod model;
 pub mod seed;
 mod server;
 mod writes;
 
+pub use faults::{Fault, FaultPlan, FaultScript, RandomFaults};
 pub use model::{
     ErroredEmailShape, Invite, Member, MockService, RecordedRequest, TokenInfo, Workspace,
 };

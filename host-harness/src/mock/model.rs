@@ -152,8 +152,10 @@ pub struct RecordedRequest {
     pub bearer_token: Option<String>,
     /// The `chatgpt-account-id` header, if any.
     pub account_header: Option<String>,
-    /// Status answered.
+    /// Status answered; 0 while unanswered, or when the client gave up first.
     pub status: u16,
+    /// The fault injected into the answer, if any.
+    pub fault: Option<super::faults::Fault>,
 }
 
 impl RecordedRequest {
@@ -174,6 +176,8 @@ pub struct MockData {
     pub requests: Vec<RecordedRequest>,
     /// Sequence of ids and times handed out by writes.
     pub sequence: u64,
+    /// Faults to inject.
+    pub faults: super::faults::FaultPlan,
 }
 
 /// A handle on the mock's state, shared by the server and its caller.
@@ -218,6 +222,11 @@ impl MockService {
     /// A copy of the request log.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
+    }
+
+    /// Replaces the fault plan.
+    pub fn set_faults(&self, plan: super::faults::FaultPlan) {
+        self.lock().faults = plan;
     }
 
     /// Empties the request log.

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::auth::bearer;
 use super::console;
+use super::faults::Fault;
 use super::model::{MockService, RecordedRequest};
 use crate::tenant::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 
@@ -140,7 +141,8 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
                 .into_response();
         }
     };
-    let mut entry = RecordedRequest {
+    let fault = service.lock().faults.next(parts.method.as_str(), parts.uri.path());
+    let entry = RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
@@ -152,9 +154,97 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         status: 0,
+        fault,
     };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    entry.status = response.status().as_u16();
-    service.lock().requests.push(entry);
+    // Logged on arrival: a client that gives up mid-request leaves an entry with status 0.
+    let index = {
+        let mut data = service.lock();
+        data.requests.push(entry);
+        data.requests.len() - 1
+    };
+    if let Some(delay) = fault.and_then(Fault::delay) {
+        tokio::time::sleep(delay).await;
+    }
+    let response = match fault {
+        Some(fault) if !fault.applies_request() => refusal(fault),
+        _ => {
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            match fault {
+                Some(Fault::TruncatedJson) => truncated(response).await,
+                Some(Fault::AppliedButLost) => broken_connection(),
+                _ => response,
+            }
+        }
+    };
+    if let Some(entry) = service.lock().requests.get_mut(index) {
+        // A reset delivers no answer at all.
+        entry.status = if fault == Some(Fault::Reset) { 0 } else { response.status().as_u16() };
+    }
     response
+}
+
+/// The answer of a fault that stops the request before it is handled.
+fn refusal(fault: Fault) -> Response {
+    let html = |status: StatusCode| {
+        (
+            status,
+            [("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>",
+        )
+            .into_response()
+    };
+    match fault {
+        Fault::TooManyRequests { retry_after } => {
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"detail": "too many requests"})))
+                    .into_response();
+            if let Some(seconds) = retry_after
+                && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+            {
+                response.headers_mut().insert("retry-after", value);
+            }
+            response
+        }
+        Fault::Conflict => {
+            (StatusCode::CONFLICT, axum::Json(json!({"detail": "Conflict"}))).into_response()
+        }
+        Fault::ServerError { status } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(json!({"detail": "Internal server error"})),
+        )
+            .into_response(),
+        Fault::HtmlChallenge => html(StatusCode::FORBIDDEN),
+        Fault::HtmlOk => html(StatusCode::OK),
+        _ => broken_connection(),
+    }
+}
+
+/// The handled request's JSON answer, cut in half.
+async fn truncated(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    let cut = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(cut))
+}
+
+/// A response whose body fails at once: the client sees the connection drop mid-answer.
+fn broken_connection() -> Response {
+    Response::new(Body::new(Broken))
+}
+
+struct Broken;
+
+impl http_body::Body for Broken {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection reset",
+        ))))
+    }
 }

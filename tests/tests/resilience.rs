@@ -1,0 +1,264 @@
+//! Upstream faults: every read and write operation against every kind of fault the real service
+//! shows, with the final state checked and every change applied exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use host_harness::mock::{Fault, FaultPlan, FaultScript, MockServer, RecordedRequest, Workspace};
+use host_harness::tenant::SettingValue;
+use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, ConnectorError, PageRequest};
+use host_harness::{CallError, Host};
+
+use common::{OWNER_TOKEN, add, host, list_all, mock};
+
+const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
+
+/// The operations of the matrix: what they send, and how to check the outcome.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    ListAccounts,
+    GetAccount,
+    ChangeRole,
+    RemoveMember,
+    Invite,
+    CancelInvite,
+}
+
+impl Op {
+    const ALL: [Op; 6] = [
+        Op::ListAccounts,
+        Op::GetAccount,
+        Op::ChangeRole,
+        Op::RemoveMember,
+        Op::Invite,
+        Op::CancelInvite,
+    ];
+
+    /// The method and path suffix the fault is injected on.
+    fn route(self, member_id: &str) -> (&'static str, String) {
+        match self {
+            Op::ListAccounts | Op::GetAccount => ("GET", "/users".to_string()),
+            Op::ChangeRole => ("PATCH", format!("/users/{member_id}")),
+            Op::RemoveMember => ("DELETE", format!("/users/{member_id}")),
+            Op::Invite | Op::CancelInvite => {
+                (if matches!(self, Op::Invite) { "POST" } else { "DELETE" }, "/invites".to_string())
+            }
+        }
+    }
+}
+
+/// A plain member of the workspace (not SCIM-managed, active, role Member).
+fn plain(ws: &Workspace) -> host_harness::mock::Member {
+    ws.members
+        .iter()
+        .find(|m| !m.is_scim_managed && m.deactivated_time.is_none() && m.role == "standard-user")
+        .cloned()
+        .unwrap()
+}
+
+/// Requests of `method` on `suffix` that changed state: the handler answered 2xx (whatever
+/// happened to the answer afterwards), and it was not a challenge page served instead.
+fn applied(requests: &[RecordedRequest], method: &str, suffix: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(suffix))
+        .filter(|r| (200..300).contains(&r.status) && r.fault != Some(Fault::HtmlOk))
+        .count()
+}
+
+async fn cell(host: &Arc<Host>, op: Op, fault: Fault, n: usize) {
+    let ws_id = format!("ws-f{n}");
+    let server: MockServer = mock(&ws_id, 30, 3).await;
+    let mut tenant = server.chatgpt_tenant(&format!("f{n}"), &ws_id, OWNER_TOKEN);
+    tenant.settings.insert("retry-base-ms".into(), SettingValue::Integer(5));
+    tenant.settings.insert("page-size".into(), SettingValue::Integer(100));
+    // A slow answer goes past the first-byte timeout.
+    tenant.limits.first_byte_timeout_ms = Some(150);
+    add(host, &tenant);
+    let tenant = format!("f{n}");
+    let before = server.service().workspace(&ws_id).unwrap();
+    let member = plain(&before);
+    let invite = before.invites[0].clone();
+    let (method, suffix) = op.route(&member.id);
+    server.service().set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: method.into(),
+            path_suffix: suffix.clone(),
+            attempts: vec![Some(fault)],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let label = format!("{op:?} × {fault:?}");
+    let after = |server: &MockServer| server.service().workspace(&ws_id).unwrap();
+    match op {
+        Op::ListAccounts => {
+            let (accounts, _) =
+                list_all(host, &tenant, None).await.unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(accounts.len(), 33, "{label}");
+        }
+        Op::GetAccount => {
+            let report =
+                host.get_account(&tenant, AccountRef::Email(member.email.clone())).await.unwrap();
+            assert_eq!(
+                report.result.unwrap_or_else(|e| panic!("{label}: {e}")).id,
+                member.id,
+                "{label}"
+            );
+        }
+        Op::ChangeRole => {
+            let r = host
+                .grant(&tenant, AccountRef::Id(member.id.clone()), "role:admin".into(), APPLY)
+                .await
+                .unwrap();
+            assert_eq!(
+                r.result.unwrap_or_else(|e| panic!("{label}: {e}")).outcome,
+                ChangeOutcome::Applied,
+                "{label}"
+            );
+            let now = after(&server);
+            assert_eq!(
+                now.members.iter().find(|m| m.id == member.id).unwrap().role,
+                "account-admin",
+                "{label}"
+            );
+            assert_eq!(
+                applied(&server.service().requests(), "PATCH", &suffix),
+                1,
+                "{label}: one role change"
+            );
+        }
+        Op::RemoveMember => {
+            let r = host
+                .revoke(&tenant, AccountRef::Email(member.email.clone()), "workspace".into(), APPLY)
+                .await
+                .unwrap();
+            assert_eq!(
+                r.result.unwrap_or_else(|e| panic!("{label}: {e}")).outcome,
+                ChangeOutcome::Applied,
+                "{label}"
+            );
+            assert!(after(&server).member_by_email(&member.email).is_none(), "{label}");
+            assert_eq!(
+                after(&server).members.len(),
+                before.members.len() - 1,
+                "{label}: only that member"
+            );
+        }
+        Op::Invite => {
+            let email = "new.hire@acme.example.com";
+            let r = host
+                .grant(&tenant, AccountRef::Email(email.into()), "role:admin".into(), APPLY)
+                .await
+                .unwrap();
+            assert_eq!(
+                r.result.unwrap_or_else(|e| panic!("{label}: {e}")).outcome,
+                ChangeOutcome::Pending,
+                "{label}"
+            );
+            let now = after(&server);
+            let invites: Vec<_> = now.invites.iter().filter(|i| i.email_address == email).collect();
+            assert_eq!(invites.len(), 1, "{label}: exactly one invite");
+            assert_eq!(invites[0].role, "account-admin", "{label}");
+            assert_eq!(
+                applied(&server.service().requests(), "POST", "/invites"),
+                1,
+                "{label}: invited once"
+            );
+        }
+        Op::CancelInvite => {
+            let r = host
+                .revoke(
+                    &tenant,
+                    AccountRef::Email(invite.email_address.clone()),
+                    "workspace".into(),
+                    APPLY,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                r.result.unwrap_or_else(|e| panic!("{label}: {e}")).outcome,
+                ChangeOutcome::Applied,
+                "{label}"
+            );
+            assert!(after(&server).invite_by_email(&invite.email_address).is_none(), "{label}");
+            assert_eq!(
+                after(&server).invites.len(),
+                before.invites.len() - 1,
+                "{label}: only that invite"
+            );
+        }
+    }
+    // The fault really happened.
+    assert!(
+        server.service().requests().iter().any(|r| r.fault == Some(fault)),
+        "{label}: fault injected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_survives_every_fault() {
+    let host = host();
+    let mut n = 0;
+    for op in Op::ALL {
+        for fault in Fault::ALL {
+            cell(&host, op, fault, n).await;
+            n += 1;
+        }
+    }
+    println!(
+        "fault matrix: {} operations × {} faults = {n} cases, all passed",
+        Op::ALL.len(),
+        Fault::ALL.len()
+    );
+    assert_eq!(n, 72);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_say_what_was_tried() {
+    let host = host();
+    let server = mock("ws-exhaust", 5, 0).await;
+    let mut tenant = server.chatgpt_tenant("exhaust", "ws-exhaust", OWNER_TOKEN);
+    tenant.settings.insert("retry-base-ms".into(), SettingValue::Integer(1));
+    add(&host, &tenant);
+    let always = |method: &str, suffix: &str, fault: Fault| FaultScript {
+        method: method.into(),
+        path_suffix: suffix.into(),
+        attempts: vec![Some(fault); 10],
+        seen: 0,
+    };
+    server.service().set_faults(FaultPlan {
+        scripts: vec![always("POST", "/invites", Fault::TooManyRequests { retry_after: None })],
+        ..FaultPlan::default()
+    });
+    let report = host
+        .grant("exhaust", AccountRef::Email("x@acme.example.com".into()), "workspace".into(), APPLY)
+        .await
+        .unwrap();
+    match report.result {
+        Err(CallError::Connector(ConnectorError::RateLimited(r))) => {
+            assert!(r.message.contains("gave up after 4 attempts"), "{}", r.message)
+        }
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+    assert_eq!(server.service().requests().iter().filter(|r| r.method == "POST").count(), 4);
+
+    server.service().set_faults(FaultPlan {
+        scripts: vec![always("GET", "/users", Fault::ServerError { status: 503 })],
+        ..FaultPlan::default()
+    });
+    match host
+        .list_accounts("exhaust", PageRequest { cursor: None, size: None })
+        .await
+        .unwrap()
+        .result
+    {
+        Err(CallError::Connector(ConnectorError::Unavailable(m))) => {
+            assert!(m.contains("gave up after 4 attempts"), "{m}")
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
