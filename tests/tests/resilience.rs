@@ -262,3 +262,160 @@ async fn exhausted_retries_say_what_was_tried() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 }
+
+/// What the test expects of one person: member or invite, role and seat (console values).
+type Expected = Option<(bool, String, String)>;
+
+fn expected_of(ws: &Workspace, email: &str) -> Expected {
+    if let Some(m) = ws.member_by_email(email) {
+        return Some((true, m.role.clone(), m.seat_type.clone()));
+    }
+    ws.invite_by_email(email).map(|i| (false, i.role.clone(), i.seat_type.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_operations_at_a_twenty_percent_fault_rate_end_in_the_right_state() {
+    use host_harness::mock::RandomFaults;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let host = host();
+    let server = mock("ws-random", 40, 10).await;
+    let mut tenant = server.chatgpt_tenant("random", "ws-random", OWNER_TOKEN);
+    tenant.settings.insert("retry-base-ms".into(), SettingValue::Integer(2));
+    tenant.settings.insert("max-attempts".into(), SettingValue::Integer(8));
+    tenant.limits.first_byte_timeout_ms = Some(150);
+    add(&host, &tenant);
+    let start = server.service().workspace("ws-random").unwrap();
+    let mut people: Vec<String> = start
+        .members
+        .iter()
+        .filter(|m| !m.is_scim_managed && m.deactivated_time.is_none() && m.role != "account-owner")
+        .map(|m| m.email.clone())
+        .collect();
+    people.extend(start.invites.iter().map(|i| i.email_address.clone()));
+    people.extend((0..30).map(|k| format!("new{k}@acme.example.com")));
+    let mut model: BTreeMap<String, Expected> =
+        people.iter().map(|p| (p.clone(), expected_of(&start, p))).collect();
+    let default_seat = start.default_seat_type.clone();
+
+    server.service().set_faults(FaultPlan {
+        // Every kind but a one-second Retry-After (honoured, so it would only make the run slow;
+        // the fault matrix covers it).
+        random: Some(RandomFaults {
+            rate: 0.2,
+            seed: 20261122,
+            kinds: Fault::ALL
+                .into_iter()
+                .filter(|f| *f != Fault::TooManyRequests { retry_after: Some(1) })
+                .collect(),
+            methods: Vec::new(),
+        }),
+        ..FaultPlan::default()
+    });
+    let roles = [
+        ("role:admin", "account-admin"),
+        ("role:member", "standard-user"),
+        ("role:analytics-viewer", "analytics-viewer"),
+    ];
+    let seats = [("seat:chatgpt", "default"), ("seat:codex", "usage_based")];
+    let mut rng: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    let (mut ok, mut failed) = (0, 0);
+    let mut uncertain: BTreeSet<String> = BTreeSet::new();
+    for _ in 0..1000 {
+        let person = people[next(people.len())].clone();
+        let who = AccountRef::Email(person.clone());
+        let current = model[&person].clone();
+        let (report, wanted): (Result<(), CallError>, Expected) = match next(5) {
+            0 => {
+                let (id, console) = roles[next(roles.len())];
+                let r =
+                    host.grant("random", who, id.into(), APPLY).await.unwrap().result.map(|_| ());
+                let want = match &current {
+                    Some((member, _, seat)) => Some((*member, console.to_string(), seat.clone())),
+                    None => Some((false, console.to_string(), default_seat.clone())),
+                };
+                (r, want)
+            }
+            1 => {
+                let (id, console) = seats[next(seats.len())];
+                let r =
+                    host.grant("random", who, id.into(), APPLY).await.unwrap().result.map(|_| ());
+                let want = match &current {
+                    Some((member, role, _)) => Some((*member, role.clone(), console.to_string())),
+                    None => Some((false, "standard-user".to_string(), console.to_string())),
+                };
+                (r, want)
+            }
+            2 => {
+                let r = host
+                    .grant("random", who, "workspace".into(), APPLY)
+                    .await
+                    .unwrap()
+                    .result
+                    .map(|_| ());
+                let want = current.clone().or(Some((
+                    false,
+                    "standard-user".to_string(),
+                    default_seat.clone(),
+                )));
+                (r, want)
+            }
+            3 => {
+                let r = host
+                    .revoke("random", who, "workspace".into(), APPLY)
+                    .await
+                    .unwrap()
+                    .result
+                    .map(|_| ());
+                (r, None)
+            }
+            _ => {
+                let r = host
+                    .list_accounts("random", PageRequest { cursor: None, size: Some(20) })
+                    .await
+                    .unwrap()
+                    .result;
+                (r.map(|_| ()), current.clone())
+            }
+        };
+        match report {
+            Ok(()) => {
+                ok += 1;
+                model.insert(person, wanted);
+            }
+            Err(error) => {
+                failed += 1;
+                // Only a write whose outcome the connector could not confirm may have changed state;
+                // it says so, and that person is left out of the comparison.
+                if error.to_string().contains("could not be read back") {
+                    uncertain.insert(person);
+                }
+            }
+        }
+    }
+    let faults = server.service().requests().iter().filter(|r| r.fault.is_some()).count();
+    let total = server.service().requests().len();
+    println!(
+        "1000 operations: {ok} succeeded, {failed} failed ({} uncertain); {faults} of {total} requests faulted",
+        uncertain.len()
+    );
+    assert!(faults * 100 / total >= 15, "the fault rate was real");
+    assert!(failed <= 5, "retries absorb nearly every fault");
+    let end = server.service().workspace("ws-random").unwrap();
+    for (person, want) in &model {
+        if !uncertain.contains(person) {
+            assert_eq!(&expected_of(&end, person), want, "{person}");
+        }
+    }
+    // No duplicates: one member or invite per address.
+    let mut addresses: Vec<&str> = end.members.iter().map(|m| m.email.as_str()).collect();
+    addresses.extend(end.invites.iter().map(|i| i.email_address.as_str()));
+    let distinct: BTreeSet<&str> = addresses.iter().copied().collect();
+    assert_eq!(distinct.len(), addresses.len());
+}

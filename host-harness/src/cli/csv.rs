@@ -135,4 +135,16 @@ mod tests {
         let lines: Vec<usize> = malformed.iter().map(|m| m.line).collect();
         assert_eq!(lines, [5, 6, 8, 9]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_into_rows_and_numbered_errors(text in "(.{0,40}\\n){0,20}") {
+            let (rows, malformed) = parse(&text);
+            let lines = text.lines().count();
+            proptest::prop_assert!(rows.len() + malformed.len() <= lines);
+            for m in &malformed {
+                proptest::prop_assert!(m.line >= 1 && m.line <= lines);
+            }
+        }
+    }
 }
