@@ -25,4 +25,19 @@ fn main() {
         &out,
     );
     println!("cargo:rustc-env=HOSTILE_FS_GUEST_WASM={}", fs.display());
+    for (feature, name, var) in [
+        ("bug-repeat-cursor", "broken_repeat_cursor", "BROKEN_REPEAT_CURSOR_WASM"),
+        ("bug-dry-run-writes", "broken_dry_run_writes", "BROKEN_DRY_RUN_WRITES_WASM"),
+    ] {
+        let path = guest_build::build_component_with(
+            &workspace,
+            "chatgpt-connector",
+            "chatgpt_connector",
+            &[feature],
+            name,
+            &["connector/src", "connector/Cargo.toml"],
+            &out,
+        );
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
 }

@@ -34,7 +34,12 @@ pub fn build_component_with(
     for path in watched.iter().chain(["wit", "Cargo.lock"].iter()) {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
-    let target_dir = workspace.join("target").join("wasm-guests");
+    // Each feature set builds in its own directory: its artifact has the same file name, and a
+    // build script copying the default one must never pick up another's.
+    let target_dir = match features {
+        [] => workspace.join("target").join("wasm-guests"),
+        _ => workspace.join("target").join(format!("wasm-guests-{}", features.join("-"))),
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command

@@ -153,7 +153,12 @@ impl<T: Transport> ChatGptConnector<T> {
         }
 
         self.plan(&mut subjects);
-        if !dry_run {
+        // Deliberate defect for the conformance kit's tests: write even in a dry run.
+        #[cfg(feature = "bug-dry-run-writes")]
+        let dry_run_writes = dry_run;
+        #[cfg(not(feature = "bug-dry-run-writes"))]
+        let dry_run_writes = false;
+        if !dry_run || dry_run_writes {
             self.execute(&console, &mut subjects, &default_seat)?;
         }
 

@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod bundled;
 pub mod cache;
 pub mod call;
+pub mod conformance;
 pub mod egress;
 pub mod engine;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and the commands, each a thin client of the library.
 
 mod changes;
+mod conformance;
 mod csv;
 mod demo;
 mod mock;
@@ -57,6 +58,8 @@ enum Command {
     Set(changes::SetArgs),
     /// Apply OpenAI's bulk CSV (`email,role,seat type`) through the batch operation.
     Apply(changes::ApplyArgs),
+    /// Run the contract-level conformance suite against a connector and its upstream.
+    Conformance(conformance::ConformanceArgs),
     /// Show one account, by id or email.
     Account {
         /// An account id, or an email address.
@@ -119,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(a) => changes::single(changes::Single::Revoke(a), cache_dir).await,
         Command::Set(a) => changes::single(changes::Single::Set(a), cache_dir).await,
         Command::Apply(a) => changes::apply(a, cache_dir).await,
+        Command::Conformance(a) => conformance::run(a, cache_dir).await,
         Command::Account { account, tenant } => {
             tenant_commands::account(&tenant, &account, cache_dir).await
         }

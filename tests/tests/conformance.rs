@@ -1,0 +1,96 @@
+//! The conformance kit passes the ChatGPT connector and fails two deliberately broken builds of
+//! it, naming the broken check, through the library and through `harness conformance`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use host_harness::conformance::{self, CheckResult, ConformanceOptions, Verdict};
+
+use common::{OWNER_TOKEN, host, mock};
+
+async fn suite(connector: Option<&str>, ws: &str) -> Vec<CheckResult> {
+    let server = mock(ws, 35, 5).await;
+    let host = host();
+    let mut tenant = server.chatgpt_tenant(ws, ws, OWNER_TOKEN);
+    if let Some(path) = connector {
+        tenant.connector = path.to_string();
+    }
+    let results = conformance::run(&host, &tenant, Path::new("."), &ConformanceOptions::default())
+        .await
+        .unwrap();
+    for r in &results {
+        println!("{ws}: {} {:?} {}", r.check, r.verdict, r.detail);
+    }
+    // The suite leaves the workspace as it found it.
+    let after = server.service().workspace(ws).unwrap();
+    assert!(after.invite_by_email("conformance-subject@conformance.example.com").is_none());
+    results
+}
+
+fn failed(results: &[CheckResult]) -> Vec<&str> {
+    results.iter().filter(|r| r.verdict == Verdict::Fail).map(|r| r.check.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chatgpt_connector_passes_every_check() {
+    let results = suite(None, "ws-conf-ok").await;
+    assert_eq!(failed(&results), Vec::<&str>::new());
+    assert!(results.iter().all(|r| r.verdict == Verdict::Pass), "nothing skipped: {results:?}");
+    for check in [
+        "paging-complete-no-repeats",
+        "dry-run-writes-nothing",
+        "grant-revoke-cycle:role",
+        "bad-credentials-unauthenticated",
+    ] {
+        assert!(results.iter().any(|r| r.check == check), "{check} ran");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_repeats_a_cursor_fails_the_paging_check() {
+    let results = suite(Some(env!("BROKEN_REPEAT_CURSOR_WASM")), "ws-conf-cursor").await;
+    assert_eq!(failed(&results), ["paging-complete-no-repeats"]);
+    let paging = results.iter().find(|r| r.check == "paging-complete-no-repeats").unwrap();
+    assert!(paging.detail.contains("cursor repeated"), "{}", paging.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_writes_during_dry_run_fails_the_dry_run_check() {
+    let results = suite(Some(env!("BROKEN_DRY_RUN_WRITES_WASM")), "ws-conf-dry").await;
+    assert_eq!(failed(&results), ["dry-run-writes-nothing"]);
+    let dry = results.iter().find(|r| r.check == "dry-run-writes-nothing").unwrap();
+    assert!(dry.detail.contains("a dry run sent POST"), "{}", dry.detail);
+}
+
+/// The `harness` binary that `cargo test --workspace` built beside this test.
+fn harness() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let harness = dir.join(format!("harness{}", std::env::consts::EXE_SUFFIX));
+    assert!(harness.is_file(), "{} is missing: run `cargo test --workspace`", harness.display());
+    harness
+}
+
+#[test]
+fn harness_conformance_exits_non_zero_naming_the_failed_check() {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let run = |connector: Option<&str>| {
+        let mut command = Command::new(harness());
+        command.arg("--cache-dir").arg(&cache).arg("conformance");
+        if let Some(path) = connector {
+            command.args(["--connector", path]);
+        }
+        command.output().unwrap()
+    };
+    let good = run(None);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let bad = run(Some(env!("BROKEN_DRY_RUN_WRITES_WASM")));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("1 of 13 checks failed: dry-run-writes-nothing"), "{stderr}");
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
+}
