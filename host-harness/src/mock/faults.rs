@@ -191,4 +191,34 @@ mod tests {
         let faults = draws_a.iter().filter(|f| f.is_some()).count();
         assert!((150..250).contains(&faults), "{faults} faults at 20%");
     }
+
+    #[test]
+    fn the_documented_fault_file_parses() {
+        let plan: FaultPlan = toml::from_str(
+            r#"
+[[script]]
+method = "POST"
+path_suffix = "/invites"
+attempts = [{ kind = "too-many-requests" }, { kind = "too-many-requests", retry_after = 2 }]
+
+[random]
+rate = 0.2
+seed = 42
+kinds = [{ kind = "server-error", status = 503 }, { kind = "slow", millis = 300 }, { kind = "applied-but-lost" }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.scripts[0].attempts[1],
+            Some(Fault::TooManyRequests { retry_after: Some(2) })
+        );
+        let random = plan.random.unwrap();
+        assert_eq!(random.kinds[1], Fault::Slow { millis: 300 });
+        assert!(
+            toml::from_str::<FaultPlan>(
+                "[[script]]\nmethod = \"GET\"\nattempts = [{ kind = \"meteor\" }]"
+            )
+            .is_err()
+        );
+    }
 }
