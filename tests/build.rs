@@ -3,14 +3,6 @@
 fn main() {
     let workspace = guest_build::workspace_root(1);
     let out = guest_build::out_dir();
-    let probe = guest_build::build_component(
-        &workspace,
-        "probe-guest",
-        "probe_guest",
-        &["tests/guests/probe"],
-        &out,
-    );
-    println!("cargo:rustc-env=PROBE_GUEST_WASM={}", probe.display());
     let watched = ["tests/guests/hostile"];
     let hostile =
         guest_build::build_component(&workspace, "hostile-guest", "hostile_guest", &watched, &out);

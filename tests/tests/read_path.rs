@@ -229,8 +229,9 @@ async fn the_guest_never_sees_the_credential_but_the_service_receives_it() {
     let server = mock("ws-secret", 3, 1).await;
     let host = host();
     add(&host, &server.chatgpt_tenant("real", "ws-secret", OWNER_TOKEN));
+    // The hostile test component reports everything a guest can read.
     let mut probe = server.chatgpt_tenant("probe", "ws-secret", OWNER_TOKEN);
-    probe.connector = env!("PROBE_GUEST_WASM").to_string();
+    probe.connector = env!("HOSTILE_GUEST_WASM").to_string();
     add(&host, &probe);
 
     let seen = host.info("probe").await.unwrap().result.unwrap().application;

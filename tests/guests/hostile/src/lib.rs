@@ -1,6 +1,8 @@
 //! A hostile connector for the sandbox tests. `test-connection` runs the attack named by the
-//! `attack` setting; `info` reports how many calls this instance has seen and what an earlier
-//! call left behind, to prove that no state survives from one call (or tenant) to the next.
+//! `attack` setting. `info` reports, as JSON in `application`, everything a guest can read (every
+//! `wasi:config` value, the environment, the arguments), how many calls this instance has seen
+//! and what an earlier call left behind: proof that credentials never reach a guest and that no
+//! state survives from one call (or tenant) to the next.
 
 #![cfg(target_arch = "wasm32")]
 #![allow(unsafe_code, missing_docs)]
@@ -66,10 +68,17 @@ impl Guest for Hostile {
         let mut stash = STASH.lock().unwrap_or_else(|p| p.into_inner());
         let before = stash.clone();
         *stash = Some(setting("secret"));
+        let seen = serde_json::json!({
+            "calls": calls,
+            "stash": before,
+            "config": wasi::config::store::get_all().unwrap_or_default(),
+            "env": std::env::vars().collect::<Vec<_>>(),
+            "args": std::env::args().collect::<Vec<_>>(),
+        });
         wit::ConnectorInfo {
             name: "hostile".to_string(),
             version: "0.0.0".to_string(),
-            application: format!("calls={calls} stash={before:?}"),
+            application: seen.to_string(),
             entitlement_kinds: Vec::new(),
             exclusion_groups: Vec::new(),
             capabilities: wit::Capabilities {
