@@ -15,6 +15,11 @@ use crate::egress::{Denial, EgressHooks, EgressLog, EgressRecord};
 use crate::logs::LogCapture;
 use crate::tenant::Tenant;
 
+/// Largest set of HTTP header fields a guest may build or receive (in-memory size).
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Most random bytes a guest may ask for in one call to `wasi:random`.
+pub const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// The `T` of a call's `Store`: everything the guest can reach, and nothing else.
 pub struct CallState {
     pub(crate) wasi: WasiCtx,
@@ -29,11 +34,17 @@ impl CallState {
     /// Fresh state for one call of `tenant`: no files, no environment, no sockets, no arguments,
     /// output captured into `logs`.
     pub fn new(tenant: &Arc<Tenant>, call_id: u64, logs: &LogCapture, egress: EgressLog) -> Self {
-        let wasi = WasiCtx::builder().stdout(logs.clone()).stderr(logs.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stdout(logs.clone())
+            .stderr(logs.clone())
+            .max_random_size(MAX_RANDOM_BYTES)
+            .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HEADER_BYTES);
         CallState {
             wasi,
             table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            http,
             hooks: EgressHooks::new(Arc::clone(tenant), call_id, egress),
             config: tenant.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             limiter: MemoryLimiter { max_bytes: tenant.limits.memory_bytes, exceeded: false },
