@@ -85,6 +85,32 @@ headers = {{ chatgpt-account-id = "ws-cli" }}
     assert!(!ok);
     assert!(stderr.contains("not-found"), "{stderr}");
 
+    // grant / set / revoke, planned first, then applied.
+    let email = "cli.newcomer@acme.example.com";
+    let (ok, stdout, stderr) =
+        run(&mut tenant_cmd(&tenants, &["grant", email, "role:admin", "--dry-run", "--json"]));
+    assert!(ok, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["outcome"], "Planned");
+    assert!(
+        service.workspace("ws-cli").unwrap().invite_by_email(email).is_none(),
+        "a dry run writes nothing"
+    );
+    let (ok, stdout, stderr) = run(&mut tenant_cmd(&tenants, &["grant", email, "role:admin"]));
+    assert!(ok && stdout.starts_with("pending:"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) =
+        run(&mut tenant_cmd(&tenants, &["set", email, "seat", "seat:codex", "--json"]));
+    assert!(ok, "{stderr}");
+    let set: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(set["replaced"], serde_json::json!(["seat:chatgpt"]));
+    let invite = service.workspace("ws-cli").unwrap().invite_by_email(email).cloned().unwrap();
+    assert_eq!((invite.role.as_str(), invite.seat_type.as_str()), ("account-admin", "usage_based"));
+    let (ok, stdout, _) = run(&mut tenant_cmd(&tenants, &["revoke", email, "workspace"]));
+    assert!(ok && stdout.starts_with("applied:"), "{stdout}");
+    assert!(service.workspace("ws-cli").unwrap().invite_by_email(email).is_none());
+    let (ok, _, stderr) = run(&mut tenant_cmd(&tenants, &["grant", email, "role:king"]));
+    assert!(!ok && stderr.contains("not-found"), "{stderr}");
+
     // Without the token's environment variable the tenant is refused, naming the variable.
     let (ok, _, stderr) = run(tenant_cmd(&tenants, &["info"]).env_remove("CLI_TEST_TOKEN"));
     assert!(!ok);
