@@ -91,7 +91,7 @@ headers = {{ chatgpt-account-id = "ws-cli" }}
         run(&mut tenant_cmd(&tenants, &["grant", email, "role:admin", "--dry-run", "--json"]));
     assert!(ok, "{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(plan["outcome"], "Planned");
+    assert_eq!(plan["outcome"], "planned");
     assert!(
         service.workspace("ws-cli").unwrap().invite_by_email(email).is_none(),
         "a dry run writes nothing"

@@ -10,10 +10,45 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-/// Prints any value as pretty JSON.
+/// Prints any value as pretty JSON, with the contract's enum values under their WIT names
+/// (`already-in-state`, not the generated bindings' `AlreadyInState`).
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let mut value = serde_json::to_value(value)?;
+    wit_names(&mut value);
+    println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
+}
+
+/// The fields whose values are contract enums: an account's `status`, a change's `outcome`.
+const ENUM_FIELDS: [&str; 2] = ["status", "outcome"];
+
+fn wit_names(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                match field {
+                    serde_json::Value::String(text) if ENUM_FIELDS.contains(&key.as_str()) => {
+                        *text = kebab(text);
+                    }
+                    other => wit_names(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wit_names),
+        _ => {}
+    }
+}
+
+/// `AlreadyInState` → `already-in-state`.
+fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// The word for a status.
@@ -113,4 +148,23 @@ pub fn print_rows(rows: &[super::changes::RowReport]) {
         ]);
     }
     println!("{t}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_enums_print_under_their_wit_names() {
+        let mut value = serde_json::json!([
+            {"status": "Active", "display-name": "Active Person", "outcome": "AlreadyInState"},
+            {"nested": {"outcome": "Planned"}, "outcome": "already-in-state"}
+        ]);
+        wit_names(&mut value);
+        assert_eq!(value[0]["status"], "active");
+        assert_eq!(value[0]["display-name"], "Active Person");
+        assert_eq!(value[0]["outcome"], "already-in-state");
+        assert_eq!(value[1]["nested"]["outcome"], "planned");
+        assert_eq!(value[1]["outcome"], "already-in-state");
+    }
 }
