@@ -6,6 +6,7 @@
 //! console requests (new invites grouped by role and seat type into bulk requests), then, unless
 //! it is a dry run, sends them and reads the result back, reporting any mismatch as an error.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
@@ -113,7 +114,7 @@ impl<T: Transport> ChatGptConnector<T> {
         dry_run: bool,
     ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
         let console = self.console();
-        let default_seat = console.settings()?.default_seat_type;
+        let default_seat = DefaultSeat { console: &console, seat: OnceCell::new() };
 
         // Resolve every account reference; a reference error belongs to its change only.
         let refs: Vec<Result<String, ConnectorError>> =
@@ -138,7 +139,7 @@ impl<T: Transport> ChatGptConnector<T> {
                             "no member or pending invite has the id {id:?}"
                         )));
                     }
-                    _ => new_subject(&key, member, invite, &default_seat),
+                    _ => new_subject(&key, member, invite, &default_seat)?,
                 };
                 let identity = subject.email.clone();
                 let index = *index_of.entry(identity).or_insert_with(|| {
@@ -329,7 +330,7 @@ impl<T: Transport> ChatGptConnector<T> {
         &self,
         console: &ConsoleClient<'_, T>,
         subjects: &mut [Subject],
-        default_seat: &str,
+        default_seat: &DefaultSeat<'_, '_, T>,
     ) -> Result<(), ConnectorError> {
         let prefix = format!("/accounts/{}/", self.settings.account_id);
         for subject in subjects.iter_mut() {
@@ -478,7 +479,7 @@ impl<T: Transport> ChatGptConnector<T> {
         &self,
         console: &ConsoleClient<'_, T>,
         subjects: &mut [Subject],
-        default_seat: &str,
+        default_seat: &DefaultSeat<'_, '_, T>,
     ) -> Result<(), ConnectorError> {
         let touched: Vec<AccountRef> = subjects
             .iter()
@@ -507,7 +508,17 @@ impl<T: Transport> ChatGptConnector<T> {
         };
         for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
             let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
-            let actual = state_of(member.as_ref(), invite.as_ref(), default_seat);
+            let actual = match state_of(member.as_ref(), invite.as_ref(), default_seat) {
+                Ok(actual) => actual,
+                Err(error) => {
+                    let unconfirmed = ConnectorError::Unavailable(format!(
+                        "the change for {} was sent but could not be read back to confirm it ({error}); check the account before retrying",
+                        subject.email
+                    ));
+                    subject.error = Some(half_applied(&subject.sent, unconfirmed));
+                    continue;
+                }
+            };
             if !actual.agrees_with(&subject.desired) {
                 subject.error = Some(ConnectorError::Conflict(format!(
                     "the service accepted the change for {} but reading back shows {} instead of {}; it may have been overridden, check before retrying",
@@ -659,37 +670,60 @@ fn list_everything<I>(
     }
 }
 
-fn state_of(member: Option<&Member>, invite: Option<&Invite>, default_seat: &str) -> State {
-    match (member, invite) {
+/// The workspace's default seat type, read from the service once, and only when a change needs
+/// it: inviting someone, revoking a seat, or an invite that names no seat type.
+struct DefaultSeat<'c, 'a, T: Transport> {
+    console: &'c ConsoleClient<'a, T>,
+    seat: OnceCell<String>,
+}
+
+impl<T: Transport> DefaultSeat<'_, '_, T> {
+    fn get(&self) -> Result<&str, ConnectorError> {
+        if let Some(seat) = self.seat.get() {
+            return Ok(seat);
+        }
+        let seat = self.console.settings()?.default_seat_type;
+        Ok(self.seat.get_or_init(|| seat))
+    }
+}
+
+/// A person's state as read. Someone absent holds no role or seat, so theirs are left empty.
+fn state_of<T: Transport>(
+    member: Option<&Member>,
+    invite: Option<&Invite>,
+    default_seat: &DefaultSeat<'_, '_, T>,
+) -> Result<State, ConnectorError> {
+    Ok(match (member, invite) {
         (Some(m), _) => {
             State { presence: Presence::Member, role: m.role.clone(), seat: m.seat_type.clone() }
         }
         (None, Some(i)) => State {
             presence: Presence::Invited,
             role: i.role.clone(),
-            seat: i.seat_type.clone().unwrap_or_else(|| default_seat.to_string()),
+            seat: match &i.seat_type {
+                Some(seat) => seat.clone(),
+                None => default_seat.get()?.to_string(),
+            },
         },
-        (None, None) => State {
-            presence: Presence::Absent,
-            role: "standard-user".to_string(),
-            seat: default_seat.to_string(),
-        },
-    }
+        (None, None) => {
+            State { presence: Presence::Absent, role: String::new(), seat: String::new() }
+        }
+    })
 }
 
-fn new_subject(
+fn new_subject<T: Transport>(
     key: &str,
     member: Option<Member>,
     invite: Option<Invite>,
-    default_seat: &str,
-) -> Subject {
-    let state = state_of(member.as_ref(), invite.as_ref(), default_seat);
+    default_seat: &DefaultSeat<'_, '_, T>,
+) -> Result<Subject, ConnectorError> {
+    let state = state_of(member.as_ref(), invite.as_ref(), default_seat)?;
     let email = member
         .as_ref()
         .map(|m| m.email.to_lowercase())
         .or_else(|| invite.as_ref().map(|i| i.email_address.to_lowercase()))
         .unwrap_or_else(|| key.to_string());
-    Subject {
+    Ok(Subject {
         email,
         member,
         invite,
@@ -699,7 +733,7 @@ fn new_subject(
         sent: Vec::new(),
         error: None,
         after: None,
-    }
+    })
 }
 
 fn describe(state: &State) -> String {
@@ -719,11 +753,11 @@ fn describe(state: &State) -> String {
 }
 
 /// Plays one change on a person's modelled state.
-fn apply(
+fn apply<T: Transport>(
     action: &ChangeAction,
     target: Target,
     subject: &mut Subject,
-    default_seat: &str,
+    default_seat: &DefaultSeat<'_, '_, T>,
 ) -> Result<Effect, ConnectorError> {
     let email = subject.email.clone();
     let scim = subject.member.as_ref().map(|m| m.is_scim_managed).unwrap_or(false)
@@ -755,7 +789,7 @@ fn apply(
     match (target, grant) {
         (Target::Workspace, true) => match state.presence {
             Presence::Absent => {
-                invite_new(state, "standard-user", default_seat);
+                invite_new(state, "standard-user", default_seat.get()?);
                 Ok(Effect { changed: true, replaced: Vec::new(), note: format!("invite {email}") })
             }
             Presence::Member if suspended => Err(ConnectorError::Conflict(format!(
@@ -783,7 +817,7 @@ fn apply(
         },
         (Target::Role(role), true) => {
             if state.presence == Presence::Absent {
-                invite_new(state, role.console, default_seat);
+                invite_new(state, role.console, default_seat.get()?);
                 return Ok(Effect {
                     changed: true,
                     replaced: Vec::new(),
@@ -837,6 +871,7 @@ fn apply(
             if state.presence == Presence::Absent || state.seat != seat.console {
                 return unchanged(format!("{email} does not hold {}", seat.id));
             }
+            let default_seat = default_seat.get()?;
             if seat.console == default_seat {
                 return Err(ConnectorError::InvalidArgument(format!(
                     "{} is the workspace's default seat type and cannot be revoked; grant another seat type, or revoke `workspace`",

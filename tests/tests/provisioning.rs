@@ -99,6 +99,8 @@ async fn role_cycle_grant_grant_revoke_revoke_grant() {
     .await;
     assert_eq!(r.replaced, vec!["role:member"]);
     assert!(r.account.unwrap().entitlements.contains(&"role:admin".to_string()));
+    // Changing a member's role needs no workspace settings: the default seat is read lazily.
+    assert!(server.service().requests().iter().all(|q| !q.path.ends_with("/settings")));
     step(
         &server,
         grant(&host, &who, "role:admin"),
