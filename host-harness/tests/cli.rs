@@ -73,6 +73,8 @@ headers = {{ chatgpt-account-id = "ws-cli" }}
     assert!(ok, "{stderr}");
     let accounts: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(accounts.len(), 34);
+    assert_eq!(accounts[0]["status"], "active", "contract names, streamed page by page");
+    assert!(accounts.iter().any(|a| a["status"] == "invited"));
 
     let member = service.workspace("ws-cli").unwrap().members[17].clone();
     let (ok, stdout, stderr) =

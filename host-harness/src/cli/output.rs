@@ -19,6 +19,13 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One value as compact JSON, with the contract's enum values under their WIT names.
+pub fn json_line<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(value)?;
+    wit_names(&mut value);
+    Ok(serde_json::to_string(&value)?)
+}
+
 /// The fields whose values are contract enums: an account's `status`, a change's `outcome`.
 const ENUM_FIELDS: [&str; 2] = ["status", "outcome"];
 

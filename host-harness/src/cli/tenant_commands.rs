@@ -1,5 +1,6 @@
 //! Commands that run one operation for a tenant of a tenants file.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -107,13 +108,29 @@ pub async fn accounts(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (host, tenant) = host_for(args, cache_dir).await?;
-    let accounts = all_accounts(&host, &tenant, size).await?;
-    if args.json {
-        output::print_json(&accounts)
-    } else {
-        output::print_accounts(&accounts);
-        Ok(())
+    if !args.json {
+        output::print_accounts(&all_accounts(&host, &tenant, size).await?);
+        return Ok(());
     }
+    // JSON streams page by page, so a workspace of any size is never held whole.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    write!(out, "[")?;
+    let (mut cursor, mut first) = (None, true);
+    loop {
+        let page = answer(host.list_accounts(&tenant, PageRequest { cursor, size }).await?)?;
+        for account in &page.accounts {
+            let separator = if first { "\n" } else { ",\n" };
+            write!(out, "{separator}{}", output::json_line(account)?)?;
+            first = false;
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    writeln!(out, "\n]")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `harness entitlements`
