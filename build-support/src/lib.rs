@@ -34,11 +34,12 @@ pub fn build_component_with(
     for path in watched.iter().chain(["wit", "Cargo.lock"].iter()) {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
-    // Each feature set builds in its own directory: its artifact has the same file name, and a
-    // build script copying the default one must never pick up another's.
+    // Builds with features go to a directory of their own: their artifact has the default build's
+    // file name, and a build script copying the default one must never pick up a variant. The
+    // variants share it (and its compiled dependencies); callers build them one after another.
     let target_dir = match features {
         [] => workspace.join("target").join("wasm-guests"),
-        _ => workspace.join("target").join(format!("wasm-guests-{}", features.join("-"))),
+        _ => workspace.join("target").join("wasm-guests-variants"),
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
