@@ -48,11 +48,7 @@ impl<T: Transport> ChatGptConnector<T> {
     }
 
     pub(crate) fn console(&self) -> ConsoleClient<'_, T> {
-        ConsoleClient::new(
-            &self.transport,
-            format!("{}/accounts/{}", self.settings.base_url, self.settings.account_id),
-            self.settings.retry,
-        )
+        ConsoleClient::new(&self.transport, self.settings.account_base(), self.settings.retry)
     }
 
     /// Reads the workspace settings, proving the token and account id work together.
@@ -233,7 +229,12 @@ pub(crate) fn scan<I>(
 
 /// Keeps at most `want` items of a console page and says whether the listing is exhausted:
 /// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
-fn take_page<I>(mut items: Vec<I>, total: u64, offset: u64, want: u32) -> (Vec<I>, bool) {
+pub(crate) fn take_page<I>(
+    mut items: Vec<I>,
+    total: u64,
+    offset: u64,
+    want: u32,
+) -> (Vec<I>, bool) {
     let short = items.len() < want as usize;
     items.truncate(want as usize);
     let exhausted = short || offset + items.len() as u64 >= total;

@@ -13,7 +13,9 @@ use serde_json::json;
 
 use crate::api::{ConsoleClient, Invite, InviteResponse, Member, WriteError};
 use crate::catalog::{self, Role, Seat};
-use crate::connector::{ChatGptConnector, member_account, scan, validate_email, validate_id};
+use crate::connector::{
+    ChatGptConnector, member_account, scan, take_page, validate_email, validate_id,
+};
 use crate::error::ConnectorError;
 use crate::model::{
     Account, AccountRef, AccountStatus, Change, ChangeAction, ChangeResult, Outcome, PlannedRequest,
@@ -497,11 +499,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 for subject in
                     subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty())
                 {
-                    let unconfirmed = ConnectorError::Unavailable(format!(
-                        "the change for {} was sent but could not be read back to confirm it ({error}); check the account before retrying",
-                        subject.email
-                    ));
-                    subject.error = Some(half_applied(&subject.sent, unconfirmed));
+                    subject.error = Some(unconfirmed(subject, &error));
                 }
                 return Ok(());
             }
@@ -511,11 +509,7 @@ impl<T: Transport> ChatGptConnector<T> {
             let actual = match state_of(member.as_ref(), invite.as_ref(), default_seat) {
                 Ok(actual) => actual,
                 Err(error) => {
-                    let unconfirmed = ConnectorError::Unavailable(format!(
-                        "the change for {} was sent but could not be read back to confirm it ({error}); check the account before retrying",
-                        subject.email
-                    ));
-                    subject.error = Some(half_applied(&subject.sent, unconfirmed));
+                    subject.error = Some(unconfirmed(subject, &error));
                     continue;
                 }
             };
@@ -618,6 +612,15 @@ fn visible(request: &PlannedRequest, member: Option<&Member>, invite: Option<&In
     }
 }
 
+/// A person's writes went out but could not be read back: say so, never "nothing done".
+fn unconfirmed(subject: &Subject, error: &ConnectorError) -> ConnectorError {
+    let unconfirmed = ConnectorError::Unavailable(format!(
+        "the change for {} was sent but could not be read back to confirm it ({error}); check the account before retrying",
+        subject.email
+    ));
+    half_applied(&subject.sent, unconfirmed)
+}
+
 /// Adds to an error what had already been done for the same person, so nothing half-applied
 /// goes unreported.
 fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorError {
@@ -661,10 +664,11 @@ fn list_everything<I>(
 ) -> Result<Vec<I>, ConnectorError> {
     let mut all = Vec::new();
     loop {
-        let page = fetch(all.len() as u64, MAX_PAGE_SIZE)?;
-        let short = page.items.len() < MAX_PAGE_SIZE as usize;
-        all.extend(page.items);
-        if short || all.len() as u64 >= page.total {
+        let offset = all.len() as u64;
+        let page = fetch(offset, MAX_PAGE_SIZE)?;
+        let (items, exhausted) = take_page(page.items, page.total, offset, MAX_PAGE_SIZE);
+        all.extend(items);
+        if exhausted {
             return Ok(all);
         }
     }

@@ -130,9 +130,9 @@ impl Settings {
         Ok(Settings { base_url, account_id, page_size, retry })
     }
 
-    /// The URL of a console path below this workspace, e.g. `users` → `.../accounts/{id}/users`.
-    pub fn account_url(&self, path: &str) -> String {
-        format!("{}/accounts/{}/{}", self.base_url, self.account_id, path)
+    /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`.
+    pub fn account_base(&self) -> String {
+        format!("{}/accounts/{}", self.base_url, self.account_id)
     }
 
     /// Page size to use for a request that asked for `requested`.
@@ -190,7 +190,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.base_url, "https://chatgpt.com/backend-api");
         assert_eq!(s.page_size, 25);
-        assert_eq!(s.account_url("users"), "https://chatgpt.com/backend-api/accounts/ws-1/users");
+        assert_eq!(s.account_base(), "https://chatgpt.com/backend-api/accounts/ws-1");
     }
 
     #[test]

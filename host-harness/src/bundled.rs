@@ -3,9 +3,6 @@
 /// The ChatGPT connector component, built from `connector/` by this crate's build script.
 pub const CHATGPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chatgpt_connector.wasm"));
 
-/// Names of the bundled connectors.
-pub const NAMES: &[&str] = &["chatgpt"];
-
 /// The bytes of the bundled connector called `name`.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
     match name {

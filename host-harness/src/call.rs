@@ -172,10 +172,3 @@ pub struct CallReport<T> {
     /// Wall-clock duration of the call.
     pub duration_ms: u64,
 }
-
-impl<T> CallReport<T> {
-    /// The answer, or why there is none.
-    pub fn into_result(self) -> Result<T, CallError> {
-        self.result
-    }
-}
