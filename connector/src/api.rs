@@ -1,4 +1,7 @@
 //! The ChatGPT admin console API: its JSON shapes, and how its answers map to typed errors.
+//!
+//! The same client, retry policy and error mapping serve the SCIM surface (see `scim`); a
+//! [`Surface`] says which one a client talks to, for media types and for what to tell people.
 
 use serde::Deserialize;
 
@@ -72,10 +75,49 @@ pub struct WorkspaceSettings {
     pub default_seat_type: String,
 }
 
-/// A typed client of the console API over any [`Transport`], retrying as its policy says.
+/// Which of the service's HTTP surfaces a client talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The admin console API (`base-url`).
+    Console,
+    /// The SCIM 2.0 directory (`scim-base-url`).
+    Scim,
+}
+
+impl Surface {
+    /// The media type of request bodies (RFC 7644 §3.1 names `application/scim+json`).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Surface::Console => "application/json",
+            Surface::Scim => "application/scim+json",
+        }
+    }
+
+    /// Which credential a 401 or 403 is about, for the operator who must fix it.
+    fn credential(self) -> &'static str {
+        match self {
+            Surface::Console => "the tenant's ChatGPT admin token",
+            Surface::Scim => "the tenant's SCIM token",
+        }
+    }
+
+    /// What a 403 means on this surface.
+    fn permission_hint(self) -> &'static str {
+        match self {
+            Surface::Console => {
+                "the token must belong to an Owner of this workspace and `account-id` must be that workspace"
+            }
+            Surface::Scim => "the SCIM token must belong to the directory in `scim-base-url`",
+        }
+    }
+}
+
+/// A typed client of the console API (or the SCIM surface) over any [`Transport`], retrying as
+/// its policy says.
 pub struct ConsoleClient<'a, T: Transport> {
     transport: &'a T,
     base: String,
+    surface: Surface,
     policy: RetryPolicy,
     jitter: Cell<u64>,
 }
@@ -104,10 +146,15 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
     /// A client for the workspace whose console URL prefix is `account_base`
     /// (`{base-url}/accounts/{account-id}`).
     pub fn new(transport: &'a T, account_base: String, policy: RetryPolicy) -> Self {
+        Self::on(Surface::Console, transport, account_base, policy)
+    }
+
+    /// A client of `surface` whose paths sit below `base`.
+    pub fn on(surface: Surface, transport: &'a T, base: String, policy: RetryPolicy) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64 | 1);
-        ConsoleClient { transport, base: account_base, policy, jitter: Cell::new(seed) }
+        ConsoleClient { transport, base, surface, policy, jitter: Cell::new(seed) }
     }
 
     /// The retry policy.
@@ -230,7 +277,12 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         path: &str,
         body: Option<String>,
     ) -> Result<R, Failure> {
-        let request = HttpRequest { method, url: format!("{}/{path}", self.base), body };
+        let request = HttpRequest {
+            method,
+            url: format!("{}/{path}", self.base),
+            content_type: self.surface.media_type(),
+            body,
+        };
         let response = self.transport.send(&request).map_err(|e| {
             if e.denied {
                 Failure::Final(ConnectorError::PermissionDenied(format!(
@@ -246,21 +298,23 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
             ))));
         }
         let html = looks_like_html(&response);
-        parse_json(endpoint, &response).map_err(|error| match (response.status, &error) {
-            // A challenge page or throttling stops the request before the application sees it.
-            (429, _) | (409, _) | (403, _) if html || response.status != 403 => {
-                let asked = match &error {
-                    ConnectorError::RateLimited { retry_after_ms, .. } => {
-                        retry_after_ms.map(Duration::from_millis)
-                    }
-                    _ => None,
-                };
-                Failure::Retry(error, asked)
+        parse_json_from(self.surface, endpoint, &response).map_err(|error| {
+            match (response.status, &error) {
+                // A challenge page or throttling stops the request before the application sees it.
+                (429, _) | (409, _) | (403, _) if html || response.status != 403 => {
+                    let asked = match &error {
+                        ConnectorError::RateLimited { retry_after_ms, .. } => {
+                            retry_after_ms.map(Duration::from_millis)
+                        }
+                        _ => None,
+                    };
+                    Failure::Retry(error, asked)
+                }
+                (200..=299, ConnectorError::Unavailable(_)) => Failure::Retry(error, None),
+                // A server error, or a 2xx whose answer cannot be read: perhaps applied.
+                (500..=599, _) | (200..=299, _) => Failure::Unknown(error),
+                _ => Failure::Final(error),
             }
-            (200..=299, ConnectorError::Unavailable(_)) => Failure::Retry(error, None),
-            // A server error, or a 2xx whose answer cannot be read: perhaps applied.
-            (500..=599, _) | (200..=299, _) => Failure::Unknown(error),
-            _ => Failure::Final(error),
         })
     }
 }
@@ -366,8 +420,26 @@ pub fn parse_json<R: serde::de::DeserializeOwned>(
     endpoint: &str,
     response: &HttpResponse,
 ) -> Result<R, ConnectorError> {
+    parse_json_from(Surface::Console, endpoint, response)
+}
+
+/// [`parse_json`] for an answer of `surface`. `204 No Content` (which SCIM allows for PATCH)
+/// reads as JSON `null`, so callers expecting `Option<_>` get `None`.
+pub fn parse_json_from<R: serde::de::DeserializeOwned>(
+    surface: Surface,
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<R, ConnectorError> {
     if !(200..300).contains(&response.status) {
-        return Err(classify_failure(endpoint, response));
+        return Err(classify_failure_from(surface, endpoint, response));
+    }
+    if response.status == 204 {
+        return serde_json::from_slice(b"null").map_err(|_| {
+            ConnectorError::Internal(format!(
+                "{endpoint}: the service answered {} with an empty body where an answer was expected",
+                response.status
+            ))
+        });
     }
     if looks_like_html(response) {
         return Err(ConnectorError::Unavailable(format!(
@@ -385,6 +457,16 @@ pub fn parse_json<R: serde::de::DeserializeOwned>(
 
 /// Maps a non-2xx answer to the error a person can act on.
 pub fn classify_failure(endpoint: &str, response: &HttpResponse) -> ConnectorError {
+    classify_failure_from(Surface::Console, endpoint, response)
+}
+
+/// [`classify_failure`] for an answer of `surface`.
+pub fn classify_failure_from(
+    surface: Surface,
+    endpoint: &str,
+    response: &HttpResponse,
+) -> ConnectorError {
+    let credential = surface.credential();
     let status = response.status;
     let html = looks_like_html(response);
     let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
@@ -409,17 +491,18 @@ pub fn classify_failure(endpoint: &str, response: &HttpResponse) -> ConnectorErr
                 "{endpoint}: the workspace has been deactivated (account_deactivated); check the tenant's `account-id`"
             )),
             Some(code) => ConnectorError::Unauthenticated(format!(
-                "{endpoint}: the admin token was rejected ({code}: {detail}); renew the tenant's ChatGPT token"
+                "{endpoint}: {credential} was rejected ({code}: {detail}); renew it"
             )),
             None => ConnectorError::Unauthenticated(format!(
-                "{endpoint}: the admin token was rejected ({detail}); renew the tenant's ChatGPT token"
+                "{endpoint}: {credential} was rejected ({detail}); renew it"
             )),
         },
         403 if html => ConnectorError::Unavailable(format!(
             "{endpoint}: the service answered 403 with a bot-protection page; this is transient, try again later"
         )),
         403 => ConnectorError::PermissionDenied(format!(
-            "{endpoint}: {detail}; the token must belong to an Owner of this workspace and `account-id` must be that workspace"
+            "{endpoint}: {detail}; {}",
+            surface.permission_hint()
         )),
         404 => ConnectorError::NotFound(format!("{endpoint}: {detail}")),
         409 => ConnectorError::Conflict(format!(

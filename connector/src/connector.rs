@@ -6,6 +6,7 @@ use crate::api::{ConsoleClient, Invite, ListPage, Member};
 use crate::catalog;
 use crate::cursor::{Cursor, Phase};
 use crate::error::ConnectorError;
+use crate::groups;
 use crate::model::{
     Account, AccountRef, AccountStatus, Capabilities, ConnectorInfo, Entitlement, Page, PageRequest,
 };
@@ -17,7 +18,7 @@ pub const INVITE_ID_PREFIX: &str = "invite:";
 
 /// The ChatGPT workspace connector for one tenant's settings.
 pub struct ChatGptConnector<T: Transport> {
-    transport: T,
+    pub(crate) transport: T,
     pub(crate) settings: Settings,
     default_seat: OnceCell<String>,
 }
@@ -28,7 +29,7 @@ pub fn info() -> ConnectorInfo {
         name: "chatgpt".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         application: "ChatGPT Business/Enterprise workspace".to_string(),
-        entitlement_kinds: ["access", "role", "seat"].map(String::from).to_vec(),
+        entitlement_kinds: ["access", "role", "seat", "group"].map(String::from).to_vec(),
         exclusion_groups: catalog::exclusion_groups(),
         capabilities: Capabilities {
             read_accounts: true,
@@ -94,7 +95,10 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
             };
             cursor = match (exhausted, cursor.phase) {
-                (true, Phase::Invites) => return Ok(Page { items, next_cursor: None }),
+                (true, Phase::Invites) => {
+                    self.add_groups(&mut items)?;
+                    return Ok(Page { items, next_cursor: None });
+                }
                 (true, _) => Cursor { phase: Phase::Invites, offset: 0 },
                 (false, phase) => Cursor { phase, offset: cursor.offset + fetched as u64 },
             };
@@ -103,13 +107,22 @@ impl<T: Transport> ChatGptConnector<T> {
                 // Deliberate defect for the conformance kit's tests: hand back the same cursor.
                 #[cfg(feature = "bug-repeat-cursor")]
                 let next_cursor = page.cursor.clone().or(next_cursor);
+                self.add_groups(&mut items)?;
                 return Ok(Page { items, next_cursor });
             }
         }
     }
 
-    /// One account by id or email.
+    /// One account by id or email, with the groups it is in.
     pub fn get_account(&self, reference: &AccountRef) -> Result<Account, ConnectorError> {
+        let mut account = [self.console_account(reference)?];
+        self.add_groups(&mut account)?;
+        let [account] = account;
+        Ok(account)
+    }
+
+    /// One account by id or email, as the console shows it.
+    fn console_account(&self, reference: &AccountRef) -> Result<Account, ConnectorError> {
         match reference {
             AccountRef::Email(email) => {
                 let email = validate_email(email)?;
@@ -157,7 +170,9 @@ impl<T: Transport> ChatGptConnector<T> {
         }
     }
 
-    /// One page of entitlements.
+    /// One page of entitlements: the fixed ones, then (with SCIM configured) one per group.
+    /// The cursor's offset counts through both, so group `n` (1-based `startIndex` in SCIM)
+    /// sits at offset `fixed + n - 1`.
     pub fn list_entitlements(
         &self,
         page: &PageRequest,
@@ -169,14 +184,37 @@ impl<T: Transport> ChatGptConnector<T> {
                 Cursor::decode(raw, &self.settings.account_id, &[Phase::Entitlements])?.offset
             }
         };
-        let all = catalog::fixed_entitlements();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
-        let end = start.saturating_add(size).min(all.len());
-        let next_cursor = (end < all.len()).then(|| {
-            Cursor { phase: Phase::Entitlements, offset: end as u64 }
-                .encode(&self.settings.account_id)
-        });
-        Ok(Page { items: all[start..end].to_vec(), next_cursor })
+        let fixed = catalog::fixed_entitlements();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut items: Vec<Entitlement> = fixed.iter().skip(start).take(size).cloned().collect();
+        let next = |offset: usize| {
+            Some(
+                Cursor { phase: Phase::Entitlements, offset: offset as u64 }
+                    .encode(&self.settings.account_id),
+            )
+        };
+        let reached = start.saturating_add(items.len());
+        let Some(scim) = self.scim() else {
+            let next_cursor = if reached < fixed.len() { next(reached) } else { None };
+            return Ok(Page { items, next_cursor });
+        };
+        if items.len() == size {
+            return Ok(Page { items, next_cursor: next(reached) });
+        }
+        let group_offset = reached.saturating_sub(fixed.len());
+        let want = (size - items.len()) as u32;
+        let groups = scim.list_groups(group_offset as u64 + 1, want, false)?;
+        let got = groups.resources.len().min(want as usize);
+        items.extend(groups.resources.iter().take(want as usize).map(groups::group_entitlement));
+        let seen = group_offset + got;
+        // An empty page ends the listing whatever `totalResults` says, so a miscounting
+        // directory cannot hand out a cursor that never moves.
+        let next_cursor = if got > 0 && (seen as u64) < groups.total_results {
+            next(fixed.len() + seen)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 
     fn workspace_default_seat(&self) -> Result<&str, ConnectorError> {

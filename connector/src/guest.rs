@@ -49,9 +49,9 @@ impl Transport for WakiTransport {
             Method::Delete => client.delete(&request.url),
         };
         let mut builder =
-            builder.header("accept", "application/json").connect_timeout(CONNECT_TIMEOUT);
+            builder.header("accept", request.content_type).connect_timeout(CONNECT_TIMEOUT);
         if let Some(body) = &request.body {
-            builder = builder.header("content-type", "application/json").body(body.clone());
+            builder = builder.header("content-type", request.content_type).body(body.clone());
         }
         let response = builder.send().map_err(|e| {
             let message = format!("{e:#}");

@@ -10,8 +10,10 @@ pub mod catalog;
 pub mod connector;
 pub mod cursor;
 pub mod error;
+pub mod groups;
 pub mod model;
 pub mod provision;
+pub mod scim;
 pub mod settings;
 pub mod transport;
 

@@ -17,6 +17,7 @@ use crate::connector::{
     ChatGptConnector, member_account, scan, take_page, validate_email, validate_id,
 };
 use crate::error::ConnectorError;
+use crate::groups::group_id;
 use crate::model::{
     Account, AccountRef, AccountStatus, Change, ChangeAction, ChangeResult, Outcome, PlannedRequest,
 };
@@ -26,7 +27,7 @@ use crate::transport::{Method, Transport};
 /// Largest number of addresses sent in one bulk invite.
 pub const INVITE_CHUNK: usize = 100;
 /// Above this many people, read the whole workspace once instead of looking each one up.
-const SNAPSHOT_THRESHOLD: usize = 20;
+pub(crate) const SNAPSHOT_THRESHOLD: usize = 20;
 
 /// What a lookup found for one reference: the member and the pending invite, if any.
 type Found = (Option<Member>, Option<Invite>);
@@ -49,16 +50,11 @@ fn parse_target(id: &str) -> Result<Target, ConnectorError> {
     if let Some(seat) = catalog::SEATS.iter().find(|s| s.id == id) {
         return Ok(Target::Seat(seat));
     }
-    if id.starts_with("group:") {
-        return Err(ConnectorError::Unsupported(format!(
-            "{id}: group entitlements need the workspace's SCIM endpoint, which this connector version does not manage"
-        )));
-    }
     if id.trim().is_empty() {
         return Err(ConnectorError::InvalidArgument("the entitlement id is empty".to_string()));
     }
     Err(ConnectorError::NotFound(format!(
-        "no entitlement {id:?}; see list-entitlements (workspace, role:*, seat:*)"
+        "no entitlement {id:?}; see list-entitlements (workspace, role:*, seat:*, group:*)"
     )))
 }
 
@@ -110,7 +106,71 @@ struct Effect {
 impl<T: Transport> ChatGptConnector<T> {
     /// Applies `changes` in order and returns one result per change. The outer error means
     /// nothing was attempted.
+    ///
+    /// Group changes go to the SCIM directory after the console changes: the two surfaces
+    /// share no state a change could depend on (SCIM-managed people, the only ones groups
+    /// hold, cannot be invited or removed through the console).
     pub fn apply_batch(
+        &self,
+        changes: &[Change],
+        dry_run: bool,
+    ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
+        let (group_changes, console_changes): (Vec<_>, Vec<_>) =
+            changes.iter().enumerate().partition(|(_, c)| group_id(&c.entitlement).is_some());
+        let console_only: Vec<Change> = console_changes.iter().map(|(_, c)| (*c).clone()).collect();
+        let mut results: Vec<Option<Result<ChangeResult, ConnectorError>>> =
+            changes.iter().map(|_| None).collect();
+        if !console_only.is_empty() {
+            let mut console_results = self.apply_console_batch(&console_only, dry_run)?;
+            self.add_groups_to_results(&mut console_results);
+            for ((index, _), result) in console_changes.iter().zip(console_results) {
+                results[*index] = Some(result);
+            }
+        }
+        for (index, result) in self.apply_group_changes(&group_changes, dry_run) {
+            results[index] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ConnectorError::Internal("a change got no result".to_string()))
+                })
+            })
+            .collect())
+    }
+
+    /// Adds group entitlements to the accounts of console results, so a result shows the whole
+    /// account. The writes are done by then, so a failure to read the groups is reported in the
+    /// result's detail, not as the change's failure.
+    fn add_groups_to_results(&self, results: &mut [Result<ChangeResult, ConnectorError>]) {
+        if self.settings.scim_base_url.is_none() {
+            return;
+        }
+        let mut accounts: Vec<Account> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|r| r.account.clone()))
+            .collect();
+        if accounts.is_empty() {
+            return;
+        }
+        let outcome = self.add_groups(&mut accounts);
+        let mut accounts = accounts.into_iter();
+        for result in results.iter_mut().filter_map(|r| r.as_mut().ok()) {
+            if result.account.is_none() {
+                continue;
+            }
+            match &outcome {
+                Ok(()) => result.account = accounts.next(),
+                Err(error) => {
+                    result.detail.push_str(&format!(" (group memberships not shown: {error})"))
+                }
+            }
+        }
+    }
+
+    /// [`apply_batch`](Self::apply_batch) for changes of console entitlements only.
+    fn apply_console_batch(
         &self,
         changes: &[Change],
         dry_run: bool,
@@ -206,7 +266,7 @@ impl<T: Transport> ChatGptConnector<T> {
 
     /// Finds the member and invite of every reference: one lookup each for a few people, the
     /// whole workspace once for many.
-    fn lookup(
+    pub(crate) fn lookup(
         &self,
         console: &ConsoleClient<'_, T>,
         refs: &[&AccountRef],
@@ -648,7 +708,7 @@ fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorErro
 }
 
 /// The key a reference is looked up by: a lowercase email, a member id or `invite:<id>`.
-fn reference_key(reference: &AccountRef) -> Result<String, ConnectorError> {
+pub(crate) fn reference_key(reference: &AccountRef) -> Result<String, ConnectorError> {
     match reference {
         AccountRef::Email(email) => Ok(validate_email(email)?.to_lowercase()),
         AccountRef::Id(id) => Ok(validate_id(id)?.to_string()),
@@ -1001,6 +1061,7 @@ mod tests {
         let settings = Settings {
             base_url: "https://x".into(),
             account_id: "ws".into(),
+            scim_base_url: None,
             page_size: 100,
             retry,
         };

@@ -26,6 +26,9 @@ pub struct Settings {
     pub base_url: String,
     /// The workspace (account) id.
     pub account_id: String,
+    /// Base URL of the workspace's SCIM 2.0 directory, e.g.
+    /// `https://<host>/scim/v2.0/<directory>`; `None` leaves groups out.
+    pub scim_base_url: Option<String>,
     /// Default page size for listings, 1 to 100.
     pub page_size: u32,
     /// How failed requests are retried.
@@ -61,6 +64,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
   "properties": {
     "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
+    "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size, 1 to 100 (default 100)"},
     "max-attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts per request when the service throttles or fails, 1 to 10 (default 4)"},
     "retry-base-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "First retry backoff in milliseconds, doubling with jitter (default 500)"},
@@ -85,7 +89,11 @@ impl Settings {
         };
 
         let base_url = required("base-url")?;
-        let base_url = validate_base_url(&base_url)?;
+        let base_url = validate_base_url("base-url", &base_url)?;
+        let scim_base_url = match read("scim-base-url")?.map(|v| v.trim().to_string()) {
+            Some(raw) if !raw.is_empty() => Some(validate_base_url("scim-base-url", &raw)?),
+            _ => None,
+        };
         let account_id = required("account-id")?;
         if account_id.len() > 128
             || !account_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -127,7 +135,7 @@ impl Settings {
                 defaults.budget.as_millis() as u64,
             )?),
         };
-        Ok(Settings { base_url, account_id, page_size, retry })
+        Ok(Settings { base_url, account_id, scim_base_url, page_size, retry })
     }
 
     /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`.
@@ -154,9 +162,9 @@ fn parse_page_size(raw: &str) -> Result<u32, String> {
     }
 }
 
-fn validate_base_url(raw: &str) -> Result<String, ConnectorError> {
+fn validate_base_url(key: &str, raw: &str) -> Result<String, ConnectorError> {
     let bad =
-        |why: &str| ConnectorError::InvalidConfig(format!("setting `base-url` {why}, got {raw:?}"));
+        |why: &str| ConnectorError::InvalidConfig(format!("setting `{key}` {why}, got {raw:?}"));
     let rest = raw
         .strip_prefix("https://")
         .or_else(|| raw.strip_prefix("http://"))
@@ -199,6 +207,10 @@ mod tests {
             (vec![("account-id", "a")], "`base-url` is required"),
             (vec![("base-url", "ftp://x"), ("account-id", "a")], "`base-url` must start"),
             (vec![("base-url", "https://x")], "`account-id` is required"),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("scim-base-url", "scim")],
+                "`scim-base-url` must start",
+            ),
             (vec![("base-url", "https://x"), ("account-id", "a/b")], "`account-id` must be"),
             (
                 vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "500")],

@@ -32,6 +32,8 @@ pub struct HttpRequest {
     pub method: Method,
     /// Absolute URL.
     pub url: String,
+    /// Media type of the body (and of the answer accepted).
+    pub content_type: &'static str,
     /// JSON body, if any.
     pub body: Option<String>,
 }

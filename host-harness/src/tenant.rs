@@ -67,12 +67,17 @@ impl fmt::Display for SettingValue {
     }
 }
 
-/// Credentials for one origin.
+/// Credentials for one origin, or for the paths below a prefix of it.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CredentialConfig {
     /// The origin they are sent to.
     pub origin: String,
+    /// Only requests whose path is this prefix or below it get these credentials, e.g.
+    /// `/scim/v2.0/dir-1` when the SCIM directory shares its origin with the console and takes
+    /// another token. Of several matching credentials of an origin the longest prefix wins.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
     /// A bearer token, sent as `Authorization: Bearer ...`.
     #[serde(default)]
     pub bearer_token: Option<String>,
@@ -88,6 +93,7 @@ impl fmt::Debug for CredentialConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CredentialConfig")
             .field("origin", &self.origin)
+            .field("path_prefix", &self.path_prefix)
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
             .field("bearer_token_env", &self.bearer_token_env)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
@@ -204,6 +210,8 @@ impl fmt::Debug for Secret {
 pub struct OriginCredentials {
     /// The origin.
     pub origin: Origin,
+    /// The path prefix they are limited to, without a trailing `/`; empty for the whole origin.
+    pub path_prefix: String,
     /// Headers to set on every request to it.
     pub headers: Vec<(http::HeaderName, Secret)>,
 }
@@ -227,6 +235,37 @@ pub struct Tenant {
     pub allow_private_addresses: bool,
     /// Slots for the tenant's outgoing requests in flight.
     pub request_slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Tenant {
+    /// The credentials to inject into a request to `path` at `origin`: of those of the origin
+    /// whose prefix covers the path (on a segment boundary), the one with the longest prefix.
+    pub fn credentials_for(&self, origin: &Origin, path: &str) -> Option<&OriginCredentials> {
+        self.credentials
+            .iter()
+            .filter(|c| &c.origin == origin && path_is_below(path, &c.path_prefix))
+            .max_by_key(|c| c.path_prefix.len())
+    }
+}
+
+/// Whether `path` is `prefix` or below it; the empty prefix covers every path.
+fn path_is_below(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// A path prefix as written in a tenant file, normalized without its trailing `/`.
+fn validate_path_prefix(raw: &str) -> Result<String, &'static str> {
+    if !raw.starts_with('/') {
+        return Err("must start with `/`");
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') {
+        return Err("must not contain spaces, a query or a fragment");
+    }
+    if crate::egress::has_dot_segment(raw) {
+        return Err("must not contain `.` or `..` segments");
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }
 
 impl TenantsFile {
@@ -288,6 +327,18 @@ impl TenantConfig {
                     "{at}.origin {origin} is not in `allowed-origins`, so it could never be used"
                 )));
             }
+            let path_prefix = match &cred.path_prefix {
+                None => String::new(),
+                Some(raw) => validate_path_prefix(raw)
+                    .map_err(|why| fail(format!("{at}.path-prefix {raw:?} {why}")))?,
+            };
+            if credentials.iter().any(|c: &OriginCredentials| {
+                c.origin == origin && c.path_prefix == path_prefix
+            }) {
+                return Err(fail(format!(
+                    "{at}: another credential already covers {origin}{path_prefix}; give each a different `path-prefix`"
+                )));
+            }
             let mut headers = Vec::new();
             let token = match (&cred.bearer_token, &cred.bearer_token_env) {
                 (Some(_), Some(_)) => {
@@ -325,7 +376,7 @@ impl TenantConfig {
                 }
                 headers.push((header, Secret::new(value.clone())));
             }
-            credentials.push(OriginCredentials { origin, headers });
+            credentials.push(OriginCredentials { origin, path_prefix, headers });
         }
         let limits = defaults.with(&self.limits);
         Ok(Tenant {
@@ -394,5 +445,47 @@ headers = { chatgpt-account-id = "ws-1" }
             assert!(err.contains(want), "{err}");
         }
         assert!(toml::from_str::<TenantsFile>(&FILE.replace("connector =", "conector =")).is_err());
+    }
+
+    const SCIM_CREDENTIAL: &str = r#"
+[[tenant.credentials]]
+origin = "http://127.0.0.1:8080"
+path-prefix = "/scim/v2.0/dir-1/"
+bearer-token = "scim-secret"
+"#;
+
+    #[test]
+    fn the_longest_matching_path_prefix_picks_the_credential() {
+        let file: TenantsFile = toml::from_str(&format!("{FILE}{SCIM_CREDENTIAL}")).unwrap();
+        let tenant = file.tenants[0].validate(Limits::default()).unwrap();
+        let origin = tenant.allowed_origins[0].clone();
+        let token = |path: &str| {
+            let creds = tenant.credentials_for(&origin, path).unwrap();
+            creds
+                .headers
+                .iter()
+                .find(|(h, _)| h == http::header::AUTHORIZATION)
+                .map(|(_, v)| v.expose().to_string())
+                .unwrap()
+        };
+        assert_eq!(token("/scim/v2.0/dir-1/Groups"), "Bearer scim-secret");
+        assert_eq!(token("/scim/v2.0/dir-1"), "Bearer scim-secret");
+        // A segment boundary, not a string prefix: `dir-10` is another directory.
+        assert_eq!(token("/scim/v2.0/dir-10/Groups"), "Bearer tok-secret");
+        assert_eq!(token("/backend-api/accounts/a/users"), "Bearer tok-secret");
+    }
+
+    #[test]
+    fn a_bad_or_duplicate_path_prefix_is_named() {
+        let cases = [
+            (SCIM_CREDENTIAL.replace("/scim/v2.0/dir-1/", "scim"), "must start with `/`"),
+            (SCIM_CREDENTIAL.replace("/scim/v2.0/dir-1/", "/scim/../x"), "`..` segments"),
+            (SCIM_CREDENTIAL.replace("path-prefix = \"/scim/v2.0/dir-1/\"\n", ""), "another credential"),
+        ];
+        for (extra, want) in cases {
+            let file: TenantsFile = toml::from_str(&format!("{FILE}{extra}")).unwrap();
+            let err = file.tenants[0].validate(Limits::default()).unwrap_err().to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
     }
 }

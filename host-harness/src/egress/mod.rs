@@ -105,6 +105,12 @@ pub enum Denial {
         /// The URL.
         url: String,
     },
+    /// The path has `.` or `..` segments, which could steer a request out of the path a
+    /// credential is limited to.
+    DotSegment {
+        /// The path.
+        path: String,
+    },
     /// The host name resolved to an address the tenant may not reach.
     PrivateAddress {
         /// The host name.
@@ -127,6 +133,10 @@ impl fmt::Display for Denial {
                 "the connector set its own `{header}` header; credentials are injected by the host"
             ),
             Denial::BadUrl { url } => write!(f, "request URL {url:?} has no scheme, host or port"),
+            Denial::DotSegment { path } => write!(
+                f,
+                "request path {path:?} has `.` or `..` segments; the host refuses them so path-limited credentials cannot be steered"
+            ),
             Denial::PrivateAddress { host, address, kind } if host == address => write!(
                 f,
                 "{address} is a {kind} address, which the tenant does not allow (allow-private-addresses)"
@@ -251,7 +261,7 @@ impl WasiHttpHooks for EgressHooks {
                 Ok(permit) => permit,
                 Err(_) => return Err(HttpError::ConnectionLimitReached),
             };
-            if let Some(creds) = tenant.credentials.iter().find(|c| c.origin == origin) {
+            if let Some(creds) = tenant.credentials_for(&origin, request.uri().path()) {
                 for (name, value) in &creds.headers {
                     match http::HeaderValue::from_str(value.expose()) {
                         Ok(mut value) => {
@@ -347,6 +357,9 @@ fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, D
     if !tenant.allowed_origins.contains(&origin) {
         return Err(Denial::OriginNotAllowed { origin: origin.to_string() });
     }
+    if has_dot_segment(request.uri().path()) {
+        return Err(Denial::DotSegment { path: request.uri().path().to_string() });
+    }
     for header in
         [http::header::AUTHORIZATION, http::header::PROXY_AUTHORIZATION, http::header::COOKIE]
     {
@@ -355,6 +368,14 @@ fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, D
         }
     }
     Ok(origin)
+}
+
+/// Whether a path has a `.` or `..` segment, spelled plainly or percent-encoded.
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 /// A response body that fails once more than `limit` bytes have come or when no byte comes for

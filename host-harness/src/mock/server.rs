@@ -85,6 +85,7 @@ impl MockServer {
             settings,
             credentials: vec![CredentialConfig {
                 origin: self.origin(),
+                path_prefix: None,
                 bearer_token: Some(token.to_string()),
                 bearer_token_env: None,
                 headers: BTreeMap::from([(
