@@ -121,6 +121,46 @@ headers = {{ chatgpt-account-id = "ws-cli" }}
 }
 
 #[test]
+fn the_tenants_file_harness_mock_prints_works_for_console_and_scim() {
+    use std::io::{BufRead, BufReader};
+    let mut mock = harness()
+        .args(["mock", "--port", "0", "--members", "12", "--invites", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(mock.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let mut in_file = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("press Ctrl-C") {
+            break;
+        }
+        if line.starts_with("tenants file") {
+            in_file = true;
+        } else if in_file {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+    }
+    assert!(printed.contains("scim-base-url") && printed.contains("path-prefix"), "{printed}");
+    let dir = tempdir("printed-tenants");
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(&tenants, &printed).unwrap();
+    // Listing entitlements reads the SCIM groups: it fails unless the SCIM token reaches the
+    // directory and the console token the console.
+    let (ok, stdout, stderr) = run(&mut tenant_cmd(&tenants, &["entitlements", "--json"]));
+    let (accounts_ok, accounts, _) = run(&mut tenant_cmd(&tenants, &["accounts", "--json"]));
+    let _ = mock.kill();
+    let _ = mock.wait();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("role:admin"), "{stdout}");
+    assert!(accounts_ok);
+    let accounts: Vec<serde_json::Value> = serde_json::from_str(&accounts).unwrap();
+    assert_eq!(accounts.len(), 13);
+}
+
+#[test]
 fn a_malformed_tenants_file_is_reported_with_its_path() {
     let dir = tempdir("malformed");
     let tenants = dir.join("tenants.toml");

@@ -149,6 +149,34 @@ async fn an_allowed_name_that_resolves_to_loopback_is_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dot_segment_path_cannot_steer_a_path_limited_credential() {
+    let server = mock("ws-dots", 3, 0).await;
+    let host = host();
+    // The SCIM token is limited to /scim/v2.0/dir; `%2e%2e` would climb out of it on a server
+    // that decodes before resolving, so the host refuses the request outright.
+    let target = format!(
+        "{}/scim/v2.0/dir/%2e%2e/%2E%2E/%2e%2e/backend-api/accounts/ws-dots/users",
+        server.origin()
+    );
+    let mut tenant = hostile("dots", "egress", &target, &[server.origin()], true);
+    tenant.credentials.push(host_harness::tenant::CredentialConfig {
+        origin: server.origin(),
+        path_prefix: Some("/scim/v2.0/dir".to_string()),
+        bearer_token: Some("scim-secret".to_string()),
+        bearer_token_env: None,
+        headers: BTreeMap::new(),
+    });
+    add(&host, &tenant);
+    match contained(&host, "dots").await {
+        CallError::EgressDenied(Denial::DotSegment { path }) => {
+            assert!(path.contains("%2e%2e"), "{path}")
+        }
+        other => panic!("expected a dot-segment denial, got {other:?}"),
+    }
+    assert!(server.service().requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_set_authorization_header_is_refused() {
     let server = mock("ws-authz", 3, 0).await;
     let host = host();

@@ -31,6 +31,12 @@ pub struct MockArgs {
     /// Owner token of the generated workspace.
     #[arg(long, default_value = "mock-owner-token")]
     token: String,
+    /// SCIM directory id of the generated workspace (its SCIM surface serves groups).
+    #[arg(long, default_value = "dir-mock")]
+    scim_directory: String,
+    /// SCIM bearer token of the generated workspace.
+    #[arg(long, default_value = "mock-scim-token")]
+    scim_token: String,
     /// A TOML fault plan: `[[script]]` per route and attempt, and/or `[random]` faults at a rate.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -45,6 +51,7 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
             let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
             service.put_workspace(seed::generate(&args.account_id, spec));
             service.add_token(&args.token, &args.account_id, "account-owner");
+            service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
         }
     }
     if let Some(path) = &args.faults {
@@ -76,17 +83,41 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         );
     }
     println!("tenants file for it:\n");
-    for (token, grant) in &service.lock().tokens {
-        println!(
-            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n",
-            acct = grant.account_id,
-            role = grant.role,
-            origin = server.origin(),
-            base = server.base_url(),
-        );
-    }
+    print!("{}", tenants_file(&service, &server));
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     server.stop().await;
     Ok(())
+}
+
+/// A tenants file with one tenant per token of the mock, SCIM included where the workspace
+/// has a directory.
+fn tenants_file(service: &MockService, server: &MockServer) -> String {
+    let mut file = String::new();
+    let data = service.lock();
+    for (token, grant) in &data.tokens {
+        let directory =
+            data.workspaces.get(&grant.account_id).and_then(|w| w.scim_directory.clone());
+        let scim_token = directory
+            .as_ref()
+            .and_then(|dir| data.scim_tokens.iter().find(|(_, d)| *d == dir).map(|(t, _)| t));
+        let (scim_setting, scim_credential) = match (&directory, scim_token) {
+            (Some(dir), Some(scim_token)) => (
+                format!("scim-base-url = \"{}\"\n", server.scim_base_url(dir)),
+                format!(
+                    "[[tenant.credentials]]\norigin = \"{}\"\npath-prefix = \"/scim/v2.0/{dir}\"\nbearer-token = \"{scim_token}\"\n",
+                    server.origin()
+                ),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        file.push_str(&format!(
+            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n{scim_setting}[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n{scim_credential}\n",
+            acct = grant.account_id,
+            role = grant.role,
+            origin = server.origin(),
+            base = server.base_url(),
+        ));
+    }
+    file
 }

@@ -1,5 +1,6 @@
-//! A faithful mock of the ChatGPT admin console API (`../shared/chatgpt-api.md`), served on
-//! loopback by axum, standalone (`harness mock`) or inside tests.
+//! A faithful mock of the ChatGPT admin console API and its SCIM 2.0 surface
+//! (`../shared/chatgpt-api.md`), served on loopback by axum, standalone (`harness mock`) or
+//! inside tests.
 //!
 //! The state is in memory and shared with the caller through [`MockService`], so tests can seed
 //! and inspect it directly and read the log of every request the mock received.
@@ -8,14 +9,17 @@ mod auth;
 mod console;
 pub mod faults;
 pub mod model;
+mod scim;
 pub mod seed;
 mod server;
 mod writes;
 
 pub use faults::{Fault, FaultPlan, FaultScript, RandomFaults};
 pub use model::{
-    ErroredEmailShape, Invite, Member, MockService, RecordedRequest, TokenInfo, Workspace,
+    ErroredEmailShape, Group, Invite, Member, MockService, RecordedRequest, ScimEmail, ScimUser,
+    TokenInfo, Workspace,
 };
+pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};
 pub use server::MockServer;
 pub use writes::MAX_INVITE_BATCH;

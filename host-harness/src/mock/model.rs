@@ -1,4 +1,5 @@
-//! The mock's in-memory state: workspaces, members, invites, tokens and the request log.
+//! The mock's in-memory state: workspaces, members, invites, SCIM users and groups, tokens and
+//! the request log.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +54,59 @@ pub struct Invite {
     pub is_scim_managed: bool,
 }
 
+/// An email of a SCIM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimEmail {
+    /// The address, as given.
+    pub value: String,
+    /// `type` on the wire (`work`, `home`, ...).
+    pub kind: Option<String>,
+    /// The address the workspace knows the person by; at most one.
+    pub primary: bool,
+}
+
+/// A user of the workspace's SCIM directory. Its id is the console id of the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimUser {
+    /// `user-...`: the id of the console member this user is (or becomes on accepting).
+    pub id: String,
+    /// Lowercased; unique case-insensitively.
+    pub user_name: String,
+    /// The identity provider's id.
+    pub external_id: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// `name.givenName`.
+    pub given_name: Option<String>,
+    /// `name.familyName`.
+    pub family_name: Option<String>,
+    /// At least one; values unique across users.
+    pub emails: Vec<ScimEmail>,
+    /// Inactive users have no member, no invite and no group.
+    pub active: bool,
+    /// `meta.created`.
+    pub created: String,
+    /// `meta.lastModified`.
+    pub last_modified: String,
+}
+
+/// A SCIM group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// A UUID.
+    pub id: String,
+    /// Unique case-insensitively.
+    pub display_name: String,
+    /// The identity provider's id.
+    pub external_id: Option<String>,
+    /// SCIM user ids of active users, in the order added.
+    pub members: Vec<String>,
+    /// `meta.created`.
+    pub created: String,
+    /// `meta.lastModified`.
+    pub last_modified: String,
+}
+
 /// A ChatGPT workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
@@ -76,8 +130,14 @@ pub struct Workspace {
     /// Which of the three observed shapes `errored_emails` entries take.
     pub errored_email_shape: ErroredEmailShape,
     /// Switch: answer writes with success but do not apply them (the service's 2xx is
-    /// provisional; careful clients read back).
+    /// provisional; careful clients read back). Applies to SCIM writes too.
     pub drop_writes: bool,
+    /// The directory id in the SCIM base URL; `None`: no SCIM.
+    pub scim_directory: Option<String>,
+    /// SCIM users, in creation order.
+    pub scim_users: Vec<ScimUser>,
+    /// SCIM groups, in creation order.
+    pub groups: Vec<Group>,
 }
 
 /// The shapes of `errored_emails` entries seen from the real service.
@@ -122,6 +182,9 @@ impl Workspace {
             owner_change_locked: false,
             errored_email_shape: ErroredEmailShape::default(),
             drop_writes: false,
+            scim_directory: None,
+            scim_users: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -170,8 +233,10 @@ impl RecordedRequest {
 pub struct MockData {
     /// Workspaces by id.
     pub workspaces: BTreeMap<String, Workspace>,
-    /// Tokens.
+    /// Console tokens.
     pub tokens: BTreeMap<String, TokenInfo>,
+    /// SCIM bearer tokens: token to directory id.
+    pub scim_tokens: BTreeMap<String, String>,
     /// Every request received, in order.
     pub requests: Vec<RecordedRequest>,
     /// Sequence of ids and times handed out by writes.
@@ -232,5 +297,42 @@ impl MockService {
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
+    }
+
+    /// Serves workspace `account_id` over SCIM as `directory`, for bearer `token`.
+    pub fn enable_scim(&self, account_id: &str, directory: &str, token: &str) {
+        let mut data = self.lock();
+        if let Some(ws) = data.workspaces.get_mut(account_id) {
+            ws.scim_directory = Some(directory.to_string());
+        }
+        data.scim_tokens.insert(token.to_string(), directory.to_string());
+    }
+
+    /// Creates a SCIM group as `POST /Groups` does: ids naming no active SCIM user are
+    /// dropped. Returns its id; `None` when the workspace is unknown or the name is taken.
+    pub fn add_group(
+        &self,
+        account_id: &str,
+        display_name: &str,
+        member_ids: &[&str],
+    ) -> Option<String> {
+        let mut data = self.lock();
+        let MockData { workspaces, sequence, .. } = &mut *data;
+        let fields = super::scim::identity::GroupFields {
+            display_name: display_name.to_string(),
+            external_id: None,
+            members: member_ids.iter().map(|m| m.to_string()).collect(),
+        };
+        let ws = workspaces.get_mut(account_id)?;
+        super::scim::identity::create_group(ws, sequence, fields).ok().map(|g| g.id)
+    }
+
+    /// The person invited as `email` accepts: the pending invite becomes a member with the
+    /// invite's role, seat type and SCIM flag. A person SCIM knows keeps their SCIM user's id.
+    pub fn accept_invite(&self, account_id: &str, email: &str) -> Option<Member> {
+        let mut data = self.lock();
+        let MockData { workspaces, sequence, .. } = &mut *data;
+        let ws = workspaces.get_mut(account_id)?;
+        super::scim::identity::accept_invite(ws, sequence, email)
     }
 }

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::model::{Invite, Member, MockService, ROLES, SEAT_TYPES, Workspace};
+use super::model::{
+    Invite, Member, MockData, MockService, ROLES, SEAT_TYPES, ScimEmail, Workspace,
+};
+use super::scim::identity::{self, GroupFields, UserFields};
 
 /// How many members and invites to generate, from which seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,6 +68,53 @@ pub struct WorkspaceFixture {
     /// Listed invites.
     #[serde(default, rename = "invite")]
     pub invites: Vec<InviteFixture>,
+    /// The SCIM directory and its token; `None`: no SCIM.
+    #[serde(default)]
+    pub scim: Option<ScimFixture>,
+    /// SCIM users, created after members and invites as `POST /Users` creates them.
+    #[serde(default, rename = "scim_user")]
+    pub scim_users: Vec<ScimUserFixture>,
+    /// SCIM groups, created after the SCIM users.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupFixture>,
+}
+
+/// The SCIM surface of a fixture workspace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimFixture {
+    /// The directory id in the SCIM base URL.
+    pub directory: String,
+    /// Its bearer token.
+    pub token: String,
+}
+
+/// A SCIM user of a fixture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimUserFixture {
+    /// An email address; also the user's email.
+    pub user_name: String,
+    /// Active (default true).
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// `name.givenName`.
+    #[serde(default)]
+    pub given_name: Option<String>,
+    /// `name.familyName`.
+    #[serde(default)]
+    pub family_name: Option<String>,
+}
+
+/// A SCIM group of a fixture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFixture {
+    /// Unique case-insensitively.
+    pub display_name: String,
+    /// `user_name`s of the workspace's SCIM users (inactive ones are dropped, as on the wire).
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 /// A token of a fixture.
@@ -130,6 +180,9 @@ fn owner() -> String {
 fn standard() -> String {
     "standard-user".to_string()
 }
+fn yes() -> bool {
+    true
+}
 
 /// Why a fixture was refused.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +231,17 @@ impl MockFixture {
                 }
                 check_email(&at, &inv.email_address)?;
             }
+            validate_scim(ws, &at)?;
+        }
+        let mut directories: Vec<&str> = self
+            .workspaces
+            .iter()
+            .filter_map(|w| w.scim.as_ref())
+            .map(|s| s.directory.as_str())
+            .collect();
+        directories.sort_unstable();
+        if let Some(pair) = directories.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("SCIM directory {:?} is used twice", pair[0]));
         }
         Ok(())
     }
@@ -230,6 +294,88 @@ impl MockFixture {
             for token in &fixture.tokens {
                 service.add_token(&token.token, &fixture.account_id, &token.role);
             }
+            if let Some(scim) = &fixture.scim {
+                service.enable_scim(&fixture.account_id, &scim.directory, &scim.token);
+            }
+            load_scim(fixture, &mut service.lock());
+        }
+    }
+}
+
+fn validate_scim(ws: &WorkspaceFixture, at: &str) -> Result<(), String> {
+    if let Some(scim) = &ws.scim
+        && (scim.directory.is_empty() || scim.token.is_empty())
+    {
+        return Err(format!("{at}: scim needs a directory and a token"));
+    }
+    if ws.scim.is_none() && (!ws.scim_users.is_empty() || !ws.groups.is_empty()) {
+        return Err(format!("{at}: scim_user and group need scim = {{ directory, token }}"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, user) in ws.scim_users.iter().enumerate() {
+        let at = format!("{at} scim_user[{i}]");
+        check_email(&at, &user.user_name)?;
+        let name = user.user_name.to_lowercase();
+        if names.contains(&name) {
+            return Err(format!("{at}: user_name {:?} is used twice", user.user_name));
+        }
+        names.push(name);
+    }
+    let mut groups: Vec<String> = Vec::new();
+    for (i, group) in ws.groups.iter().enumerate() {
+        let at = format!("{at} group[{i}]");
+        let name = group.display_name.trim().to_lowercase();
+        if name.is_empty() || groups.contains(&name) {
+            return Err(format!(
+                "{at}: display_name {:?} is empty or used twice",
+                group.display_name
+            ));
+        }
+        groups.push(name);
+        if let Some(unknown) = group.members.iter().find(|m| !names.contains(&m.to_lowercase())) {
+            return Err(format!("{at}: member {unknown:?} is not a scim_user of the workspace"));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the fixture's SCIM users and groups through the same code as `POST /Users` and
+/// `POST /Groups`, so invites and members link as they would on the wire.
+fn load_scim(fixture: &WorkspaceFixture, data: &mut MockData) {
+    let MockData { workspaces, sequence, .. } = data;
+    let Some(ws) = workspaces.get_mut(&fixture.account_id) else { return };
+    for user in &fixture.scim_users {
+        let user_name = user.user_name.to_lowercase();
+        let fields = UserFields {
+            emails: vec![ScimEmail {
+                value: user_name.clone(),
+                kind: Some("work".into()),
+                primary: true,
+            }],
+            user_name,
+            external_id: None,
+            display_name: None,
+            given_name: user.given_name.clone(),
+            family_name: user.family_name.clone(),
+            active: Some(user.active),
+        };
+        if let Err(e) = identity::create_user(ws, sequence, fields) {
+            tracing::warn!("fixture SCIM user {} not created: {}", user.user_name, e.detail);
+        }
+    }
+    for group in &fixture.groups {
+        let members = group
+            .members
+            .iter()
+            .filter_map(|name| {
+                ws.scim_users.iter().find(|u| u.user_name.eq_ignore_ascii_case(name))
+            })
+            .map(|u| u.id.clone())
+            .collect();
+        let fields =
+            GroupFields { display_name: group.display_name.clone(), external_id: None, members };
+        if let Err(e) = identity::create_group(ws, sequence, fields) {
+            tracing::warn!("fixture group {} not created: {}", group.display_name, e.detail);
         }
     }
 }
@@ -249,13 +395,19 @@ fn check_email(at: &str, email: &str) -> Result<(), String> {
     }
 }
 
-fn name_from_email(email: &str) -> String {
+/// A display name guessed from an address: `ann.lee@x` is `ann lee`.
+pub(crate) fn name_from_email(email: &str) -> String {
     email.split('@').next().unwrap_or(email).replace(['.', '_'], " ")
 }
 
 /// A fresh invite id (UUID shape) for sequence number `n`.
 pub(crate) fn invite_id(n: u64) -> String {
     IdSource::new(n.wrapping_mul(0x5851_f42d_4c95_7f2d)).uuid()
+}
+
+/// A fresh `user-...` id for sequence number `n`.
+pub(crate) fn user_id(n: u64) -> String {
+    IdSource::new(n.wrapping_mul(0x2545_f491_4f6c_dd1d)).user_id()
 }
 
 /// Deterministic ids and choices (SplitMix64), so a seed always gives the same workspace.
@@ -404,5 +556,86 @@ mod tests {
         .unwrap();
         let err = fixture.validate().unwrap_err();
         assert!(err.contains("member[0]: role \"boss\""), "{err}");
+    }
+
+    const SCIM_FIXTURE: &str = r#"
+[[workspace]]
+account_id = "w"
+scim = { directory = "dir-1", token = "scim-t" }
+[[workspace.member]]
+email = "ann@acme.com"
+[[workspace.invite]]
+email_address = "bob@acme.com"
+role = "account-admin"
+[[workspace.scim_user]]
+user_name = "Ann@acme.com"
+given_name = "Ann"
+[[workspace.scim_user]]
+user_name = "bob@acme.com"
+[[workspace.scim_user]]
+user_name = "cy@acme.com"
+[[workspace.scim_user]]
+user_name = "dee@acme.com"
+active = false
+[[workspace.group]]
+display_name = "Eng"
+members = ["ann@acme.com", "CY@acme.com", "dee@acme.com"]
+"#;
+
+    #[test]
+    fn scim_fixtures_link_members_invites_and_groups() {
+        let fixture: MockFixture = toml::from_str(SCIM_FIXTURE).unwrap();
+        fixture.validate().unwrap();
+        let service = MockService::new();
+        fixture.load_into(&service);
+        let ws = service.workspace("w").unwrap();
+        assert_eq!(ws.scim_directory.as_deref(), Some("dir-1"));
+        assert_eq!(service.lock().scim_tokens.get("scim-t").map(String::as_str), Some("dir-1"));
+        let user = |name: &str| ws.scim_users.iter().find(|u| u.user_name == name).unwrap();
+        // Ann was a member: SCIM took her over, same id.
+        let ann = ws.member_by_email("ann@acme.com").unwrap();
+        assert_eq!(
+            (user("ann@acme.com").id.as_str(), ann.is_scim_managed),
+            (ann.id.as_str(), true)
+        );
+        // Bob's console invite was taken over, keeping its role; Cy got a SCIM invite; Dee,
+        // inactive, got none.
+        let bob = ws.invite_by_email("bob@acme.com").unwrap();
+        assert_eq!((bob.role.as_str(), bob.is_scim_managed), ("account-admin", true));
+        let cy = ws.invite_by_email("cy@acme.com").unwrap();
+        assert_eq!(
+            (cy.role.as_str(), cy.seat_type.as_str(), cy.is_scim_managed),
+            ("standard-user", "default", true)
+        );
+        assert!(ws.invite_by_email("dee@acme.com").is_none());
+        assert_eq!(ws.groups.len(), 1);
+        assert_eq!(
+            ws.groups[0].members,
+            vec![user("ann@acme.com").id.clone(), user("cy@acme.com").id.clone()]
+        );
+    }
+
+    #[test]
+    fn bad_scim_fixtures_name_the_problem() {
+        let bad = |text: &str| {
+            toml::from_str::<MockFixture>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.validate())
+                .unwrap_err()
+        };
+        let err = bad(&SCIM_FIXTURE.replace("\"CY@acme.com\"", "\"zed@acme.com\""));
+        assert!(err.contains("group[0]: member \"zed@acme.com\""), "{err}");
+        let err = bad(
+            &SCIM_FIXTURE.replace("scim = { directory = \"dir-1\", token = \"scim-t\" }\n", "")
+        );
+        assert!(err.contains("need scim"), "{err}");
+        let err =
+            bad(&SCIM_FIXTURE
+                .replace("user_name = \"bob@acme.com\"", "user_name = \"ANN@acme.com\""));
+        assert!(err.contains("scim_user[1]: user_name"), "{err}");
+        let err = bad(&SCIM_FIXTURE.replace("user_name = \"cy@acme.com\"", "user_name = \"cy\""));
+        assert!(err.contains("scim_user[2]"), "{err}");
+        let err = bad(&SCIM_FIXTURE.replace("active = false", "activ = false"));
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -17,6 +17,7 @@ use super::auth::bearer;
 use super::console;
 use super::faults::Fault;
 use super::model::{MockService, RecordedRequest};
+use super::scim;
 use crate::tenant::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 
 /// Largest request body the mock reads.
@@ -68,6 +69,11 @@ impl MockServer {
     /// The console API base URL: `http://host:port/backend-api`.
     pub fn base_url(&self) -> String {
         format!("http://{}/backend-api", self.addr)
+    }
+
+    /// The SCIM base URL of `directory`: `http://host:port/scim/v2.0/<directory>`.
+    pub fn scim_base_url(&self, directory: &str) -> String {
+        format!("http://{}/scim/v2.0/{directory}", self.addr)
     }
 
     /// A tenant of the bundled `chatgpt` connector for workspace `account_id` of this mock,
@@ -125,15 +131,28 @@ impl Drop for MockServer {
 /// The mock's whole HTTP surface.
 pub fn router(service: MockService) -> Router {
     console::routes()
-        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not Found"}))) })
+        .merge(scim::routes())
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(service.clone(), record))
         .with_state(service)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    if scim::is_scim_path(uri.path()) {
+        scim::ScimError::new(StatusCode::NOT_FOUND, format!("No resource at {}", uri.path()))
+            .into_response()
+    } else {
+        (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not Found"}))).into_response()
+    }
 }
 
 async fn record(State(service): State<MockService>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
+        Err(_) if scim::is_scim_path(parts.uri.path()) => {
+            return scim::ScimError::too_large().into_response();
+        }
         Err(_) => {
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -167,7 +186,7 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
         tokio::time::sleep(delay).await;
     }
     let response = match fault {
-        Some(fault) if !fault.applies_request() => refusal(fault),
+        Some(fault) if !fault.applies_request() => refusal(fault, parts.uri.path()),
         _ => {
             let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             match fault {
@@ -184,8 +203,16 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
     response
 }
 
-/// The answer of a fault that stops the request before it is handled.
-fn refusal(fault: Fault) -> Response {
+/// The answer of a fault that stops the request before it is handled; on the SCIM surface
+/// its error bodies are SCIM errors.
+fn refusal(fault: Fault, path: &str) -> Response {
+    let error = |status: StatusCode, detail: &str| {
+        if scim::is_scim_path(path) {
+            scim::fault_refusal(status, detail)
+        } else {
+            (status, axum::Json(json!({"detail": detail}))).into_response()
+        }
+    };
     let html = |status: StatusCode| {
         (
             status,
@@ -196,9 +223,7 @@ fn refusal(fault: Fault) -> Response {
     };
     match fault {
         Fault::TooManyRequests { retry_after } => {
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"detail": "too many requests"})))
-                    .into_response();
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
             if let Some(seconds) = retry_after
                 && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
             {
@@ -206,14 +231,11 @@ fn refusal(fault: Fault) -> Response {
             }
             response
         }
-        Fault::Conflict => {
-            (StatusCode::CONFLICT, axum::Json(json!({"detail": "Conflict"}))).into_response()
-        }
-        Fault::ServerError { status } => (
+        Fault::Conflict => error(StatusCode::CONFLICT, "Conflict"),
+        Fault::ServerError { status } => error(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(json!({"detail": "Internal server error"})),
-        )
-            .into_response(),
+            "Internal server error",
+        ),
         Fault::HtmlChallenge => html(StatusCode::FORBIDDEN),
         Fault::HtmlOk => html(StatusCode::OK),
         _ => broken_connection(),

@@ -58,3 +58,70 @@ pub async fn list_all(
         }
     }
 }
+
+/// The SCIM directory and token of [`with_scim`].
+pub const SCIM_DIRECTORY: &str = "dir-e2e";
+/// The SCIM bearer token of [`with_scim`].
+pub const SCIM_TOKEN: &str = "scim-token-5d21e0";
+
+/// Turns SCIM on for `account_id` in the mock and gives `tenant` its directory: the setting
+/// `scim-base-url` and the SCIM token, limited to the directory's path so the console never
+/// sees it (the mock serves both surfaces on one origin, as a real host may).
+pub fn with_scim(server: &MockServer, account_id: &str, mut tenant: TenantConfig) -> TenantConfig {
+    use host_harness::tenant::{CredentialConfig, SettingValue};
+    server.service().enable_scim(account_id, SCIM_DIRECTORY, SCIM_TOKEN);
+    let base = server.scim_base_url(SCIM_DIRECTORY);
+    tenant.settings.insert("scim-base-url".to_string(), SettingValue::Text(base));
+    tenant.credentials.push(CredentialConfig {
+        origin: server.origin(),
+        path_prefix: Some(format!("/scim/v2.0/{SCIM_DIRECTORY}")),
+        bearer_token: Some(SCIM_TOKEN.to_string()),
+        bearer_token_env: None,
+        headers: std::collections::BTreeMap::new(),
+    });
+    tenant
+}
+
+/// Sends one request to the mock as any HTTP client would; returns the status and JSON body.
+pub async fn raw_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{extra}content-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    let status: u16 = raw[9..12].parse().unwrap();
+    let (_, payload) = raw.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(payload.trim()).unwrap_or(serde_json::Value::Null))
+}
+
+/// Creates a user through the mock's SCIM surface and returns its SCIM id.
+pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
+    let auth = format!("Bearer {SCIM_TOKEN}");
+    let (status, body) = raw_request(
+        server.addr(),
+        "POST",
+        &format!("/scim/v2.0/{SCIM_DIRECTORY}/Users"),
+        &[("authorization", &auth)],
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": email,
+            "active": true,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
