@@ -332,9 +332,10 @@ impl TenantConfig {
                 Some(raw) => validate_path_prefix(raw)
                     .map_err(|why| fail(format!("{at}.path-prefix {raw:?} {why}")))?,
             };
-            if credentials.iter().any(|c: &OriginCredentials| {
-                c.origin == origin && c.path_prefix == path_prefix
-            }) {
+            if credentials
+                .iter()
+                .any(|c: &OriginCredentials| c.origin == origin && c.path_prefix == path_prefix)
+            {
                 return Err(fail(format!(
                     "{at}: another credential already covers {origin}{path_prefix}; give each a different `path-prefix`"
                 )));
@@ -480,7 +481,10 @@ bearer-token = "scim-secret"
         let cases = [
             (SCIM_CREDENTIAL.replace("/scim/v2.0/dir-1/", "scim"), "must start with `/`"),
             (SCIM_CREDENTIAL.replace("/scim/v2.0/dir-1/", "/scim/../x"), "`..` segments"),
-            (SCIM_CREDENTIAL.replace("path-prefix = \"/scim/v2.0/dir-1/\"\n", ""), "another credential"),
+            (
+                SCIM_CREDENTIAL.replace("path-prefix = \"/scim/v2.0/dir-1/\"\n", ""),
+                "another credential",
+            ),
         ];
         for (extra, want) in cases {
             let file: TenantsFile = toml::from_str(&format!("{FILE}{extra}")).unwrap();
