@@ -91,10 +91,10 @@ fn paging(params: &HashMap<String, String>) -> Result<Paging, Refusal> {
     })
 }
 
-fn page<T: serde::Serialize>(items: Vec<&T>, paging: &Paging) -> Value {
-    let total = items.len();
-    let slice: Vec<&T> = items.into_iter().skip(paging.offset).take(paging.limit).collect();
-    json!({"items": slice, "total": total, "limit": paging.limit, "offset": paging.offset})
+fn page<T: serde::Serialize>(items: &[&T], paging: &Paging) -> Value {
+    let start = paging.offset.min(items.len());
+    let end = start.saturating_add(paging.limit).min(items.len());
+    json!({"items": &items[start..end], "total": items.len(), "limit": paging.limit, "offset": paging.offset})
 }
 
 fn with_workspace<F>(
@@ -112,24 +112,32 @@ where
 }
 
 /// A listing: the items of the workspace whose searchable texts contain `query`, paged.
+/// Without a query only the page is touched, so a sync of a large workspace costs the mock
+/// O(page) per request, as a database-backed service's would.
 fn listing<T: serde::Serialize>(
     service: &MockService,
     headers: &HeaderMap,
     account_id: &str,
     params: &HashMap<String, String>,
-    items: impl Fn(&Workspace) -> Vec<(&T, Vec<&str>)>,
+    items: impl Fn(&Workspace) -> &[T],
+    texts: impl Fn(&T) -> [&str; 2],
 ) -> Response {
     reply(with_workspace(service, headers, account_id, |data| {
         let paging = paging(params)?;
-        let matching = items(&data.workspaces[account_id])
-            .into_iter()
-            .filter(|(_, texts)| {
-                paging.query.is_empty()
-                    || texts.iter().any(|t| t.to_lowercase().contains(&paging.query))
-            })
-            .map(|(item, _)| item)
+        let all = items(&data.workspaces[account_id]);
+        if paging.query.is_empty() {
+            let start = paging.offset.min(all.len());
+            let end = start.saturating_add(paging.limit).min(all.len());
+            let slice: Vec<&T> = all[start..end].iter().collect();
+            return Ok(
+                json!({"items": slice, "total": all.len(), "limit": paging.limit, "offset": paging.offset}),
+            );
+        }
+        let matching: Vec<&T> = all
+            .iter()
+            .filter(|item| texts(item).iter().any(|t| t.to_lowercase().contains(&paging.query)))
             .collect();
-        Ok(page(matching, &paging))
+        Ok(page(&matching, &paging))
     }))
 }
 
@@ -139,9 +147,7 @@ async fn list_members(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    listing(&service, &headers, &account_id, &params, |ws| {
-        ws.members.iter().map(|m| (m, vec![m.email.as_str(), m.name.as_str()])).collect()
-    })
+    listing(&service, &headers, &account_id, &params, |ws| &ws.members, |m| [&m.email, &m.name])
 }
 
 async fn list_invites(
@@ -150,9 +156,7 @@ async fn list_invites(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    listing(&service, &headers, &account_id, &params, |ws| {
-        ws.invites.iter().map(|i| (i, vec![i.email_address.as_str()])).collect()
-    })
+    listing(&service, &headers, &account_id, &params, |ws| &ws.invites, |i| [&i.email_address, ""])
 }
 
 async fn settings(
