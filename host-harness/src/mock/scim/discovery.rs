@@ -90,6 +90,29 @@ fn schema(resource: Resource, base: &str) -> Value {
     })
 }
 
+/// The list of every resource type's `describe` document; a filter is refused.
+fn describe_all(
+    query: Option<&str>,
+    base: &str,
+    describe: fn(Resource, &str) -> Value,
+) -> Result<Response, ScimError> {
+    refuse_filter(query)?;
+    let all: Vec<Value> = Resource::ALL.iter().map(|r| describe(*r, base)).collect();
+    Ok(scim_json(StatusCode::OK, &list(all.len(), 1, all)))
+}
+
+/// The resource type whose `key` is `wanted`, else a 404 naming `kind`.
+fn find(
+    key: fn(Resource) -> &'static str,
+    wanted: &str,
+    kind: &str,
+) -> Result<Resource, ScimError> {
+    Resource::ALL
+        .into_iter()
+        .find(|r| key(*r) == wanted)
+        .ok_or_else(|| ScimError::not_found(kind, wanted))
+}
+
 /// `GET /ResourceTypes`.
 pub async fn resource_types(
     State(service): State<MockService>,
@@ -98,9 +121,7 @@ pub async fn resource_types(
     headers: HeaderMap,
 ) -> Response {
     read(&service, &headers, &directory, |_, base| {
-        refuse_filter(query.as_deref())?;
-        let all: Vec<Value> = Resource::ALL.iter().map(|r| resource_type(*r, base)).collect();
-        Ok(scim_json(StatusCode::OK, &list(all.len(), 1, all)))
+        describe_all(query.as_deref(), base, resource_type)
     })
 }
 
@@ -111,10 +132,7 @@ pub async fn one_resource_type(
     headers: HeaderMap,
 ) -> Response {
     read(&service, &headers, &directory, |_, base| {
-        let resource = Resource::ALL
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or_else(|| ScimError::not_found("ResourceType", &name))?;
+        let resource = find(Resource::name, &name, "ResourceType")?;
         Ok(scim_json(StatusCode::OK, &resource_type(resource, base)))
     })
 }
@@ -126,11 +144,7 @@ pub async fn schemas(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    read(&service, &headers, &directory, |_, base| {
-        refuse_filter(query.as_deref())?;
-        let all: Vec<Value> = Resource::ALL.iter().map(|r| schema(*r, base)).collect();
-        Ok(scim_json(StatusCode::OK, &list(all.len(), 1, all)))
-    })
+    read(&service, &headers, &directory, |_, base| describe_all(query.as_deref(), base, schema))
 }
 
 /// `GET /Schemas/{urn}`.
@@ -140,10 +154,7 @@ pub async fn one_schema(
     headers: HeaderMap,
 ) -> Response {
     read(&service, &headers, &directory, |_, base| {
-        let resource = Resource::ALL
-            .into_iter()
-            .find(|r| r.urn() == urn)
-            .ok_or_else(|| ScimError::not_found("Schema", &urn))?;
+        let resource = find(Resource::urn, &urn, "Schema")?;
         Ok(scim_json(StatusCode::OK, &schema(resource, base)))
     })
 }

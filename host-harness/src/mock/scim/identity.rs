@@ -49,6 +49,16 @@ pub fn person_email(emails: &[ScimEmail]) -> Option<&str> {
     emails.iter().find(|e| e.primary).or_else(|| emails.first()).map(|e| e.value.as_str())
 }
 
+/// The position of the resource `id` among `items`, or a 404 naming `kind`.
+fn position<T>(
+    items: &[T],
+    id_of: fn(&T) -> &str,
+    kind: &str,
+    id: &str,
+) -> Result<usize, ScimError> {
+    items.iter().position(|item| id_of(item) == id).ok_or_else(|| ScimError::not_found(kind, id))
+}
+
 fn same(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
@@ -180,11 +190,7 @@ pub fn replace_user(
     id: &str,
     fields: UserFields,
 ) -> Result<ScimUser, ScimError> {
-    let index = ws
-        .scim_users
-        .iter()
-        .position(|u| u.id == id)
-        .ok_or_else(|| ScimError::not_found("User", id))?;
+    let index = position(&ws.scim_users, |u| &u.id, "User", id)?;
     check_unique(ws, &fields, Some(id))?;
     let before = ws.scim_users[index].clone();
     let after = ScimUser {
@@ -225,11 +231,7 @@ pub fn replace_user(
 
 /// `DELETE /Users/{id}`.
 pub fn delete_user(ws: &mut Workspace, sequence: &mut u64, id: &str) -> Result<(), ScimError> {
-    let index = ws
-        .scim_users
-        .iter()
-        .position(|u| u.id == id)
-        .ok_or_else(|| ScimError::not_found("User", id))?;
+    let index = position(&ws.scim_users, |u| &u.id, "User", id)?;
     let user = ws.scim_users.remove(index);
     deprovision(ws, sequence, &user);
     Ok(())
@@ -282,11 +284,7 @@ pub fn replace_group(
     id: &str,
     fields: GroupFields,
 ) -> Result<Group, ScimError> {
-    let index = ws
-        .groups
-        .iter()
-        .position(|g| g.id == id)
-        .ok_or_else(|| ScimError::not_found("Group", id))?;
+    let index = position(&ws.groups, |g| &g.id, "Group", id)?;
     check_group_name(ws, &fields.display_name, Some(id))?;
     let members = live_members(ws, &fields.members);
     let last_modified = now(sequence);
@@ -300,11 +298,7 @@ pub fn replace_group(
 
 /// `DELETE /Groups/{id}`.
 pub fn delete_group(ws: &mut Workspace, id: &str) -> Result<(), ScimError> {
-    let index = ws
-        .groups
-        .iter()
-        .position(|g| g.id == id)
-        .ok_or_else(|| ScimError::not_found("Group", id))?;
+    let index = position(&ws.groups, |g| &g.id, "Group", id)?;
     ws.groups.remove(index);
     Ok(())
 }

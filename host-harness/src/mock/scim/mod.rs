@@ -19,6 +19,7 @@ mod groups;
 pub(crate) mod identity;
 mod patch;
 mod query;
+mod resource;
 mod response;
 mod schema;
 mod users;
@@ -31,6 +32,7 @@ use serde_json::Value;
 
 use super::auth::bearer;
 use super::model::{MockData, MockService, Workspace};
+use resource::ScimResource;
 pub use response::ScimError;
 use response::answer;
 
@@ -41,34 +43,10 @@ pub const MAX_RESULTS: usize = 200;
 
 /// The SCIM routes.
 pub fn routes() -> Router<MockService> {
-    const USERS: &str = "GET, POST";
-    const ONE: &str = "GET, PUT, PATCH, DELETE";
     const GET: &str = "GET";
     Router::new()
-        .route(
-            "/scim/v2.0/{directory}/Users",
-            get(users::list).post(users::create).fallback(|| not_allowed(USERS)),
-        )
-        .route(
-            "/scim/v2.0/{directory}/Users/{id}",
-            get(users::get_one)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete)
-                .fallback(|| not_allowed(ONE)),
-        )
-        .route(
-            "/scim/v2.0/{directory}/Groups",
-            get(groups::list).post(groups::create).fallback(|| not_allowed(USERS)),
-        )
-        .route(
-            "/scim/v2.0/{directory}/Groups/{id}",
-            get(groups::get_one)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete)
-                .fallback(|| not_allowed(ONE)),
-        )
+        .merge(resource_routes::<users::UserResource>())
+        .merge(resource_routes::<groups::GroupResource>())
         .route(
             "/scim/v2.0/{directory}/ServiceProviderConfig",
             get(discovery::service_provider_config).fallback(|| not_allowed(GET)),
@@ -91,6 +69,26 @@ pub fn routes() -> Router<MockService> {
         )
         .route("/scim/v2.0/{directory}/Bulk", any(|| not_implemented("Bulk is not supported")))
         .route("/scim/v2.0/{directory}/Me", any(|| not_implemented("/Me is not supported")))
+}
+
+/// The routes of one resource type: its collection and its members.
+fn resource_routes<R: ScimResource>() -> Router<MockService> {
+    const ALL: &str = "GET, POST";
+    const ONE: &str = "GET, PUT, PATCH, DELETE";
+    let all = format!("/scim/v2.0/{{directory}}{}", R::KIND.endpoint());
+    Router::new()
+        .route(
+            &all,
+            get(resource::list::<R>).post(resource::create::<R>).fallback(|| not_allowed(ALL)),
+        )
+        .route(
+            &format!("{all}/{{id}}"),
+            get(resource::get_one::<R>)
+                .put(resource::replace::<R>)
+                .patch(resource::patch::<R>)
+                .delete(resource::delete::<R>)
+                .fallback(|| not_allowed(ONE)),
+        )
 }
 
 /// Whether `path` is on the SCIM surface (its errors are SCIM error bodies).
