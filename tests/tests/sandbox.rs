@@ -461,3 +461,48 @@ async fn a_tenants_concurrent_requests_are_bounded() {
     }
     assert_eq!(BUSY_PEAK.load(Ordering::SeqCst), 1, "never more than one request in flight");
 }
+
+/// A loopback TCP relay to `target` that counts the connections it accepts.
+async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_tenants() {
+    let server = mock("ws-reuse", 40, 0).await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let host = host();
+    let through_relay = |id: &str| {
+        let mut tenant = server.chatgpt_tenant(id, "ws-reuse", OWNER_TOKEN);
+        let (from, to) = (server.origin(), format!("http://{relay}"));
+        tenant.allowed_origins = vec![to.clone()];
+        tenant.credentials[0].origin = to.clone();
+        let base = format!("{to}/backend-api");
+        tenant.settings.insert("base-url".to_string(), SettingValue::Text(base));
+        assert_ne!(from, to);
+        tenant
+    };
+    add(&host, &through_relay("reuse-a"));
+    add(&host, &through_relay("reuse-b"));
+    let (accounts, pages) = list_all(&host, "reuse-a", Some(10)).await.unwrap();
+    assert_eq!(accounts.len(), 40);
+    assert!(pages >= 4);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "every call of one tenant, one connection");
+    list_all(&host, "reuse-a", Some(10)).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    list_all(&host, "reuse-b", Some(10)).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "another tenant gets its own connection");
+}

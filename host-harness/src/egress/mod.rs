@@ -12,6 +12,7 @@ mod address;
 mod send;
 
 pub use address::non_public;
+pub use send::ConnectionPool;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -281,10 +282,11 @@ impl WasiHttpHooks for EgressHooks {
             };
             let between_bytes =
                 clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
-            let sent = send::send_pinned(request, &origin, &addrs, timeouts).await;
+            let sent =
+                send::send_pooled(&tenant.connections, request, &origin, &addrs, timeouts).await;
             record.duration_ms = started.elapsed().as_millis() as u64;
             match sent {
-                Ok(response) => {
+                Ok((response, lease)) => {
                     record.status = Some(response.status().as_u16());
                     tracing::info!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, status = response.status().as_u16(), duration_ms = record.duration_ms, "egress");
                     let index = push(&log, record);
@@ -297,6 +299,7 @@ impl WasiHttpHooks for EgressHooks {
                         idle: Box::pin(tokio::time::sleep(between_bytes)),
                         log,
                         index,
+                        lease: Some(lease),
                         _permit: permit,
                     };
                     Ok((
@@ -388,6 +391,8 @@ struct CappedBody {
     idle: Pin<Box<tokio::time::Sleep>>,
     log: EgressLog,
     index: usize,
+    /// The connection, returned to the tenant's pool when the body has been read to the end.
+    lease: Option<send::Lease>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -434,6 +439,11 @@ impl Body for CappedBody {
                             limit,
                         )))));
                     }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(lease) = self.lease.take() {
+                    lease.release();
                 }
             }
             _ => {}
