@@ -11,7 +11,7 @@ use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::types::ConnectorError;
-use crate::egress::{Denial, EgressHooks, EgressLog, EgressRecord};
+use crate::egress::{ConnectionPool, Denial, EgressHooks, EgressLog, EgressRecord};
 use crate::logs::LogCapture;
 use crate::tenant::Tenant;
 
@@ -32,8 +32,14 @@ pub struct CallState {
 
 impl CallState {
     /// Fresh state for one call of `tenant`: no files, no environment, no sockets, no arguments,
-    /// output captured into `logs`.
-    pub fn new(tenant: &Arc<Tenant>, call_id: u64, logs: &LogCapture, egress: EgressLog) -> Self {
+    /// output captured into `logs`, requests sent over the tenant's idle `connections`.
+    pub fn new(
+        tenant: &Arc<Tenant>,
+        call_id: u64,
+        logs: &LogCapture,
+        egress: EgressLog,
+        connections: &Arc<ConnectionPool>,
+    ) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(logs.clone())
             .stderr(logs.clone())
@@ -45,9 +51,13 @@ impl CallState {
             wasi,
             table: ResourceTable::new(),
             http,
-            hooks: EgressHooks::new(Arc::clone(tenant), call_id, egress),
+            hooks: EgressHooks::new(Arc::clone(tenant), call_id, egress, Arc::clone(connections)),
             config: tenant.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            limiter: MemoryLimiter { max_bytes: tenant.limits.memory_bytes, exceeded: false },
+            limiter: MemoryLimiter {
+                max_bytes: tenant.limits.memory_bytes,
+                exceeded: false,
+                held_bytes: 0,
+            },
         }
     }
 }
@@ -68,17 +78,23 @@ impl WasiHttpView for CallState {
 pub struct MemoryLimiter {
     max_bytes: usize,
     pub(crate) exceeded: bool,
+    /// Linear memory of all the instance's memories, from their creation on; memories never
+    /// shrink, so this is also the call's peak.
+    pub(crate) held_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_bytes;
         self.exceeded |= !allowed;
+        if allowed {
+            self.held_bytes = self.held_bytes.saturating_add(desired.saturating_sub(current));
+        }
         Ok(allowed)
     }
 
@@ -171,4 +187,6 @@ pub struct CallReport<T> {
     pub egress: Vec<EgressRecord>,
     /// Wall-clock duration of the call.
     pub duration_ms: u64,
+    /// Linear memory the guest's instance held at its peak, in bytes (all its memories).
+    pub memory_bytes: u64,
 }

@@ -20,6 +20,7 @@ use crate::bindings::types::{
 };
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::call::{CallError, CallReport, CallState};
+use crate::egress::ConnectionPool;
 use crate::engine::{EpochTicker, PoolSizing, create_engine};
 use crate::error::HostError;
 use crate::logs::LogCapture;
@@ -39,6 +40,9 @@ pub struct HostConfig {
     pub max_memory_bytes: usize,
     /// Preallocate instances with the pooling allocator (on by default).
     pub pooling: bool,
+    /// Idle keep-alive connections kept for reuse, across all tenants (each reused only by the
+    /// tenant that opened it); beyond this the one idle longest is closed. Zero disables reuse.
+    pub max_idle_connections: usize,
 }
 
 impl Default for HostConfig {
@@ -49,6 +53,7 @@ impl Default for HostConfig {
             max_concurrent_calls: 32,
             max_memory_bytes: 256 << 20,
             pooling: true,
+            max_idle_connections: 64,
         }
     }
 }
@@ -131,6 +136,7 @@ pub struct Host {
     next_call: AtomicU64,
     call_slots: Arc<tokio::sync::Semaphore>,
     max_memory_bytes: usize,
+    connections: Arc<ConnectionPool>,
     _ticker: EpochTicker,
     load_lock: Mutex<()>,
 }
@@ -158,9 +164,15 @@ impl Host {
             next_call: AtomicU64::new(1),
             call_slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             max_memory_bytes: config.max_memory_bytes,
+            connections: Arc::new(ConnectionPool::new(config.max_idle_connections)),
             _ticker: ticker,
             load_lock: Mutex::new(()),
         })
+    }
+
+    /// Idle keep-alive connections held for reuse, across tenants.
+    pub fn idle_connections(&self) -> usize {
+        self.connections.idle_connections()
     }
 
     /// The engine, for inspecting components.
@@ -395,8 +407,10 @@ impl Host {
         let started = Instant::now();
         let logs = LogCapture::new(tenant.limits.max_log_bytes);
         let egress = Arc::new(Mutex::new(Vec::new()));
-        let mut store =
-            Store::new(&self.engine, CallState::new(&tenant, call_id, &logs, Arc::clone(&egress)));
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(&tenant, call_id, &logs, Arc::clone(&egress), &self.connections),
+        );
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
@@ -429,7 +443,16 @@ impl Host {
                 tracing::info!(tenant = %tenant.id, call_id, duration_ms, %error, "call failed")
             }
         }
-        Ok(CallReport { call_id, tenant: tenant.id.clone(), result, logs, egress, duration_ms })
+        let memory_bytes = store.data().limiter.held_bytes as u64;
+        Ok(CallReport {
+            call_id,
+            tenant: tenant.id.clone(),
+            result,
+            logs,
+            egress,
+            duration_ms,
+            memory_bytes,
+        })
     }
 }
 

@@ -235,8 +235,6 @@ pub struct Tenant {
     pub allow_private_addresses: bool,
     /// Slots for the tenant's outgoing requests in flight.
     pub request_slots: std::sync::Arc<tokio::sync::Semaphore>,
-    /// The tenant's idle keep-alive connections, reused across its calls.
-    pub connections: std::sync::Arc<crate::egress::ConnectionPool>,
 }
 
 impl Tenant {
@@ -390,7 +388,6 @@ impl TenantConfig {
             credentials,
             limits,
             allow_private_addresses: self.allow_private_addresses,
-            connections: std::sync::Arc::default(),
             request_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 limits.max_concurrent_requests,
             )),

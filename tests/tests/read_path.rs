@@ -267,3 +267,38 @@ async fn bad_settings_are_invalid_config_naming_the_setting() {
     }
     assert!(server.service().requests().is_empty());
 }
+
+/// The largest linear memory any call of a full sync of `tenant` held, and the accounts listed.
+#[allow(clippy::unwrap_used)]
+async fn sync_peak_memory(host: &host_harness::Host, tenant: &str) -> (u64, usize) {
+    let (mut peak, mut listed, mut cursor) = (0, 0, None);
+    loop {
+        let report = host.list_accounts(tenant, PageRequest { cursor, size: None }).await.unwrap();
+        assert!(report.memory_bytes > 0, "a call reports the memory its instance held");
+        peak = peak.max(report.memory_bytes);
+        let page = report.result.unwrap();
+        listed += page.accounts.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return (peak, listed),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syncs_guest_memory_does_not_grow_with_the_workspace() {
+    let small = mock("ws-mem-small", 200, 0).await;
+    let large = mock("ws-mem-large", 10_000, 0).await;
+    let host = host();
+    add(&host, &small.chatgpt_tenant("mem-small", "ws-mem-small", OWNER_TOKEN));
+    add(&host, &large.chatgpt_tenant("mem-large", "ws-mem-large", OWNER_TOKEN));
+    let (small_peak, small_listed) = sync_peak_memory(&host, "mem-small").await;
+    let (large_peak, large_listed) = sync_peak_memory(&host, "mem-large").await;
+    assert_eq!((small_listed, large_listed), (200, 10_000));
+    // Fifty times the people, the same page at a time: at most a few 64 KiB pages of difference,
+    // far below the megabytes the whole workspace's JSON would take.
+    assert!(
+        large_peak <= small_peak + 4 * 65_536,
+        "guest memory grew with the workspace: {small_peak} bytes for 200 people, {large_peak} for 10,000"
+    );
+}

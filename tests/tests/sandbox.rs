@@ -19,7 +19,7 @@ use bytes::Bytes;
 use host_harness::egress::Denial;
 use host_harness::tenant::{LimitsConfig, SettingValue};
 use host_harness::types::ConnectorError;
-use host_harness::{CallError, Host, HostError, TenantConfig};
+use host_harness::{CallError, Host, HostConfig, HostError, TenantConfig};
 use http_body::Frame;
 
 use common::{OWNER_TOKEN, add, host, list_all, mock};
@@ -505,4 +505,33 @@ async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     list_all(&host, "reuse-b", Some(10)).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "another tenant gets its own connection");
+    assert_eq!(host.idle_connections(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longest() {
+    let server = mock("ws-idle", 20, 0).await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let config =
+        HostConfig { cache_dir: Some(cache_dir), max_idle_connections: 1, ..HostConfig::default() };
+    let host = Arc::new(Host::new(config).unwrap());
+    for id in ["idle-a", "idle-b"] {
+        let mut tenant = server.chatgpt_tenant(id, "ws-idle", OWNER_TOKEN);
+        let to = format!("http://{relay}");
+        tenant.allowed_origins = vec![to.clone()];
+        tenant.credentials[0].origin = to.clone();
+        tenant
+            .settings
+            .insert("base-url".to_string(), SettingValue::Text(format!("{to}/backend-api")));
+        add(&host, &tenant);
+    }
+    list_all(&host, "idle-a", Some(10)).await.unwrap();
+    assert_eq!((accepted.load(Ordering::SeqCst), host.idle_connections()), (1, 1));
+    // B's connection, once idle, takes the only place: A's is closed.
+    list_all(&host, "idle-b", Some(10)).await.unwrap();
+    assert_eq!((accepted.load(Ordering::SeqCst), host.idle_connections()), (2, 1));
+    list_all(&host, "idle-a", Some(10)).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "A's idle connection was closed, not kept");
+    assert_eq!(host.idle_connections(), 1);
 }

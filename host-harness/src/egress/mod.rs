@@ -185,12 +185,19 @@ pub struct EgressHooks {
     tenant: Arc<Tenant>,
     call_id: u64,
     log: EgressLog,
+    connections: Arc<ConnectionPool>,
 }
 
 impl EgressHooks {
-    /// Hooks for a call of `tenant`, recording into `log`.
-    pub fn new(tenant: Arc<Tenant>, call_id: u64, log: EgressLog) -> Self {
-        EgressHooks { tenant, call_id, log }
+    /// Hooks for a call of `tenant`, recording into `log` and reusing the tenant's idle
+    /// connections from `connections`.
+    pub fn new(
+        tenant: Arc<Tenant>,
+        call_id: u64,
+        log: EgressLog,
+        connections: Arc<ConnectionPool>,
+    ) -> Self {
+        EgressHooks { tenant, call_id, log, connections }
     }
 }
 
@@ -222,6 +229,7 @@ impl WasiHttpHooks for EgressHooks {
     ) -> SendFuture {
         let tenant = Arc::clone(&self.tenant);
         let log = Arc::clone(&self.log);
+        let connections = Arc::clone(&self.connections);
         let started = Instant::now();
         let mut record = EgressRecord {
             tenant: tenant.id.clone(),
@@ -282,8 +290,9 @@ impl WasiHttpHooks for EgressHooks {
             };
             let between_bytes =
                 clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
+            let owner: Arc<str> = Arc::from(tenant.id.as_str());
             let sent =
-                send::send_pooled(&tenant.connections, request, &origin, &addrs, timeouts).await;
+                send::send_pooled(&connections, &owner, request, &origin, &addrs, timeouts).await;
             record.duration_ms = started.elapsed().as_millis() as u64;
             match sent {
                 Ok((response, lease)) => {

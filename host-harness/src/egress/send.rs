@@ -4,7 +4,7 @@
 //!
 //! Connections are kept alive and reused across the calls of one tenant: every call runs in a
 //! fresh instance, so without reuse every page of a listing would pay a TCP (and TLS) handshake.
-//! A pool belongs to one tenant and is keyed by origin and vetted address, so a connection never
+//! Idle connections are keyed by tenant, origin and vetted address, so a connection never
 //! carries another tenant's requests and never reaches an address this request did not vet.
 
 use std::collections::HashMap;
@@ -32,59 +32,105 @@ pub struct Timeouts {
 /// How long an idle connection is kept; servers close idle keep-alive connections after a
 /// while, and a request on a connection closed under it fails.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle connections kept per origin and address.
-const MAX_IDLE: usize = 16;
+/// Idle connections kept per tenant, origin and address.
+const MAX_IDLE_PER_KEY: usize = 16;
 
-/// Idle connections by origin and vetted address, each with the time it went idle.
-type IdleConnections = HashMap<(Origin, SocketAddr), Vec<(SendRequest<WasiBody>, Instant)>>;
+/// Whose connection to where: a connection is only ever reused by the tenant that opened it,
+/// for the origin and vetted address it was opened to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    tenant: Arc<str>,
+    origin: Origin,
+    addr: SocketAddr,
+}
 
-/// Idle keep-alive connections of one tenant, by origin and vetted address.
-#[derive(Default)]
+/// Idle connections by key, oldest first, each with the time it went idle.
+type IdleConnections = HashMap<Key, Vec<(SendRequest<WasiBody>, Instant)>>;
+
+/// The host's idle keep-alive connections, kept per tenant and bounded in total: an idle
+/// connection holds a socket and its buffers, and a host with thousands of tenants must not keep
+/// one open for each of them.
 pub struct ConnectionPool {
     idle: Mutex<IdleConnections>,
+    max_idle: usize,
 }
 
 impl std::fmt::Debug for ConnectionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle: usize = self.lock().values().map(Vec::len).sum();
-        f.debug_struct("ConnectionPool").field("idle", &idle).finish()
+        f.debug_struct("ConnectionPool")
+            .field("idle", &self.idle_connections())
+            .field("max_idle", &self.max_idle)
+            .finish()
     }
 }
 
 impl ConnectionPool {
+    /// A pool keeping at most `max_idle` idle connections across all tenants; beyond that the
+    /// one idle longest is closed. Zero disables reuse.
+    pub fn new(max_idle: usize) -> Self {
+        ConnectionPool { idle: Mutex::new(HashMap::new()), max_idle }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, IdleConnections> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The most recently used live connection to one of `addrs`, if any.
+    /// The most recently used live connection of `tenant` to one of `addrs`, if any.
     fn take(
         &self,
+        tenant: &Arc<str>,
         origin: &Origin,
         addrs: &[SocketAddr],
     ) -> Option<(SocketAddr, SendRequest<WasiBody>)> {
         let mut idle = self.lock();
         for addr in addrs {
-            let Some(list) = idle.get_mut(&(origin.clone(), *addr)) else { continue };
+            let key = Key { tenant: Arc::clone(tenant), origin: origin.clone(), addr: *addr };
+            let Some(list) = idle.get_mut(&key) else { continue };
+            let mut found = None;
             while let Some((sender, since)) = list.pop() {
                 if since.elapsed() < IDLE_TIMEOUT && !sender.is_closed() {
-                    return Some((*addr, sender));
+                    found = Some((*addr, sender));
+                    break;
                 }
+            }
+            if list.is_empty() {
+                idle.remove(&key);
+            }
+            if found.is_some() {
+                return found;
             }
         }
         None
     }
 
-    fn put(&self, origin: Origin, addr: SocketAddr, sender: SendRequest<WasiBody>) {
-        if sender.is_closed() {
+    fn put(&self, key: Key, sender: SendRequest<WasiBody>) {
+        if sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let mut idle = self.lock();
-        let list = idle.entry((origin, addr)).or_default();
-        list.retain(|(s, since)| since.elapsed() < IDLE_TIMEOUT && !s.is_closed());
-        if list.len() >= MAX_IDLE {
+        idle.retain(|_, list| {
+            list.retain(|(s, since)| since.elapsed() < IDLE_TIMEOUT && !s.is_closed());
+            !list.is_empty()
+        });
+        let list = idle.entry(key.clone()).or_default();
+        if list.len() >= MAX_IDLE_PER_KEY {
             list.remove(0);
         }
         list.push((sender, Instant::now()));
+        while idle.values().map(Vec::len).sum::<usize>() > self.max_idle {
+            let oldest = idle
+                .iter()
+                .filter_map(|(k, list)| list.first().map(|(_, since)| (*since, k.clone())))
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, k)| k);
+            let Some(oldest) = oldest else { break };
+            if let Some(list) = idle.get_mut(&oldest) {
+                list.remove(0);
+                if list.is_empty() {
+                    idle.remove(&oldest);
+                }
+            }
+        }
     }
 
     /// Idle connections held, for tests and diagnostics.
@@ -97,22 +143,22 @@ impl ConnectionPool {
 /// read to the end; dropped earlier, the connection closes (HTTP/1.1 cannot reuse it).
 pub struct Lease {
     pool: Arc<ConnectionPool>,
-    origin: Origin,
-    addr: SocketAddr,
+    key: Key,
     sender: SendRequest<WasiBody>,
 }
 
 impl Lease {
     /// Returns the connection to the pool.
     pub fn release(self) {
-        self.pool.put(self.origin, self.addr, self.sender);
+        self.pool.put(self.key, self.sender);
     }
 }
 
-/// Sends `request` over a pooled connection to one of `addrs` if one is idle, else over a new
-/// one, and lends the connection to the response.
+/// Sends `request` for `tenant` over one of its pooled connections to one of `addrs` if one is
+/// idle, else over a new one, and lends the connection to the response.
 pub async fn send_pooled(
     pool: &Arc<ConnectionPool>,
+    tenant: &Arc<str>,
     mut request: http::Request<WasiBody>,
     origin: &Origin,
     addrs: &[SocketAddr],
@@ -120,9 +166,12 @@ pub async fn send_pooled(
 ) -> Result<(http::Response<Incoming>, Lease), HttpError> {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let lease =
-        |addr, sender| Lease { pool: Arc::clone(pool), origin: origin.clone(), addr, sender };
-    while let Some((addr, mut sender)) = pool.take(origin, addrs) {
+    let lease = |addr, sender| Lease {
+        pool: Arc::clone(pool),
+        key: Key { tenant: Arc::clone(tenant), origin: origin.clone(), addr },
+        sender,
+    };
+    while let Some((addr, mut sender)) = pool.take(tenant, origin, addrs) {
         // The previous exchange has ended; this only waits for the connection task to see it.
         match tokio::time::timeout(timeouts.connect, sender.ready()).await {
             Ok(Ok(())) => {}
@@ -165,6 +214,9 @@ async fn connect(
         }
     }
     let (addr, stream) = stream.ok_or(last_error)?;
+    // Requests are written head then body; with Nagle's algorithm the body would wait for the
+    // server's delayed acknowledgement of the head.
+    stream.set_nodelay(true).map_err(HttpError::Connect)?;
     let sender = if origin.scheme == "https" {
         let stream = tokio::time::timeout(timeouts.connect, tls(stream, &origin.host))
             .await
