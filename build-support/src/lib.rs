@@ -46,6 +46,14 @@ pub fn build_component_with(
     command
         .current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        // A guest is small, and its code is compiled again by the host's JIT, which cannot
+        // inline across the codegen units or crates rustc left apart: one unit, whole-program LTO.
+        .args([
+            "--config",
+            "profile.release.codegen-units=1",
+            "--config",
+            "profile.release.lto=\"fat\"",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     if !features.is_empty() {
