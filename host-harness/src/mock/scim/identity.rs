@@ -161,18 +161,8 @@ pub fn create_user(
         }
         None => user_id(*sequence),
     };
-    let user = ScimUser {
-        id,
-        user_name: fields.user_name,
-        external_id: fields.external_id,
-        display_name: fields.display_name,
-        given_name: fields.given_name,
-        family_name: fields.family_name,
-        emails: fields.emails,
-        active: fields.active.unwrap_or(true),
-        last_modified: created.clone(),
-        created,
-    };
+    let active = fields.active.unwrap_or(true);
+    let user = ScimUser::from_fields(id, fields, active, created.clone(), created);
     ws.scim_users.push(user.clone());
     if user.active {
         provision(ws, sequence, &user);
@@ -181,6 +171,29 @@ pub fn create_user(
         deprovision(ws, sequence, &user);
     }
     Ok(user)
+}
+
+impl ScimUser {
+    fn from_fields(
+        id: String,
+        fields: UserFields,
+        active: bool,
+        created: String,
+        last_modified: String,
+    ) -> Self {
+        ScimUser {
+            id,
+            user_name: fields.user_name,
+            external_id: fields.external_id,
+            display_name: fields.display_name,
+            given_name: fields.given_name,
+            family_name: fields.family_name,
+            emails: fields.emails,
+            active,
+            created,
+            last_modified,
+        }
+    }
 }
 
 /// `PUT /Users/{id}` and the result of a PATCH: replaces the writable attributes.
@@ -193,20 +206,16 @@ pub fn replace_user(
     let index = position(&ws.scim_users, |u| &u.id, "User", id)?;
     check_unique(ws, &fields, Some(id))?;
     let before = ws.scim_users[index].clone();
-    let after = ScimUser {
-        id: before.id.clone(),
-        user_name: fields.user_name,
-        external_id: fields.external_id,
-        display_name: fields.display_name,
-        given_name: fields.given_name,
-        family_name: fields.family_name,
-        emails: fields.emails,
-        // Omitted `active` is not asserted (RFC 7644 §3.5.1 lets the provider keep it):
-        // a PUT that forgets it must not re-admit or remove anyone.
-        active: fields.active.unwrap_or(before.active),
-        created: before.created.clone(),
-        last_modified: now(sequence),
-    };
+    // Omitted `active` is not asserted (RFC 7644 §3.5.1 lets the provider keep it): a PUT that
+    // forgets it must not re-admit or remove anyone.
+    let active = fields.active.unwrap_or(before.active);
+    let after = ScimUser::from_fields(
+        before.id.clone(),
+        fields,
+        active,
+        before.created.clone(),
+        now(sequence),
+    );
     ws.scim_users[index] = after.clone();
     let (old_email, new_email) = (person_email(&before.emails), person_email(&after.emails));
     match (before.active, after.active) {
