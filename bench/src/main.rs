@@ -1,0 +1,213 @@
+//! `connector-bench`: the six benchmarks in one run, each against a baseline measured in
+//! the same run; prints a table and writes `docs/benchmarks.md`.
+//!
+//! Build both binaries first (the process model runs `native-connector`):
+//! `cargo build --release -p connector-bench && target/release/connector-bench [--quick]`.
+
+mod mock_process;
+mod phases;
+mod report;
+mod scale;
+mod wasm;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use host_harness::{Host, HostConfig};
+
+use mock_process::{MockProcess, WorkspaceSpec};
+use report::Report;
+use scale::Scale;
+
+/// Benchmarks of the sandboxed ChatGPT connector against native and process-per-connector.
+#[derive(Debug, Parser)]
+#[command(name = "connector-bench", about)]
+struct Cli {
+    /// Small sizes, to check that the bench works (minutes become seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the Markdown table (default: docs/benchmarks.md of the workspace; with
+    /// --quick, nothing unless given).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+/// The bench's own helper processes.
+#[derive(Debug, Subcommand)]
+enum Helper {
+    /// Serve the mock with generated workspaces until stdin closes.
+    #[command(hide = true)]
+    ServeMock {
+        /// `ID:MEMBERS:INVITES`, repeated.
+        #[arg(long)]
+        workspace: Vec<String>,
+    },
+    /// The host side of the tenants-at-scale run.
+    #[command(hide = true)]
+    ScaleWorker(WorkerArgs),
+    /// The process-per-connector side of the tenants-at-scale run.
+    #[command(hide = true)]
+    ProcessWorker(WorkerArgs),
+    /// Only measurement 2 (instantiate + `info`), for profiling the per-call path: prints the
+    /// median and p99. Needs no mock (`info` sends no request).
+    PerCall {
+        /// Timed calls (after as many again to warm up).
+        #[arg(long, default_value_t = 5_000)]
+        calls: usize,
+        /// Calls the host allows at once (sizes the pool; small keeps the reservation small,
+        /// as valgrind needs).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// On-demand allocation instead of the pooling allocator.
+        #[arg(long)]
+        on_demand: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    #[arg(long)]
+    mock: SocketAddr,
+    #[arg(long)]
+    tenants: usize,
+    #[arg(long)]
+    members: usize,
+    #[arg(long)]
+    concurrency: usize,
+    #[arg(long)]
+    cache_dir: PathBuf,
+}
+
+/// The runtime of the tenants-at-scale worker: one thread per core, as an embedder serving many
+/// tenants runs the host.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// The runtime of measurements 1 to 4: one thread, as the native side runs, so a sequential
+/// sync does not hand every request and response between threads.
+fn sequential_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.helper {
+        Some(Helper::ServeMock { workspace }) => {
+            let specs =
+                workspace.iter().map(|w| WorkspaceSpec::parse(w)).collect::<Result<Vec<_>, _>>()?;
+            mock_process::serve(&specs)
+        }
+        Some(Helper::ScaleWorker(a)) => {
+            let result = runtime()?.block_on(phases::scale::host_worker(
+                a.mock,
+                a.tenants,
+                a.members,
+                a.concurrency,
+                a.cache_dir,
+            ))?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Some(Helper::ProcessWorker(a)) => {
+            let result =
+                phases::scale::process_worker(a.mock, a.tenants, a.members, a.concurrency)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Some(Helper::PerCall { calls, concurrency, on_demand }) => {
+            let cache =
+                std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()));
+            // `info` sends no request: the tenant's origin need not answer.
+            let mock = SocketAddr::from(([127, 0, 0, 1], 9));
+            let summary = runtime()?.block_on(phases::percall::info_calls(
+                calls,
+                !on_demand,
+                concurrency,
+                &cache,
+                mock,
+            ));
+            let _ = std::fs::remove_dir_all(&cache);
+            let summary = summary?;
+            println!(
+                "instantiate + info, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
+                if on_demand { "on-demand" } else { "pooling" },
+                summary.count,
+                summary.median.as_secs_f64() * 1e6,
+                summary.p99.as_secs_f64() * 1e6
+            );
+            Ok(())
+        }
+        None => {
+            let scale = if cli.quick { Scale::QUICK } else { Scale::FULL };
+            let out = cli.out.or_else(|| {
+                (!cli.quick).then(|| {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md")
+                })
+            });
+            run(&scale, out)
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("[connector-bench] {what}");
+}
+
+fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; report numbers from `--release` only");
+    }
+    let cache = std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()));
+    let mut workspaces =
+        vec![WorkspaceSpec { account_id: "ws-info".to_string(), members: 1, invites: 0 }];
+    workspaces.extend(phases::sandbox::sync_workspaces(scale));
+    workspaces.extend(phases::sandbox::grant_workspaces(scale));
+    workspaces.extend(phases::scale::tenant_workspaces(scale));
+    progress(&format!("starting the mock with {} workspaces", workspaces.len()));
+    let mock = MockProcess::start(&workspaces)?;
+    let mut report = Report::default();
+    let rt = sequential_runtime()?;
+    rt.block_on(async {
+        let host =
+            Host::new(HostConfig { cache_dir: Some(cache.clone()), ..HostConfig::default() })?;
+        progress("1 load");
+        report.rows.extend(phases::load::run(scale, &host, &cache)?);
+        progress("2 instantiate + info");
+        report.rows.extend(phases::percall::run(scale, &cache, mock.addr).await?);
+        progress("3, 4 syncs");
+        let (rows, notes) = phases::sandbox::syncs(scale, &host, mock.addr).await?;
+        report.rows.extend(rows);
+        report.notes.extend(notes);
+        progress("3, 4 grants");
+        report.rows.extend(phases::sandbox::grants(scale, &host, mock.addr).await?);
+        anyhow::Ok(())
+    })?;
+    drop(rt);
+    progress("5, 6 tenants at scale");
+    let (rows, notes) = phases::scale::run(scale, &mock, &cache)?;
+    report.rows.extend(rows);
+    report.notes.extend(notes);
+    drop(mock);
+    let _ = std::fs::remove_dir_all(&cache);
+
+    println!("{}", report.text());
+    if let Some(path) = out {
+        let command = if scale.quick {
+            "connector-bench --quick"
+        } else {
+            "cargo build --release -p connector-bench && target/release/connector-bench"
+        };
+        let remaining =
+            std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("remaining.md"))
+                .unwrap_or_default();
+        std::fs::write(&path, report.markdown(command, &report::machine(), &remaining))
+            .with_context(|| format!("writing {}", path.display()))?;
+        progress(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The mock ChatGPT service in a process of its own, so its CPU time and memory are not the
+//! host's: `connector-bench serve-mock` serves generated workspaces until its stdin closes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{Context, bail};
+use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
+
+use connector_bench::tenants::token_for;
+
+/// Seed of every generated workspace (the e2e tests' seed).
+pub const SEED: u64 = 11;
+
+/// One generated workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceSpec {
+    /// Account id.
+    pub account_id: String,
+    /// Members.
+    pub members: usize,
+    /// Pending invites.
+    pub invites: usize,
+}
+
+impl WorkspaceSpec {
+    /// `ID:MEMBERS:INVITES`.
+    pub fn to_arg(&self) -> String {
+        format!("{}:{}:{}", self.account_id, self.members, self.invites)
+    }
+
+    /// Parses `ID:MEMBERS:INVITES`.
+    pub fn parse(arg: &str) -> anyhow::Result<Self> {
+        let mut parts = arg.split(':');
+        let (Some(id), Some(members), Some(invites), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            bail!("workspace {arg:?} is not ID:MEMBERS:INVITES");
+        };
+        Ok(WorkspaceSpec {
+            account_id: id.to_string(),
+            members: members.parse().context("MEMBERS")?,
+            invites: invites.parse().context("INVITES")?,
+        })
+    }
+
+    /// The workspace, as the mock generates it.
+    pub fn generate(&self) -> host_harness::mock::Workspace {
+        seed::generate(
+            &self.account_id,
+            GenerateSpec { members: self.members, invites: self.invites, seed: SEED },
+        )
+    }
+}
+
+/// Serves `workspaces` (each with its Owner token) on a free loopback port with its own
+/// two-thread runtime, prints `listening ADDR`, and returns when stdin closes.
+pub fn serve(workspaces: &[WorkspaceSpec]) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mock")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let service = MockService::new();
+        for spec in workspaces {
+            service.put_workspace(spec.generate());
+            service.add_token(&token_for(&spec.account_id), &spec.account_id, "account-owner");
+        }
+        let server = MockServer::start_local(service).await?;
+        println!("listening {}", server.addr());
+        tokio::task::spawn_blocking(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        })
+        .await?;
+        server.stop().await;
+        Ok(())
+    })
+}
+
+/// A running mock process; dropping it ends the process.
+pub struct MockProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl MockProcess {
+    /// Starts `connector-bench serve-mock` with `workspaces` and waits until it listens.
+    pub fn start(workspaces: &[WorkspaceSpec]) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .arg("serve-mock")
+            .args(workspaces.iter().flat_map(|w| ["--workspace".to_string(), w.to_arg()]))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the mock process")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("the mock's stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("the mock process said {line:?}, not `listening ADDR`"))?;
+        Ok(MockProcess { child, stdin, addr })
+    }
+}
+
+impl MockProcess {
+    /// CPU time the mock has used so far.
+    pub fn cpu_time(&self) -> anyhow::Result<std::time::Duration> {
+        connector_bench::memory::cpu_time(self.child.id()).context("the mock's /proc/<pid>/stat")
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,70 @@
+//! Measurement 2, per-call overhead: a fresh store, instantiation and `info`, pooling
+//! allocator against on-demand allocation.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use host_harness::{Host, HostConfig};
+
+use crate::report::{Row, duration, ratio};
+use crate::scale::Scale;
+use connector_bench::stats::{Summary, summarize};
+use connector_bench::tenants::chatgpt_tenant;
+
+/// Times `calls` sequential `info` calls of one tenant, each on a fresh store, after as many
+/// again to warm up. `concurrency` sizes the host (and its pool).
+pub async fn info_calls(
+    calls: usize,
+    pooling: bool,
+    concurrency: usize,
+    cache_dir: &Path,
+    mock: std::net::SocketAddr,
+) -> anyhow::Result<Summary> {
+    let host = Host::new(HostConfig {
+        cache_dir: Some(cache_dir.to_path_buf()),
+        pooling,
+        max_concurrent_calls: concurrency,
+        ..HostConfig::default()
+    })?;
+    host.add_tenant(&chatgpt_tenant("info", mock, "ws-info")?, Path::new("."))?;
+    let mut samples = Vec::with_capacity(calls);
+    for i in 0..calls * 2 {
+        let started = Instant::now();
+        let report = host.info("info").await?;
+        let elapsed = started.elapsed();
+        report.result.context("info")?;
+        // The first half warms up (page faults of the pool, the code, the allocator).
+        if i >= calls {
+            samples.push(elapsed);
+        }
+    }
+    Ok(summarize(&samples))
+}
+
+/// Times `info` calls on a pooling host and on an on-demand host.
+pub async fn run(
+    scale: &Scale,
+    cache_dir: &Path,
+    mock: std::net::SocketAddr,
+) -> anyhow::Result<Vec<Row>> {
+    let concurrency = HostConfig::default().max_concurrent_calls;
+    let pooled = info_calls(scale.info_calls, true, concurrency, cache_dir, mock).await?;
+    let on_demand = info_calls(scale.info_calls, false, concurrency, cache_dir, mock).await?;
+    let n = pooled.count;
+    Ok(vec![
+        Row::plain(
+            &format!("2 instantiate + info, pooling, median of {n} (baseline: on-demand)"),
+            duration(pooled.median),
+            duration(on_demand.median),
+            ratio(pooled.median.as_secs_f64(), on_demand.median.as_secs_f64()),
+        )
+        .goal("median < 50 µs", pooled.median < Duration::from_micros(50)),
+        Row::plain(
+            "2 instantiate + info, pooling, p99 (baseline: on-demand p99)",
+            duration(pooled.p99),
+            duration(on_demand.p99),
+            ratio(pooled.p99.as_secs_f64(), on_demand.p99.as_secs_f64()),
+        ),
+    ])
+}

@@ -1,0 +1,250 @@
+//! Measurements 3 (sandbox overhead against native) and 4 (the HTTP floor): the same request
+//! sequence sent by the wasm component in the host, by the same logic built natively, and by a
+//! plain client.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use host_harness::Host;
+
+use crate::mock_process::WorkspaceSpec;
+use crate::report::{Row, duration, mib, ratio};
+use crate::scale::Scale;
+use crate::wasm;
+use connector_bench::native::{self, NativeTransport, SentRequest};
+use connector_bench::stats::summarize;
+use connector_bench::tenants::{base_url, chatgpt_tenant, token_for};
+
+/// The synced workspaces: `ws-sync-0`, `ws-sync-1`.
+pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
+    scale
+        .sync_members
+        .iter()
+        .enumerate()
+        .map(|(i, &members)| WorkspaceSpec {
+            account_id: format!("ws-sync-{i}"),
+            members,
+            invites: Scale::sync_invites(members),
+        })
+        .collect()
+}
+
+/// The three identical workspaces the grants go to: native, wasm and the floor's replay.
+pub fn grant_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
+    grant_names()
+        .map(|account_id| WorkspaceSpec { account_id, members: scale.grant_members, invites: 0 })
+        .to_vec()
+}
+
+fn grant_names() -> [String; 3] {
+    ["native", "wasm", "floor"].map(|side| format!("ws-grant-{side}"))
+}
+
+fn transport(mock: SocketAddr, account_id: &str) -> NativeTransport {
+    NativeTransport::new(mock, &token_for(account_id), account_id, true)
+}
+
+fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Rows of one workload: wasm against native, native and wasm against the floor.
+fn rows(
+    what: &str,
+    requests: usize,
+    wasm: Duration,
+    native: Duration,
+    floor: Duration,
+    goal: Option<f64>,
+) -> Vec<Row> {
+    let overhead = wasm.as_secs_f64() / native.as_secs_f64();
+    let mut main = Row::plain(
+        &format!("3 {what}: wasm in host (baseline: native), {requests} requests"),
+        duration(wasm),
+        duration(native),
+        ratio(wasm.as_secs_f64(), native.as_secs_f64()),
+    );
+    if let Some(limit) = goal {
+        main = main.goal(&format!("wasm/native <= {limit:.2}"), overhead <= limit);
+    }
+    vec![
+        main,
+        Row::plain(
+            &format!("4 {what}: native connector (baseline: plain HTTP client)"),
+            duration(native),
+            duration(floor),
+            ratio(native.as_secs_f64(), floor.as_secs_f64()),
+        ),
+        Row::plain(
+            &format!("4 {what}: wasm in host (baseline: plain HTTP client)"),
+            duration(wasm),
+            duration(floor),
+            ratio(wasm.as_secs_f64(), floor.as_secs_f64()),
+        ),
+    ]
+}
+
+/// Syncs both workspaces natively, in the host and as a replay, `scale.sync_runs` times each,
+/// alternating; checks both sides list the same accounts with the same number of requests.
+pub async fn syncs(
+    scale: &Scale,
+    host: &Host,
+    mock: SocketAddr,
+) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    let mut guest_peaks = Vec::new();
+    for (i, spec) in sync_workspaces(scale).iter().enumerate() {
+        let tenant = format!("sync-{i}");
+        host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id)?, Path::new("."))?;
+        let settings = native::settings_map(&base_url(mock), &spec.account_id);
+        let expected = spec.members + spec.invites;
+        let (mut natives, mut wasms, mut floors) = (Vec::new(), Vec::new(), Vec::new());
+        let mut requests = 0;
+        let mut guest_peak = 0;
+        for _ in 0..scale.sync_runs {
+            let t = transport(mock, &spec.account_id);
+            let started = Instant::now();
+            let (native_ids, _) = native::sync(&t, &settings)?;
+            natives.push(started.elapsed());
+            let recorded: Vec<SentRequest> = t.take_recorded();
+
+            let started = Instant::now();
+            let synced = wasm::sync(host, &tenant).await?;
+            wasms.push(started.elapsed());
+            guest_peak = guest_peak.max(synced.peak_guest_memory);
+
+            let floor = transport(mock, &spec.account_id);
+            let started = Instant::now();
+            native::replay(&floor, &recorded)?;
+            floors.push(started.elapsed());
+
+            ensure!(
+                native_ids.len() == expected,
+                "native listed {} of {expected}",
+                native_ids.len()
+            );
+            ensure!(synced.ids == native_ids, "wasm and native listed different accounts");
+            ensure!(
+                synced.requests == recorded.len(),
+                "wasm sent {} requests, native {}",
+                synced.requests,
+                recorded.len()
+            );
+            requests = recorded.len();
+            if t.connections_opened() != 1 {
+                notes.push(format!(
+                    "native sync of {} opened {} connections",
+                    spec.account_id,
+                    t.connections_opened()
+                ));
+            }
+        }
+        guest_peaks.push((spec.members, guest_peak));
+        let median = |v: &[Duration]| summarize(v).median;
+        let goal = (i == 1).then_some(1.15);
+        let what = format!("sync {} members", count(spec.members));
+        out.extend(rows(&what, requests, median(&wasms), median(&natives), median(&floors), goal));
+        notes.push(format!(
+            "{what} (+{} invites, {requests} requests, median of {} runs): native {}, wasm {}, floor {}",
+            spec.invites,
+            scale.sync_runs,
+            list(&natives),
+            list(&wasms),
+            list(&floors)
+        ));
+    }
+    if let [(small, small_peak), (large, large_peak)] = guest_peaks[..] {
+        // A page at a time: the guest must not grow with the workspace (one page of slack).
+        let bounded = large_peak <= small_peak + 65_536;
+        out.push(
+            Row::plain(
+                &format!("7 guest memory, largest of any call: sync {} members (baseline: sync {} members)", count(large), count(small)),
+                mib(large_peak),
+                mib(small_peak),
+                ratio(large_peak as f64, small_peak as f64),
+            )
+            .goal("does not grow with the workspace", bounded),
+        );
+    }
+    Ok((out, notes))
+}
+
+fn list(durations: &[Duration]) -> String {
+    durations.iter().map(|d| duration(*d)).collect::<Vec<_>>().join(" / ")
+}
+
+/// Emails of `n` active, console-managed Members of the grant workspaces.
+fn grantees(scale: &Scale) -> anyhow::Result<Vec<String>> {
+    let spec = &grant_workspaces(scale)[0];
+    let emails: Vec<String> = spec
+        .generate()
+        .members
+        .into_iter()
+        .filter(|m| m.role == "standard-user" && !m.is_scim_managed && m.deactivated_time.is_none())
+        .map(|m| m.email)
+        .take(scale.grants)
+        .collect();
+    if emails.len() < scale.grants {
+        bail!("the grant workspace has only {} plain members", emails.len());
+    }
+    Ok(emails)
+}
+
+/// `grant role:admin` to `scale.grants` members: natively, in the host, and replayed.
+pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Result<Vec<Row>> {
+    const ENTITLEMENT: &str = "role:admin";
+    let emails = grantees(scale)?;
+    let [native_ws, wasm_ws, floor_ws] = grant_names();
+
+    let t = transport(mock, &native_ws);
+    let settings = native::settings_map(&base_url(mock), &native_ws);
+    let started = Instant::now();
+    for email in &emails {
+        native::grant(&t, &settings, email, ENTITLEMENT)?;
+    }
+    let native_time = started.elapsed();
+    let recorded = t.take_recorded();
+
+    host.add_tenant(&chatgpt_tenant("grants", mock, &wasm_ws)?, Path::new("."))?;
+    let mut wasm_requests = 0;
+    let started = Instant::now();
+    for email in &emails {
+        wasm_requests += wasm::grant(host, "grants", email, ENTITLEMENT).await?;
+    }
+    let wasm_time = started.elapsed();
+    ensure!(
+        wasm_requests == recorded.len(),
+        "wasm sent {wasm_requests} requests, native {}",
+        recorded.len()
+    );
+
+    let from = format!("/accounts/{native_ws}/");
+    let to = format!("/accounts/{floor_ws}/");
+    let replayed: Vec<SentRequest> = recorded
+        .iter()
+        .map(|r| SentRequest { target: r.target.replace(&from, &to), ..r.clone() })
+        .collect();
+    let floor = transport(mock, &floor_ws);
+    let started = Instant::now();
+    native::replay(&floor, &replayed).context("replaying the grants")?;
+    let floor_time = started.elapsed();
+    Ok(rows(
+        &format!("{} grants", count(emails.len())),
+        recorded.len(),
+        wasm_time,
+        native_time,
+        floor_time,
+        None,
+    ))
+}

@@ -1,0 +1,412 @@
+//! Measurements 5 (tenants at scale in the host) and 6 (the same work with a fresh native
+//! connector process per call: one process per `list-accounts` page, the cursor passed along).
+//! Each side runs in a worker process of its own, so its peak memory is its own.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use host_harness::{Host, HostConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::mock_process::{MockProcess, WorkspaceSpec};
+use crate::report::{Row, mib, ratio};
+use crate::scale::Scale;
+use crate::wasm;
+use connector_bench::memory::{self, RssSampler};
+use connector_bench::native::ProcessCall;
+use connector_bench::stats::summarize;
+use connector_bench::tenants::chatgpt_tenant;
+
+/// The tenants' workspaces: `ws-tenant-0` ...
+pub fn tenant_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
+    (0..scale.tenants)
+        .map(|i| WorkspaceSpec {
+            account_id: format!("ws-tenant-{i}"),
+            members: scale.tenant_members,
+            invites: 0,
+        })
+        .collect()
+}
+
+/// What a worker measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleResult {
+    /// Tenant syncs completed.
+    pub syncs: usize,
+    /// Connector calls completed (in the process model, one process each).
+    pub calls: usize,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+    /// Median latency of one tenant's sync, from its start to its end.
+    pub sync_p50_ms: f64,
+    /// 99th percentile of the same.
+    pub sync_p99_ms: f64,
+    /// Median latency of one call (process model: from starting the process to its exit).
+    pub call_p50_ms: f64,
+    /// 99th percentile of the same.
+    pub call_p99_ms: f64,
+    /// Resident memory before the run (host: engine, component, tenants loaded).
+    pub rss_before: u64,
+    /// Peak resident memory during the run: the host's `VmHWM`, or the sampled sum of the
+    /// children and the parent.
+    pub peak: u64,
+    /// Mean of the children's own peaks, one per call (process model only).
+    pub child_peak_mean: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl ScaleResult {
+    /// The result of a run that took `started.elapsed()`, from its syncs' and calls' latencies
+    /// and `memory`: resident before the run, peak during it, mean peak of a child.
+    fn new(started: Instant, syncs: &[Duration], calls: &[Duration], memory: [u64; 3]) -> Self {
+        let seconds = started.elapsed().as_secs_f64();
+        let (s, c) = (summarize(syncs), summarize(calls));
+        let [rss_before, peak, child_peak_mean] = memory;
+        ScaleResult {
+            syncs: syncs.len(),
+            calls: calls.len(),
+            seconds,
+            sync_p50_ms: ms(s.median),
+            sync_p99_ms: ms(s.p99),
+            call_p50_ms: ms(c.median),
+            call_p99_ms: ms(c.p99),
+            rss_before,
+            peak,
+            child_peak_mean,
+        }
+    }
+}
+
+/// The host side (in the worker process): every tenant syncs its workspace; at most
+/// `concurrency` syncs (and calls) in flight.
+pub async fn host_worker(
+    mock: SocketAddr,
+    tenants: usize,
+    members: usize,
+    concurrency: usize,
+    cache_dir: PathBuf,
+) -> anyhow::Result<ScaleResult> {
+    let host = Arc::new(Host::new(HostConfig {
+        cache_dir: Some(cache_dir),
+        max_concurrent_calls: concurrency,
+        ..HostConfig::default()
+    })?);
+    for i in 0..tenants {
+        host.add_tenant(
+            &chatgpt_tenant(&format!("t{i}"), mock, &format!("ws-tenant-{i}"))?,
+            Path::new("."),
+        )?;
+    }
+    // Warm up: one sync, so the code and the pool's first slots are resident before measuring.
+    wasm::sync(&host, "t0").await?;
+    let rss_before = memory::rss().unwrap_or(0);
+    memory::reset_peak().context("resetting VmHWM")?;
+    let admission = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..tenants {
+        let (host, admission) = (Arc::clone(&host), Arc::clone(&admission));
+        tasks.spawn(async move {
+            let _permit = admission.acquire_owned().await?;
+            let begun = Instant::now();
+            let mut calls = Vec::new();
+            let mut cursor = None;
+            let mut accounts = 0;
+            loop {
+                let call = Instant::now();
+                let report = host
+                    .list_accounts(
+                        &format!("t{i}"),
+                        host_harness::types::PageRequest { cursor, size: None },
+                    )
+                    .await?;
+                calls.push(call.elapsed());
+                let page = report.result.with_context(|| format!("tenant t{i}"))?;
+                accounts += page.accounts.len();
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            ensure!(accounts == members, "tenant t{i} listed {accounts} of {members}");
+            anyhow::Ok((begun.elapsed(), calls))
+        });
+    }
+    let (mut syncs, mut calls) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        let (sync, call) = joined??;
+        syncs.push(sync);
+        calls.extend(call);
+    }
+    let peak = memory::peak_rss().unwrap_or(0);
+    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
+}
+
+/// One `native-connector` process: one `list-accounts` call of `account` from `cursor`.
+fn process_call(
+    exe: &Path,
+    mock: SocketAddr,
+    account: &str,
+    cursor: Option<&str>,
+    sampler: &RssSampler,
+) -> anyhow::Result<ProcessCall> {
+    let mut command = Command::new(exe);
+    command.arg(mock.to_string()).arg(account);
+    if let Some(cursor) = cursor {
+        command.arg("--cursor").arg(cursor);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    sampler.add(child.id());
+    let mut out = String::new();
+    let read = match child.stdout.take() {
+        Some(mut stdout) => stdout.read_to_string(&mut out).map(|_| ()),
+        None => Ok(()),
+    };
+    let status = child.wait();
+    sampler.remove(child.id());
+    read?;
+    let status = status?;
+    if !status.success() {
+        bail!("native-connector for {account} failed: {status}");
+    }
+    serde_json::from_str(out.trim()).with_context(|| format!("native-connector printed {out:?}"))
+}
+
+/// One tenant's sync in the process model: a process per call, in sequence, each given the
+/// cursor the previous one printed. Returns the sync's latency, each call's and each process's
+/// peak resident memory.
+fn process_sync(
+    exe: &Path,
+    mock: SocketAddr,
+    tenant: usize,
+    members: usize,
+    sampler: &RssSampler,
+) -> anyhow::Result<(Duration, Vec<Duration>, Vec<u64>)> {
+    let account = format!("ws-tenant-{tenant}");
+    let begun = Instant::now();
+    let (mut calls, mut peaks) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    let mut accounts = 0;
+    loop {
+        let call = Instant::now();
+        let page = process_call(exe, mock, &account, cursor.as_deref(), sampler)?;
+        calls.push(call.elapsed());
+        peaks.push(page.peak_rss_bytes);
+        accounts += page.accounts;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    ensure!(accounts == members, "{account}: the processes listed {accounts} of {members}");
+    Ok((begun.elapsed(), calls, peaks))
+}
+
+/// The process model (in the worker process): every connector call (one `list-accounts` page)
+/// is a fresh `native-connector` process, as the host gives every call a fresh store. As in the
+/// host, each tenant's calls run in sequence, and at most `concurrency` tenant syncs run at a time
+/// (so at most `concurrency` processes are alive). Memory is the sampled sum of the live
+/// children's resident memory plus this process's.
+pub fn process_worker(
+    mock: SocketAddr,
+    tenants: usize,
+    members: usize,
+    concurrency: usize,
+) -> anyhow::Result<ScaleResult> {
+    let exe = std::env::current_exe()?.with_file_name("native-connector");
+    ensure!(
+        exe.exists(),
+        "{} is missing: build it with `cargo build --release -p connector-bench`",
+        exe.display()
+    );
+    let sampler = Arc::new(RssSampler::start(Duration::from_millis(1))?);
+    let rss_before = memory::rss().unwrap_or(0);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    type Done = Vec<(Duration, Vec<Duration>, Vec<u64>)>;
+    let workers: Vec<_> = (0..concurrency.min(tenants))
+        .map(|_| {
+            let (exe, next, sampler) = (exe.clone(), Arc::clone(&next), Arc::clone(&sampler));
+            std::thread::spawn(move || -> anyhow::Result<Done> {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= tenants {
+                        return Ok(done);
+                    }
+                    done.push(process_sync(&exe, mock, i, members, &sampler)?);
+                }
+            })
+        })
+        .collect();
+    let (mut syncs, mut calls, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    for worker in workers {
+        let done = worker.join().map_err(|_| anyhow::anyhow!("a process worker panicked"))??;
+        for (sync, call, peak) in done {
+            syncs.push(sync);
+            calls.extend(call);
+            peaks.extend(peak);
+        }
+    }
+    let child_peak_mean = peaks.iter().sum::<u64>() / peaks.len().max(1) as u64;
+    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, sampler.peak(), child_peak_mean]))
+}
+
+/// Runs `connector-bench <args>` and reads the JSON result it prints.
+fn run_worker(args: &[String]) -> anyhow::Result<ScaleResult> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting a worker")?;
+    if !output.status.success() {
+        bail!("worker {args:?} failed: {}", output.status);
+    }
+    serde_json::from_slice(&output.stdout).context("the worker's result")
+}
+
+/// Runs the host worker and the process workers (at the same concurrency, and with every tenant
+/// in flight at once, so all tenants' first calls start together), and compares them.
+pub fn run(
+    scale: &Scale,
+    mock_process: &MockProcess,
+    cache_dir: &Path,
+) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let mock = mock_process.addr;
+    let common = |cmd: &str, concurrency: usize| {
+        vec![
+            cmd.to_string(),
+            "--mock".to_string(),
+            mock.to_string(),
+            "--tenants".to_string(),
+            scale.tenants.to_string(),
+            "--members".to_string(),
+            scale.tenant_members.to_string(),
+            "--concurrency".to_string(),
+            concurrency.to_string(),
+            "--cache-dir".to_string(),
+            cache_dir.display().to_string(),
+        ]
+    };
+    let c = scale.concurrency;
+    // The mock's CPU time during each run: on these cores it bounds what either side can reach.
+    let mock_cpu = |args: &[String]| -> anyhow::Result<(ScaleResult, Duration)> {
+        let before = mock_process.cpu_time()?;
+        let result = run_worker(args)?;
+        Ok((result, mock_process.cpu_time()?.saturating_sub(before)))
+    };
+    let (host, host_mock_cpu) = mock_cpu(&common("scale-worker", c))?;
+    let (procs, procs_mock_cpu) = mock_cpu(&common("process-worker", c))?;
+    let all = run_worker(&common("process-worker", scale.tenants))?;
+    let throughput = |r: &ScaleResult| r.syncs as f64 / r.seconds;
+    let per_instance = host.peak.saturating_sub(host.rss_before) / c as u64;
+    let n = scale.tenants;
+    let m = scale.tenant_members;
+    let mut rows = vec![
+        Row::plain(
+            &format!("5 {n} tenants x {m} members, wasm host, {c} tenants in flight: tenant syncs/s (baseline: a process per call, {c} tenants in flight)"),
+            format!("{:.1}/s", throughput(&host)),
+            format!("{:.1}/s", throughput(&procs)),
+            ratio(throughput(&host), throughput(&procs)),
+        )
+        .goal("host/process >= 10", throughput(&host) >= 10.0 * throughput(&procs)),
+        Row::plain(
+            "5 peak resident memory, host process (baseline: process per call: children + parent)",
+            mib(host.peak),
+            mib(procs.peak),
+            ratio(host.peak as f64, procs.peak as f64),
+        )
+        .goal("host/process <= 0.10", host.peak as f64 <= 0.1 * procs.peak as f64),
+        Row::plain(
+            &format!("5 tenant sync latency p50 / p99, host (baseline: process per call, {c} tenants in flight)"),
+            format!("{:.1} / {:.1} ms", host.sync_p50_ms, host.sync_p99_ms),
+            format!("{:.1} / {:.1} ms", procs.sync_p50_ms, procs.sync_p99_ms),
+            ratio(host.sync_p50_ms, procs.sync_p50_ms),
+        ),
+        Row::plain(
+            "5 call latency p50 / p99 and calls/s, host (baseline: process per call, start to exit)",
+            format!("{:.2} / {:.2} ms, {:.0}/s", host.call_p50_ms, host.call_p99_ms, host.calls as f64 / host.seconds),
+            format!("{:.2} / {:.2} ms, {:.0}/s", procs.call_p50_ms, procs.call_p99_ms, procs.calls as f64 / procs.seconds),
+            ratio(host.call_p50_ms, procs.call_p50_ms),
+        ),
+        Row::plain(
+            &format!("5 memory per concurrent instance ((peak - before) / {c}) (baseline: one native process's peak)"),
+            mib(per_instance),
+            mib(procs.child_peak_mean),
+            ratio(per_instance as f64, procs.child_peak_mean as f64),
+        ),
+        Row::plain(
+            &format!("6 all {n} tenants in flight at once, a process per call (first calls all at once): tenant syncs/s, host as measured above"),
+            format!("{:.1}/s", throughput(&host)),
+            format!("{:.1}/s", throughput(&all)),
+            ratio(throughput(&host), throughput(&all)),
+        ),
+        Row::plain(
+            &format!("6 peak memory, host (baseline: up to {n} processes at once)"),
+            mib(host.peak),
+            mib(all.peak),
+            ratio(host.peak as f64, all.peak as f64),
+        ),
+    ];
+    // Were the host free, the host run could go no faster than the mock serving its calls on
+    // every core; against the process run measured here, that caps the ratio.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_call = |cpu: Duration, r: &ScaleResult| cpu.as_secs_f64() / r.calls.max(1) as f64;
+    let mock_bound =
+        cores / (per_call(host_mock_cpu, &host) * host.calls as f64 / host.syncs as f64);
+    rows.insert(
+        1,
+        Row::plain(
+            &format!("5 the mock's CPU per call during the host run (baseline: during the process run); ceiling of host/process throughput were the host free ({cores:.0} cores / the mock's CPU per sync)"),
+            format!("{:.0} µs", per_call(host_mock_cpu, &host) * 1e6),
+            format!("{:.0} µs", per_call(procs_mock_cpu, &procs) * 1e6),
+            format!("ceiling {:.2}", mock_bound / throughput(&procs)),
+        ),
+    );
+    rows.retain(|r| !r.measured.is_empty());
+    let notes = vec![
+        format!(
+            "host: {} syncs, {} calls in {:.2} s; resident before the run {}, peak {}",
+            host.syncs,
+            host.calls,
+            host.seconds,
+            mib(host.rss_before),
+            mib(host.peak)
+        ),
+        format!(
+            "process per call, {c} tenants in flight: {} syncs, {} processes in {:.2} s; sampled peak {} (parent {} of it before the run), mean child peak {}",
+            procs.syncs,
+            procs.calls,
+            procs.seconds,
+            mib(procs.peak),
+            mib(procs.rss_before),
+            mib(procs.child_peak_mean)
+        ),
+        format!(
+            "process per call, all {n} tenants in flight: {} syncs, {} processes in {:.2} s; sampled peak {}, sync latency p50 / p99 {:.1} / {:.1} ms, call latency p50 / p99 {:.2} / {:.2} ms",
+            all.syncs,
+            all.calls,
+            all.seconds,
+            mib(all.peak),
+            all.sync_p50_ms,
+            all.sync_p99_ms,
+            all.call_p50_ms,
+            all.call_p99_ms
+        ),
+    ];
+    Ok((rows, notes))
+}

@@ -1,0 +1,65 @@
+//! How big each measurement is: the sizes, or a quick run for checking the bench itself.
+
+/// Sizes of one benchmark run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// A reduced run (`--quick`).
+    pub quick: bool,
+    /// Compilations from `.wasm` to time.
+    pub compiles: usize,
+    /// Loads from the on-disk cache to time.
+    pub cache_loads: usize,
+    /// `info` calls per allocator, after as many again to warm up.
+    pub info_calls: usize,
+    /// Members of the two synced workspaces.
+    pub sync_members: [usize; 2],
+    /// Runs of each sync per side (the median is reported).
+    pub sync_runs: usize,
+    /// `grant` calls per side.
+    pub grants: usize,
+    /// Members of the workspaces the grants go to.
+    pub grant_members: usize,
+    /// Tenants in the scale runs.
+    pub tenants: usize,
+    /// Members of each tenant's workspace.
+    pub tenant_members: usize,
+    /// Calls (or processes) in flight at once in the scale runs.
+    pub concurrency: usize,
+}
+
+impl Scale {
+    /// The sizes.
+    pub const FULL: Scale = Scale {
+        quick: false,
+        compiles: 5,
+        cache_loads: 50,
+        info_calls: 5_000,
+        sync_members: [10_000, 100_000],
+        sync_runs: 3,
+        grants: 1_000,
+        grant_members: 10_000,
+        tenants: 1_000,
+        tenant_members: 1_000,
+        concurrency: 32,
+    };
+
+    /// Small sizes, for checking that the bench works.
+    pub const QUICK: Scale = Scale {
+        quick: true,
+        compiles: 1,
+        cache_loads: 5,
+        info_calls: 300,
+        sync_members: [1_000, 3_000],
+        sync_runs: 1,
+        grants: 30,
+        grant_members: 1_000,
+        tenants: 40,
+        tenant_members: 300,
+        concurrency: 8,
+    };
+
+    /// Pending invites of a synced workspace of `members` (1%), so both listings are paged.
+    pub fn sync_invites(members: usize) -> usize {
+        members / 100
+    }
+}

@@ -1,0 +1,61 @@
+//! The wasm side of the comparisons: the bundled component in the host doing the same work as
+//! the native drivers in `connector_bench::native`.
+
+use anyhow::{Context, bail};
+use host_harness::Host;
+use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, PageRequest};
+
+/// What a full sync did.
+#[derive(Debug, Clone, Default)]
+pub struct Synced {
+    /// Account ids, in order.
+    pub ids: Vec<String>,
+    /// Calls made (one per page).
+    pub calls: usize,
+    /// HTTP requests the calls sent.
+    pub requests: usize,
+    /// The largest linear memory one call's instance held, in bytes.
+    pub peak_guest_memory: u64,
+}
+
+/// A full `list-accounts` sync of `tenant`, one call per page.
+pub async fn sync(host: &Host, tenant: &str) -> anyhow::Result<Synced> {
+    let mut synced = Synced::default();
+    let mut cursor = None;
+    loop {
+        let report = host.list_accounts(tenant, PageRequest { cursor, size: None }).await?;
+        synced.calls += 1;
+        synced.requests += report.egress.len();
+        synced.peak_guest_memory = synced.peak_guest_memory.max(report.memory_bytes);
+        let page = report.result.with_context(|| format!("list-accounts of {tenant}"))?;
+        synced.ids.extend(page.accounts.into_iter().map(|a| a.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(synced),
+        }
+    }
+}
+
+/// Grants `entitlement` to the member `email` in one call; it must be applied. Returns the
+/// number of requests sent.
+pub async fn grant(
+    host: &Host,
+    tenant: &str,
+    email: &str,
+    entitlement: &str,
+) -> anyhow::Result<usize> {
+    let report = host
+        .grant(
+            tenant,
+            AccountRef::Email(email.to_string()),
+            entitlement.to_string(),
+            ChangeOptions { dry_run: false },
+        )
+        .await?;
+    let requests = report.egress.len();
+    let result = report.result.with_context(|| format!("grant {entitlement} to {email}"))?;
+    if result.outcome != ChangeOutcome::Applied {
+        bail!("grant {entitlement} to {email}: {:?}, not applied", result.outcome);
+    }
+    Ok(requests)
+}
