@@ -1,8 +1,8 @@
 //! `connector-bench`: the six benchmarks in one run, each against a baseline measured in
 //! the same run; prints a table and writes `docs/benchmarks.md`.
 //!
-//! Build both binaries first (the process model runs `native-connector`):
-//! `cargo build --release -p connector-bench && target/release/connector-bench [--quick]`.
+//! Run it with `cargo bench -p connector-bench [-- --quick]`, which builds both binaries (the
+//! process model runs `native-connector`).
 
 mod mock_process;
 mod phases;
@@ -146,7 +146,8 @@ fn main() -> anyhow::Result<()> {
             let scale = if cli.quick { Scale::QUICK } else { Scale::FULL };
             let out = cli.out.or_else(|| {
                 (!cli.quick).then(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md")
+                    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+                    bench.parent().unwrap_or(&bench).join("docs").join("benchmarks.md")
                 })
             });
             run(&scale, out)
@@ -197,11 +198,8 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
 
     println!("{}", report.text());
     if let Some(path) = out {
-        let command = if scale.quick {
-            "connector-bench --quick"
-        } else {
-            "cargo build --release -p connector-bench && target/release/connector-bench"
-        };
+        let command =
+            if scale.quick { "connector-bench --quick" } else { "cargo bench -p connector-bench" };
         let remaining =
             std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("remaining.md"))
                 .unwrap_or_default();
