@@ -203,7 +203,7 @@ impl<T: Transport> ChatGptConnector<T> {
         }
         let group_offset = reached.saturating_sub(fixed.len());
         let want = (size - items.len()) as u32;
-        let groups = scim.list_groups(group_offset as u64 + 1, want, false)?;
+        let groups = scim.list_groups(group_offset as u64 + 1, want)?;
         let got = groups.resources.len().min(want as usize);
         items.extend(groups.resources.iter().take(want as usize).map(groups::group_entitlement));
         let seen = group_offset + got;

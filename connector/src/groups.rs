@@ -154,10 +154,8 @@ impl<T: Transport> ChatGptConnector<T> {
         let (people, list) = self.group_people(scim, changes)?;
         let groups: BTreeMap<String, ScimGroup> =
             scim.all_groups()?.into_iter().map(|g| (g.id.clone(), g)).collect();
-        let initial: BTreeMap<String, BTreeSet<String>> = groups
-            .values()
-            .map(|g| (g.id.clone(), g.members.iter().map(|m| m.value.clone()).collect()))
-            .collect();
+        let initial: BTreeMap<String, BTreeSet<String>> =
+            groups.values().map(|g| (g.id.clone(), g.member_ids())).collect();
 
         // Play the changes in order against the membership model.
         let mut desired = initial.clone();
@@ -344,26 +342,17 @@ impl<T: Transport> ChatGptConnector<T> {
         request: &PlannedRequest,
         wanted: &BTreeSet<String>,
     ) -> Result<BTreeSet<String>, ConnectorError> {
-        let body: serde_json::Value = request
-            .body
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| ConnectorError::Internal(format!("planned PATCH body: {e}")))?
-            .unwrap_or_default();
-        let members =
-            |g: ScimGroup| -> BTreeSet<String> { g.members.into_iter().map(|m| m.value).collect() };
-        match scim.patch_group(group, &body) {
-            Ok(Some(answer)) => Ok(members(answer)),
-            Ok(None) => Ok(members(scim.group(group)?)),
+        match scim.patch_group(group, request.body.clone()) {
+            Ok(Some(answer)) => Ok(answer.member_ids()),
+            Ok(None) => Ok(scim.group(group)?.member_ids()),
             Err(WriteError::Rejected(error)) => Err(error),
             Err(WriteError::Unknown(error)) => {
-                let now = members(scim.group(group).map_err(|read| {
+                let now = scim.group(group).map_err(|read| {
                     ConnectorError::Unavailable(format!(
                         "PATCH {}: the answer was lost ({error}) and reading the group back failed ({read}); it may or may not have been applied",
                         request.path
                     ))
-                })?);
+                })?.member_ids();
                 if &now == wanted {
                     Ok(now)
                 } else {

@@ -1,7 +1,10 @@
 //! The workspace's SCIM 2.0 directory (RFC 7643/7644): the JSON shapes the connector reads and
 //! the few requests it sends. Groups live only here; users are looked up to learn their SCIM id.
 
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::{ConsoleClient, Surface, WriteError, encode_query};
@@ -63,6 +66,11 @@ impl ScimGroup {
     pub fn has_member(&self, user_id: &str) -> bool {
         self.members.iter().any(|m| m.value == user_id)
     }
+
+    /// The SCIM ids of its members.
+    pub fn member_ids(&self) -> BTreeSet<String> {
+        self.members.iter().map(|m| m.value.clone()).collect()
+    }
 }
 
 /// A typed client of the SCIM directory at `scim-base-url`.
@@ -76,35 +84,25 @@ impl<'a, T: Transport> ScimClient<'a, T> {
         ScimClient { http: ConsoleClient::on(Surface::Scim, transport, base, policy) }
     }
 
-    /// `GET /Groups?startIndex&count`, members left out when `with_members` is false.
+    /// `GET /Groups?startIndex&count` without the members, for listing the groups themselves.
     pub fn list_groups(
         &self,
         start_index: u64,
         count: u32,
-        with_members: bool,
     ) -> Result<ListResponse<ScimGroup>, ConnectorError> {
-        let members = if with_members { "" } else { "&excludedAttributes=members" };
-        self.get(&format!("Groups?startIndex={start_index}&count={count}{members}"))
+        self.get(&format!(
+            "Groups?startIndex={start_index}&count={count}&excludedAttributes=members"
+        ))
     }
 
     /// Every group with its members, page by page.
     pub fn all_groups(&self) -> Result<Vec<ScimGroup>, ConnectorError> {
-        let mut groups = Vec::new();
-        loop {
-            let page = self.list_groups(groups.len() as u64 + 1, PAGE, true)?;
-            let got = page.resources.len();
-            groups.extend(page.resources);
-            // An empty page ends the listing even if `totalResults` says otherwise, so a
-            // directory that miscounts cannot keep the connector asking forever.
-            if got == 0 || groups.len() as u64 >= page.total_results {
-                return Ok(groups);
-            }
-        }
+        self.all("Groups")
     }
 
     /// `GET /Groups/{id}`; `not-found` names the entitlement.
     pub fn group(&self, id: &str) -> Result<ScimGroup, ConnectorError> {
-        self.get(&format!("Groups/{}", encode_query(id))).map_err(|e| match e {
+        self.get(&group_path(id)).map_err(|e| match e {
             ConnectorError::NotFound(_) => ConnectorError::NotFound(format!(
                 "no SCIM group {id:?} (entitlement group:{id}); see list-entitlements"
             )),
@@ -123,25 +121,36 @@ impl<'a, T: Transport> ScimClient<'a, T> {
 
     /// Every user, page by page.
     pub fn all_users(&self) -> Result<Vec<ScimUser>, ConnectorError> {
-        let mut users = Vec::new();
+        self.all("Users")
+    }
+
+    /// Sends a PatchOp (`body`, as [`membership_patch`] builds it) to a group. The answer is the
+    /// group when the directory returns it (`200`), `None` when it answers `204 No Content`.
+    pub fn patch_group(
+        &self,
+        id: &str,
+        body: Option<String>,
+    ) -> Result<Option<ScimGroup>, WriteError> {
+        self.http.send_write(Method::Patch, &group_path(id), body)
+    }
+
+    /// Every resource of `endpoint` (`Users`, `Groups`), page by page.
+    fn all<R: DeserializeOwned>(&self, endpoint: &str) -> Result<Vec<R>, ConnectorError> {
+        let mut all = Vec::new();
         loop {
-            let page: ListResponse<ScimUser> =
-                self.get(&format!("Users?startIndex={}&count={PAGE}", users.len() + 1))?;
+            let page: ListResponse<R> =
+                self.get(&format!("{endpoint}?startIndex={}&count={PAGE}", all.len() + 1))?;
             let got = page.resources.len();
-            users.extend(page.resources);
-            if got == 0 || users.len() as u64 >= page.total_results {
-                return Ok(users);
+            all.extend(page.resources);
+            // An empty page ends the listing even if `totalResults` says otherwise, so a
+            // directory that miscounts cannot keep the connector asking forever.
+            if got == 0 || all.len() as u64 >= page.total_results {
+                return Ok(all);
             }
         }
     }
 
-    /// Sends a PatchOp to a group. The answer is the group when the directory returns it
-    /// (`200`), `None` when it answers `204 No Content`.
-    pub fn patch_group(&self, id: &str, body: &Value) -> Result<Option<ScimGroup>, WriteError> {
-        self.http.send_write(Method::Patch, &group_path(id), Some(body.to_string()))
-    }
-
-    fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
+    fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
         self.http.send_json(Method::Get, path, None)
     }
 }
