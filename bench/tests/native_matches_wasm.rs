@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use connector_bench::native::{self, NativeTransport};
-use connector_bench::tenants::{base_url, chatgpt_tenant, token_for};
+use connector_bench::tenants::{chatgpt_tenant, token_for};
+use host_harness::mock::console_base_url;
 use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
 use host_harness::types::PageRequest;
 use host_harness::{Host, HostConfig};
@@ -24,7 +25,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
 
     let (native_ids, recorded, connections) = tokio::task::spawn_blocking(move || {
         let transport = NativeTransport::new(addr, &token_for(account), account, true);
-        let settings = native::settings_map(&base_url(addr), account);
+        let settings = native::settings_map(&console_base_url(addr), account);
         let (ids, pages) = native::sync(&transport, &settings).unwrap();
         assert_eq!(pages, 3);
         let recorded = transport.take_recorded();
@@ -44,7 +45,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
 
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-component-cache");
     let host = Host::new(HostConfig { cache_dir: Some(cache), ..HostConfig::default() }).unwrap();
-    host.add_tenant(&chatgpt_tenant("bench", addr, account).unwrap(), Path::new(".")).unwrap();
+    host.add_tenant(&chatgpt_tenant("bench", addr, account), Path::new(".")).unwrap();
     let mut wasm_ids = Vec::new();
     let mut cursor = None;
     loop {

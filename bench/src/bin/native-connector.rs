@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use connector_bench::native::{self, ProcessCall};
 use connector_bench::{memory, tenants};
+use host_harness::mock::console_base_url;
 
 /// One `list-accounts` call of the ChatGPT connector, natively, against the service at ADDR.
 #[derive(Debug, Parser)]
@@ -32,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let account_id = &args.account_id;
     let transport =
         native::NativeTransport::new(args.addr, &tenants::token_for(account_id), account_id, false);
-    let settings = native::settings_map(&tenants::base_url(args.addr), account_id);
+    let settings = native::settings_map(&console_base_url(args.addr), account_id);
     let (ids, next_cursor) = native::list_page(&transport, &settings, args.cursor, args.size)
         .with_context(|| format!("list-accounts of {account_id}"))?;
     let call = ProcessCall {

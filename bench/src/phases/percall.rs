@@ -27,7 +27,7 @@ pub async fn info_calls(
         max_concurrent_calls: concurrency,
         ..HostConfig::default()
     })?;
-    host.add_tenant(&chatgpt_tenant("info", mock, "ws-info")?, Path::new("."))?;
+    host.add_tenant(&chatgpt_tenant("info", mock, "ws-info"), Path::new("."))?;
     let mut samples = Vec::with_capacity(calls);
     for i in 0..calls * 2 {
         let started = Instant::now();

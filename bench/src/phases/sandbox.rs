@@ -15,7 +15,8 @@ use crate::scale::Scale;
 use crate::wasm;
 use connector_bench::native::{self, NativeTransport, SentRequest};
 use connector_bench::stats::summarize;
-use connector_bench::tenants::{base_url, chatgpt_tenant, token_for};
+use connector_bench::tenants::{chatgpt_tenant, token_for};
+use host_harness::mock::console_base_url;
 
 /// The synced workspaces: `ws-sync-0`, `ws-sync-1`.
 pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
@@ -106,8 +107,8 @@ pub async fn syncs(
     let mut guest_peaks = Vec::new();
     for (i, spec) in sync_workspaces(scale).iter().enumerate() {
         let tenant = format!("sync-{i}");
-        host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id)?, Path::new("."))?;
-        let settings = native::settings_map(&base_url(mock), &spec.account_id);
+        host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
+        let settings = native::settings_map(&console_base_url(mock), &spec.account_id);
         let expected = spec.members + spec.invites;
         let (mut natives, mut wasms, mut floors) = (Vec::new(), Vec::new(), Vec::new());
         let mut requests = 0;
@@ -208,7 +209,7 @@ pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Res
     let [native_ws, wasm_ws, floor_ws] = grant_names();
 
     let t = transport(mock, &native_ws);
-    let settings = native::settings_map(&base_url(mock), &native_ws);
+    let settings = native::settings_map(&console_base_url(mock), &native_ws);
     let started = Instant::now();
     for email in &emails {
         native::grant(&t, &settings, email, ENTITLEMENT)?;
@@ -216,7 +217,7 @@ pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Res
     let native_time = started.elapsed();
     let recorded = t.take_recorded();
 
-    host.add_tenant(&chatgpt_tenant("grants", mock, &wasm_ws)?, Path::new("."))?;
+    host.add_tenant(&chatgpt_tenant("grants", mock, &wasm_ws), Path::new("."))?;
     let mut wasm_requests = 0;
     let started = Instant::now();
     for email in &emails {

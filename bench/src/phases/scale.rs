@@ -102,7 +102,7 @@ pub async fn host_worker(
     })?);
     for i in 0..tenants {
         host.add_tenant(
-            &chatgpt_tenant(&format!("t{i}"), mock, &format!("ws-tenant-{i}"))?,
+            &chatgpt_tenant(&format!("t{i}"), mock, &format!("ws-tenant-{i}")),
             Path::new("."),
         )?;
     }

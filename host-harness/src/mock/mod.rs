@@ -21,5 +21,5 @@ pub use model::{
 };
 pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};
-pub use server::MockServer;
+pub use server::{MockServer, chatgpt_tenant_at, console_base_url};
 pub use writes::MAX_INVITE_BATCH;

@@ -76,7 +76,7 @@ impl MockServer {
 
     /// The console API base URL: `http://host:port/backend-api`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/backend-api", self.addr)
+        console_base_url(self.addr)
     }
 
     /// The SCIM base URL of `directory`: `http://host:port/scim/v2.0/<directory>`.
@@ -85,31 +85,9 @@ impl MockServer {
     }
 
     /// A tenant of the bundled `chatgpt` connector for workspace `account_id` of this mock,
-    /// holding `token`: the origin allowed, the token and `chatgpt-account-id` injected, and
-    /// loopback explicitly allowed (the mock lives there).
+    /// holding `token`; see [`chatgpt_tenant_at`].
     pub fn chatgpt_tenant(&self, tenant_id: &str, account_id: &str, token: &str) -> TenantConfig {
-        let settings = BTreeMap::from([
-            ("base-url".to_string(), SettingValue::Text(self.base_url())),
-            ("account-id".to_string(), SettingValue::Text(account_id.to_string())),
-        ]);
-        TenantConfig {
-            id: tenant_id.to_string(),
-            connector: "chatgpt".to_string(),
-            allowed_origins: vec![self.origin()],
-            settings,
-            credentials: vec![CredentialConfig {
-                origin: self.origin(),
-                path_prefix: None,
-                bearer_token: Some(token.to_string()),
-                bearer_token_env: None,
-                headers: BTreeMap::from([(
-                    "chatgpt-account-id".to_string(),
-                    account_id.to_string(),
-                )]),
-            }],
-            allow_private_addresses: true,
-            limits: LimitsConfig::default(),
-        }
+        chatgpt_tenant_at(self.addr, tenant_id, account_id, token)
     }
 
     /// The state it serves.
@@ -125,6 +103,42 @@ impl MockServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// The console API base URL of a mock listening on `addr`: `http://host:port/backend-api`.
+pub fn console_base_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/backend-api")
+}
+
+/// A tenant of the bundled `chatgpt` connector for workspace `account_id` of the mock listening
+/// on `addr` (in this process or another), holding `token`: the origin allowed, the token and
+/// `chatgpt-account-id` injected, and loopback explicitly allowed (the mock lives there).
+pub fn chatgpt_tenant_at(
+    addr: SocketAddr,
+    tenant_id: &str,
+    account_id: &str,
+    token: &str,
+) -> TenantConfig {
+    let origin = format!("http://{addr}");
+    let settings = BTreeMap::from([
+        ("base-url".to_string(), SettingValue::Text(console_base_url(addr))),
+        ("account-id".to_string(), SettingValue::Text(account_id.to_string())),
+    ]);
+    TenantConfig {
+        id: tenant_id.to_string(),
+        connector: "chatgpt".to_string(),
+        allowed_origins: vec![origin.clone()],
+        settings,
+        credentials: vec![CredentialConfig {
+            origin,
+            path_prefix: None,
+            bearer_token: Some(token.to_string()),
+            bearer_token_env: None,
+            headers: BTreeMap::from([("chatgpt-account-id".to_string(), account_id.to_string())]),
+        }],
+        allow_private_addresses: true,
+        limits: LimitsConfig::default(),
     }
 }
 
