@@ -186,6 +186,8 @@ pub struct EgressHooks {
     call_id: u64,
     log: EgressLog,
     connections: Arc<ConnectionPool>,
+    /// The tenant's id, as the pool keys its connections.
+    owner: Arc<str>,
 }
 
 impl EgressHooks {
@@ -197,7 +199,8 @@ impl EgressHooks {
         log: EgressLog,
         connections: Arc<ConnectionPool>,
     ) -> Self {
-        EgressHooks { tenant, call_id, log, connections }
+        let owner = Arc::from(tenant.id.as_str());
+        EgressHooks { tenant, call_id, log, connections, owner }
     }
 }
 
@@ -230,6 +233,7 @@ impl WasiHttpHooks for EgressHooks {
         let tenant = Arc::clone(&self.tenant);
         let log = Arc::clone(&self.log);
         let connections = Arc::clone(&self.connections);
+        let owner = Arc::clone(&self.owner);
         let started = Instant::now();
         let mut record = EgressRecord {
             tenant: tenant.id.clone(),
@@ -290,7 +294,6 @@ impl WasiHttpHooks for EgressHooks {
             };
             let between_bytes =
                 clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
-            let owner: Arc<str> = Arc::from(tenant.id.as_str());
             let sent =
                 send::send_pooled(&connections, &owner, request, &origin, &addrs, timeouts).await;
             record.duration_ms = started.elapsed().as_millis() as u64;

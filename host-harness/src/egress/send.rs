@@ -47,6 +47,11 @@ struct Key {
 /// Idle connections by key, oldest first, each with the time it went idle.
 type IdleConnections = HashMap<Key, Vec<(SendRequest<WasiBody>, Instant)>>;
 
+/// Whether a connection idle since `since` may still carry a request.
+fn reusable(sender: &SendRequest<WasiBody>, since: Instant) -> bool {
+    since.elapsed() < IDLE_TIMEOUT && !sender.is_closed()
+}
+
 /// The host's idle keep-alive connections, kept per tenant and bounded in total: an idle
 /// connection holds a socket and its buffers, and a host with thousands of tenants must not keep
 /// one open for each of them.
@@ -88,7 +93,7 @@ impl ConnectionPool {
             let Some(list) = idle.get_mut(&key) else { continue };
             let mut found = None;
             while let Some((sender, since)) = list.pop() {
-                if since.elapsed() < IDLE_TIMEOUT && !sender.is_closed() {
+                if reusable(&sender, since) {
                     found = Some((*addr, sender));
                     break;
                 }
@@ -109,22 +114,24 @@ impl ConnectionPool {
         }
         let mut idle = self.lock();
         idle.retain(|_, list| {
-            list.retain(|(s, since)| since.elapsed() < IDLE_TIMEOUT && !s.is_closed());
+            list.retain(|(s, since)| reusable(s, *since));
             !list.is_empty()
         });
-        let list = idle.entry(key.clone()).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() >= MAX_IDLE_PER_KEY {
             list.remove(0);
         }
         list.push((sender, Instant::now()));
-        while idle.values().map(Vec::len).sum::<usize>() > self.max_idle {
+        // Every put keeps the bound, so at most the one just added is over it.
+        if idle.values().map(Vec::len).sum::<usize>() > self.max_idle {
             let oldest = idle
                 .iter()
                 .filter_map(|(k, list)| list.first().map(|(_, since)| (*since, k.clone())))
                 .min_by_key(|(since, _)| *since)
                 .map(|(_, k)| k);
-            let Some(oldest) = oldest else { break };
-            if let Some(list) = idle.get_mut(&oldest) {
+            if let Some(oldest) = oldest
+                && let Some(list) = idle.get_mut(&oldest)
+            {
                 list.remove(0);
                 if list.is_empty() {
                     idle.remove(&oldest);
