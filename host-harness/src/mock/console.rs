@@ -91,7 +91,7 @@ fn paging(params: &HashMap<String, String>) -> Result<Paging, Refusal> {
     })
 }
 
-fn page<T: serde::Serialize>(items: &[&T], paging: &Paging) -> Value {
+fn page<T: serde::Serialize>(items: &[T], paging: &Paging) -> Value {
     let start = paging.offset.min(items.len());
     let end = start.saturating_add(paging.limit).min(items.len());
     json!({"items": &items[start..end], "total": items.len(), "limit": paging.limit, "offset": paging.offset})
@@ -126,12 +126,7 @@ fn listing<T: serde::Serialize>(
         let paging = paging(params)?;
         let all = items(&data.workspaces[account_id]);
         if paging.query.is_empty() {
-            let start = paging.offset.min(all.len());
-            let end = start.saturating_add(paging.limit).min(all.len());
-            let slice: Vec<&T> = all[start..end].iter().collect();
-            return Ok(
-                json!({"items": slice, "total": all.len(), "limit": paging.limit, "offset": paging.offset}),
-            );
+            return Ok(page(all, &paging));
         }
         let matching: Vec<&T> = all
             .iter()
