@@ -16,8 +16,8 @@ use host_harness::types::{
 use host_harness::{CallError, Host};
 
 use common::{
-    OWNER_TOKEN, SCIM_DIRECTORY, SCIM_TOKEN, add, host, list_all, mock, raw_request,
-    scim_create_user, with_scim,
+    OWNER_TOKEN, SCIM_DIRECTORY, SCIM_TOKEN, add, host, list_all, mock, scim_create_user,
+    scim_request, with_scim,
 };
 
 const WS: &str = "ws-groups";
@@ -250,19 +250,17 @@ async fn a_scim_created_user_is_a_managed_invite_the_console_cannot_remove() {
     assert_eq!((state(&server), writes(&server)), before, "refused before any request");
 
     // The identity provider deactivates her: she is gone from the next listing.
-    let auth = format!("Bearer {SCIM_TOKEN}");
-    let (status, body) = raw_request(
-        server.addr(),
+    let reply = scim_request(
+        &server,
         "PATCH",
-        &format!("/scim/v2.0/{SCIM_DIRECTORY}/Users/{carol_id}"),
-        &[("authorization", &auth)],
+        &format!("/Users/{carol_id}"),
         Some(serde_json::json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "replace", "path": "active", "value": false}],
         })),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply.status, 200, "{}", reply.body);
     let (accounts, _) = list_all(&host, "t", None).await.unwrap();
     assert!(accounts.iter().all(|a| a.email.as_deref() != Some("carol@acme.test")));
     assert_eq!(accounts.len(), 32, "the 30 members and 2 invites of the seed remain");

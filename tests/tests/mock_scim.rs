@@ -3,14 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+mod common;
 
 use host_harness::mock::{
     Fault, FaultPlan, FaultScript, GenerateSpec, MockServer, MockService, SCIM_MAX_PAYLOAD_BYTES,
     SCIM_MAX_RESULTS, seed,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{Reply, bearer, raw};
 
 const WS: &str = "ws-scim";
 const DIR: &str = "dir-7c1e";
@@ -19,75 +20,7 @@ const OWNER: &str = "owner-token-4a1d";
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-
-/// An answer: status, headers (names lowercased) and the body, parsed when it is JSON.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    /// Asserts a SCIM error body (RFC 7644 §3.12) and returns its `scimType`.
-    fn scim_error(&self, status: u16) -> Option<String> {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/scim+json"));
-        assert_eq!(self.body["schemas"], json!([ERROR_URN]), "{}", self.body);
-        assert_eq!(self.body["status"], json!(status.to_string()), "status is a string");
-        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", self.body);
-        self.body["scimType"].as_str().map(str::to_string)
-    }
-}
-
-/// Sends one HTTP/1.1 request with `headers` and a raw body. The server may answer and close
-/// before reading a body it refuses, so write errors are tolerated and whatever arrived is read.
-async fn raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Reply {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !headers.iter().any(|(n, _)| *n == "content-length") {
-            head.push_str(&format!("content-length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        let _ = stream.write_all(body).await;
-        let mut bytes = Vec::new();
-        let mut chunk = [0u8; 16 * 1024];
-        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
-            bytes.extend_from_slice(&chunk[..n]);
-        }
-        bytes
-    };
-    let bytes = tokio::time::timeout(std::time::Duration::from_secs(20), exchange).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply { status, headers, body: serde_json::from_str(payload.trim()).unwrap_or(Value::Null) }
-}
-
-fn bearer(token: &str) -> (&'static str, String) {
-    ("authorization", format!("Bearer {token}"))
-}
 
 /// A SCIM request with the directory's token.
 async fn scim(server: &MockServer, method: &str, path: &str, body: Option<Value>) -> Reply {

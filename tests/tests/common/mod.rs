@@ -82,39 +82,106 @@ pub fn with_scim(server: &MockServer, account_id: &str, mut tenant: TenantConfig
     tenant
 }
 
-/// Sends one request to the mock as any HTTP client would; returns the status and JSON body.
-pub async fn raw_request(
+/// An answer: status, headers (names lowercased) and the body, parsed when it is JSON.
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON; `null` when it is not JSON.
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts a SCIM error body (RFC 7644 §3.12) and returns its `scimType`.
+    pub fn scim_error(&self, status: u16) -> Option<String> {
+        use serde_json::json;
+        const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/scim+json"));
+        assert_eq!(self.body["schemas"], json!([ERROR_URN]), "{}", self.body);
+        assert_eq!(self.body["status"], json!(status.to_string()), "status is a string");
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", self.body);
+        self.body["scimType"].as_str().map(str::to_string)
+    }
+}
+
+/// Sends one HTTP/1.1 request with `headers` and a raw body, as any HTTP client would. The
+/// server may answer and close before reading a body it refuses, so write errors are tolerated
+/// and whatever arrived is read.
+pub async fn raw(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
-    headers: &[(&str, &str)],
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !headers.iter().any(|(n, _)| *n == "content-length") {
+            head.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let _ = stream.write_all(body).await;
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        bytes
+    };
+    let bytes = tokio::time::timeout(std::time::Duration::from_secs(20), exchange).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(payload.trim()).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// The `Authorization` header of a bearer token.
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+/// A request to the SCIM directory of [`with_scim`] with its token; `path` is below the
+/// directory (`/Users/...`).
+pub async fn scim_request(
+    server: &MockServer,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Reply {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{extra}content-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    let status: u16 = raw[9..12].parse().unwrap();
-    let (_, payload) = raw.split_once("\r\n\r\n").unwrap();
-    (status, serde_json::from_str(payload.trim()).unwrap_or(serde_json::Value::Null))
+    let headers = [bearer(SCIM_TOKEN), ("content-type", "application/scim+json".to_string())];
+    let path = format!("/scim/v2.0/{SCIM_DIRECTORY}{path}");
+    raw(server.addr(), method, &path, &headers, body.as_bytes()).await
 }
 
 /// Creates a user through the mock's SCIM surface and returns its SCIM id.
 pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
-    let auth = format!("Bearer {SCIM_TOKEN}");
-    let (status, body) = raw_request(
-        server.addr(),
+    let reply = scim_request(
+        server,
         "POST",
-        &format!("/scim/v2.0/{SCIM_DIRECTORY}/Users"),
-        &[("authorization", &auth)],
+        "/Users",
         Some(serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": email,
@@ -122,6 +189,6 @@ pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
         })),
     )
     .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_string()
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["id"].as_str().unwrap().to_string()
 }
