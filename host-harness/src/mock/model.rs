@@ -54,6 +54,28 @@ pub struct Invite {
     pub is_scim_managed: bool,
 }
 
+impl Invite {
+    /// A pending invite a write creates now, its id and time the next of the mock's `sequence`.
+    pub(crate) fn pending(
+        sequence: &mut u64,
+        email_address: String,
+        role: String,
+        seat_type: String,
+        is_scim_managed: bool,
+    ) -> Invite {
+        let created_time = super::seed::next_time(sequence);
+        Invite {
+            id: super::seed::invite_id(*sequence),
+            email_address,
+            role,
+            seat_type,
+            status: 2,
+            created_time,
+            is_scim_managed,
+        }
+    }
+}
+
 /// An email of a SCIM user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimEmail {

@@ -517,6 +517,13 @@ pub(crate) fn timestamp(n: u64) -> String {
     )
 }
 
+/// The time of the mock's next write: advances `sequence`, whose new value also names what the
+/// write creates (`invite_id(sequence)`, `user_id(sequence)`).
+pub(crate) fn next_time(sequence: &mut u64) -> String {
+    *sequence += 1;
+    timestamp(100_000 + *sequence)
+}
+
 /// Days since 1970-01-01 to a civil date (year, month, day), by Howard Hinnant's algorithm.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -11,7 +11,6 @@ use super::auth::{Refusal, authorize};
 use super::model::{
     ErroredEmailShape, Invite, MockData, MockService, ROLES, SEAT_TYPES, Workspace,
 };
-use super::seed::{invite_id, timestamp};
 
 /// Most addresses one invite request may carry.
 pub const MAX_INVITE_BATCH: usize = 100;
@@ -246,16 +245,7 @@ pub async fn invite(
         }
         let mut created = existing;
         for email in fresh {
-            *sequence += 1;
-            let invite = Invite {
-                id: invite_id(*sequence),
-                email_address: email,
-                role: role.clone(),
-                seat_type: seat.clone(),
-                status: 2,
-                created_time: timestamp(100_000 + *sequence),
-                is_scim_managed: false,
-            };
+            let invite = Invite::pending(sequence, email, role.clone(), seat.clone(), false);
             ws.invites.push(invite.clone());
             created.push(invite);
         }

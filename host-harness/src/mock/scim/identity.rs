@@ -6,7 +6,7 @@
 //! through these functions, so the console and SCIM views cannot drift apart.
 
 use super::super::model::{Group, Invite, Member, ScimEmail, ScimUser, Workspace};
-use super::super::seed::{invite_id, name_from_email, timestamp, user_id};
+use super::super::seed::{invite_id, name_from_email, next_time, user_id};
 use super::response::ScimError;
 
 /// The writable attributes of a user, validated.
@@ -37,11 +37,6 @@ pub struct GroupFields {
     pub external_id: Option<String>,
     /// Member ids as given; those naming no active user are dropped.
     pub members: Vec<String>,
-}
-
-fn now(sequence: &mut u64) -> String {
-    *sequence += 1;
-    timestamp(100_000 + *sequence)
 }
 
 /// The address the workspace knows the person by: the primary email, else the first.
@@ -109,16 +104,14 @@ fn provision(ws: &mut Workspace, sequence: &mut u64, user: &ScimUser) {
         invite.is_scim_managed = true;
         return;
     }
-    let created_time = now(sequence);
-    ws.invites.push(Invite {
-        id: invite_id(*sequence),
-        email_address: email.to_lowercase(),
-        role: "standard-user".to_string(),
-        seat_type: ws.default_seat_type.clone(),
-        status: 2,
-        created_time,
-        is_scim_managed: true,
-    });
+    let invite = Invite::pending(
+        sequence,
+        email.to_lowercase(),
+        "standard-user".to_string(),
+        ws.default_seat_type.clone(),
+        true,
+    );
+    ws.invites.push(invite);
 }
 
 /// Takes a user's access away: their member or pending invite, and their group memberships.
@@ -130,7 +123,7 @@ fn deprovision(ws: &mut Workspace, sequence: &mut u64, user: &ScimUser) {
     if let Some(email) = email {
         ws.invites.retain(|i| !same(&i.email_address, email));
     }
-    let stamp = now(sequence);
+    let stamp = next_time(sequence);
     for group in ws.groups.iter_mut().filter(|g| g.members.contains(&user.id)) {
         group.members.retain(|m| m != &user.id);
         group.last_modified = stamp.clone();
@@ -145,7 +138,7 @@ pub fn create_user(
 ) -> Result<ScimUser, ScimError> {
     check_unique(ws, &fields, None)?;
     let email = person_email(&fields.emails).map(str::to_string);
-    let created = now(sequence);
+    let created = next_time(sequence);
     let taken_over =
         email.as_deref().and_then(|e| ws.members.iter().position(|m| same(&m.email, e)));
     let id = match taken_over {
@@ -214,7 +207,7 @@ pub fn replace_user(
         fields,
         active,
         before.created.clone(),
-        now(sequence),
+        next_time(sequence),
     );
     ws.scim_users[index] = after.clone();
     let (old_email, new_email) = (person_email(&before.emails), person_email(&after.emails));
@@ -273,7 +266,7 @@ pub fn create_group(
     fields: GroupFields,
 ) -> Result<Group, ScimError> {
     check_group_name(ws, &fields.display_name, None)?;
-    let created = now(sequence);
+    let created = next_time(sequence);
     let group = Group {
         id: invite_id(*sequence),
         display_name: fields.display_name,
@@ -296,7 +289,7 @@ pub fn replace_group(
     let index = position(&ws.groups, |g| &g.id, "Group", id)?;
     check_group_name(ws, &fields.display_name, Some(id))?;
     let members = live_members(ws, &fields.members);
-    let last_modified = now(sequence);
+    let last_modified = next_time(sequence);
     let group = &mut ws.groups[index];
     group.display_name = fields.display_name;
     group.external_id = fields.external_id;
@@ -321,7 +314,7 @@ pub fn accept_invite(ws: &mut Workspace, sequence: &mut u64, email: &str) -> Opt
         .scim_users
         .iter()
         .find(|u| same(&u.user_name, email) || u.emails.iter().any(|e| same(&e.value, email)));
-    let created_time = now(sequence);
+    let created_time = next_time(sequence);
     let name = scim.and_then(|u| {
         u.display_name
             .clone()
