@@ -1,12 +1,14 @@
 //! Binds the connector to the `accessgov:connector` contract, `wasi:http` (through `waki`) and
 //! `wasi:config/store`. Only conversions live here; the logic is in the transport-free modules.
 
+use std::alloc::System;
 use std::time::Duration;
 
 use crate::connector::{ChatGptConnector, info};
 use crate::error::ConnectorError;
 use crate::model;
 use crate::settings::{ConfigSource, Settings};
+use crate::size_classes::SizeClasses;
 use crate::transport::{HttpRequest, HttpResponse, Method, Transport, TransportError};
 
 wit_bindgen::generate!({
@@ -17,6 +19,10 @@ wit_bindgen::generate!({
 
 use accessgov::connector::types as wit;
 use exports::accessgov::connector::connector::Guest;
+
+/// The component's allocator: size classes over wasi-libc's `malloc` (see `size_classes`).
+#[global_allocator]
+static ALLOCATOR: SizeClasses<System> = SizeClasses::new(System);
 
 /// The exported component.
 struct Component;

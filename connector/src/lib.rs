@@ -15,9 +15,12 @@ pub mod model;
 pub mod provision;
 pub mod scim;
 pub mod settings;
+#[allow(unsafe_code)]
+pub mod size_classes;
 pub mod transport;
 
-// The generated component bindings are the only unsafe code in the connector.
+// The generated component bindings and the component's allocator (`size_classes`) are the only
+// unsafe code in the connector.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod guest;
