@@ -447,12 +447,17 @@ pub fn parse_json_from<R: serde::de::DeserializeOwned>(
             response.status
         )));
     }
-    serde_json::from_slice(&response.body).map_err(|e| {
+    // One UTF-8 check of the whole body, then a parse that need not check each string again:
+    // in the component, checking string by string cost as much as the rest of the parse.
+    let unreadable = |why: String| {
         ConnectorError::Internal(format!(
-            "{endpoint}: could not read the service's answer ({e}); body starts {:?}",
+            "{endpoint}: could not read the service's answer ({why}); body starts {:?}",
             snippet(&response.body)
         ))
-    })
+    };
+    let text = std::str::from_utf8(&response.body)
+        .map_err(|e| unreadable(format!("it is not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))
 }
 
 /// Maps a non-2xx answer to the error a person can act on.

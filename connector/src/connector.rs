@@ -77,7 +77,7 @@ impl<T: Transport> ChatGptConnector<T> {
         let console = self.console();
         let mut items = Vec::new();
         loop {
-            let want = size - items.len() as u32;
+            let want = (size - items.len() as u32).min(MAX_PAGE_SIZE);
             let (fetched, exhausted) = match cursor.phase {
                 Phase::Invites => {
                     let page = console.list_invites(cursor.offset, want, "")?;
@@ -90,8 +90,9 @@ impl<T: Transport> ChatGptConnector<T> {
                 _ => {
                     let page = console.list_members(cursor.offset, want, "")?;
                     let (taken, exhausted) = take_page(page.items, page.total, cursor.offset, want);
-                    items.extend(taken.iter().map(member_account));
-                    (taken.len(), exhausted)
+                    let fetched = taken.len();
+                    items.extend(taken.into_iter().map(member_account));
+                    (fetched, exhausted)
                 }
             };
             cursor = match (exhausted, cursor.phase) {
@@ -132,7 +133,7 @@ impl<T: Transport> ChatGptConnector<T> {
                     |m| m.email.eq_ignore_ascii_case(&email),
                 )?;
                 if let Some(member) = member {
-                    return Ok(member_account(&member));
+                    return Ok(member_account(member));
                 }
                 let invite = scan(
                     |offset, limit| console.list_invites(offset, limit, &email),
@@ -159,7 +160,7 @@ impl<T: Transport> ChatGptConnector<T> {
                         |offset, limit| console.list_members(offset, limit, ""),
                         |m| m.id == id,
                     )?
-                    .map(|m| member_account(&m)),
+                    .map(member_account),
                 };
                 found.ok_or_else(|| {
                     ConnectorError::NotFound(format!(
@@ -279,11 +280,11 @@ pub(crate) fn take_page<I>(
     (items, exhausted)
 }
 
-pub(crate) fn member_account(member: &Member) -> Account {
+pub(crate) fn member_account(member: Member) -> Account {
     Account {
-        id: member.id.clone(),
-        email: Some(member.email.clone()),
-        display_name: member.name.clone().filter(|n| !n.is_empty()),
+        id: member.id,
+        email: Some(member.email),
+        display_name: member.name.filter(|n| !n.is_empty()),
         status: if member.deactivated_time.is_some() {
             AccountStatus::Suspended
         } else {
@@ -295,7 +296,7 @@ pub(crate) fn member_account(member: &Member) -> Account {
             catalog::seat_entitlement(&member.seat_type),
         ],
         managed_by: member.is_scim_managed.then(|| "scim".to_string()),
-        created_at: member.created_time.clone(),
+        created_at: member.created_time,
     }
 }
 

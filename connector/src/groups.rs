@@ -299,7 +299,7 @@ impl<T: Transport> ChatGptConnector<T> {
             }
             let (member, invite) = found.get(&key).cloned().unwrap_or_default();
             let account = match (member, invite) {
-                (Some(member), _) => member_account(&member),
+                (Some(member), _) => member_account(member),
                 (None, Some(invite)) => self.invite_account(&invite)?,
                 (None, None) => {
                     people.insert(

@@ -583,7 +583,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 continue;
             }
             subject.after = match (&member, &invite) {
-                (Some(m), _) => Some(member_account(m)),
+                (Some(m), _) => Some(member_account(m.clone())),
                 (None, Some(i)) => Some(self.invite_account(i)?),
                 (None, None) => None,
             };
@@ -600,7 +600,9 @@ impl<T: Transport> ChatGptConnector<T> {
         ];
         match (state.presence, &subject.member, &subject.invite) {
             (Presence::Absent, _, _) => None,
-            (Presence::Member, Some(m), _) => Some(Account { entitlements, ..member_account(m) }),
+            (Presence::Member, Some(m), _) => {
+                Some(Account { entitlements, ..member_account(m.clone()) })
+            }
             (_, _, Some(i)) if *state == subject.initial => {
                 self.invite_account(i).ok().map(|a| Account { entitlements, ..a })
             }

@@ -16,6 +16,11 @@ impl ConfigSource for std::collections::HashMap<String, String> {
 
 /// Largest page the console API serves.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// Largest page a listing hands its caller. A larger page than the console's is filled from
+/// several console pages in one call, so a sync of a big workspace pays the per-call cost (a
+/// fresh instance, its settings, its connection) once per thousand accounts, not per hundred;
+/// the guest still holds one page at a time.
+pub const MAX_LIST_SIZE: u32 = 1000;
 /// Page size used when neither the caller nor the settings name one.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
@@ -29,7 +34,7 @@ pub struct Settings {
     /// Base URL of the workspace's SCIM 2.0 directory, e.g.
     /// `https://<host>/scim/v2.0/<directory>`; `None` leaves groups out.
     pub scim_base_url: Option<String>,
-    /// Default page size for listings, 1 to 100.
+    /// Default page size for listings, 1 to [`MAX_LIST_SIZE`].
     pub page_size: u32,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
@@ -65,7 +70,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
     "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
-    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size, 1 to 100 (default 100)"},
+    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
     "max-attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts per request when the service throttles or fails, 1 to 10 (default 4)"},
     "retry-base-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "First retry backoff in milliseconds, doubling with jitter (default 500)"},
     "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total retry time per request in milliseconds (default 30000)"}
@@ -150,15 +155,15 @@ impl Settings {
             Some(0) => {
                 Err(ConnectorError::InvalidArgument("page size must be at least 1".to_string()))
             }
-            Some(n) => Ok(n.min(MAX_PAGE_SIZE)),
+            Some(n) => Ok(n.min(MAX_LIST_SIZE)),
         }
     }
 }
 
 fn parse_page_size(raw: &str) -> Result<u32, String> {
     match raw.parse::<u32>() {
-        Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        _ => Err(format!("must be a whole number from 1 to {MAX_PAGE_SIZE}, got {raw:?}")),
+        Ok(n) if (1..=MAX_LIST_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {MAX_LIST_SIZE}, got {raw:?}")),
     }
 }
 
@@ -213,7 +218,7 @@ mod tests {
             ),
             (vec![("base-url", "https://x"), ("account-id", "a/b")], "`account-id` must be"),
             (
-                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "500")],
+                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "1001")],
                 "`page-size` must be",
             ),
             (

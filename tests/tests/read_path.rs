@@ -79,6 +79,40 @@ async fn lists_250_members_and_30_invites_exactly_once_with_correct_entitlements
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in_one_call() {
+    let server = mock("ws-wide", 1_150, 30).await;
+    let host = host();
+    add(&host, &server.chatgpt_tenant("wide", "ws-wide", OWNER_TOKEN));
+
+    // 5,000 asked, 1,000 served: ten console pages of 100 in one call.
+    let first =
+        host.list_accounts("wide", PageRequest { cursor: None, size: Some(5_000) }).await.unwrap();
+    let first_requests = first.egress.len();
+    let first = first.result.unwrap();
+    assert_eq!(first.accounts.len(), 1_000);
+    assert_eq!(first_requests, 10, "ten console pages of 100");
+    assert!(server.service().requests().iter().all(|r| r.query.contains("limit=100")));
+
+    // The rest: 150 members (two console pages) and the 30 invites, in one more call.
+    let second = host
+        .list_accounts("wide", PageRequest { cursor: first.next_cursor, size: Some(5_000) })
+        .await
+        .unwrap();
+    assert_eq!(second.egress.len(), 3);
+    let second = second.result.unwrap();
+    assert_eq!(second.accounts.len(), 180);
+    assert_eq!(second.next_cursor, None);
+
+    // The same accounts in the same order as pages of the console's size.
+    let (by_hundred, pages) = list_all(&host, "wide", Some(100)).await.unwrap();
+    assert_eq!(pages, 12);
+    let wide: Vec<&str> =
+        first.accounts.iter().chain(&second.accounts).map(|a| a.id.as_str()).collect();
+    let narrow: Vec<&str> = by_hundred.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(wide, narrow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_account_by_id_and_email_agrees_with_the_listing() {
     let server = mock("ws-get", 140, 5).await;
     let host = host();
