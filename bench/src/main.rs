@@ -21,6 +21,13 @@ use mock_process::{MockProcess, WorkspaceSpec};
 use report::Report;
 use scale::Scale;
 
+// The embedder's allocator, for the host and the native side alike (one process, the same
+// allocator on both sides of every ratio). glibc's malloc spent about a tenth of a sync's CPU
+// coalescing the many small strings every page frees; transparent huge pages are off for it
+// (`no_thp`) because re-faulting 2 MiB pages after each purge cost more than it saved.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchmarks of the sandboxed ChatGPT connector against native and process-per-connector.
 #[derive(Debug, Parser)]
 #[command(name = "connector-bench", about)]
@@ -65,6 +72,22 @@ enum Helper {
         /// On-demand allocation instead of the pooling allocator.
         #[arg(long)]
         on_demand: bool,
+    },
+    /// Only the syncs of measurement 3 on one side, for profiling: starts a mock with one
+    /// workspace and syncs it `runs` times, printing each run's wall time.
+    Sync {
+        /// Members of the workspace (plus one invite per hundred).
+        #[arg(long, default_value_t = 100_000)]
+        members: usize,
+        /// Syncs to run.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Accounts per `list-accounts` call (default: the connector's).
+        #[arg(long)]
+        size: Option<u32>,
+        /// The connector built natively instead of the component in the host.
+        #[arg(long)]
+        native: bool,
     },
 }
 
@@ -142,6 +165,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Helper::Sync { members, runs, size, native }) => sequential_runtime()?
+            .block_on(phases::sandbox::profile_sync(members, runs, size, native)),
         None => {
             let scale = if cli.quick { Scale::QUICK } else { Scale::FULL };
             let out = cli.out.or_else(|| {

@@ -180,17 +180,18 @@ pub fn list_page(
     Ok((page.items.into_iter().map(|a| a.id).collect(), page.next_cursor))
 }
 
-/// Account ids of a full `list-accounts` sync, one connector call per page; returns them and the
-/// number of pages.
+/// Account ids of a full `list-accounts` sync, one connector call per page of `size` (none: the
+/// connector's default); returns them and the number of pages.
 pub fn sync(
     transport: &NativeTransport,
     settings: &HashMap<String, String>,
+    size: Option<u32>,
 ) -> Result<(Vec<String>, usize), NativeError> {
     let mut ids = Vec::new();
     let mut cursor = None;
     let mut pages = 0;
     loop {
-        let (page, next) = list_page(transport, settings, cursor, None)?;
+        let (page, next) = list_page(transport, settings, cursor, size)?;
         pages += 1;
         ids.extend(page);
         match next {

@@ -18,12 +18,13 @@ pub struct Synced {
     pub peak_guest_memory: u64,
 }
 
-/// A full `list-accounts` sync of `tenant`, one call per page.
-pub async fn sync(host: &Host, tenant: &str) -> anyhow::Result<Synced> {
+/// A full `list-accounts` sync of `tenant`, one call per page of `size` (none: the connector's
+/// default).
+pub async fn sync(host: &Host, tenant: &str, size: Option<u32>) -> anyhow::Result<Synced> {
     let mut synced = Synced::default();
     let mut cursor = None;
     loop {
-        let report = host.list_accounts(tenant, PageRequest { cursor, size: None }).await?;
+        let report = host.list_accounts(tenant, PageRequest { cursor, size }).await?;
         synced.calls += 1;
         synced.requests += report.egress.len();
         synced.peak_guest_memory = synced.peak_guest_memory.max(report.memory_bytes);

@@ -12,6 +12,10 @@ use connector_bench::native::{self, ProcessCall};
 use connector_bench::{memory, tenants};
 use host_harness::mock::console_base_url;
 
+// The allocator the host's process uses (see `connector-bench`), so both models run on the same.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One `list-accounts` call of the ChatGPT connector, natively, against the service at ADDR.
 #[derive(Debug, Parser)]
 #[command(name = "native-connector", about)]

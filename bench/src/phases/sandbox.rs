@@ -18,6 +18,11 @@ use connector_bench::stats::summarize;
 use connector_bench::tenants::{chatgpt_tenant, token_for};
 use host_harness::mock::console_base_url;
 
+/// Accounts per `list-accounts` call in the syncs: the console's own page (the connector's
+/// default), and the largest page a call returns, filled from ten console pages, as a platform
+/// syncing a big workspace would ask for. The goal is judged at the largest.
+pub const SYNC_PAGES: [u32; 2] = [100, 1000];
+
 /// The synced workspaces: `ws-sync-0`, `ws-sync-1`.
 pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
     scale
@@ -96,7 +101,8 @@ fn rows(
 }
 
 /// Syncs both workspaces natively, in the host and as a replay, `scale.sync_runs` times each,
-/// alternating; checks both sides list the same accounts with the same number of requests.
+/// alternating, once at each of [`SYNC_PAGES`]; checks both sides list the same accounts with
+/// the same number of requests.
 pub async fn syncs(
     scale: &Scale,
     host: &Host,
@@ -105,9 +111,16 @@ pub async fn syncs(
     let mut out = Vec::new();
     let mut notes = Vec::new();
     let mut guest_peaks = Vec::new();
-    for (i, spec) in sync_workspaces(scale).iter().enumerate() {
+    let largest_page = SYNC_PAGES[SYNC_PAGES.len() - 1];
+    let runs = sync_workspaces(scale)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, spec)| SYNC_PAGES.iter().map(move |&page| (i, spec.clone(), page)));
+    for (i, spec, page) in runs {
         let tenant = format!("sync-{i}");
-        host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
+        if page == SYNC_PAGES[0] {
+            host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
+        }
         let settings = native::settings_map(&console_base_url(mock), &spec.account_id);
         let expected = spec.members + spec.invites;
         let (mut natives, mut wasms, mut floors) = (Vec::new(), Vec::new(), Vec::new());
@@ -116,12 +129,12 @@ pub async fn syncs(
         for _ in 0..scale.sync_runs {
             let t = transport(mock, &spec.account_id);
             let started = Instant::now();
-            let (native_ids, _) = native::sync(&t, &settings)?;
+            let (native_ids, _) = native::sync(&t, &settings, Some(page))?;
             natives.push(started.elapsed());
             let recorded: Vec<SentRequest> = t.take_recorded();
 
             let started = Instant::now();
-            let synced = wasm::sync(host, &tenant).await?;
+            let synced = wasm::sync(host, &tenant, Some(page)).await?;
             wasms.push(started.elapsed());
             guest_peak = guest_peak.max(synced.peak_guest_memory);
 
@@ -151,10 +164,13 @@ pub async fn syncs(
                 ));
             }
         }
-        guest_peaks.push((spec.members, guest_peak));
+        if page == largest_page {
+            guest_peaks.push((spec.members, guest_peak));
+        }
         let median = |v: &[Duration]| summarize(v).median;
-        let goal = (i == 1).then_some(1.15);
-        let what = format!("sync {} members", count(spec.members));
+        let goal = (i == 1 && page == largest_page).then_some(1.15);
+        let what =
+            format!("sync {} members, pages of {}", count(spec.members), count(page as usize));
         out.extend(rows(&what, requests, median(&wasms), median(&natives), median(&floors), goal));
         notes.push(format!(
             "{what} (+{} invites, {requests} requests, median of {} runs): native {}, wasm {}, floor {}",
@@ -170,7 +186,7 @@ pub async fn syncs(
         let bounded = large_peak <= small_peak + 65_536;
         out.push(
             Row::plain(
-                &format!("7 guest memory, largest of any call: sync {} members (baseline: sync {} members)", count(large), count(small)),
+                &format!("7 guest memory, largest of any call: sync {} members, pages of {} (baseline: sync {} members)", count(large), count(largest_page as usize), count(small)),
                 mib(large_peak),
                 mib(small_peak),
                 ratio(large_peak as f64, small_peak as f64),
@@ -248,4 +264,41 @@ pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Res
         floor_time,
         None,
     ))
+}
+
+/// Syncs a workspace of `members` `runs` times on one side (the component in a host, or the
+/// connector built natively) and prints each run's wall time: measurement 3 alone, to profile.
+pub async fn profile_sync(
+    members: usize,
+    runs: usize,
+    size: Option<u32>,
+    native_side: bool,
+) -> anyhow::Result<()> {
+    let spec = WorkspaceSpec {
+        account_id: "ws-sync".to_string(),
+        members,
+        invites: Scale::sync_invites(members),
+    };
+    let mock = crate::mock_process::MockProcess::start(std::slice::from_ref(&spec))?;
+    let host = Host::new(host_harness::HostConfig::default())?;
+    host.add_tenant(&chatgpt_tenant("sync", mock.addr, &spec.account_id), Path::new("."))?;
+    let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
+    // This thread's run time in nanoseconds (the sync runs on it): finer than /proc/self/stat.
+    let cpu = || -> anyhow::Result<Duration> {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+        let ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
+        ns.map(Duration::from_nanos).context("/proc/thread-self/schedstat")
+    };
+    for run in 1..=runs {
+        let started = Instant::now();
+        let cpu_before = cpu()?;
+        let listed = if native_side {
+            native::sync(&transport(mock.addr, &spec.account_id), &settings, size)?.0.len()
+        } else {
+            wasm::sync(&host, "sync", size).await?.ids.len()
+        };
+        let (wall, used) = (started.elapsed(), cpu()?.saturating_sub(cpu_before));
+        println!("run {run}: {listed} accounts in {}, {} of CPU", duration(wall), duration(used));
+    }
+    Ok(())
 }

@@ -107,7 +107,7 @@ pub async fn host_worker(
         )?;
     }
     // Warm up: one sync, so the code and the pool's first slots are resident before measuring.
-    wasm::sync(&host, "t0").await?;
+    wasm::sync(&host, "t0", None).await?;
     let rss_before = memory::rss().unwrap_or(0);
     memory::reset_peak().context("resetting VmHWM")?;
     let admission = Arc::new(tokio::sync::Semaphore::new(concurrency));
