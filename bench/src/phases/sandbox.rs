@@ -267,7 +267,8 @@ pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Res
 }
 
 /// Syncs a workspace of `members` `runs` times on one side (the component in a host, or the
-/// connector built natively) and prints each run's wall time: measurement 3 alone, to profile.
+/// connector built natively) and prints each run's wall time and the CPU time of the thread
+/// that ran it (the mock's excluded): measurement 3 alone, to profile.
 pub async fn profile_sync(
     members: usize,
     runs: usize,
