@@ -74,7 +74,7 @@ enum Helper {
         on_demand: bool,
     },
     /// Only the syncs of measurement 3 on one side, for profiling: starts a mock with one
-    /// workspace and syncs it `runs` times, printing each run's wall time.
+    /// workspace and syncs it `runs` times, printing each run's wall time and thread CPU time.
     Sync {
         /// Members of the workspace (plus one invite per hundred).
         #[arg(long, default_value_t = 100_000)]
