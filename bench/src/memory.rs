@@ -33,6 +33,13 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     parse_cpu_ticks(&text).map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
+/// CPU time the calling thread has used so far, in nanoseconds from `/proc/thread-self/schedstat`
+/// (finer than the clock ticks of [`cpu_time`]); `None` when unreadable.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+}
+
 /// Clock ticks per second in `/proc/<pid>/stat`: fixed at 100 by the Linux ABI.
 const USER_HZ: u64 = 100;
 

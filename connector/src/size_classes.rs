@@ -9,11 +9,11 @@
 //!
 //! Memory stays bounded: a freed block is reused by the next allocation of its class, so a call
 //! that pages through a whole workspace holds at most the peak of its live small blocks per
-//! class (plus under one chunk of slack per class). Blocks above [`LARGEST_CLASS`] bytes or
-//! aligned above [`BLOCK_ALIGN`] go to the backing allocator, which returns their memory.
+//! class (plus, per chunk, a tail smaller than one block). Blocks above [`LARGEST_CLASS`] bytes
+//! or aligned above [`BLOCK_ALIGN`] go to the backing allocator, which returns their memory.
 //!
-//! Not thread-safe: it keeps its state in `Cell`s. The component is single-threaded; the
-//! `#[global_allocator]` wrapper in `guest` says so where it is installed.
+//! Not thread-safe: it keeps its state in `Cell`s, so it is `Sync` (and can be a
+//! `#[global_allocator]`) only on single-threaded wasm32.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;

@@ -22,6 +22,7 @@ use host_harness::mock::console_base_url;
 /// default), and the largest page a call returns, filled from ten console pages, as a platform
 /// syncing a big workspace would ask for. The goal is judged at the largest.
 pub const SYNC_PAGES: [u32; 2] = [100, 1000];
+const LARGEST_SYNC_PAGE: u32 = SYNC_PAGES[SYNC_PAGES.len() - 1];
 
 /// The synced workspaces: `ws-sync-0`, `ws-sync-1`.
 pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
@@ -111,16 +112,19 @@ pub async fn syncs(
     let mut out = Vec::new();
     let mut notes = Vec::new();
     let mut guest_peaks = Vec::new();
-    let largest_page = SYNC_PAGES[SYNC_PAGES.len() - 1];
-    let runs = sync_workspaces(scale)
-        .into_iter()
+    let workspaces = sync_workspaces(scale);
+    for (i, spec) in workspaces.iter().enumerate() {
+        host.add_tenant(
+            &chatgpt_tenant(&format!("sync-{i}"), mock, &spec.account_id),
+            Path::new("."),
+        )?;
+    }
+    let runs = workspaces
+        .iter()
         .enumerate()
-        .flat_map(|(i, spec)| SYNC_PAGES.iter().map(move |&page| (i, spec.clone(), page)));
+        .flat_map(|(i, spec)| SYNC_PAGES.iter().map(move |&page| (i, spec, page)));
     for (i, spec, page) in runs {
         let tenant = format!("sync-{i}");
-        if page == SYNC_PAGES[0] {
-            host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
-        }
         let settings = native::settings_map(&console_base_url(mock), &spec.account_id);
         let expected = spec.members + spec.invites;
         let (mut natives, mut wasms, mut floors) = (Vec::new(), Vec::new(), Vec::new());
@@ -164,11 +168,11 @@ pub async fn syncs(
                 ));
             }
         }
-        if page == largest_page {
+        if page == LARGEST_SYNC_PAGE {
             guest_peaks.push((spec.members, guest_peak));
         }
         let median = |v: &[Duration]| summarize(v).median;
-        let goal = (i == 1 && page == largest_page).then_some(1.15);
+        let goal = (i == 1 && page == LARGEST_SYNC_PAGE).then_some(1.15);
         let what =
             format!("sync {} members, pages of {}", count(spec.members), count(page as usize));
         out.extend(rows(&what, requests, median(&wasms), median(&natives), median(&floors), goal));
@@ -186,7 +190,7 @@ pub async fn syncs(
         let bounded = large_peak <= small_peak + 65_536;
         out.push(
             Row::plain(
-                &format!("7 guest memory, largest of any call: sync {} members, pages of {} (baseline: sync {} members)", count(large), count(largest_page as usize), count(small)),
+                &format!("7 guest memory, largest of any call: sync {} members, pages of {} (baseline: sync {} members)", count(large), count(LARGEST_SYNC_PAGE as usize), count(small)),
                 mib(large_peak),
                 mib(small_peak),
                 ratio(large_peak as f64, small_peak as f64),
@@ -284,12 +288,8 @@ pub async fn profile_sync(
     let host = Host::new(host_harness::HostConfig::default())?;
     host.add_tenant(&chatgpt_tenant("sync", mock.addr, &spec.account_id), Path::new("."))?;
     let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
-    // This thread's run time in nanoseconds (the sync runs on it): finer than /proc/self/stat.
-    let cpu = || -> anyhow::Result<Duration> {
-        let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-        let ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
-        ns.map(Duration::from_nanos).context("/proc/thread-self/schedstat")
-    };
+    // The sync runs on this thread, so its CPU time leaves the mock's out.
+    let cpu = || connector_bench::memory::thread_cpu_time().context("/proc/thread-self/schedstat");
     for run in 1..=runs {
         let started = Instant::now();
         let cpu_before = cpu()?;
