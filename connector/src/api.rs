@@ -593,6 +593,14 @@ mod tests {
         let r: Result<ListPage<Member>, _> =
             parse_json("GET users", &response(200, "application/json", r#"{"items":[{"id":1"#));
         assert!(matches!(r, Err(ConnectorError::Internal(m)) if m.contains("GET users")));
+        // A body that is not UTF-8 is named as such, not left to the parser.
+        let mut latin1 = response(200, "application/json", "");
+        latin1.body = b"{\"items\":[{\"name\":\"Ren\xe9\"}],\"total\":1}".to_vec();
+        let r: Result<ListPage<Member>, _> = parse_json("GET users", &latin1);
+        assert!(
+            matches!(&r, Err(ConnectorError::Internal(m)) if m.contains("GET users") && m.contains("not UTF-8")),
+            "{r:?}"
+        );
     }
 
     #[test]
