@@ -245,10 +245,15 @@ impl Host {
                 }
             }
         }
-        self.tenants
+        let id = tenant.id.clone();
+        let replaced = self
+            .tenants
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.id.clone(), Arc::new(tenant));
+            .insert(id.clone(), Arc::new(tenant));
+        if let Some(replaced) = replaced {
+            self.connections.forget(&replaced.connection_owner);
+        }
         Ok(())
     }
 

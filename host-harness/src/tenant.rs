@@ -235,6 +235,10 @@ pub struct Tenant {
     pub allow_private_addresses: bool,
     /// Slots for the tenant's outgoing requests in flight.
     pub request_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whose idle connections a call may reuse: this registration of the tenant (its id and a
+    /// number no other registration in the process has). A tenant registered again may have a
+    /// stricter policy than the one its earlier connections were vetted under.
+    pub connection_owner: std::sync::Arc<str>,
 }
 
 impl Tenant {
@@ -391,8 +395,16 @@ impl TenantConfig {
             request_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 limits.max_concurrent_requests,
             )),
+            connection_owner: connection_owner(&self.id),
         })
     }
+}
+
+/// A connection owner no other tenant registration in this process has.
+fn connection_owner(id: &str) -> std::sync::Arc<str> {
+    static REGISTRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = REGISTRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::sync::Arc::from(format!("{id}#{n}"))
 }
 
 #[cfg(test)]

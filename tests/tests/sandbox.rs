@@ -506,6 +506,13 @@ async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_
     list_all(&host, "reuse-b", Some(10)).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "another tenant gets its own connection");
     assert_eq!(host.idle_connections(), 2);
+    // Registered again (its policy may have changed), a tenant's idle connection is closed and
+    // its next call opens a new one.
+    add(&host, &through_relay("reuse-a"));
+    assert_eq!(host.idle_connections(), 1);
+    list_all(&host, "reuse-a", Some(10)).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(host.idle_connections(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ mod send;
 
 pub use address::non_public;
 pub use send::ConnectionPool;
+use send::SendError;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -186,7 +187,7 @@ pub struct EgressHooks {
     call_id: u64,
     log: EgressLog,
     connections: Arc<ConnectionPool>,
-    /// The tenant's id, as the pool keys its connections.
+    /// The tenant registration, as the pool keys its connections.
     owner: Arc<str>,
 }
 
@@ -199,7 +200,7 @@ impl EgressHooks {
         log: EgressLog,
         connections: Arc<ConnectionPool>,
     ) -> Self {
-        let owner = Arc::from(tenant.id.as_str());
+        let owner = Arc::clone(&tenant.connection_owner);
         EgressHooks { tenant, call_id, log, connections, owner }
     }
 }
@@ -261,15 +262,6 @@ impl WasiHttpHooks for EgressHooks {
                 Err(denial) => return refuse(record, denial),
             };
             record.origin = origin.to_string();
-            let addrs = match resolve(&origin, tenant.allow_private_addresses).await {
-                Ok(addrs) => addrs,
-                Err(Resolution::Denied(denial)) => return refuse(record, denial),
-                Err(Resolution::Failed(error)) => {
-                    record.error = Some(format!("resolving {}: {error}", origin.host));
-                    push(&log, record);
-                    return Err(HttpError::DnsError { rcode: Some(error), info_code: None });
-                }
-            };
             let permit = match Arc::clone(&tenant.request_slots).acquire_owned().await {
                 Ok(permit) => permit,
                 Err(_) => return Err(HttpError::ConnectionLimitReached),
@@ -294,8 +286,16 @@ impl WasiHttpHooks for EgressHooks {
             };
             let between_bytes =
                 clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
-            let sent =
-                send::send_pooled(&connections, &owner, request, &origin, &addrs, timeouts).await;
+            let allow_private = tenant.allow_private_addresses;
+            let sent = send::send_pooled(
+                &connections,
+                &owner,
+                request,
+                &origin,
+                || resolve(&origin, allow_private),
+                timeouts,
+            )
+            .await;
             record.duration_ms = started.elapsed().as_millis() as u64;
             match sent {
                 Ok((response, lease)) => {
@@ -320,7 +320,13 @@ impl WasiHttpHooks for EgressHooks {
                             as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))
                 }
-                Err(error) => {
+                Err(SendError::Resolve(Resolution::Denied(denial))) => refuse(record, denial),
+                Err(SendError::Resolve(Resolution::Failed(error))) => {
+                    record.error = Some(format!("resolving {}: {error}", origin.host));
+                    push(&log, record);
+                    Err(HttpError::DnsError { rcode: Some(error), info_code: None })
+                }
+                Err(SendError::Http(error)) => {
                     record.error = Some(format!("{error}"));
                     tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %error, "egress failed");
                     push(&log, record);

@@ -4,12 +4,14 @@
 //!
 //! Connections are kept alive and reused across the calls of one tenant: every call runs in a
 //! fresh instance, so without reuse every page of a listing would pay a TCP (and TLS) handshake.
-//! Idle connections are keyed by tenant, origin and vetted address, so a connection never
-//! carries another tenant's requests and never reaches an address this request did not vet.
+//! Idle connections are keyed by tenant and origin, so a connection never carries another
+//! tenant's requests. An open connection stays with the address vetted when it was opened, so
+//! reusing one needs no new lookup: the name is resolved only when a connection is opened.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -32,16 +34,15 @@ pub struct Timeouts {
 /// How long an idle connection is kept; servers close idle keep-alive connections after a
 /// while, and a request on a connection closed under it fails.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle connections kept per tenant, origin and address.
+/// Idle connections kept per tenant and origin.
 const MAX_IDLE_PER_KEY: usize = 16;
 
-/// Whose connection to where: a connection is only ever reused by the tenant that opened it,
-/// for the origin and vetted address it was opened to.
+/// Whose connection to where: a connection is only ever reused by the tenant registration that
+/// opened it (`Tenant::connection_owner`), for the origin it was opened to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    tenant: Arc<str>,
+    owner: Arc<str>,
     origin: Origin,
-    addr: SocketAddr,
 }
 
 /// Idle connections by key, oldest first, each with the time it went idle.
@@ -80,32 +81,26 @@ impl ConnectionPool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The most recently used live connection of `tenant` to one of `addrs`, if any.
-    fn take(
-        &self,
-        tenant: &Arc<str>,
-        origin: &Origin,
-        addrs: &[SocketAddr],
-    ) -> Option<(SocketAddr, SendRequest<WasiBody>)> {
+    /// The most recently used live connection of `key`, if any.
+    fn take(&self, key: &Key) -> Option<SendRequest<WasiBody>> {
         let mut idle = self.lock();
-        for addr in addrs {
-            let key = Key { tenant: Arc::clone(tenant), origin: origin.clone(), addr: *addr };
-            let Some(list) = idle.get_mut(&key) else { continue };
-            let mut found = None;
-            while let Some((sender, since)) = list.pop() {
-                if reusable(&sender, since) {
-                    found = Some((*addr, sender));
-                    break;
-                }
-            }
-            if list.is_empty() {
-                idle.remove(&key);
-            }
-            if found.is_some() {
-                return found;
+        let list = idle.get_mut(key)?;
+        let mut found = None;
+        while let Some((sender, since)) = list.pop() {
+            if reusable(&sender, since) {
+                found = Some(sender);
+                break;
             }
         }
-        None
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
+    }
+
+    /// Closes the idle connections of `owner` (a tenant registration that was replaced).
+    pub fn forget(&self, owner: &str) {
+        self.lock().retain(|key, _| &*key.owner != owner);
     }
 
     fn put(&self, key: Key, sender: SendRequest<WasiBody>) {
@@ -161,45 +156,63 @@ impl Lease {
     }
 }
 
-/// Sends `request` for `tenant` over one of its pooled connections to one of `addrs` if one is
-/// idle, else over a new one, and lends the connection to the response.
-pub async fn send_pooled(
+/// Why a request could not be sent.
+#[derive(Debug)]
+pub enum SendError<E> {
+    /// No idle connection, and resolving the origin for a new one failed or was refused.
+    Resolve(E),
+    /// Connecting or the exchange failed.
+    Http(HttpError),
+}
+
+impl<E> From<HttpError> for SendError<E> {
+    fn from(error: HttpError) -> Self {
+        SendError::Http(error)
+    }
+}
+
+/// Sends `request` for `owner` over one of its idle connections to `origin` if one is live,
+/// else over a new one to the first answering address of `resolve` (called only then), and
+/// lends the connection to the response.
+pub async fn send_pooled<R, F, E>(
     pool: &Arc<ConnectionPool>,
-    tenant: &Arc<str>,
+    owner: &Arc<str>,
     mut request: http::Request<WasiBody>,
     origin: &Origin,
-    addrs: &[SocketAddr],
+    resolve: R,
     timeouts: Timeouts,
-) -> Result<(http::Response<Incoming>, Lease), HttpError> {
+) -> Result<(http::Response<Incoming>, Lease), SendError<E>>
+where
+    R: FnOnce() -> F,
+    F: Future<Output = Result<Vec<SocketAddr>, E>>,
+{
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let lease = |addr, sender| Lease {
-        pool: Arc::clone(pool),
-        key: Key { tenant: Arc::clone(tenant), origin: origin.clone(), addr },
-        sender,
-    };
-    while let Some((addr, mut sender)) = pool.take(tenant, origin, addrs) {
+    let key = Key { owner: Arc::clone(owner), origin: origin.clone() };
+    let lease = |key, sender| Lease { pool: Arc::clone(pool), key, sender };
+    while let Some(mut sender) = pool.take(&key) {
         // The previous exchange has ended; this only waits for the connection task to see it.
         match tokio::time::timeout(timeouts.connect, sender.ready()).await {
             Ok(Ok(())) => {}
             _ => continue,
         }
         match tokio::time::timeout(timeouts.first_byte, sender.try_send_request(request)).await {
-            Err(_) => return Err(HttpError::ConnectionReadTimeout),
-            Ok(Ok(response)) => return Ok((response, lease(addr, sender))),
+            Err(_) => return Err(HttpError::ConnectionReadTimeout.into()),
+            Ok(Ok(response)) => return Ok((response, lease(key, sender))),
             // Not written before the connection failed: safe to send on another.
             Ok(Err(mut failed)) => match failed.take_message() {
                 Some(unsent) => request = unsent,
-                None => return Err(HttpError::from(failed.into_error())),
+                None => return Err(HttpError::from(failed.into_error()).into()),
             },
         }
     }
-    let (addr, mut sender) = connect(origin, addrs, timeouts).await?;
+    let addrs = resolve().await.map_err(SendError::Resolve)?;
+    let mut sender = connect(origin, &addrs, timeouts).await?;
     let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
-    Ok((response, lease(addr, sender)))
+    Ok((response, lease(key, sender)))
 }
 
 /// Opens a new HTTP/1.1 connection (with TLS for `https`) to the first of `addrs` that answers.
@@ -207,47 +220,55 @@ async fn connect(
     origin: &Origin,
     addrs: &[SocketAddr],
     timeouts: Timeouts,
-) -> Result<(SocketAddr, SendRequest<WasiBody>), HttpError> {
+) -> Result<SendRequest<WasiBody>, HttpError> {
     let mut last_error = HttpError::ConnectionRefused;
     let mut stream = None;
     for addr in addrs {
         match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
-                stream = Some((*addr, s));
+                stream = Some(s);
                 break;
             }
             Ok(Err(e)) => last_error = HttpError::Connect(e),
             Err(_) => last_error = HttpError::ConnectionTimeout,
         }
     }
-    let (addr, stream) = stream.ok_or(last_error)?;
+    let stream = stream.ok_or(last_error)?;
     // Requests are written head then body; with Nagle's algorithm the body would wait for the
     // server's delayed acknowledgement of the head.
     stream.set_nodelay(true).map_err(HttpError::Connect)?;
-    let sender = if origin.scheme == "https" {
+    if origin.scheme == "https" {
         let stream = tokio::time::timeout(timeouts.connect, tls(stream, &origin.host))
             .await
             .map_err(|_| HttpError::ConnectionTimeout)??;
-        handshake(TokioIo::new(stream), timeouts).await?
+        handshake(TokioIo::new(stream), timeouts).await
     } else {
-        handshake(TokioIo::new(stream), timeouts).await?
-    };
-    Ok((addr, sender))
+        handshake(TokioIo::new(stream), timeouts).await
+    }
+}
+
+/// The TLS client configuration every connection shares: building it parses the whole root
+/// store, which is worth doing once per process rather than once per connection.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    Arc::clone(CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        Arc::new(
+            rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
+        )
+    }))
 }
 
 async fn tls(
     stream: TcpStream,
     host: &str,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-    let config =
-        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let name = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => rustls::pki_types::ServerName::from(ip),
         Err(_) => rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|_| HttpError::HttpRequestUriInvalid)?,
     };
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(tls_config())
         .connect(name, stream)
         .await
         .map_err(HttpError::Tls)
@@ -273,4 +294,120 @@ where
         }
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const TIMEOUTS: Timeouts =
+        Timeouts { connect: Duration::from_secs(5), first_byte: Duration::from_secs(5) };
+
+    /// A loopback HTTP/1.1 server answering every request on a connection with `ok`, keeping the
+    /// connection open for `per_connection` requests; counts the connections it accepts.
+    async fn server(per_connection: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    for _ in 0..per_connection {
+                        let mut head = Vec::new();
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
+                            head.extend_from_slice(&buf[..n]);
+                        }
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get(addr: SocketAddr) -> http::Request<WasiBody> {
+        let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+        http::Request::get(format!("http://{addr}/page")).body(body).unwrap()
+    }
+
+    /// Sends one request, reads its body to the end and returns the connection to the pool.
+    async fn exchange(
+        pool: &Arc<ConnectionPool>,
+        owner: &Arc<str>,
+        addr: SocketAddr,
+        lookups: &AtomicUsize,
+    ) -> Result<(), SendError<String>> {
+        let origin = Origin::of_uri(&format!("http://{addr}").parse().unwrap()).unwrap();
+        let resolve = || async {
+            lookups.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![addr])
+        };
+        let (response, lease) =
+            send_pooled(pool, owner, get(addr), &origin, resolve, TIMEOUTS).await?;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        lease.release();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_name_is_resolved_only_to_open_a_connection_not_to_reuse_one() {
+        let (addr, accepted) = server(usize::MAX).await;
+        let pool = Arc::new(ConnectionPool::new(8));
+        let owner: Arc<str> = Arc::from("tenant#0");
+        let lookups = AtomicUsize::new(0);
+        for _ in 0..3 {
+            exchange(&pool, &owner, addr, &lookups).await.unwrap();
+        }
+        assert_eq!((lookups.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst)), (1, 1));
+        // Another registration of the same tenant opens (and so resolves) its own.
+        let other: Arc<str> = Arc::from("tenant#1");
+        exchange(&pool, &other, addr, &lookups).await.unwrap();
+        assert_eq!((lookups.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst)), (2, 2));
+        // Once forgotten, the first registration's connection is not reused.
+        pool.forget(&owner);
+        exchange(&pool, &owner, addr, &lookups).await.unwrap();
+        assert_eq!((lookups.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst)), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_by_a_newly_resolved_one() {
+        let (addr, accepted) = server(1).await;
+        let pool = Arc::new(ConnectionPool::new(8));
+        let owner: Arc<str> = Arc::from("tenant#0");
+        let lookups = AtomicUsize::new(0);
+        exchange(&pool, &owner, addr, &lookups).await.unwrap();
+        // Let the connection task see the server's close before the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        exchange(&pool, &owner, addr, &lookups).await.unwrap();
+        assert_eq!((lookups.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_its_own_error_and_opens_nothing() {
+        let (addr, accepted) = server(1).await;
+        let pool = Arc::new(ConnectionPool::new(8));
+        let origin = Origin::of_uri(&format!("http://{addr}").parse().unwrap()).unwrap();
+        let resolve = || async { Err("no such host".to_string()) };
+        let owner: Arc<str> = Arc::from("tenant#0");
+        match send_pooled(&pool, &owner, get(addr), &origin, resolve, TIMEOUTS).await {
+            Err(SendError::Resolve(e)) => assert_eq!(e, "no such host"),
+            Err(SendError::Http(e)) => panic!("expected the lookup's error, got {e}"),
+            Ok(_) => panic!("expected the lookup's error, got a response"),
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    }
 }
