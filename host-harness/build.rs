@@ -6,7 +6,7 @@ fn main() {
         &workspace,
         "chatgpt-connector",
         "chatgpt_connector",
-        &["connector/src", "connector/Cargo.toml"],
+        &["connector/src", "connector/build.rs", "connector/Cargo.toml"],
         &guest_build::out_dir(),
     );
 }

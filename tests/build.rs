@@ -27,7 +27,7 @@ fn main() {
             "chatgpt_connector",
             &[feature],
             name,
-            &["connector/src", "connector/Cargo.toml"],
+            &["connector/src", "connector/build.rs", "connector/Cargo.toml"],
             &out,
         );
         println!("cargo:rustc-env={var}={}", path.display());
