@@ -48,9 +48,9 @@ struct Key {
 /// Idle connections by key, oldest first, each with the time it went idle.
 type IdleConnections = HashMap<Key, Vec<(SendRequest<WasiBody>, Instant)>>;
 
-/// Whether a connection idle since `since` may still carry a request.
-fn reusable(sender: &SendRequest<WasiBody>, since: Instant) -> bool {
-    since.elapsed() < IDLE_TIMEOUT && !sender.is_closed()
+/// Whether a connection idle since `since` may still carry a request at `now`.
+fn reusable(sender: &SendRequest<WasiBody>, since: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(since) < IDLE_TIMEOUT && !sender.is_closed()
 }
 
 /// The host's idle keep-alive connections, kept per tenant and bounded in total: an idle
@@ -85,9 +85,9 @@ impl ConnectionPool {
     fn take(&self, key: &Key) -> Option<SendRequest<WasiBody>> {
         let mut idle = self.lock();
         let list = idle.get_mut(key)?;
-        let mut found = None;
+        let (mut found, now) = (None, Instant::now());
         while let Some((sender, since)) = list.pop() {
-            if reusable(&sender, since) {
+            if reusable(&sender, since, now) {
                 found = Some(sender);
                 break;
             }
@@ -107,16 +107,17 @@ impl ConnectionPool {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.lock();
         idle.retain(|_, list| {
-            list.retain(|(s, since)| reusable(s, *since));
+            list.retain(|(s, since)| reusable(s, *since, now));
             !list.is_empty()
         });
         let list = idle.entry(key).or_default();
         if list.len() >= MAX_IDLE_PER_KEY {
             list.remove(0);
         }
-        list.push((sender, Instant::now()));
+        list.push((sender, now));
         // Every put keeps the bound, so at most the one just added is over it.
         if idle.values().map(Vec::len).sum::<usize>() > self.max_idle {
             let oldest = idle
