@@ -35,7 +35,7 @@ impl Scale {
         cache_loads: 50,
         info_calls: 5_000,
         sync_members: [10_000, 100_000],
-        sync_runs: 5,
+        sync_runs: 9,
         grants: 1_000,
         grant_members: 10_000,
         tenants: 1_000,
