@@ -245,12 +245,11 @@ impl Host {
                 }
             }
         }
-        let id = tenant.id.clone();
         let replaced = self
             .tenants
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Arc::new(tenant));
+            .insert(tenant.id.clone(), Arc::new(tenant));
         if let Some(replaced) = replaced {
             self.connections.forget(&replaced.connection_owner);
         }
