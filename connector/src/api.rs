@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ConnectorError;
 use crate::settings::RetryPolicy;
-use crate::transport::{HttpRequest, HttpResponse, Method, Transport};
+use crate::transport::{HttpRequest, HttpResponse, Method, Transport, TransportError};
 
 /// A workspace member as the console lists it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -132,6 +132,23 @@ pub enum WriteError {
     Unknown(ConnectorError),
 }
 
+impl WriteError {
+    /// The error, whether or not the change may have been applied.
+    pub fn into_error(self) -> ConnectorError {
+        match self {
+            WriteError::Rejected(e) | WriteError::Unknown(e) => e,
+        }
+    }
+}
+
+/// One request's retries: how errors name it, whether an unknown outcome may be retried (reads),
+/// and when its retry budget started.
+struct Exchange {
+    endpoint: String,
+    retry_unknown: bool,
+    started: Instant,
+}
+
 /// How one attempt failed.
 enum Failure {
     /// Not applied; worth another attempt after `wait` (the service's `Retry-After`, if any).
@@ -190,7 +207,7 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         limit: u32,
         query: &str,
     ) -> Result<ListPage<Member>, ConnectorError> {
-        self.get_json(&format!("users?offset={offset}&limit={limit}&query={}", encode_query(query)))
+        self.get_json(&listing_path("users", offset, limit, query))
     }
 
     /// `GET invites?offset&limit&query`.
@@ -200,10 +217,19 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         limit: u32,
         query: &str,
     ) -> Result<ListPage<Invite>, ConnectorError> {
-        self.get_json(&format!(
-            "invites?offset={offset}&limit={limit}&query={}",
-            encode_query(query)
-        ))
+        self.get_json(&listing_path("invites", offset, limit, query))
+    }
+
+    /// Pages of the console's `listing` (`users` or `invites`), each `(offset, limit)`, sent
+    /// together; outcomes in the order of `pages`.
+    pub fn list_pages<I: serde::de::DeserializeOwned>(
+        &self,
+        listing: &str,
+        pages: &[(u64, u32)],
+    ) -> Vec<Result<ListPage<I>, ConnectorError>> {
+        let paths: Vec<String> =
+            pages.iter().map(|&(offset, limit)| listing_path(listing, offset, limit, "")).collect();
+        self.get_json_all(&paths)
     }
 
     /// `GET settings`.
@@ -223,9 +249,7 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         path: &str,
         body: Option<String>,
     ) -> Result<R, ConnectorError> {
-        self.run(method, path, body, true).map_err(|e| match e {
-            WriteError::Rejected(e) | WriteError::Unknown(e) => e,
-        })
+        self.run(method, path, body, true).map_err(WriteError::into_error)
     }
 
     /// Sends a write, retrying only attempts that certainly were not applied (throttled,
@@ -240,6 +264,32 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         self.run(method, path, body, false)
     }
 
+    /// `GET`s of `paths` (below the workspace URL) sent together, as many at once as the
+    /// transport can; each answer is read as [`Self::send_json`] reads one, and a failed one is
+    /// retried on its own. Outcomes come in the order of `paths`.
+    pub fn get_json_all<R: serde::de::DeserializeOwned>(
+        &self,
+        paths: &[String],
+    ) -> Vec<Result<R, ConnectorError>> {
+        let started = Instant::now();
+        let requests: Vec<_> = paths.iter().map(|p| self.request(Method::Get, p, None)).collect();
+        let responses = self.transport.send_all(&requests);
+        paths
+            .iter()
+            .zip(&requests)
+            .zip(responses)
+            .map(|((path, request), response)| {
+                let exchange = Exchange {
+                    endpoint: endpoint(Method::Get, path),
+                    retry_unknown: true,
+                    started,
+                };
+                let first = self.interpret(&exchange.endpoint, response);
+                self.retry(&exchange, request, first).map_err(WriteError::into_error)
+            })
+            .collect()
+    }
+
     fn run<R: serde::de::DeserializeOwned>(
         &self,
         method: Method,
@@ -247,11 +297,26 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         body: Option<String>,
         retry_unknown: bool,
     ) -> Result<R, WriteError> {
-        let endpoint = format!("{} {}", method.as_str(), path.split('?').next().unwrap_or(path));
-        let started = Instant::now();
+        let exchange =
+            Exchange { endpoint: endpoint(method, path), retry_unknown, started: Instant::now() };
+        let request = self.request(method, path, body);
+        let first = self.attempt(&exchange.endpoint, &request);
+        self.retry(&exchange, &request, first)
+    }
+
+    /// Goes on from the outcome of `request`'s first attempt until it succeeds, fails for good
+    /// or runs out of attempts or of the retry budget.
+    fn retry<R: serde::de::DeserializeOwned>(
+        &self,
+        exchange: &Exchange,
+        request: &HttpRequest,
+        first: Result<R, Failure>,
+    ) -> Result<R, WriteError> {
+        let Exchange { endpoint, retry_unknown, started } = exchange;
+        let mut outcome = first;
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(&endpoint, method, path, body.clone()) {
+            let failure = match outcome {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -263,27 +328,38 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
                 Failure::Unknown(error) => (error, None),
                 Failure::Retry(error, asked) => (error, asked),
             };
-            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked, started) {
-                return Err(WriteError::Rejected(exhausted(attempt, started, error)));
+            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked, *started) {
+                return Err(WriteError::Rejected(exhausted(attempt, *started, error)));
             }
             attempt += 1;
+            outcome = self.attempt(endpoint, request);
+        }
+    }
+
+    fn request(&self, method: Method, path: &str, body: Option<String>) -> HttpRequest {
+        HttpRequest {
+            method,
+            url: format!("{}/{path}", self.base),
+            content_type: self.surface.media_type(),
+            body,
         }
     }
 
     fn attempt<R: serde::de::DeserializeOwned>(
         &self,
         endpoint: &str,
-        method: Method,
-        path: &str,
-        body: Option<String>,
+        request: &HttpRequest,
     ) -> Result<R, Failure> {
-        let request = HttpRequest {
-            method,
-            url: format!("{}/{path}", self.base),
-            content_type: self.surface.media_type(),
-            body,
-        };
-        let response = self.transport.send(&request).map_err(|e| {
+        self.interpret(endpoint, self.transport.send(request))
+    }
+
+    /// What one attempt's outcome means: the answer, or whether trying again may help.
+    fn interpret<R: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        response: Result<HttpResponse, TransportError>,
+    ) -> Result<R, Failure> {
+        let response = response.map_err(|e| {
             if e.denied {
                 Failure::Final(ConnectorError::PermissionDenied(format!(
                     "{endpoint}: the host refused to send the request ({e}); check the tenant's allowed origins"
@@ -317,6 +393,16 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
             }
         })
     }
+}
+
+/// The path of one page of the console's `users` or `invites` listing.
+fn listing_path(listing: &str, offset: u64, limit: u32, query: &str) -> String {
+    format!("{listing}?offset={offset}&limit={limit}&query={}", encode_query(query))
+}
+
+/// How a request is named in errors: the method and the path without its query.
+fn endpoint(method: Method, path: &str) -> String {
+    format!("{} {}", method.as_str(), path.split('?').next().unwrap_or(path))
 }
 
 /// The answer to a bulk invite: who was invited and who was not.

@@ -76,32 +76,35 @@ impl<T: Transport> ChatGptConnector<T> {
         };
         let console = self.console();
         let mut items = Vec::new();
+        // The listing's length as its last page said; until a page has said it, one page at a
+        // time, so a round does not ask for pages past the end.
+        let mut total = None;
         loop {
-            let want = (size - items.len() as u32).min(MAX_PAGE_SIZE);
-            let (fetched, exhausted) = match cursor.phase {
+            let wanted = size - items.len() as u32;
+            let pages = round(cursor.offset, wanted, self.settings.read_concurrency, total);
+            let taken = match cursor.phase {
                 Phase::Invites => {
-                    let page = console.list_invites(cursor.offset, want, "")?;
-                    let (taken, exhausted) = take_page(page.items, page.total, cursor.offset, want);
-                    for invite in &taken {
-                        items.push(self.invite_account(invite)?);
-                    }
-                    (taken.len(), exhausted)
+                    take_pages(console.list_pages("invites", &pages), &pages, |invite: Invite| {
+                        items.push(self.invite_account(&invite)?);
+                        Ok(())
+                    })?
                 }
-                _ => {
-                    let page = console.list_members(cursor.offset, want, "")?;
-                    let (taken, exhausted) = take_page(page.items, page.total, cursor.offset, want);
-                    let fetched = taken.len();
-                    items.extend(taken.into_iter().map(member_account));
-                    (fetched, exhausted)
-                }
+                _ => take_pages(console.list_pages("users", &pages), &pages, |member: Member| {
+                    items.push(member_account(member));
+                    Ok(())
+                })?,
             };
-            cursor = match (exhausted, cursor.phase) {
+            total = Some(taken.total);
+            cursor = match (taken.exhausted, cursor.phase) {
                 (true, Phase::Invites) => {
                     self.add_groups(&mut items)?;
                     return Ok(Page { items, next_cursor: None });
                 }
-                (true, _) => Cursor { phase: Phase::Invites, offset: 0 },
-                (false, phase) => Cursor { phase, offset: cursor.offset + fetched as u64 },
+                (true, _) => {
+                    total = None;
+                    Cursor { phase: Phase::Invites, offset: 0 }
+                }
+                (false, phase) => Cursor { phase, offset: cursor.offset + taken.items },
             };
             if items.len() as u32 >= size {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
@@ -268,6 +271,54 @@ pub(crate) fn scan<I>(
 
 /// Keeps at most `want` items of a console page and says whether the listing is exhausted:
 /// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
+/// The console pages one round of a listing asks for at once: up to `concurrency` pages of at
+/// most [`MAX_PAGE_SIZE`] from `offset`, together no more than the `wanted` items still missing
+/// and, after the first, none starting past the listing's `total` (only one page while the total
+/// is not known).
+fn round(offset: u64, wanted: u32, concurrency: u32, total: Option<u64>) -> Vec<(u64, u32)> {
+    let pages = if total.is_some() { concurrency.max(1) } else { 1 };
+    let end = total.unwrap_or(u64::MAX);
+    (0..pages)
+        .map(|i| i * MAX_PAGE_SIZE)
+        .take_while(|&skip| skip < wanted && (skip == 0 || offset + u64::from(skip) < end))
+        .map(|skip| (offset + u64::from(skip), (wanted - skip).min(MAX_PAGE_SIZE)))
+        .collect()
+}
+
+/// What a round's pages gave.
+struct Taken {
+    /// Items taken.
+    items: u64,
+    /// Whether the listing has ended.
+    exhausted: bool,
+    /// The listing's length, as the last page taken said.
+    total: u64,
+}
+
+/// Hands the items of a round's pages to `take`, in order, up to the page that shows the
+/// listing has ended (a later page, asked for before that was known, is dropped unread).
+fn take_pages<I>(
+    answers: Vec<Result<ListPage<I>, ConnectorError>>,
+    pages: &[(u64, u32)],
+    mut take: impl FnMut(I) -> Result<(), ConnectorError>,
+) -> Result<Taken, ConnectorError> {
+    let mut taken = Taken { items: 0, exhausted: false, total: 0 };
+    for (answer, &(offset, want)) in answers.into_iter().zip(pages) {
+        let page = answer?;
+        let (items, exhausted) = take_page(page.items, page.total, offset, want);
+        taken.items += items.len() as u64;
+        taken.total = page.total;
+        for item in items {
+            take(item)?;
+        }
+        if exhausted {
+            taken.exhausted = true;
+            break;
+        }
+    }
+    Ok(taken)
+}
+
 pub(crate) fn take_page<I>(
     mut items: Vec<I>,
     total: u64,
@@ -322,4 +373,189 @@ pub(crate) fn validate_id(raw: &str) -> Result<&str, ConnectorError> {
         )));
     }
     Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::settings::RetryPolicy;
+    use crate::transport::{HttpRequest, HttpResponse, TransportError};
+
+    /// A console of `members` members and `invites` invites (each with a seat type, so no
+    /// settings are read) that records the paths of each round of requests sent together and
+    /// throttles the listed paths once each.
+    struct FakeConsole {
+        members: u64,
+        invites: u64,
+        rounds: RefCell<Vec<Vec<String>>>,
+        throttle_once: RefCell<Vec<String>>,
+    }
+
+    impl FakeConsole {
+        fn new(members: u64, invites: u64) -> Self {
+            FakeConsole {
+                members,
+                invites,
+                rounds: RefCell::new(Vec::new()),
+                throttle_once: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn answer(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            let path = request.url.strip_prefix("https://x/accounts/ws/").unwrap();
+            let throttled = self.throttle_once.borrow().iter().position(|p| p == path);
+            if let Some(at) = throttled {
+                self.throttle_once.borrow_mut().remove(at);
+                return Ok(HttpResponse {
+                    status: 429,
+                    content_type: Some("application/json".into()),
+                    retry_after: None,
+                    body: br#"{"detail":"too many requests"}"#.to_vec(),
+                });
+            }
+            let (listing, query) = path.split_once('?').unwrap();
+            let number = |key: &str| -> u64 {
+                let pair = query.split('&').find(|p| p.starts_with(key)).unwrap();
+                pair[key.len() + 1..].parse().unwrap()
+            };
+            let (offset, limit) = (number("offset"), number("limit"));
+            let total = if listing == "users" { self.members } else { self.invites };
+            let items: Vec<_> = (offset..total.min(offset + limit))
+                .map(|i| match listing {
+                    "users" => json!({"id": format!("user-{i}"), "email": format!("m{i}@x.com"),
+                        "role": "standard-user", "seat_type": "default"}),
+                    _ => json!({"id": format!("inv-{i}"), "email_address": format!("i{i}@x.com"),
+                        "role": "standard-user", "seat_type": "default"}),
+                })
+                .collect();
+            Ok(HttpResponse {
+                status: 200,
+                content_type: Some("application/json".into()),
+                retry_after: None,
+                body: json!({"items": items, "total": total}).to_string().into_bytes(),
+            })
+        }
+    }
+
+    impl Transport for &FakeConsole {
+        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.send_all(std::slice::from_ref(request)).pop().unwrap()
+        }
+
+        fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+            let paths = requests.iter().map(|r| r.url.replace("https://x/accounts/ws/", ""));
+            self.rounds.borrow_mut().push(paths.collect());
+            requests.iter().map(|r| self.answer(r)).collect()
+        }
+    }
+
+    fn connector(console: &FakeConsole, read_concurrency: u32) -> ChatGptConnector<&FakeConsole> {
+        let settings = Settings {
+            base_url: "https://x".into(),
+            account_id: "ws".into(),
+            scim_base_url: None,
+            page_size: 100,
+            read_concurrency,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay: std::time::Duration::from_millis(1),
+                budget: std::time::Duration::from_secs(1),
+            },
+        };
+        ChatGptConnector::new(console, settings)
+    }
+
+    /// Every account id of a sync in pages of `size`, and the number of calls.
+    fn sync(connector: &ChatGptConnector<&FakeConsole>, size: u32) -> (Vec<String>, usize) {
+        let (mut ids, mut cursor, mut calls) = (Vec::new(), None, 0);
+        loop {
+            let page = connector.list_accounts(&PageRequest { cursor, size: Some(size) }).unwrap();
+            calls += 1;
+            ids.extend(page.items.into_iter().map(|a| a.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return (ids, calls),
+            }
+        }
+    }
+
+    fn users(offset: u64, limit: u32) -> String {
+        format!("users?offset={offset}&limit={limit}&query=")
+    }
+
+    fn invites(offset: u64, limit: u32) -> String {
+        format!("invites?offset={offset}&limit={limit}&query=")
+    }
+
+    #[test]
+    fn a_round_covers_what_is_missing_in_console_pages() {
+        let known = Some(10_000);
+        assert_eq!(round(0, 1000, 4, known), vec![(0, 100), (100, 100), (200, 100), (300, 100)]);
+        assert_eq!(round(700, 250, 4, known), vec![(700, 100), (800, 100), (900, 50)]);
+        assert_eq!(round(5, 30, 4, known), vec![(5, 30)]);
+        assert_eq!(round(0, 1000, 1, known), vec![(0, 100)]);
+        // Not past the end once it is known, and one page while it is not.
+        assert_eq!(round(100, 1000, 4, Some(250)), vec![(100, 100), (200, 100)]);
+        assert_eq!(round(300, 1000, 4, Some(250)), vec![(300, 100)]);
+        assert_eq!(round(0, 1000, 4, None), vec![(0, 100)]);
+    }
+
+    #[test]
+    fn pages_of_a_call_go_out_in_rounds_and_list_what_one_at_a_time_lists() {
+        let concurrent = FakeConsole::new(950, 120);
+        let (ids, calls) = sync(&connector(&concurrent, 4), 1000);
+        let sequential = FakeConsole::new(950, 120);
+        assert_eq!(sync(&connector(&sequential, 1), 1000), (ids.clone(), calls));
+        assert_eq!(ids.len(), 1070);
+        assert_eq!(ids[949], "user-949");
+        assert_eq!(ids[950], "invite:inv-0");
+        assert_eq!(calls, 2);
+        assert!(sequential.rounds.borrow().iter().all(|r| r.len() == 1));
+
+        let rounds = concurrent.rounds.borrow();
+        let pages =
+            |from: u64| -> Vec<String> { (0..4).map(|i| users(from + 100 * i, 100)).collect() };
+        // The first page tells the listing's length; the rest go four at a time, none past it.
+        assert_eq!(rounds[0], vec![users(0, 100)]);
+        assert_eq!(rounds[1], pages(100));
+        assert_eq!(rounds[2], pages(500));
+        assert_eq!(rounds[3], vec![users(900, 100)]);
+        // The invites fill the rest of the call; the second call starts where it stopped.
+        assert_eq!(rounds[4], vec![invites(0, 50)]);
+        assert_eq!(rounds[5], vec![invites(50, 100)]);
+        assert_eq!(rounds.len(), 6);
+        let sent = |rounds: &[Vec<String>]| rounds.concat();
+        assert_eq!(sent(&rounds), sent(&sequential.rounds.borrow()));
+    }
+
+    #[test]
+    fn a_throttled_page_of_a_round_is_retried_on_its_own() {
+        let console = FakeConsole::new(400, 0);
+        console.throttle_once.borrow_mut().push(users(200, 100));
+        let (ids, calls) = sync(&connector(&console, 4), 1000);
+        assert_eq!(ids, (0..400).map(|i| format!("user-{i}")).collect::<Vec<_>>());
+        assert_eq!(calls, 1);
+        let rounds = console.rounds.borrow();
+        assert_eq!(rounds[1], vec![users(100, 100), users(200, 100), users(300, 100)]);
+        assert_eq!(rounds[2], vec![users(200, 100)]);
+        assert_eq!(rounds[3], vec![invites(0, 100)]);
+        assert_eq!(rounds.len(), 4);
+        assert!(console.throttle_once.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_page_that_fails_for_good_fails_the_call() {
+        let console = FakeConsole::new(400, 0);
+        for _ in 0..3 {
+            console.throttle_once.borrow_mut().push(users(100, 100));
+        }
+        let error = connector(&console, 4)
+            .list_accounts(&PageRequest { cursor: None, size: Some(400) })
+            .unwrap_err();
+        assert!(matches!(error, ConnectorError::RateLimited { .. }), "{error:?}");
+    }
 }

@@ -525,6 +525,7 @@ mod tests {
             account_id: "ws".into(),
             scim_base_url: Some("https://x/scim".into()),
             page_size: 100,
+            read_concurrency: 1,
             retry: RetryPolicy {
                 max_attempts: 2,
                 base_delay: std::time::Duration::from_millis(1),

@@ -1,19 +1,20 @@
-//! Binds the connector to the `accessgov:connector` contract, `wasi:http` (through `waki`) and
+//! Binds the connector to the `accessgov:connector` contract, `wasi:http` (see `http`) and
 //! `wasi:config/store`. Only conversions live here; the logic is in the transport-free modules.
 
+mod http;
+
 use std::alloc::System;
-use std::time::Duration;
 
 use crate::connector::{ChatGptConnector, info};
 use crate::error::ConnectorError;
 use crate::model;
 use crate::settings::{ConfigSource, Settings};
 use crate::size_classes::SizeClasses;
-use crate::transport::{HttpRequest, HttpResponse, Method, Transport, TransportError};
+use http::WasiHttpTransport;
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "accessgov:connector/app-connector",
+    world: "accessgov:connector/http-connector",
     generate_all,
 });
 
@@ -40,47 +41,9 @@ impl ConfigSource for WasiConfig {
     }
 }
 
-/// HTTP through `wasi:http/outgoing-handler`. It sets no credential: the host injects them.
-struct WakiTransport;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl Transport for WakiTransport {
-    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let client = waki::Client::new();
-        let builder = match request.method {
-            Method::Get => client.get(&request.url),
-            Method::Post => client.post(&request.url),
-            Method::Patch => client.patch(&request.url),
-            Method::Delete => client.delete(&request.url),
-        };
-        let mut builder =
-            builder.header("accept", request.content_type).connect_timeout(CONNECT_TIMEOUT);
-        if let Some(body) = &request.body {
-            builder = builder.header("content-type", request.content_type).body(body.clone());
-        }
-        let response = builder.send().map_err(|e| {
-            let message = format!("{e:#}");
-            // wasi-http's `http-request-denied`: the host's egress policy said no.
-            let denied = message.contains("HttpRequestDenied");
-            eprintln!("{} {}: {message}", request.method.as_str(), request.url);
-            TransportError { message, denied }
-        })?;
-        let header =
-            |name: &str| response.header(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let status = response.status_code();
-        let content_type = header("content-type");
-        let retry_after = header("retry-after");
-        let body = response.body().map_err(|e| {
-            TransportError::failed(format!("reading the response body failed: {e:#}"))
-        })?;
-        Ok(HttpResponse { status, content_type, retry_after, body })
-    }
-}
-
-fn connector() -> Result<ChatGptConnector<WakiTransport>, wit::ConnectorError> {
+fn connector() -> Result<ChatGptConnector<WasiHttpTransport>, wit::ConnectorError> {
     let settings = Settings::load(&WasiConfig).map_err(to_wit_error)?;
-    Ok(ChatGptConnector::new(WakiTransport, settings))
+    Ok(ChatGptConnector::new(WasiHttpTransport, settings))
 }
 
 impl Guest for Component {

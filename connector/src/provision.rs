@@ -1065,6 +1065,7 @@ mod tests {
             account_id: "ws".into(),
             scim_base_url: None,
             page_size: 100,
+            read_concurrency: 1,
             retry,
         };
         ChatGptConnector::new(console, settings)

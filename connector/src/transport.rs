@@ -25,6 +25,38 @@ impl Method {
     }
 }
 
+/// The scheme of an absolute URL the connector sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlScheme {
+    /// `http://`
+    Http,
+    /// `https://`
+    Https,
+}
+
+/// Splits an absolute `http` or `https` URL into scheme, authority and path with query (`/` when
+/// the URL has none), as `wasi:http` takes a request's target.
+pub fn split_url(url: &str) -> Result<(UrlScheme, &str, &str), TransportError> {
+    let not_a_url =
+        || TransportError::failed(format!("{url:?} is not an absolute http or https URL"));
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (UrlScheme::Https, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (UrlScheme::Http, rest)
+    } else {
+        return Err(not_a_url());
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(at) if rest.as_bytes()[at] == b'/' => rest.split_at(at),
+        Some(_) => return Err(not_a_url()),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(not_a_url());
+    }
+    Ok((scheme, authority, path))
+}
+
 /// A request to send. Credentials are never part of it: the host injects them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -72,4 +104,38 @@ impl TransportError {
 pub trait Transport {
     /// Sends one request and returns the whole response.
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Sends independent requests, as many at once as the transport can, and returns their
+    /// outcomes in the order of `requests`. One failing does not stop the others. Without a way
+    /// to overlap them, they are sent one after another.
+    fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        requests.iter().map(|request| self.send(request)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_absolute_urls_and_refuses_anything_else() {
+        assert_eq!(
+            split_url("https://chatgpt.com/backend-api/accounts/ws/users?offset=0&limit=100"),
+            Ok((
+                UrlScheme::Https,
+                "chatgpt.com",
+                "/backend-api/accounts/ws/users?offset=0&limit=100"
+            ))
+        );
+        assert_eq!(
+            split_url("http://127.0.0.1:8080"),
+            Ok((UrlScheme::Http, "127.0.0.1:8080", "/"))
+        );
+        for bad in ["ftp://x/y", "chatgpt.com/a", "https:///path", "https://x?q=1", "https://u@x/"]
+        {
+            let error = split_url(bad).unwrap_err();
+            assert!(error.message.contains("is not an absolute http or https URL"), "{bad}");
+            assert!(!error.denied);
+        }
+    }
 }

@@ -4,13 +4,14 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 use host_harness::CallError;
 use host_harness::egress::Denial;
 use host_harness::tenant::SettingValue;
 use host_harness::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
 
-use common::{OWNER_TOKEN, add, host, list_all, mock};
+use common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
 
 fn role_id(console: &str) -> &'static str {
     match console {
@@ -110,6 +111,71 @@ async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in
         first.accounts.iter().chain(&second.accounts).map(|a| a.id.as_str()).collect();
     let narrow: Vec<&str> = by_hundred.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(wide, narrow);
+}
+
+/// The `GET` targets the mock received, sorted: requests sent together arrive in any order.
+fn targets(server: &host_harness::mock::MockServer) -> Vec<String> {
+    let mut targets: Vec<String> =
+        server.service().requests().iter().map(|r| format!("{}?{}", r.path, r.query)).collect();
+    targets.sort();
+    targets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pages_of_a_call_go_out_together_up_to_the_read_concurrency() {
+    let server = mock("ws-rounds", 1_150, 30).await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let host = host();
+    let tenant = |id: &str, concurrency: Option<&str>, slots: Option<usize>| {
+        let mut tenant = tenant_through(&server, id, "ws-rounds", relay);
+        if let Some(n) = concurrency {
+            tenant.settings.insert("read-concurrency".to_string(), SettingValue::Text(n.into()));
+        }
+        tenant.limits.max_concurrent_requests = slots;
+        tenant
+    };
+    let mut listed = Vec::new();
+    // (read-concurrency, the tenant's request slots, connections opened by the sync)
+    for (id, concurrency, slots, connections) in [
+        ("one-at-a-time", Some("1"), None, 1),
+        ("default", None, None, 4),
+        ("sixteen", Some("16"), None, 8),
+        ("held-back", Some("4"), Some(2), 2),
+    ] {
+        add(&host, &tenant(id, concurrency, slots));
+        let before = accepted.load(Ordering::SeqCst);
+        server.service().clear_requests();
+        let (accounts, pages) = list_all(&host, id, Some(1000)).await.unwrap();
+        assert_eq!((accounts.len(), pages), (1_180, 2), "{id}");
+        // A round's pages each need a connection of their own, no more than the tenant's slots
+        // allow; those the host holds back reuse the connections the first ones free.
+        assert_eq!(accepted.load(Ordering::SeqCst) - before, connections, "{id}");
+        let ids: Vec<String> = accounts.into_iter().map(|a| a.id).collect();
+        listed.push((ids, targets(&server)));
+    }
+    for other in &listed[1..] {
+        assert!(*other == listed[0], "every concurrency lists the same, with the same requests");
+    }
+    assert_eq!(listed[0].1.len(), 13, "12 pages of members, 1 of invites");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_concurrency_outside_1_to_16_is_invalid_config() {
+    let server = mock("ws-badconc", 3, 0).await;
+    let host = host();
+    for bad in ["0", "17", "four"] {
+        let mut tenant = server.chatgpt_tenant("badconc", "ws-badconc", OWNER_TOKEN);
+        tenant.settings.insert("read-concurrency".to_string(), SettingValue::Text(bad.into()));
+        add(&host, &tenant);
+        let call = host.list_accounts("badconc", PageRequest { cursor: None, size: None });
+        match call.await.unwrap().result {
+            Err(CallError::Connector(ConnectorError::InvalidConfig(m))) => {
+                assert!(m.contains("`read-concurrency` must be a whole number from 1 to 16"), "{m}")
+            }
+            other => panic!("{bad}: expected invalid-config, got {other:?}"),
+        }
+    }
+    assert!(server.service().requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use host_harness::types::ConnectorError;
 use host_harness::{CallError, Host, HostConfig, HostError, TenantConfig};
 use http_body::Frame;
 
-use common::{OWNER_TOKEN, add, host, list_all, mock};
+use common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
 
 /// A tenant running the hostile component with `attack`, allowed to reach `origins`.
 fn hostile(
@@ -462,39 +462,12 @@ async fn a_tenants_concurrent_requests_are_bounded() {
     assert_eq!(BUSY_PEAK.load(Ordering::SeqCst), 1, "never more than one request in flight");
 }
 
-/// A loopback TCP relay to `target` that counts the connections it accepts.
-async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            });
-        }
-    });
-    (addr, accepted)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_tenants() {
     let server = mock("ws-reuse", 40, 0).await;
     let (relay, accepted) = counting_relay(server.addr()).await;
     let host = host();
-    let through_relay = |id: &str| {
-        let mut tenant = server.chatgpt_tenant(id, "ws-reuse", OWNER_TOKEN);
-        let (from, to) = (server.origin(), format!("http://{relay}"));
-        tenant.allowed_origins = vec![to.clone()];
-        tenant.credentials[0].origin = to.clone();
-        let base = format!("{to}/backend-api");
-        tenant.settings.insert("base-url".to_string(), SettingValue::Text(base));
-        assert_ne!(from, to);
-        tenant
-    };
+    let through_relay = |id: &str| tenant_through(&server, id, "ws-reuse", relay);
     add(&host, &through_relay("reuse-a"));
     add(&host, &through_relay("reuse-b"));
     let (accounts, pages) = list_all(&host, "reuse-a", Some(10)).await.unwrap();
@@ -524,14 +497,7 @@ async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longes
         HostConfig { cache_dir: Some(cache_dir), max_idle_connections: 1, ..HostConfig::default() };
     let host = Arc::new(Host::new(config).unwrap());
     for id in ["idle-a", "idle-b"] {
-        let mut tenant = server.chatgpt_tenant(id, "ws-idle", OWNER_TOKEN);
-        let to = format!("http://{relay}");
-        tenant.allowed_origins = vec![to.clone()];
-        tenant.credentials[0].origin = to.clone();
-        tenant
-            .settings
-            .insert("base-url".to_string(), SettingValue::Text(format!("{to}/backend-api")));
-        add(&host, &tenant);
+        add(&host, &tenant_through(&server, id, "ws-idle", relay));
     }
     list_all(&host, "idle-a", Some(10)).await.unwrap();
     assert_eq!((accepted.load(Ordering::SeqCst), host.idle_connections()), (1, 1));

@@ -2,10 +2,13 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
+use host_harness::tenant::SettingValue;
 use host_harness::types::{Account, AccountPage, PageRequest};
 use host_harness::{CallError, Host, HostConfig, TenantConfig};
 
@@ -191,4 +194,39 @@ pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
     .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     reply.body["id"].as_str().unwrap().to_string()
+}
+
+/// A loopback TCP relay to `target` that counts the connections it accepts.
+pub async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// `server`'s ChatGPT tenant `id` for workspace `account`, reaching the service through `relay`
+/// (its origin, credential and `base-url` moved there).
+pub fn tenant_through(
+    server: &MockServer,
+    id: &str,
+    account: &str,
+    relay: SocketAddr,
+) -> TenantConfig {
+    let mut tenant = server.chatgpt_tenant(id, account, OWNER_TOKEN);
+    let to = format!("http://{relay}");
+    assert_ne!(server.origin(), to);
+    tenant.allowed_origins = vec![to.clone()];
+    tenant.credentials[0].origin = to.clone();
+    tenant.settings.insert("base-url".to_string(), SettingValue::Text(format!("{to}/backend-api")));
+    tenant
 }
