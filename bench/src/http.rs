@@ -1,4 +1,4 @@
-//! A blocking HTTP/1.1 client over one kept-alive TCP connection: enough to talk to a loopback
+//! A blocking HTTP/1.1 client over kept-alive TCP connections: enough to talk to a loopback
 //! service with the least overhead a native program could have.
 
 use std::io::{BufRead, BufReader, Write};
@@ -40,11 +40,15 @@ pub struct Response {
 }
 
 /// One keep-alive connection to `addr`, opened on first use and again if the server closed it.
+/// A request is written by [`Connection::start`] and its response read by
+/// [`Connection::finish`], so requests on several connections can be in flight at once.
 #[derive(Debug)]
 pub struct Connection {
     addr: SocketAddr,
     stream: Option<BufReader<TcpStream>>,
     opened: u64,
+    /// The request written and not yet answered, and whether it went on a kept connection.
+    pending: Option<(Vec<u8>, bool)>,
 }
 
 /// What failed, and whether any of the response had arrived (then a retry could repeat a write).
@@ -56,7 +60,7 @@ struct Failure {
 impl Connection {
     /// A connection to `addr`; nothing is opened until the first request.
     pub fn new(addr: SocketAddr) -> Self {
-        Connection { addr, stream: None, opened: 0 }
+        Connection { addr, stream: None, opened: 0, pending: None }
     }
 
     /// TCP connections opened so far.
@@ -73,46 +77,19 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Response, HttpError> {
-        let reused = self.stream.is_some();
-        match self.try_send(method, target, headers, body) {
-            Ok(response) => Ok(response),
-            Err(failure) => {
-                self.stream = None;
-                if reused && !failure.answered {
-                    self.try_send(method, target, headers, body).map_err(|f| {
-                        self.stream = None;
-                        f.error
-                    })
-                } else {
-                    Err(failure.error)
-                }
-            }
-        }
+        self.start(method, target, headers, body)?;
+        self.finish()
     }
 
-    fn try_send(
+    /// Writes one request; [`Connection::finish`] reads its response.
+    pub fn start(
         &mut self,
         method: &str,
         target: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Result<Response, Failure> {
+    ) -> Result<(), HttpError> {
         let addr = self.addr;
-        let io = |answered: bool| {
-            move |source| Failure { error: HttpError::Io { addr, source }, answered }
-        };
-        if self.stream.is_none() {
-            let stream = TcpStream::connect(addr).map_err(io(false))?;
-            stream.set_nodelay(true).map_err(io(false))?;
-            self.opened += 1;
-            self.stream = Some(BufReader::with_capacity(64 << 10, stream));
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(Failure {
-                error: HttpError::Malformed { addr, message: "no connection".to_string() },
-                answered: false,
-            });
-        };
         let mut request = format!("{method} {target} HTTP/1.1\r\nhost: {addr}\r\n");
         for (name, value) in headers {
             request.push_str(name);
@@ -126,7 +103,82 @@ impl Connection {
         request.push_str("\r\n");
         let mut bytes = request.into_bytes();
         bytes.extend_from_slice(body.unwrap_or_default());
-        stream.get_mut().write_all(&bytes).map_err(io(false))?;
+        let reused = self.stream.is_some();
+        let written = match self.write(&bytes) {
+            Err(_) if reused => {
+                self.stream = None;
+                self.write(&bytes)
+            }
+            written => written,
+        };
+        written.map_err(|f| {
+            self.stream = None;
+            f.error
+        })?;
+        self.pending = Some((bytes, reused));
+        Ok(())
+    }
+
+    /// Reads the response to the request [`Connection::start`] wrote. If a kept connection was
+    /// closed before any of it came, the request is sent once more on a new one.
+    pub fn finish(&mut self) -> Result<Response, HttpError> {
+        let Some((bytes, reused)) = self.pending.take() else {
+            return Err(HttpError::Malformed {
+                addr: self.addr,
+                message: "no request is waiting for a response".to_string(),
+            });
+        };
+        match self.read() {
+            Ok(response) => Ok(response),
+            Err(failure) => {
+                self.stream = None;
+                if reused && !failure.answered {
+                    self.write(&bytes).and_then(|()| self.read()).map_err(|f| {
+                        self.stream = None;
+                        f.error
+                    })
+                } else {
+                    Err(failure.error)
+                }
+            }
+        }
+    }
+
+    fn io(&self, answered: bool) -> impl FnOnce(std::io::Error) -> Failure + use<> {
+        let addr = self.addr;
+        move |source| Failure { error: HttpError::Io { addr, source }, answered }
+    }
+
+    /// Writes `bytes`, opening the connection first if there is none.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(self.addr).map_err(self.io(false))?;
+            stream.set_nodelay(true).map_err(self.io(false))?;
+            self.opened += 1;
+            self.stream = Some(BufReader::with_capacity(64 << 10, stream));
+        }
+        let failed = self.io(false);
+        match self.stream.as_mut() {
+            Some(stream) => stream.get_mut().write_all(bytes).map_err(failed),
+            None => Err(Failure {
+                error: HttpError::Malformed {
+                    addr: self.addr,
+                    message: "no connection".to_string(),
+                },
+                answered: false,
+            }),
+        }
+    }
+
+    /// Reads one response, dropping the connection when the server will not keep it.
+    fn read(&mut self) -> Result<Response, Failure> {
+        let addr = self.addr;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Failure {
+                error: HttpError::Malformed { addr, message: "no connection".to_string() },
+                answered: false,
+            });
+        };
         let (response, keep) = read_response(stream, addr)?;
         if !keep {
             self.stream = None;

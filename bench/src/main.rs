@@ -52,6 +52,9 @@ enum Helper {
         /// `ID:MEMBERS:INVITES`, repeated.
         #[arg(long)]
         workspace: Vec<String>,
+        /// Answer every request this many milliseconds late, as a distant service does.
+        #[arg(long)]
+        latency_ms: Option<u64>,
     },
     /// The host side of the tenants-at-scale run.
     #[command(hide = true)]
@@ -120,10 +123,10 @@ fn sequential_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.helper {
-        Some(Helper::ServeMock { workspace }) => {
+        Some(Helper::ServeMock { workspace, latency_ms }) => {
             let specs =
                 workspace.iter().map(|w| WorkspaceSpec::parse(w)).collect::<Result<Vec<_>, _>>()?;
-            mock_process::serve(&specs)
+            mock_process::serve(&specs, latency_ms.map(std::time::Duration::from_millis))
         }
         Some(Helper::ScaleWorker(a)) => {
             let result = runtime()?.block_on(phases::scale::host_worker(
@@ -211,6 +214,10 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
         report.notes.extend(notes);
         progress("3, 4 grants");
         report.rows.extend(phases::sandbox::grants(scale, &host, mock.addr).await?);
+        progress("3 syncs from a distant service");
+        let (rows, notes) = phases::distant::distant_syncs(scale, &host).await?;
+        report.rows.extend(rows);
+        report.notes.extend(notes);
         anyhow::Ok(())
     })?;
     drop(rt);

@@ -4,9 +4,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
+use host_harness::mock::{
+    Fault, FaultPlan, GenerateSpec, MockServer, MockService, RandomFaults, seed,
+};
 
 use connector_bench::tenants::token_for;
 
@@ -55,8 +58,9 @@ impl WorkspaceSpec {
 }
 
 /// Serves `workspaces` (each with its Owner token) on a free loopback port with its own
-/// two-thread runtime, prints `listening ADDR`, and returns when stdin closes.
-pub fn serve(workspaces: &[WorkspaceSpec]) -> anyhow::Result<()> {
+/// two-thread runtime, each answer `latency` late if given, prints `listening ADDR`, and returns
+/// when stdin closes.
+pub fn serve(workspaces: &[WorkspaceSpec], latency: Option<Duration>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("mock")
@@ -67,6 +71,18 @@ pub fn serve(workspaces: &[WorkspaceSpec]) -> anyhow::Result<()> {
         for spec in workspaces {
             service.put_workspace(spec.generate());
             service.add_token(&token_for(&spec.account_id), &spec.account_id, "account-owner");
+        }
+        if let Some(latency) = latency {
+            let millis = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+            service.set_faults(FaultPlan {
+                random: Some(RandomFaults {
+                    rate: 1.0,
+                    seed: SEED,
+                    kinds: vec![Fault::Slow { millis }],
+                    methods: Vec::new(),
+                }),
+                ..FaultPlan::default()
+            });
         }
         let server = MockServer::start_local(service).await?;
         println!("listening {}", server.addr());
@@ -90,10 +106,20 @@ pub struct MockProcess {
 impl MockProcess {
     /// Starts `connector-bench serve-mock` with `workspaces` and waits until it listens.
     pub fn start(workspaces: &[WorkspaceSpec]) -> anyhow::Result<Self> {
+        Self::start_with(workspaces, None)
+    }
+
+    /// [`MockProcess::start`], each answer `latency` late if given (a distant service).
+    pub fn start_with(
+        workspaces: &[WorkspaceSpec],
+        latency: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
+        let latency = latency.map(|l| l.as_millis().to_string());
         let mut child = Command::new(exe)
             .arg("serve-mock")
             .args(workspaces.iter().flat_map(|w| ["--workspace".to_string(), w.to_arg()]))
+            .args(latency.iter().flat_map(|ms| ["--latency-ms".to_string(), ms.clone()]))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -59,19 +59,25 @@ pub struct SentRequest {
     pub body: Option<String>,
     /// Status answered.
     pub status: u16,
+    /// Which round of requests sent together it went in; a request sent alone is a round of its
+    /// own.
+    pub round: u64,
 }
 
-/// Sends the connector's requests to one `http://` origin over a kept-alive connection, with the
-/// tenant's credentials (`Authorization: Bearer` and `chatgpt-account-id`) added as the host's
-/// egress hook adds them. Optionally records every request.
+/// Sends the connector's requests to one `http://` origin over kept-alive connections (one per
+/// request of a round sent together), with the tenant's credentials (`Authorization: Bearer` and
+/// `chatgpt-account-id`) added as the host's egress hook adds them. Optionally records every
+/// request.
 #[derive(Debug)]
 pub struct NativeTransport {
     origin: String,
-    connection: Mutex<Connection>,
+    addr: SocketAddr,
+    connections: Mutex<Vec<Connection>>,
     authorization: String,
     account_id: String,
     recorded: Option<Mutex<Vec<SentRequest>>>,
     sent: Mutex<u64>,
+    rounds: Mutex<u64>,
 }
 
 impl NativeTransport {
@@ -79,11 +85,13 @@ impl NativeTransport {
     pub fn new(addr: SocketAddr, token: &str, account_id: &str, record: bool) -> Self {
         NativeTransport {
             origin: format!("http://{addr}"),
-            connection: Mutex::new(Connection::new(addr)),
+            addr,
+            connections: Mutex::new(Vec::new()),
             authorization: format!("Bearer {token}"),
             account_id: account_id.to_string(),
             recorded: record.then(|| Mutex::new(Vec::new())),
             sent: Mutex::new(0),
+            rounds: Mutex::new(0),
         }
     }
 
@@ -94,7 +102,115 @@ impl NativeTransport {
 
     /// TCP connections opened so far.
     pub fn connections_opened(&self) -> u64 {
-        self.connection.lock().unwrap_or_else(|p| p.into_inner()).opened()
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(Connection::opened)
+            .sum()
+    }
+
+    /// Sends `requests` together: each is written on a connection of its own before any
+    /// response is read, then the responses are read in order. One failing does not stop the
+    /// others.
+    fn send_round(
+        &self,
+        requests: &[Outgoing<'_>],
+    ) -> Vec<Result<crate::http::Response, crate::http::HttpError>> {
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        while connections.len() < requests.len() {
+            connections.push(Connection::new(self.addr));
+        }
+        let started: Vec<_> = requests
+            .iter()
+            .zip(connections.iter_mut())
+            .map(|(request, connection)| {
+                let headers = self.headers(request.media_type, request.body.is_some());
+                connection.start(
+                    request.method,
+                    request.target,
+                    &headers,
+                    request.body.map(str::as_bytes),
+                )
+            })
+            .collect();
+        started
+            .into_iter()
+            .zip(connections.iter_mut())
+            .map(|(started, connection)| started.and_then(|()| connection.finish()))
+            .collect()
+    }
+
+    /// The headers of a request: what the connector sets and what the host would add.
+    fn headers<'a>(&'a self, media_type: &'a str, has_body: bool) -> Vec<(&'a str, &'a str)> {
+        let mut headers = vec![
+            ("accept", media_type),
+            ("authorization", self.authorization.as_str()),
+            ("chatgpt-account-id", self.account_id.as_str()),
+        ];
+        if has_body {
+            headers.push(("content-type", media_type));
+        }
+        headers
+    }
+
+    /// Sends a round of the connector's requests and records them.
+    fn send_recorded(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        let round = {
+            let mut rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
+            *rounds += 1;
+            *rounds
+        };
+        let outgoing: Vec<Result<Outgoing<'_>, TransportError>> =
+            requests.iter().map(|r| self.outgoing(r)).collect();
+        let ready: Vec<Outgoing<'_>> =
+            outgoing.iter().filter_map(|o| o.as_ref().ok()).copied().collect();
+        let mut answers = self.send_round(&ready).into_iter();
+        outgoing
+            .into_iter()
+            .map(|outgoing| {
+                let outgoing = outgoing?;
+                let answer = answers
+                    .next()
+                    .ok_or_else(|| TransportError::failed("no answer was read for the request"))?;
+                let response = answer.map_err(|e| TransportError::failed(e.to_string()))?;
+                *self.sent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                if let Some(recorded) = &self.recorded {
+                    recorded.lock().unwrap_or_else(|p| p.into_inner()).push(SentRequest {
+                        method: outgoing.method,
+                        target: outgoing.target.to_string(),
+                        media_type: outgoing.media_type,
+                        body: outgoing.body.map(str::to_string),
+                        status: response.status,
+                        round,
+                    });
+                }
+                Ok(HttpResponse {
+                    status: response.status,
+                    content_type: response.content_type,
+                    retry_after: response.retry_after,
+                    body: response.body,
+                })
+            })
+            .collect()
+    }
+
+    /// The parts of `request` this client sends; only requests to the transport's origin go.
+    fn outgoing<'a>(&self, request: &'a HttpRequest) -> Result<Outgoing<'a>, TransportError> {
+        let target = request
+            .url
+            .strip_prefix(self.origin.as_str())
+            .filter(|rest| rest.starts_with('/'))
+            .ok_or_else(|| TransportError {
+                message: format!("{} is not on {}", request.url, self.origin),
+                denied: true,
+            })?;
+        Ok(Outgoing {
+            method: request.method.as_str(),
+            target,
+            media_type: request.content_type,
+            body: request.body.as_deref(),
+        })
     }
 
     /// The requests recorded so far (empty unless recording), and forgets them.
@@ -106,48 +222,24 @@ impl NativeTransport {
     }
 }
 
+/// A request as this client writes it.
+#[derive(Debug, Clone, Copy)]
+struct Outgoing<'a> {
+    method: &'static str,
+    target: &'a str,
+    media_type: &'static str,
+    body: Option<&'a str>,
+}
+
 impl Transport for &NativeTransport {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let target = request
-            .url
-            .strip_prefix(self.origin.as_str())
-            .filter(|rest| rest.starts_with('/'))
-            .ok_or_else(|| TransportError {
-                message: format!("{} is not on {}", request.url, self.origin),
-                denied: true,
-            })?;
-        let media = request.content_type;
-        let mut headers = vec![
-            ("accept", media),
-            ("authorization", self.authorization.as_str()),
-            ("chatgpt-account-id", self.account_id.as_str()),
-        ];
-        if request.body.is_some() {
-            headers.push(("content-type", media));
-        }
-        let method = request.method.as_str();
-        let response = self
-            .connection
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(method, target, &headers, request.body.as_deref().map(str::as_bytes))
-            .map_err(|e| TransportError::failed(e.to_string()))?;
-        *self.sent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        if let Some(recorded) = &self.recorded {
-            recorded.lock().unwrap_or_else(|p| p.into_inner()).push(SentRequest {
-                method,
-                target: target.to_string(),
-                media_type: media,
-                body: request.body.clone(),
-                status: response.status,
-            });
-        }
-        Ok(HttpResponse {
-            status: response.status,
-            content_type: response.content_type,
-            retry_after: response.retry_after,
-            body: response.body,
-        })
+        self.send_recorded(std::slice::from_ref(request))
+            .pop()
+            .unwrap_or_else(|| Err(TransportError::failed("no answer was read for the request")))
+    }
+
+    fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        self.send_recorded(requests)
     }
 }
 
@@ -234,33 +326,30 @@ pub fn grant(
     Ok(result)
 }
 
-/// The HTTP floor: sends `requests` again, in order, over one kept-alive connection with the
-/// same headers and reads every body, without any connector logic. Each must get its recorded
-/// status.
+/// The HTTP floor: sends `requests` again, in their order and in the same rounds, over
+/// kept-alive connections with the same headers, and reads every body, without any connector
+/// logic. Each must get its recorded status.
 pub fn replay(transport: &NativeTransport, requests: &[SentRequest]) -> Result<(), NativeError> {
-    let mut connection = transport.connection.lock().unwrap_or_else(|p| p.into_inner());
-    for request in requests {
-        let mut headers = vec![
-            ("accept", request.media_type),
-            ("authorization", transport.authorization.as_str()),
-            ("chatgpt-account-id", transport.account_id.as_str()),
-        ];
-        if request.body.is_some() {
-            headers.push(("content-type", request.media_type));
-        }
-        let response = connection.send(
-            request.method,
-            &request.target,
-            &headers,
-            request.body.as_deref().map(str::as_bytes),
-        )?;
-        if response.status != request.status {
-            return Err(NativeError::Status {
-                method: request.method.to_string(),
-                target: request.target.clone(),
-                got: response.status,
-                want: request.status,
-            });
+    for round in requests.chunk_by(|a, b| a.round == b.round) {
+        let outgoing: Vec<Outgoing<'_>> = round
+            .iter()
+            .map(|r| Outgoing {
+                method: r.method,
+                target: &r.target,
+                media_type: r.media_type,
+                body: r.body.as_deref(),
+            })
+            .collect();
+        for (request, answer) in round.iter().zip(transport.send_round(&outgoing)) {
+            let response = answer?;
+            if response.status != request.status {
+                return Err(NativeError::Status {
+                    method: request.method.to_string(),
+                    target: request.target.clone(),
+                    got: response.status,
+                    want: request.status,
+                });
+            }
         }
     }
     Ok(())

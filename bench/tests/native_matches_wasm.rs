@@ -17,7 +17,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     let service = MockService::new();
     service.put_workspace(seed::generate(
         account,
-        GenerateSpec { members: 250, invites: 30, seed: 3 },
+        GenerateSpec { members: 650, invites: 30, seed: 3 },
     ));
     service.add_token(&token_for(account), account, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
@@ -26,17 +26,20 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     let (native_ids, recorded, connections) = tokio::task::spawn_blocking(move || {
         let transport = NativeTransport::new(addr, &token_for(account), account, true);
         let settings = native::settings_map(&console_base_url(addr), account);
-        // Pages of 200: each call fills its page from two console pages of 100.
-        let (ids, pages) = native::sync(&transport, &settings, Some(200)).unwrap();
-        assert_eq!(pages, 2);
+        // One call of 1,000 fills its page from console pages of 100: the first alone (it tells
+        // the total), then rounds of up to four sent together.
+        let (ids, pages) = native::sync(&transport, &settings, Some(1000)).unwrap();
+        assert_eq!(pages, 1);
         let recorded = transport.take_recorded();
         native::replay(&transport, &recorded).unwrap();
         (ids, recorded, transport.connections_opened())
     })
     .await
     .unwrap();
-    assert_eq!(connections, 1, "one kept-alive connection for the sync and the replay");
-    assert_eq!(native_ids.len(), 280);
+    let rounds: Vec<usize> = recorded.chunk_by(|a, b| a.round == b.round).map(<[_]>::len).collect();
+    assert_eq!(rounds, [1, 4, 2, 1], "users 0; 100-400; 500-600; invites");
+    assert_eq!(connections, 4, "one per request of a round, kept for the next and the replay");
+    assert_eq!(native_ids.len(), 680);
     let native_requests = service.requests();
     assert_eq!(native_requests.len(), 2 * recorded.len());
     assert!(native_requests.iter().all(|r| r.status == 200
@@ -51,7 +54,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     let mut cursor = None;
     loop {
         let page = host
-            .list_accounts("bench", PageRequest { cursor, size: Some(200) })
+            .list_accounts("bench", PageRequest { cursor, size: Some(1000) })
             .await
             .unwrap()
             .result
@@ -64,8 +67,12 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     }
     assert_eq!(wasm_ids, native_ids);
     let wasm_requests = service.requests();
+    // The requests of a round arrive in any order.
     let targets = |rs: &[host_harness::mock::RecordedRequest]| -> Vec<String> {
-        rs.iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect()
+        let mut targets: Vec<_> =
+            rs.iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect();
+        targets.sort();
+        targets
     };
     assert_eq!(targets(&wasm_requests), targets(&native_requests[..recorded.len()]));
 }

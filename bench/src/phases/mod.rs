@@ -1,5 +1,6 @@
 //! The six measurements of the issue, each with its baseline measured in the same run.
 
+pub mod distant;
 pub mod load;
 pub mod percall;
 pub mod sandbox;

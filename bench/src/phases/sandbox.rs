@@ -13,6 +13,7 @@ use crate::mock_process::WorkspaceSpec;
 use crate::report::{Row, duration, mib, ratio};
 use crate::scale::Scale;
 use crate::wasm;
+use chatgpt_connector::settings::DEFAULT_READ_CONCURRENCY;
 use connector_bench::native::{self, NativeTransport, SentRequest};
 use connector_bench::stats::summarize;
 use connector_bench::tenants::{chatgpt_tenant, token_for};
@@ -22,7 +23,7 @@ use host_harness::mock::console_base_url;
 /// default), and the largest page a call returns, filled from ten console pages, as a platform
 /// syncing a big workspace would ask for. The goal is judged at the largest.
 pub const SYNC_PAGES: [u32; 2] = [100, 1000];
-const LARGEST_SYNC_PAGE: u32 = SYNC_PAGES[SYNC_PAGES.len() - 1];
+pub(super) const LARGEST_SYNC_PAGE: u32 = SYNC_PAGES[SYNC_PAGES.len() - 1];
 
 /// The synced workspaces: `ws-sync-0`, `ws-sync-1`.
 pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
@@ -49,11 +50,11 @@ fn grant_names() -> [String; 3] {
     ["native", "wasm", "floor"].map(|side| format!("ws-grant-{side}"))
 }
 
-fn transport(mock: SocketAddr, account_id: &str) -> NativeTransport {
+pub(super) fn transport(mock: SocketAddr, account_id: &str) -> NativeTransport {
     NativeTransport::new(mock, &token_for(account_id), account_id, true)
 }
 
-fn count(n: usize) -> String {
+pub(super) fn count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -163,7 +164,8 @@ pub async fn syncs(
                 recorded.len()
             );
             requests = recorded.len();
-            if t.connections_opened() != 1 {
+            // One connection per request of a round: as many as the connector reads at once.
+            if t.connections_opened() > u64::from(DEFAULT_READ_CONCURRENCY) {
                 notes.push(format!(
                     "native sync of {} opened {} connections",
                     spec.account_id,
@@ -224,7 +226,7 @@ fn thread_cpu() -> anyhow::Result<Duration> {
     connector_bench::memory::thread_cpu_time().context("/proc/thread-self/schedstat")
 }
 
-fn list(durations: &[Duration]) -> String {
+pub(super) fn list(durations: &[Duration]) -> String {
     durations.iter().map(|d| duration(*d)).collect::<Vec<_>>().join(" / ")
 }
 

@@ -1,0 +1,97 @@
+//! Measurement 3 against a distant service: the mock answers every request [`LATENCY`] late, as
+//! a real service across a network does, so a sync waits on round trips rather than on CPU. It
+//! shows what the connector's `read-concurrency` buys and what the sandbox costs there.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use host_harness::Host;
+use host_harness::mock::console_base_url;
+use host_harness::tenant::SettingValue;
+
+use super::sandbox::{LARGEST_SYNC_PAGE, count, list, transport};
+use crate::mock_process::{MockProcess, WorkspaceSpec};
+use crate::report::{Row, duration, ratio};
+use crate::scale::Scale;
+use crate::wasm;
+use chatgpt_connector::settings::DEFAULT_READ_CONCURRENCY;
+use connector_bench::native;
+use connector_bench::stats::summarize;
+use connector_bench::tenants::chatgpt_tenant;
+
+/// How late the distant mock answers each request.
+pub const LATENCY: Duration = Duration::from_millis(20);
+/// Syncs per side: each takes seconds, and round trips vary little.
+const RUNS: usize = 3;
+
+/// Syncs the smaller sync workspace from a mock [`LATENCY`] away at pages of 1,000: in the host
+/// with `read-concurrency` 1 and with the default, and natively with the default, alternating.
+pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let members = scale.sync_members[0];
+    let spec = WorkspaceSpec {
+        account_id: "ws-distant".to_string(),
+        members,
+        invites: Scale::sync_invites(members),
+    };
+    let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(LATENCY))?;
+    let mut one_at_a_time = chatgpt_tenant("distant-1", mock.addr, &spec.account_id);
+    one_at_a_time.settings.insert("read-concurrency".to_string(), SettingValue::Text("1".into()));
+    host.add_tenant(&one_at_a_time, Path::new("."))?;
+    host.add_tenant(&chatgpt_tenant("distant", mock.addr, &spec.account_id), Path::new("."))?;
+    let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
+    let page = Some(LARGEST_SYNC_PAGE);
+    let (mut sequential, mut concurrent, mut natives) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let one = wasm::sync(host, "distant-1", page).await?;
+        sequential.push(started.elapsed());
+        let started = Instant::now();
+        let default = wasm::sync(host, "distant", page).await?;
+        concurrent.push(started.elapsed());
+        let started = Instant::now();
+        let (native_ids, _) =
+            native::sync(&transport(mock.addr, &spec.account_id), &settings, page)?;
+        natives.push(started.elapsed());
+        ensure!(one.ids == default.ids, "read-concurrency 1 and 4 listed different accounts");
+        ensure!(native_ids == default.ids, "wasm and native listed different accounts");
+        ensure!(
+            one.requests == default.requests,
+            "read-concurrency 1 and 4 sent different requests"
+        );
+    }
+    let median = |v: &[Duration]| summarize(v).median;
+    let (sequential_time, concurrent_time, native_time) =
+        (median(&sequential), median(&concurrent), median(&natives));
+    let what = format!(
+        "sync {} members, pages of {}, every answer {} ms late (a distant service)",
+        count(members),
+        count(LARGEST_SYNC_PAGE as usize),
+        LATENCY.as_millis()
+    );
+    let rows = vec![
+        Row::plain(
+            &format!(
+                "3 {what}: wasm in host, read-concurrency {DEFAULT_READ_CONCURRENCY} (baseline: 1)"
+            ),
+            duration(concurrent_time),
+            duration(sequential_time),
+            ratio(concurrent_time.as_secs_f64(), sequential_time.as_secs_f64()),
+        ),
+        Row::plain(
+            &format!(
+                "3 {what}, read-concurrency {DEFAULT_READ_CONCURRENCY}: wasm in host (baseline: native)"
+            ),
+            duration(concurrent_time),
+            duration(native_time),
+            ratio(concurrent_time.as_secs_f64(), native_time.as_secs_f64()),
+        ),
+    ];
+    let notes = vec![format!(
+        "{what} (median of {RUNS} runs): wasm at read-concurrency 1 {}, wasm at {DEFAULT_READ_CONCURRENCY} {}, native at {DEFAULT_READ_CONCURRENCY} {}",
+        list(&sequential),
+        list(&concurrent),
+        list(&natives)
+    )];
+    Ok((rows, notes))
+}
