@@ -68,20 +68,8 @@ impl Connection {
         self.opened
     }
 
-    /// Sends one request (`target` is the path and query) and reads the whole response. A kept
-    /// connection the server closed before answering is replaced once.
-    pub fn send(
-        &mut self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Response, HttpError> {
-        self.start(method, target, headers, body)?;
-        self.finish()
-    }
-
-    /// Writes one request; [`Connection::finish`] reads its response.
+    /// Writes one request (`target` is the path and query); [`Connection::finish`] reads its
+    /// response. A kept connection the server has closed is replaced once.
     pub fn start(
         &mut self,
         method: &str,
