@@ -269,8 +269,6 @@ pub(crate) fn scan<I>(
     }
 }
 
-/// Keeps at most `want` items of a console page and says whether the listing is exhausted:
-/// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
 /// The console pages one round of a listing asks for at once: up to `concurrency` pages of at
 /// most [`MAX_PAGE_SIZE`] from `offset`, together no more than the `wanted` items still missing
 /// and, after the first, none starting past the listing's `total` (only one page while the total
@@ -319,6 +317,8 @@ fn take_pages<I>(
     Ok(taken)
 }
 
+/// Keeps at most `want` items of a console page and says whether the listing is exhausted:
+/// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
 pub(crate) fn take_page<I>(
     mut items: Vec<I>,
     total: u64,
