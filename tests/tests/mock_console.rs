@@ -18,6 +18,18 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let (status, payload) = call_raw(addr, method, path, token, body).await;
+    (status, serde_json::from_str(payload.trim()).unwrap_or(Value::Null))
+}
+
+/// Sends one HTTP/1.1 request and returns the status and the body as sent.
+async fn call_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
@@ -29,7 +41,52 @@ async fn call(
     stream.read_to_string(&mut raw).await.unwrap();
     let status: u16 = raw[9..12].parse().unwrap();
     let (_, payload) = raw.split_once("\r\n\r\n").unwrap();
-    (status, serde_json::from_str(payload.trim()).unwrap_or(Value::Null))
+    (status, payload.to_string())
+}
+
+/// Where each of `keys` first appears in `body`, which must hold them all.
+fn positions(body: &str, keys: &[&str]) -> Vec<usize> {
+    keys.iter().map(|k| body.find(&format!("\"{k}\":")).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_keep_the_services_key_order() {
+    let server = mock("ws-api", 5, 2).await;
+    let base = "/backend-api/accounts/ws-api";
+    let (status, users) = call_raw(
+        server.addr(),
+        "GET",
+        &format!("{base}/users?limit=2&offset=1"),
+        OWNER_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(users.starts_with(r#"{"items":[{"id":"#), "{users}");
+    assert!(users.ends_with(r#"],"total":5,"limit":2,"offset":1}"#), "{users}");
+    let first = &users[..users.find('}').unwrap()];
+    let member = [
+        "id",
+        "account_user_id",
+        "email",
+        "name",
+        "role",
+        "seat_type",
+        "created_time",
+        "is_scim_managed",
+        "deactivated_time",
+    ];
+    let at = positions(first, &member);
+    assert!(at.is_sorted(), "member keys out of the service's order: {first}");
+
+    let (status, invites) =
+        call_raw(server.addr(), "GET", &format!("{base}/invites"), OWNER_TOKEN, None).await;
+    assert_eq!(status, 200);
+    assert!(invites.ends_with(r#"],"total":2,"limit":25,"offset":0}"#), "{invites}");
+    let first = &invites[..invites.find('}').unwrap()];
+    let invite =
+        ["id", "email_address", "role", "seat_type", "status", "created_time", "is_scim_managed"];
+    assert!(positions(first, &invite).is_sorted(), "invite keys out of order: {first}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
