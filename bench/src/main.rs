@@ -62,6 +62,9 @@ enum Helper {
     /// The process-per-connector side of the tenants-at-scale run.
     #[command(hide = true)]
     ProcessWorker(WorkerArgs),
+    /// The tenants-at-scale run by the native connector in one process.
+    #[command(hide = true)]
+    NativeWorker(WorkerArgs),
     /// Only measurement 2 (instantiate + `info`), for profiling the per-call path: prints the
     /// median and p99. Needs no mock (`info` sends no request).
     PerCall {
@@ -142,6 +145,11 @@ fn main() -> anyhow::Result<()> {
         Some(Helper::ProcessWorker(a)) => {
             let result =
                 phases::scale::process_worker(a.mock, a.tenants, a.members, a.concurrency)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Some(Helper::NativeWorker(a)) => {
+            let result = phases::scale::native_worker(a.mock, a.tenants, a.members, a.concurrency)?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Measurements 5 (tenants at scale in the host) and 6 (the same work with a fresh native
-//! connector process per call: one process per `list-accounts` page, the cursor passed along).
-//! Each side runs in a worker process of its own, so its peak memory is its own.
+//! connector process per call: one process per `list-accounts` page, the cursor passed along),
+//! and, for context, the same work by the native connector on threads of one process. Each side
+//! runs in a worker process of its own, so its peak memory is its own.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -19,9 +20,10 @@ use crate::report::{Row, mib, ratio};
 use crate::scale::Scale;
 use crate::wasm;
 use connector_bench::memory::{self, RssSampler};
-use connector_bench::native::ProcessCall;
+use connector_bench::native::{self, NativeTransport, ProcessCall};
 use connector_bench::stats::summarize;
-use connector_bench::tenants::chatgpt_tenant;
+use connector_bench::tenants::{chatgpt_tenant, token_for};
+use host_harness::mock::console_base_url;
 
 /// The tenants' workspaces: `ws-tenant-0` ...
 pub fn tenant_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
@@ -233,37 +235,101 @@ pub fn process_worker(
         "{} is missing: build it with `cargo build --release -p connector-bench`",
         exe.display()
     );
-    let sampler = Arc::new(RssSampler::start(Duration::from_millis(1))?);
+    let sampler = RssSampler::start(Duration::from_millis(1))?;
     let rss_before = memory::rss().unwrap_or(0);
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    type Done = Vec<(Duration, Vec<Duration>, Vec<u64>)>;
-    let workers: Vec<_> = (0..concurrency.min(tenants))
-        .map(|_| {
-            let (exe, next, sampler) = (exe.clone(), Arc::clone(&next), Arc::clone(&sampler));
-            std::thread::spawn(move || -> anyhow::Result<Done> {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= tenants {
-                        return Ok(done);
-                    }
-                    done.push(process_sync(&exe, mock, i, members, &sampler)?);
-                }
-            })
-        })
-        .collect();
+    let done =
+        on_threads(tenants, concurrency, |i| process_sync(&exe, mock, i, members, &sampler))?;
     let (mut syncs, mut calls, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
-    for worker in workers {
-        let done = worker.join().map_err(|_| anyhow::anyhow!("a process worker panicked"))??;
-        for (sync, call, peak) in done {
-            syncs.push(sync);
-            calls.extend(call);
-            peaks.extend(peak);
-        }
+    for (sync, call, peak) in done {
+        syncs.push(sync);
+        calls.extend(call);
+        peaks.extend(peak);
     }
     let child_peak_mean = peaks.iter().sum::<u64>() / peaks.len().max(1) as u64;
     Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, sampler.peak(), child_peak_mean]))
+}
+
+/// One tenant's sync by the native connector in this process: its calls in sequence over the
+/// tenant's own kept-alive connection, as the host's pool keeps one per tenant. Returns the sync's
+/// latency and each call's.
+fn native_sync(
+    mock: SocketAddr,
+    tenant: usize,
+    members: usize,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let account = format!("ws-tenant-{tenant}");
+    let transport = NativeTransport::new(mock, &token_for(&account), &account, false);
+    let settings = native::settings_map(&console_base_url(mock), &account);
+    let begun = Instant::now();
+    let mut calls = Vec::new();
+    let mut cursor = None;
+    let mut accounts = 0;
+    loop {
+        let call = Instant::now();
+        let (ids, next) = native::list_page(&transport, &settings, cursor, None)
+            .with_context(|| format!("list-accounts of {account}"))?;
+        calls.push(call.elapsed());
+        accounts += ids.len();
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    ensure!(accounts == members, "{account}: the native connector listed {accounts} of {members}");
+    Ok((begun.elapsed(), calls))
+}
+
+/// The same work with no sandbox and no process per call (in the worker process): the native
+/// connector syncs every tenant on `concurrency` threads of this process, one tenant at a time
+/// each. What a host costing nothing beyond the connector's own native code would reach.
+pub fn native_worker(
+    mock: SocketAddr,
+    tenants: usize,
+    members: usize,
+    concurrency: usize,
+) -> anyhow::Result<ScaleResult> {
+    // Warm up as the host worker does, so both measure from the same state.
+    native_sync(mock, 0, members)?;
+    let rss_before = memory::rss().unwrap_or(0);
+    memory::reset_peak().context("resetting VmHWM")?;
+    let started = Instant::now();
+    let (syncs, calls): (Vec<_>, Vec<_>) =
+        on_threads(tenants, concurrency, |i| native_sync(mock, i, members))?.into_iter().unzip();
+    let calls: Vec<_> = calls.into_iter().flatten().collect();
+    let peak = memory::peak_rss().unwrap_or(0);
+    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
+}
+
+/// Runs `sync` for tenants `0..tenants` on `concurrency` threads, each taking the next tenant
+/// when its last is done, and returns what every sync returned.
+fn on_threads<T: Send>(
+    tenants: usize,
+    concurrency: usize,
+    sync: impl Fn(usize) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..concurrency.min(tenants))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<Vec<T>> {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= tenants {
+                            return Ok(done);
+                        }
+                        done.push(sync(i)?);
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(tenants);
+        for worker in workers {
+            all.extend(worker.join().map_err(|_| anyhow::anyhow!("a worker thread panicked"))??);
+        }
+        Ok(all)
+    })
 }
 
 /// Runs `connector-bench <args>` and reads the JSON result it prints.
@@ -312,25 +378,46 @@ pub fn run(
     let (host, host_mock_cpu) = mock_cpu(&common("scale-worker", c))?;
     let (procs, procs_mock_cpu) = mock_cpu(&common("process-worker", c))?;
     let all = run_worker(&common("process-worker", scale.tenants))?;
+    let native = run_worker(&common("native-worker", c))?;
     let throughput = |r: &ScaleResult| r.syncs as f64 / r.seconds;
     let per_instance = host.peak.saturating_sub(host.rss_before) / c as u64;
     let n = scale.tenants;
     let m = scale.tenant_members;
+    let syncs_row = |label: &str, measured: &ScaleResult, baseline: &ScaleResult| {
+        let (a, b) = (throughput(measured), throughput(baseline));
+        Row::plain(label, format!("{a:.1}/s"), format!("{b:.1}/s"), ratio(a, b))
+    };
+    let memory_row = |label: &str, measured: u64, baseline: u64| {
+        Row::plain(label, mib(measured), mib(baseline), ratio(measured as f64, baseline as f64))
+    };
     let mut rows = vec![
-        Row::plain(
+        syncs_row(
             &format!("5 {n} tenants x {m} members, wasm host, {c} tenants in flight: tenant syncs/s (baseline: a process per call, {c} tenants in flight)"),
-            format!("{:.1}/s", throughput(&host)),
-            format!("{:.1}/s", throughput(&procs)),
-            ratio(throughput(&host), throughput(&procs)),
+            &host,
+            &procs,
         )
         .goal("host/process >= 10", throughput(&host) >= 10.0 * throughput(&procs)),
-        Row::plain(
+        syncs_row(
+            &format!("5 the native connector in one process, {c} threads, no sandbox and no process per call (what a host costing nothing beyond native code would reach): tenant syncs/s (baseline: a process per call)"),
+            &native,
+            &procs,
+        ),
+        syncs_row(
+            &format!("5 tenant syncs/s, wasm host (baseline: the native connector in one process, {c} threads)"),
+            &host,
+            &native,
+        ),
+        memory_row(
             "5 peak resident memory, host process (baseline: process per call: children + parent)",
-            mib(host.peak),
-            mib(procs.peak),
-            ratio(host.peak as f64, procs.peak as f64),
+            host.peak,
+            procs.peak,
         )
         .goal("host/process <= 0.10", host.peak as f64 <= 0.1 * procs.peak as f64),
+        memory_row(
+            &format!("5 peak resident memory, the native connector in one process, {c} threads (baseline: process per call)"),
+            native.peak,
+            procs.peak,
+        ),
         Row::plain(
             &format!("5 tenant sync latency p50 / p99, host (baseline: process per call, {c} tenants in flight)"),
             format!("{:.1} / {:.1} ms", host.sync_p50_ms, host.sync_p99_ms),
@@ -343,23 +430,20 @@ pub fn run(
             format!("{:.2} / {:.2} ms, {:.0}/s", procs.call_p50_ms, procs.call_p99_ms, procs.calls as f64 / procs.seconds),
             ratio(host.call_p50_ms, procs.call_p50_ms),
         ),
-        Row::plain(
+        memory_row(
             &format!("5 memory per concurrent instance ((peak - before) / {c}) (baseline: one native process's peak)"),
-            mib(per_instance),
-            mib(procs.child_peak_mean),
-            ratio(per_instance as f64, procs.child_peak_mean as f64),
+            per_instance,
+            procs.child_peak_mean,
         ),
-        Row::plain(
+        syncs_row(
             &format!("6 all {n} tenants in flight at once, a process per call (first calls all at once): tenant syncs/s, host as measured above"),
-            format!("{:.1}/s", throughput(&host)),
-            format!("{:.1}/s", throughput(&all)),
-            ratio(throughput(&host), throughput(&all)),
+            &host,
+            &all,
         ),
-        Row::plain(
+        memory_row(
             &format!("6 peak memory, host (baseline: up to {n} processes at once)"),
-            mib(host.peak),
-            mib(all.peak),
-            ratio(host.peak as f64, all.peak as f64),
+            host.peak,
+            all.peak,
         ),
     ];
     // Were the host free, the host run could go no faster than the mock serving its calls on
@@ -386,6 +470,14 @@ pub fn run(
             host.seconds,
             mib(host.rss_before),
             mib(host.peak)
+        ),
+        format!(
+            "native connector in one process, {c} threads: {} syncs, {} calls in {:.2} s; resident before the run {}, peak {}",
+            native.syncs,
+            native.calls,
+            native.seconds,
+            mib(native.rss_before),
+            mib(native.peak)
         ),
         format!(
             "process per call, {c} tenants in flight: {} syncs, {} processes in {:.2} s; sampled peak {} (parent {} of it before the run), mean child peak {}",
