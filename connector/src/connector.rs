@@ -69,16 +69,18 @@ impl<T: Transport> ChatGptConnector<T> {
     pub fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>, ConnectorError> {
         let size = self.settings.effective_page_size(page.size)?;
         let mut cursor = match &page.cursor {
-            None => Cursor { phase: Phase::Members, offset: 0 },
+            None => Cursor { phase: Phase::Members, offset: 0, total: None },
             Some(raw) => {
                 Cursor::decode(raw, &self.settings.account_id, &[Phase::Members, Phase::Invites])?
             }
         };
         let console = self.console();
         let mut items = Vec::new();
-        // The listing's length as its last page said; until a page has said it, one page at a
-        // time, so a round does not ask for pages past the end.
-        let mut total = None;
+        // The listing's length as its last page (or the previous call, through the cursor) said;
+        // until one has said it, one page at a time, so a round does not ask for pages past the
+        // end. A stale length from the cursor costs at most a round's pages: the first page past
+        // the real end comes back short and ends the listing.
+        let mut total = cursor.total;
         loop {
             let wanted = size - items.len() as u32;
             let pages = round(cursor.offset, wanted, self.settings.read_concurrency, total);
@@ -102,9 +104,9 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
                 (true, _) => {
                     total = None;
-                    Cursor { phase: Phase::Invites, offset: 0 }
+                    Cursor { phase: Phase::Invites, offset: 0, total }
                 }
-                (false, phase) => Cursor { phase, offset: cursor.offset + taken.items },
+                (false, phase) => Cursor { phase, offset: cursor.offset + taken.items, total },
             };
             if items.len() as u32 >= size {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
@@ -193,7 +195,7 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut items: Vec<Entitlement> = fixed.iter().skip(start).take(size).cloned().collect();
         let next = |offset: usize| {
             Some(
-                Cursor { phase: Phase::Entitlements, offset: offset as u64 }
+                Cursor { phase: Phase::Entitlements, offset: offset as u64, total: None }
                     .encode(&self.settings.account_id),
             )
         };
@@ -377,7 +379,7 @@ pub(crate) fn validate_id(raw: &str) -> Result<&str, ConnectorError> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use serde_json::json;
 
@@ -389,7 +391,7 @@ mod tests {
     /// settings are read) that records the paths of each round of requests sent together and
     /// throttles the listed paths once each.
     struct FakeConsole {
-        members: u64,
+        members: Cell<u64>,
         invites: u64,
         rounds: RefCell<Vec<Vec<String>>>,
         throttle_once: RefCell<Vec<String>>,
@@ -398,7 +400,7 @@ mod tests {
     impl FakeConsole {
         fn new(members: u64, invites: u64) -> Self {
             FakeConsole {
-                members,
+                members: Cell::new(members),
                 invites,
                 rounds: RefCell::new(Vec::new()),
                 throttle_once: RefCell::new(Vec::new()),
@@ -423,7 +425,7 @@ mod tests {
                 pair[key.len() + 1..].parse().unwrap()
             };
             let (offset, limit) = (number("offset"), number("limit"));
-            let total = if listing == "users" { self.members } else { self.invites };
+            let total = if listing == "users" { self.members.get() } else { self.invites };
             let items: Vec<_> = (offset..total.min(offset + limit))
                 .map(|i| match listing {
                     "users" => json!({"id": format!("user-{i}"), "email": format!("m{i}@x.com"),
@@ -530,6 +532,43 @@ mod tests {
         assert_eq!(rounds.len(), 6);
         let sent = |rounds: &[Vec<String>]| rounds.concat();
         assert_eq!(sent(&rounds), sent(&sequential.rounds.borrow()));
+    }
+
+    #[test]
+    fn a_call_from_a_cursor_sends_its_first_pages_together() {
+        let console = FakeConsole::new(2500, 0);
+        let (ids, calls) = sync(&connector(&console, 4), 1000);
+        assert_eq!(ids, (0..2500).map(|i| format!("user-{i}")).collect::<Vec<_>>());
+        assert_eq!(calls, 3);
+        let sizes: Vec<usize> = console.rounds.borrow().iter().map(Vec::len).collect();
+        // Only the first call asks for one page alone; the others know the length from the
+        // cursor. The last call ends the members on a full page and lists the (empty) invites.
+        assert_eq!(sizes, [1, 4, 4, 1, 4, 4, 2, 4, 1, 1]);
+        assert_eq!(console.rounds.borrow()[4][0], users(1000, 100));
+    }
+
+    #[test]
+    fn a_stale_length_in_the_cursor_costs_at_most_a_round_and_lists_what_is_there() {
+        let console = FakeConsole::new(2500, 3);
+        let connector = connector(&console, 4);
+        let first = connector.list_accounts(&PageRequest { cursor: None, size: Some(1000) });
+        let cursor = first.unwrap().next_cursor;
+        // Members leave between the calls: the cursor still says 2,500.
+        console.members.set(1050);
+        console.rounds.borrow_mut().clear();
+        let page = connector.list_accounts(&PageRequest { cursor, size: Some(1000) }).unwrap();
+        let ids: Vec<_> = page.items.iter().map(|a| a.id.as_str()).collect();
+        let expected: Vec<String> = (1000..1050)
+            .map(|i| format!("user-{i}"))
+            .chain((0..3).map(|i| format!("invite:inv-{i}")))
+            .collect();
+        assert_eq!(ids, expected);
+        assert_eq!(page.next_cursor, None);
+        let rounds = console.rounds.borrow();
+        // The round asked for four pages; the first came back short and ended the members.
+        assert_eq!(rounds[0].len(), 4);
+        assert_eq!(rounds[1], vec![invites(0, 100)]);
+        assert_eq!(rounds.len(), 2);
     }
 
     #[test]

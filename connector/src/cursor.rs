@@ -38,6 +38,10 @@ pub struct Cursor {
     pub phase: Phase,
     /// Offset within it.
     pub offset: u64,
+    /// The listing's length as the call that made the cursor last saw it, when known. Only a
+    /// hint: the next call uses it to ask for its first pages together rather than one page
+    /// first to learn the length, and the answers' own totals replace it.
+    pub total: Option<u64>,
 }
 
 const VERSION: &str = "a1";
@@ -45,7 +49,10 @@ const VERSION: &str = "a1";
 impl Cursor {
     /// Encodes the cursor, bound to `account_id`.
     pub fn encode(&self, account_id: &str) -> String {
-        let body = format!("{VERSION}:{}:{}", self.phase.code(), self.offset);
+        let mut body = format!("{VERSION}:{}:{}", self.phase.code(), self.offset);
+        if let Some(total) = self.total {
+            body.push_str(&format!(":{total}"));
+        }
         let sum = checksum(account_id, &body);
         URL_SAFE_NO_PAD.encode(format!("{body}:{sum:016x}"))
     }
@@ -80,10 +87,13 @@ impl Cursor {
             .next()
             .and_then(|o| o.parse::<u64>().ok())
             .ok_or_else(|| invalid("bad offset"))?;
+        // Cursors made before the total was carried end at the offset.
+        let total =
+            parts.next().map(|t| t.parse::<u64>().map_err(|_| invalid("bad total"))).transpose()?;
         if parts.next().is_some() {
             return Err(invalid("trailing data"));
         }
-        Ok(Cursor { phase, offset })
+        Ok(Cursor { phase, offset, total })
     }
 }
 
@@ -112,9 +122,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_binds_to_the_workspace() {
-        let c = Cursor { phase: Phase::Invites, offset: 200 };
-        let raw = c.encode("ws-a");
         let accounts = [Phase::Members, Phase::Invites];
+        let known = Cursor { phase: Phase::Members, offset: 1000, total: Some(2500) };
+        assert_eq!(Cursor::decode(&known.encode("ws-a"), "ws-a", &accounts).unwrap(), known);
+        let c = Cursor { phase: Phase::Invites, offset: 200, total: None };
+        let raw = c.encode("ws-a");
         assert_eq!(Cursor::decode(&raw, "ws-a", &accounts).unwrap(), c);
         assert!(Cursor::decode(&raw, "ws-a", &[Phase::Entitlements]).is_err());
         assert!(matches!(
@@ -125,7 +137,7 @@ mod tests {
 
     #[test]
     fn refuses_every_single_character_edit() {
-        let raw = Cursor { phase: Phase::Members, offset: 100 }.encode("ws");
+        let raw = Cursor { phase: Phase::Members, offset: 100, total: Some(900) }.encode("ws");
         for i in 0..raw.len() {
             let mut edited: Vec<u8> = raw.clone().into_bytes();
             edited[i] = if edited[i] == b'A' { b'B' } else { b'A' };
@@ -134,6 +146,23 @@ mod tests {
         }
         for junk in ["", "!!!", "bm90IGEgY3Vyc29y", &"x".repeat(5000)] {
             assert!(Cursor::decode(junk, "ws", &[Phase::Members]).is_err());
+        }
+    }
+
+    /// Signs `body` as `encode` does, for cursors `encode` would not make.
+    fn signed(body: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{body}:{:016x}", checksum("ws", body)))
+    }
+
+    #[test]
+    fn reads_cursors_made_before_the_total_was_carried_and_refuses_bad_totals() {
+        assert_eq!(
+            Cursor::decode(&signed("a1:m:300"), "ws", &[Phase::Members]).unwrap(),
+            Cursor { phase: Phase::Members, offset: 300, total: None }
+        );
+        for body in ["a1:m:300:", "a1:m:300:-1", "a1:m:300:many", "a1:m:300:900:1"] {
+            let error = Cursor::decode(&signed(body), "ws", &[Phase::Members]).unwrap_err();
+            assert!(matches!(error, ConnectorError::InvalidArgument(_)), "{body}: {error:?}");
         }
     }
 }

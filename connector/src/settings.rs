@@ -25,7 +25,8 @@ pub const MAX_LIST_SIZE: u32 = 1000;
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Console pages one listing call asks for at once when the settings do not say. Against the
 /// real service a page takes tens to hundreds of milliseconds, so a call filled from ten pages
-/// waits for four rounds instead of ten. Four is a modest load: how much the service throttles a
+/// waits for three rounds instead of ten (four in a listing's first call, whose first page goes
+/// alone to learn the listing's length). Four is a modest load: how much the service throttles a
 /// workspace is not known, and a throttled page is retried on its own.
 pub const DEFAULT_READ_CONCURRENCY: u32 = 4;
 /// The most console pages a listing call may ask for at once.

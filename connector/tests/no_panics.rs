@@ -25,10 +25,15 @@ proptest! {
     }
 
     #[test]
-    fn only_cursors_we_made_decode(offset in any::<u64>(), flip in any::<prop::sample::Index>()) {
-        let raw = Cursor { phase: Phase::Invites, offset }.encode("ws");
+    fn only_cursors_we_made_decode(
+        offset in any::<u64>(),
+        total in proptest::option::of(any::<u64>()),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        let cursor = Cursor { phase: Phase::Invites, offset, total };
+        let raw = cursor.encode("ws");
         let phases = [Phase::Members, Phase::Invites];
-        prop_assert_eq!(Cursor::decode(&raw, "ws", &phases).unwrap().offset, offset);
+        prop_assert_eq!(Cursor::decode(&raw, "ws", &phases).unwrap(), cursor);
         let mut bytes = raw.into_bytes();
         let i = flip.index(bytes.len());
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };

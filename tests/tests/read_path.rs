@@ -160,6 +160,29 @@ async fn the_console_pages_of_a_call_go_out_together_up_to_the_read_concurrency(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_a_cursor_sends_its_first_round_together() {
+    let server = mock("ws-carried", 1_150, 30).await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let host = host();
+    add(&host, &tenant_through(&server, "first", "ws-carried", relay));
+    let page = |cursor| PageRequest { cursor, size: Some(1000) };
+    let first = host.list_accounts("first", page(None)).await.unwrap().result.unwrap();
+    assert_eq!(first.accounts.len(), 1000);
+    // A tenant of its own, so no connection of the first call's is reused: the cursor's length
+    // lets the call's first round ask for both remaining member pages at once.
+    add(&host, &tenant_through(&server, "second", "ws-carried", relay));
+    let before = accepted.load(Ordering::SeqCst);
+    server.service().clear_requests();
+    let second = host.list_accounts("second", page(first.next_cursor)).await.unwrap().result;
+    let second = second.unwrap();
+    assert_eq!((second.accounts.len(), second.next_cursor), (180, None));
+    assert_eq!(accepted.load(Ordering::SeqCst) - before, 2, "two member pages went out together");
+    let targets = targets(&server);
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    assert!(targets[2].contains("/users?offset=1100&limit=100"), "{targets:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_concurrency_outside_1_to_16_is_invalid_config() {
     let server = mock("ws-badconc", 3, 0).await;
     let host = host();
