@@ -200,35 +200,18 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         true
     }
 
-    /// `GET users?offset&limit&query`.
-    pub fn list_members(
-        &self,
-        offset: u64,
-        limit: u32,
-        query: &str,
-    ) -> Result<ListPage<Member>, ConnectorError> {
-        self.get_json(&listing_path("users", offset, limit, query))
-    }
-
-    /// `GET invites?offset&limit&query`.
-    pub fn list_invites(
-        &self,
-        offset: u64,
-        limit: u32,
-        query: &str,
-    ) -> Result<ListPage<Invite>, ConnectorError> {
-        self.get_json(&listing_path("invites", offset, limit, query))
-    }
-
-    /// Pages of the console's `listing` (`users` or `invites`), each `(offset, limit)`, sent
-    /// together; outcomes in the order of `pages`.
+    /// Pages of the console's `listing` (`users` or `invites`) of the items matching `query`
+    /// (empty: all), each `(offset, limit)`, sent together; outcomes in the order of `pages`.
     pub fn list_pages<I: serde::de::DeserializeOwned>(
         &self,
         listing: &str,
+        query: &str,
         pages: &[(u64, u32)],
     ) -> Vec<Result<ListPage<I>, ConnectorError>> {
-        let paths: Vec<String> =
-            pages.iter().map(|&(offset, limit)| listing_path(listing, offset, limit, "")).collect();
+        let paths: Vec<String> = pages
+            .iter()
+            .map(|&(offset, limit)| listing_path(listing, offset, limit, query))
+            .collect();
         self.get_json_all(&paths)
     }
 

@@ -2,6 +2,8 @@
 
 use std::cell::OnceCell;
 
+use serde::de::DeserializeOwned;
+
 use crate::api::{ConsoleClient, Invite, ListPage, Member};
 use crate::catalog;
 use crate::cursor::{Cursor, Phase};
@@ -85,16 +87,22 @@ impl<T: Transport> ChatGptConnector<T> {
             let wanted = size - items.len() as u32;
             let pages = round(cursor.offset, wanted, self.settings.read_concurrency, total);
             let taken = match cursor.phase {
-                Phase::Invites => {
-                    take_pages(console.list_pages("invites", &pages), &pages, |invite: Invite| {
+                Phase::Invites => take_pages(
+                    console.list_pages("invites", "", &pages),
+                    &pages,
+                    |invite: Invite| {
                         items.push(self.invite_account(&invite)?);
                         Ok(())
-                    })?
-                }
-                _ => take_pages(console.list_pages("users", &pages), &pages, |member: Member| {
-                    items.push(member_account(member));
-                    Ok(())
-                })?,
+                    },
+                )?,
+                _ => take_pages(
+                    console.list_pages("users", "", &pages),
+                    &pages,
+                    |member: Member| {
+                        items.push(member_account(member));
+                        Ok(())
+                    },
+                )?,
             };
             total = Some(taken.total);
             cursor = match (taken.exhausted, cursor.phase) {
@@ -133,17 +141,16 @@ impl<T: Transport> ChatGptConnector<T> {
             AccountRef::Email(email) => {
                 let email = validate_email(email)?;
                 let console = self.console();
-                let member = scan(
-                    |offset, limit| console.list_members(offset, limit, &email),
-                    |m| m.email.eq_ignore_ascii_case(&email),
-                )?;
+                let concurrency = self.settings.read_concurrency;
+                let member = scan(&console, "users", &email, concurrency, |m: &Member| {
+                    m.email.eq_ignore_ascii_case(&email)
+                })?;
                 if let Some(member) = member {
                     return Ok(member_account(member));
                 }
-                let invite = scan(
-                    |offset, limit| console.list_invites(offset, limit, &email),
-                    |i| i.email_address.eq_ignore_ascii_case(&email),
-                )?;
+                let invite = scan(&console, "invites", &email, concurrency, |i: &Invite| {
+                    i.email_address.eq_ignore_ascii_case(&email)
+                })?;
                 match invite {
                     Some(invite) => self.invite_account(&invite),
                     None => Err(ConnectorError::NotFound(format!(
@@ -154,18 +161,15 @@ impl<T: Transport> ChatGptConnector<T> {
             AccountRef::Id(id) => {
                 let id = validate_id(id)?;
                 let console = self.console();
+                let concurrency = self.settings.read_concurrency;
                 let found = match id.strip_prefix(INVITE_ID_PREFIX) {
-                    Some(invite_id) => scan(
-                        |offset, limit| console.list_invites(offset, limit, ""),
-                        |i| i.id == invite_id,
-                    )?
-                    .map(|i| self.invite_account(&i))
-                    .transpose()?,
-                    None => scan(
-                        |offset, limit| console.list_members(offset, limit, ""),
-                        |m| m.id == id,
-                    )?
-                    .map(member_account),
+                    Some(invite_id) => {
+                        scan(&console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?
+                            .map(|i| self.invite_account(&i))
+                            .transpose()?
+                    }
+                    None => scan(&console, "users", "", concurrency, |m: &Member| m.id == id)?
+                        .map(member_account),
                 };
                 found.ok_or_else(|| {
                     ConnectorError::NotFound(format!(
@@ -252,23 +256,50 @@ impl<T: Transport> ChatGptConnector<T> {
     }
 }
 
-/// Pages through a console listing until an item matches or the listing ends.
-pub(crate) fn scan<I>(
-    fetch: impl Fn(u64, u32) -> Result<ListPage<I>, ConnectorError>,
+/// Reads the console's `listing` (`users` or `invites`) of the items matching `query` (empty:
+/// all) from its start, in rounds of up to `concurrency` pages, handing every item to `take` in
+/// order until the listing ends or, at the end of a round, `take` has returned `true` (it has
+/// what it looked for).
+pub(crate) fn walk<T: Transport, I: DeserializeOwned>(
+    console: &ConsoleClient<'_, T>,
+    listing: &str,
+    query: &str,
+    concurrency: u32,
+    mut take: impl FnMut(I) -> bool,
+) -> Result<(), ConnectorError> {
+    let (mut offset, mut total, mut done) = (0, None, false);
+    loop {
+        let wanted = concurrency.max(1) * MAX_PAGE_SIZE;
+        let pages = round(offset, wanted, concurrency, total);
+        let taken = take_pages(console.list_pages(listing, query, &pages), &pages, |item| {
+            done |= take(item);
+            Ok(())
+        })?;
+        if done || taken.exhausted {
+            return Ok(());
+        }
+        offset += taken.items;
+        total = Some(taken.total);
+    }
+}
+
+/// The first item of the console's `listing` matching `query` for which `matches` holds, read
+/// in rounds of up to `concurrency` pages until one is found or the listing ends.
+pub(crate) fn scan<T: Transport, I: DeserializeOwned>(
+    console: &ConsoleClient<'_, T>,
+    listing: &str,
+    query: &str,
+    concurrency: u32,
     matches: impl Fn(&I) -> bool,
 ) -> Result<Option<I>, ConnectorError> {
-    let mut offset = 0;
-    loop {
-        let page = fetch(offset, MAX_PAGE_SIZE)?;
-        let (items, exhausted) = take_page(page.items, page.total, offset, MAX_PAGE_SIZE);
-        offset += items.len() as u64;
-        if let Some(found) = items.into_iter().find(&matches) {
-            return Ok(Some(found));
+    let mut found = None;
+    walk(console, listing, query, concurrency, |item| {
+        if found.is_none() && matches(&item) {
+            found = Some(item);
         }
-        if exhausted {
-            return Ok(None);
-        }
-    }
+        found.is_some()
+    })?;
+    Ok(found)
 }
 
 /// The console pages one round of a listing asks for at once: up to `concurrency` pages of at
@@ -321,12 +352,7 @@ fn take_pages<I>(
 
 /// Keeps at most `want` items of a console page and says whether the listing is exhausted:
 /// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
-pub(crate) fn take_page<I>(
-    mut items: Vec<I>,
-    total: u64,
-    offset: u64,
-    want: u32,
-) -> (Vec<I>, bool) {
+fn take_page<I>(mut items: Vec<I>, total: u64, offset: u64, want: u32) -> (Vec<I>, bool) {
     let short = items.len() < want as usize;
     items.truncate(want as usize);
     let exhausted = short || offset + items.len() as u64 >= total;
@@ -569,6 +595,26 @@ mod tests {
         assert_eq!(rounds[0].len(), 4);
         assert_eq!(rounds[1], vec![invites(0, 100)]);
         assert_eq!(rounds.len(), 2);
+    }
+
+    #[test]
+    fn a_lookup_by_id_reads_in_rounds_and_stops_with_the_round_that_finds_it() {
+        let console = FakeConsole::new(2500, 0);
+        let found = connector(&console, 4).get_account(&AccountRef::Id("user-1234".into()));
+        assert_eq!(found.unwrap().id, "user-1234");
+        let sizes: Vec<usize> = console.rounds.borrow().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 4, 4, 4]);
+        assert_eq!(console.rounds.borrow()[3][3], users(1200, 100));
+
+        let missing = FakeConsole::new(950, 0);
+        let error = connector(&missing, 4).get_account(&AccountRef::Id("user-x".into()));
+        assert!(matches!(error, Err(ConnectorError::NotFound(_))), "{error:?}");
+        let sizes: Vec<usize> = missing.rounds.borrow().iter().map(Vec::len).collect();
+        // The whole listing once, no page past its end.
+        assert_eq!(sizes, [1, 4, 4, 1]);
+        let one_at_a_time = FakeConsole::new(950, 0);
+        let _ = connector(&one_at_a_time, 1).get_account(&AccountRef::Id("user-x".into()));
+        assert_eq!(missing.rounds.borrow().concat(), one_at_a_time.rounds.borrow().concat());
     }
 
     #[test]

@@ -13,15 +13,12 @@ use serde_json::json;
 
 use crate::api::{ConsoleClient, Invite, InviteResponse, Member, WriteError};
 use crate::catalog::{self, Role, Seat};
-use crate::connector::{
-    ChatGptConnector, member_account, scan, take_page, validate_email, validate_id,
-};
+use crate::connector::{ChatGptConnector, member_account, scan, validate_email, validate_id, walk};
 use crate::error::ConnectorError;
 use crate::groups::group_id;
 use crate::model::{
     Account, AccountRef, AccountStatus, Change, ChangeAction, ChangeResult, Outcome, PlannedRequest,
 };
-use crate::settings::MAX_PAGE_SIZE;
 use crate::transport::{Method, Transport};
 
 /// Largest number of addresses sent in one bulk invite.
@@ -274,9 +271,10 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut found = HashMap::new();
         let distinct: std::collections::BTreeSet<String> =
             refs.iter().filter_map(|r| reference_key(r).ok()).collect();
+        let concurrency = self.settings.read_concurrency;
         if distinct.len() > SNAPSHOT_THRESHOLD {
-            let members = list_everything(|o, l| console.list_members(o, l, ""))?;
-            let invites = list_everything(|o, l| console.list_invites(o, l, ""))?;
+            let members: Vec<Member> = list_everything(console, "users", concurrency)?;
+            let invites: Vec<Invite> = list_everything(console, "invites", concurrency)?;
             for key in distinct {
                 let member = members
                     .iter()
@@ -291,24 +289,22 @@ impl<T: Transport> ChatGptConnector<T> {
             return Ok(found);
         }
         for key in distinct {
-            let entry = if let Some(invite_id) =
-                key.strip_prefix(crate::connector::INVITE_ID_PREFIX)
-            {
-                let invite = scan(|o, l| console.list_invites(o, l, ""), |i| i.id == invite_id)?;
-                (None, invite)
-            } else if key.contains('@') {
-                let member = scan(
-                    |o, l| console.list_members(o, l, &key),
-                    |m| m.email.eq_ignore_ascii_case(&key),
-                )?;
-                let invite = scan(
-                    |o, l| console.list_invites(o, l, &key),
-                    |i| i.email_address.eq_ignore_ascii_case(&key),
-                )?;
-                (member, invite)
-            } else {
-                (scan(|o, l| console.list_members(o, l, ""), |m| m.id == key)?, None)
-            };
+            let entry =
+                if let Some(invite_id) = key.strip_prefix(crate::connector::INVITE_ID_PREFIX) {
+                    let invite =
+                        scan(console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?;
+                    (None, invite)
+                } else if key.contains('@') {
+                    let member = scan(console, "users", &key, concurrency, |m: &Member| {
+                        m.email.eq_ignore_ascii_case(&key)
+                    })?;
+                    let invite = scan(console, "invites", &key, concurrency, |i: &Invite| {
+                        i.email_address.eq_ignore_ascii_case(&key)
+                    })?;
+                    (member, invite)
+                } else {
+                    (scan(console, "users", "", concurrency, |m: &Member| m.id == key)?, None)
+                };
             found.insert(key, entry);
         }
         Ok(found)
@@ -721,19 +717,18 @@ fn invite_key(invite: &Invite) -> String {
     format!("{}{}", crate::connector::INVITE_ID_PREFIX, invite.id)
 }
 
-fn list_everything<I>(
-    fetch: impl Fn(u64, u32) -> Result<crate::api::ListPage<I>, ConnectorError>,
+/// Every item of the console's `listing`, read in rounds of up to `concurrency` pages.
+fn list_everything<T: Transport, I: serde::de::DeserializeOwned>(
+    console: &ConsoleClient<'_, T>,
+    listing: &str,
+    concurrency: u32,
 ) -> Result<Vec<I>, ConnectorError> {
     let mut all = Vec::new();
-    loop {
-        let offset = all.len() as u64;
-        let page = fetch(offset, MAX_PAGE_SIZE)?;
-        let (items, exhausted) = take_page(page.items, page.total, offset, MAX_PAGE_SIZE);
-        all.extend(items);
-        if exhausted {
-            return Ok(all);
-        }
-    }
+    walk(console, listing, "", concurrency, |item| {
+        all.push(item);
+        false
+    })?;
+    Ok(all)
 }
 
 /// The workspace's default seat type, read from the service once, and only when a change needs

@@ -44,7 +44,8 @@ pub struct Settings {
     pub scim_base_url: Option<String>,
     /// Default page size for listings, 1 to [`MAX_LIST_SIZE`].
     pub page_size: u32,
-    /// Console pages a listing call asks for at once, 1 to [`MAX_READ_CONCURRENCY`].
+    /// Console pages a listing call or a lookup scanning the console asks for at once, 1 to
+    /// [`MAX_READ_CONCURRENCY`].
     pub read_concurrency: u32,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
@@ -81,7 +82,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
     "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
-    "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages a listing of more than 100 accounts fetches at once, 1 to 16 (default 4)"},
+    "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
     "max-attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts per request when the service throttles or fails, 1 to 10 (default 4)"},
     "retry-base-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "First retry backoff in milliseconds, doubling with jitter (default 500)"},
     "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total retry time per request in milliseconds (default 30000)"}

@@ -183,6 +183,30 @@ async fn a_call_from_a_cursor_sends_its_first_round_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_by_id_reads_the_console_in_rounds() {
+    let server = mock("ws-lookup", 1_150, 0).await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let host = host();
+    let wanted = server.service().workspace("ws-lookup").unwrap().members[1_100].id.clone();
+    // (read-concurrency, connections the lookup opens)
+    for (concurrency, connections) in [("4", 4), ("1", 1)] {
+        let id = format!("lookup-{concurrency}");
+        let mut tenant = tenant_through(&server, &id, "ws-lookup", relay);
+        tenant
+            .settings
+            .insert("read-concurrency".to_string(), SettingValue::Text(concurrency.into()));
+        add(&host, &tenant);
+        let before = accepted.load(Ordering::SeqCst);
+        server.service().clear_requests();
+        let found = host.get_account(&id, AccountRef::Id(wanted.clone())).await.unwrap().result;
+        assert_eq!(found.unwrap().id, wanted);
+        assert_eq!(accepted.load(Ordering::SeqCst) - before, connections, "{concurrency}");
+        // Pages of 100 up to the one holding the member, never past the listing's end.
+        assert_eq!(targets(&server).len(), 12, "{concurrency}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_concurrency_outside_1_to_16_is_invalid_config() {
     let server = mock("ws-badconc", 3, 0).await;
     let host = host();
