@@ -267,9 +267,9 @@ pub(crate) fn walk<T: Transport, I: DeserializeOwned>(
     concurrency: u32,
     mut take: impl FnMut(I) -> bool,
 ) -> Result<(), ConnectorError> {
+    let wanted = concurrency.max(1) * MAX_PAGE_SIZE;
     let (mut offset, mut total, mut done) = (0, None, false);
     loop {
-        let wanted = concurrency.max(1) * MAX_PAGE_SIZE;
         let pages = round(offset, wanted, concurrency, total);
         let taken = take_pages(console.list_pages(listing, query, &pages), &pages, |item| {
             done |= take(item);

@@ -199,23 +199,38 @@ fn process_sync(
     sampler: &RssSampler,
 ) -> anyhow::Result<(Duration, Vec<Duration>, Vec<u64>)> {
     let account = format!("ws-tenant-{tenant}");
-    let begun = Instant::now();
-    let (mut calls, mut peaks) = (Vec::new(), Vec::new());
-    let mut cursor: Option<String> = None;
-    let mut accounts = 0;
-    loop {
-        let call = Instant::now();
+    let mut peaks = Vec::new();
+    let (sync, calls) = timed_sync(&account, members, "the processes", |cursor| {
         let page = process_call(exe, mock, &account, cursor.as_deref(), sampler)?;
-        calls.push(call.elapsed());
         peaks.push(page.peak_rss_bytes);
-        accounts += page.accounts;
-        match page.next_cursor {
+        Ok((page.accounts, page.next_cursor))
+    })?;
+    Ok((sync, calls, peaks))
+}
+
+/// Times one tenant's sync of `account`, one `call` after another (each lists a page from a
+/// cursor and returns how many accounts it listed and the next cursor, none on the last page),
+/// and checks that `by` listed all `members`. Returns the sync's latency and each call's.
+fn timed_sync(
+    account: &str,
+    members: usize,
+    by: &str,
+    mut call: impl FnMut(Option<String>) -> anyhow::Result<(usize, Option<String>)>,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let begun = Instant::now();
+    let (mut calls, mut cursor, mut accounts) = (Vec::new(), None, 0);
+    loop {
+        let started = Instant::now();
+        let (listed, next) = call(cursor)?;
+        calls.push(started.elapsed());
+        accounts += listed;
+        match next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    ensure!(accounts == members, "{account}: the processes listed {accounts} of {members}");
-    Ok((begun.elapsed(), calls, peaks))
+    ensure!(accounts == members, "{account}: {by} listed {accounts} of {members}");
+    Ok((begun.elapsed(), calls))
 }
 
 /// The process model (in the worker process): every connector call (one `list-accounts` page)
@@ -261,23 +276,11 @@ fn native_sync(
     let account = format!("ws-tenant-{tenant}");
     let transport = NativeTransport::new(mock, &token_for(&account), &account, false);
     let settings = native::settings_map(&console_base_url(mock), &account);
-    let begun = Instant::now();
-    let mut calls = Vec::new();
-    let mut cursor = None;
-    let mut accounts = 0;
-    loop {
-        let call = Instant::now();
+    timed_sync(&account, members, "the native connector", |cursor| {
         let (ids, next) = native::list_page(&transport, &settings, cursor, None)
             .with_context(|| format!("list-accounts of {account}"))?;
-        calls.push(call.elapsed());
-        accounts += ids.len();
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    ensure!(accounts == members, "{account}: the native connector listed {accounts} of {members}");
-    Ok((begun.elapsed(), calls))
+        Ok((ids.len(), next))
+    })
 }
 
 /// The same work with no sandbox and no process per call (in the worker process): the native
