@@ -91,6 +91,10 @@ enum Helper {
         /// Accounts per `list-accounts` call (default: the connector's).
         #[arg(long)]
         size: Option<u32>,
+        /// Calls the host allows at once (sizes the pool; `--concurrency 1` keeps the
+        /// reservation small enough for valgrind).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
         /// The connector built natively instead of the component in the host.
         #[arg(long)]
         native: bool,
@@ -176,8 +180,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Helper::Sync { members, runs, size, native }) => sequential_runtime()?
-            .block_on(phases::sandbox::profile_sync(members, runs, size, native)),
+        Some(Helper::Sync { members, runs, size, concurrency, native }) => sequential_runtime()?
+            .block_on(phases::sandbox::profile_sync(members, runs, size, concurrency, native)),
         None => {
             let scale = if cli.quick { Scale::QUICK } else { Scale::FULL };
             let out = cli.out.or_else(|| {
