@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use host_harness::conformance::{self, CheckResult, ConformanceOptions, Verdict};
 
-use common::{OWNER_TOKEN, host, mock};
+use crate::common::{OWNER_TOKEN, host, mock};
 
 async fn suite(connector: Option<&str>, ws: &str) -> Vec<CheckResult> {
     let server = mock(ws, 35, 5).await;

@@ -3,15 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use host_harness::mock::{
     Fault, FaultPlan, FaultScript, GenerateSpec, MockServer, MockService, SCIM_MAX_PAYLOAD_BYTES,
     SCIM_MAX_RESULTS, seed,
 };
 use serde_json::{Value, json};
 
-use common::{Reply, bearer, raw};
+use crate::common::{Reply, bearer, raw};
 
 const WS: &str = "ws-scim";
 const DIR: &str = "dir-7c1e";

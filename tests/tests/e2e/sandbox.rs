@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,7 +20,7 @@ use host_harness::types::ConnectorError;
 use host_harness::{CallError, Host, HostConfig, HostError, TenantConfig};
 use http_body::Frame;
 
-use common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
+use crate::common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
 
 /// A tenant running the hostile component with `attack`, allowed to reach `origins`.
 fn hostile(

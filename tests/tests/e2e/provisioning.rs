@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use host_harness::mock::{Member, MockServer, Workspace};
 use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError};
 use host_harness::{CallError, Host};
 
-use common::{OWNER_TOKEN, add, host, mock};
+use crate::common::{OWNER_TOKEN, add, host, mock};
 
 const WS: &str = "ws-prov";
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use host_harness::mock::{Fault, FaultPlan, FaultScript, MockServer, RecordedRequest, Workspace};
@@ -12,7 +10,7 @@ use host_harness::tenant::SettingValue;
 use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, ConnectorError, PageRequest};
 use host_harness::{CallError, Host};
 
-use common::{OWNER_TOKEN, add, host, list_all, mock};
+use crate::common::{OWNER_TOKEN, add, host, list_all, mock};
 
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
 

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -15,7 +13,7 @@ use host_harness::types::{
 };
 use host_harness::{CallError, Host};
 
-use common::{
+use crate::common::{
     OWNER_TOKEN, SCIM_DIRECTORY, SCIM_TOKEN, add, host, list_all, mock, scim_create_user,
     scim_request, with_scim,
 };

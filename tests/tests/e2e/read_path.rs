@@ -1,8 +1,6 @@
 //! The read path end to end: the real ChatGPT component, in the real host, against the mock over
 //! loopback HTTP.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
@@ -11,7 +9,7 @@ use host_harness::egress::Denial;
 use host_harness::tenant::SettingValue;
 use host_harness::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
 
-use common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
+use crate::common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
 
 fn role_id(console: &str) -> &'static str {
     match console {

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{OWNER_TOKEN, mock};
+use crate::common::{OWNER_TOKEN, mock};
 
 /// Sends one HTTP/1.1 request and returns the status and JSON body.
 async fn call(

@@ -1,0 +1,15 @@
+//! End-to-end tests: the real ChatGPT component (and a hostile one) in the real host, against the
+//! mock over loopback. One test binary, not one per file: each binary links all of wasmtime, and
+//! ten of them cost CI minutes and disk.
+
+mod common;
+
+mod component_interface;
+mod conformance;
+mod groups;
+mod mock_console;
+mod mock_scim;
+mod provisioning;
+mod read_path;
+mod resilience;
+mod sandbox;
