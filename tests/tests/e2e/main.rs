@@ -1,6 +1,6 @@
 //! End-to-end tests: the real ChatGPT component (and a hostile one) in the real host, against the
 //! mock over loopback. One test binary, not one per file: each binary links all of wasmtime, and
-//! ten of them cost CI minutes and disk.
+//! nine of them cost CI minutes and disk.
 
 mod common;
 
