@@ -77,44 +77,33 @@ impl<T: Transport> ChatGptConnector<T> {
             }
         };
         let console = self.console();
+        let concurrency = self.settings.read_concurrency;
         let mut items = Vec::new();
-        // The listing's length as its last page (or the previous call, through the cursor) said;
-        // until one has said it, one page at a time, so a round does not ask for pages past the
-        // end. A stale length from the cursor costs at most a round's pages: the first page past
-        // the real end comes back short and ends the listing.
-        let mut total = cursor.total;
+        // The cursor's length (as the previous call last saw it) lets the first round ask for
+        // several pages; a stale one costs at most a round's pages, the first page past the real
+        // end coming back short and ending the listing.
         loop {
+            let at = Position { offset: cursor.offset, total: cursor.total };
             let wanted = size - items.len() as u32;
-            let pages = round(cursor.offset, wanted, self.settings.read_concurrency, total);
-            let taken = match cursor.phase {
-                Phase::Invites => take_pages(
-                    console.list_pages("invites", "", &pages),
-                    &pages,
-                    |invite: Invite| {
+            let stopped = match cursor.phase {
+                Phase::Invites => {
+                    walk(&console, "invites", "", concurrency, at, wanted, |invite: Invite| {
                         items.push(self.invite_account(&invite)?);
-                        Ok(())
-                    },
-                )?,
-                _ => take_pages(
-                    console.list_pages("users", "", &pages),
-                    &pages,
-                    |member: Member| {
-                        items.push(member_account(member));
-                        Ok(())
-                    },
-                )?,
+                        Ok(false)
+                    })?
+                }
+                _ => walk(&console, "users", "", concurrency, at, wanted, |member: Member| {
+                    items.push(member_account(member));
+                    Ok(false)
+                })?,
             };
-            total = Some(taken.total);
-            cursor = match (taken.exhausted, cursor.phase) {
-                (true, Phase::Invites) => {
+            cursor = match (stopped, cursor.phase) {
+                (None, Phase::Invites) => {
                     self.add_groups(&mut items)?;
                     return Ok(Page { items, next_cursor: None });
                 }
-                (true, _) => {
-                    total = None;
-                    Cursor { phase: Phase::Invites, offset: 0, total }
-                }
-                (false, phase) => Cursor { phase, offset: cursor.offset + taken.items, total },
+                (None, _) => Cursor { phase: Phase::Invites, offset: 0, total: None },
+                (Some(at), phase) => Cursor { phase, offset: at.offset, total: at.total },
             };
             if items.len() as u32 >= size {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
@@ -256,30 +245,51 @@ impl<T: Transport> ChatGptConnector<T> {
     }
 }
 
+/// Where a walk over a console listing stands: the offset of its next item, and the listing's
+/// length as last seen (until known, a round asks for one page, so none past the end).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Position {
+    /// Offset of the next item.
+    pub offset: u64,
+    /// The listing's length, when known.
+    pub total: Option<u64>,
+}
+
+impl Position {
+    /// A listing's start.
+    pub(crate) const START: Position = Position { offset: 0, total: None };
+}
+
 /// Reads the console's `listing` (`users` or `invites`) of the items matching `query` (empty:
-/// all) from its start, in rounds of up to `concurrency` pages, handing every item to `take` in
-/// order until the listing ends or, at the end of a round, `take` has returned `true` (it has
-/// what it looked for).
+/// all) from `at`, in rounds of up to `concurrency` pages, handing every item to `take` in
+/// order until `limit` items have been taken or, at the end of a round, `take` has returned
+/// `true` (it has what it looked for): then it returns where it stopped. `None`: the listing
+/// ended.
 pub(crate) fn walk<T: Transport, I: DeserializeOwned>(
     console: &ConsoleClient<'_, T>,
     listing: &str,
     query: &str,
     concurrency: u32,
-    mut take: impl FnMut(I) -> bool,
-) -> Result<(), ConnectorError> {
-    let wanted = concurrency.max(1) * MAX_PAGE_SIZE;
-    let (mut offset, mut total, mut done) = (0, None, false);
+    mut at: Position,
+    limit: u32,
+    mut take: impl FnMut(I) -> Result<bool, ConnectorError>,
+) -> Result<Option<Position>, ConnectorError> {
+    let (mut left, mut done) = (limit, false);
     loop {
-        let pages = round(offset, wanted, concurrency, total);
+        let pages = round(at.offset, left, concurrency, at.total);
         let taken = take_pages(console.list_pages(listing, query, &pages), &pages, |item| {
-            done |= take(item);
+            done |= take(item)?;
             Ok(())
         })?;
-        if done || taken.exhausted {
-            return Ok(());
+        if taken.exhausted {
+            return Ok(None);
         }
-        offset += taken.items;
-        total = Some(taken.total);
+        at = Position { offset: at.offset + taken.items, total: Some(taken.total) };
+        // At most the `left` items asked for were taken.
+        left -= taken.items as u32;
+        if done || left == 0 {
+            return Ok(Some(at));
+        }
     }
 }
 
@@ -293,11 +303,11 @@ pub(crate) fn scan<T: Transport, I: DeserializeOwned>(
     matches: impl Fn(&I) -> bool,
 ) -> Result<Option<I>, ConnectorError> {
     let mut found = None;
-    walk(console, listing, query, concurrency, |item| {
+    walk(console, listing, query, concurrency, Position::START, u32::MAX, |item| {
         if found.is_none() && matches(&item) {
             found = Some(item);
         }
-        found.is_some()
+        Ok(found.is_some())
     })?;
     Ok(found)
 }

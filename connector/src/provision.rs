@@ -13,7 +13,9 @@ use serde_json::json;
 
 use crate::api::{ConsoleClient, Invite, InviteResponse, Member, WriteError};
 use crate::catalog::{self, Role, Seat};
-use crate::connector::{ChatGptConnector, member_account, scan, validate_email, validate_id, walk};
+use crate::connector::{
+    ChatGptConnector, Position, member_account, scan, validate_email, validate_id, walk,
+};
 use crate::error::ConnectorError;
 use crate::groups::group_id;
 use crate::model::{
@@ -724,9 +726,9 @@ fn list_everything<T: Transport, I: serde::de::DeserializeOwned>(
     concurrency: u32,
 ) -> Result<Vec<I>, ConnectorError> {
     let mut all = Vec::new();
-    walk(console, listing, "", concurrency, |item| {
+    walk(console, listing, "", concurrency, Position::START, u32::MAX, |item| {
         all.push(item);
-        false
+        Ok(false)
     })?;
     Ok(all)
 }
