@@ -7,6 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// LLVM's inlining threshold for guests (its default is 225). At 1,000 the 100,000-member sync's
+/// syncing thread used 5 to 17% less CPU in interleaved runs, and the component grew from about
+/// 0.8 to 1.2 MiB; 3,000 grew it to 1.6 MiB and was no faster.
+pub const GUEST_INLINE_THRESHOLD: u32 = 1000;
+
 /// Builds `package` of the workspace at `workspace` in release mode for `wasm32-wasip2`, copies
 /// `<artifact>.wasm` into `out_dir` and returns its path. Tells cargo to rerun when any of
 /// `watched` (relative to the workspace) changes. Ends the build script with a clear message on
@@ -48,11 +53,19 @@ pub fn build_component_with(
         .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
         // A guest is small, and its code is compiled again by the host's JIT, which cannot
         // inline across the codegen units or crates rustc left apart: one unit, whole-program LTO.
+        // In the JIT's code every call also pays a prologue, a stack-limit check and an epoch
+        // check, and LLVM's cost model for wasm leaves out of line small functions (serde_json's
+        // per-key and per-string helpers) that it inlines on x86-64: a higher inlining threshold
+        // (`GUEST_INLINE_THRESHOLD`) brings the guest's build closer to the native one.
         .args([
             "--config",
             "profile.release.codegen-units=1",
             "--config",
             "profile.release.lto=\"fat\"",
+            "--config",
+            &format!(
+                "build.rustflags=[\"-Cllvm-args=-inline-threshold={GUEST_INLINE_THRESHOLD}\"]"
+            ),
         ])
         .arg("--target-dir")
         .arg(&target_dir);
