@@ -98,6 +98,10 @@ enum Helper {
         /// The connector built natively instead of the component in the host.
         #[arg(long)]
         native: bool,
+        /// Name the guest's compiled functions for `perf` (wasmtime's perf map in
+        /// `/tmp/perf-<pid>.map`), so `perf report` shows where the guest's time goes.
+        #[arg(long)]
+        perf_map: bool,
     },
 }
 
@@ -180,8 +184,15 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Helper::Sync { members, runs, size, concurrency, native }) => sequential_runtime()?
-            .block_on(phases::sandbox::profile_sync(members, runs, size, concurrency, native)),
+        Some(Helper::Sync { members, runs, size, concurrency, native, perf_map }) => {
+            sequential_runtime()?.block_on(phases::sandbox::profile_sync(
+                members,
+                runs,
+                size,
+                HostConfig { max_concurrent_calls: concurrency, perf_map, ..HostConfig::default() },
+                native,
+            ))
+        }
         None => {
             let scale = if cli.quick { Scale::QUICK } else { Scale::FULL };
             let out = cli.out.or_else(|| {

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use crate::error::HostError;
 
@@ -37,12 +39,16 @@ pub struct PoolSizing {
 /// Creates the engine every call shares: component model, epoch interruption, copy-on-write
 /// memory images and, when `pool` is given, the pooling allocator sized for it (calls beyond
 /// its size wait in the host rather than fail), resetting freed slots in place up to
-/// [`MEMORY_KEEP_RESIDENT`] and [`TABLE_KEEP_RESIDENT`].
-pub fn create_engine(pool: Option<PoolSizing>) -> Result<Engine, HostError> {
+/// [`MEMORY_KEEP_RESIDENT`] and [`TABLE_KEEP_RESIDENT`]. With `perf_map`, compiled functions
+/// are named for `perf` in `/tmp/perf-<pid>.map`.
+pub fn create_engine(pool: Option<PoolSizing>, perf_map: bool) -> Result<Engine, HostError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.memory_init_cow(true);
+    if perf_map {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     if let Some(pool) = pool {
         let n = pool.instances.max(1);
         let mut pooling = PoolingAllocationConfig::default();

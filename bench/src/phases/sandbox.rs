@@ -297,13 +297,13 @@ pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Res
 
 /// Syncs a workspace of `members` `runs` times on one side (the component in a host, or the
 /// connector built natively) and prints each run's wall time and the CPU time of the thread
-/// that ran it (the mock's excluded): measurement 3 alone, to profile. `concurrency` sizes the
-/// host's pool.
+/// that ran it (the mock's excluded): measurement 3 alone, to profile, in a host built from
+/// `host` (its pool's size, whether it writes a perf map).
 pub async fn profile_sync(
     members: usize,
     runs: usize,
     size: Option<u32>,
-    concurrency: usize,
+    host: host_harness::HostConfig,
     native_side: bool,
 ) -> anyhow::Result<()> {
     let spec = WorkspaceSpec {
@@ -312,10 +312,7 @@ pub async fn profile_sync(
         invites: Scale::sync_invites(members),
     };
     let mock = crate::mock_process::MockProcess::start(std::slice::from_ref(&spec))?;
-    let host = Host::new(host_harness::HostConfig {
-        max_concurrent_calls: concurrency,
-        ..host_harness::HostConfig::default()
-    })?;
+    let host = Host::new(host)?;
     host.add_tenant(&chatgpt_tenant("sync", mock.addr, &spec.account_id), Path::new("."))?;
     let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
     // The sync runs on this thread, so its CPU time leaves the mock's out.

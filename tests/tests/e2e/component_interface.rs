@@ -54,3 +54,23 @@ fn a_component_compiles_once_then_loads_from_the_cache() {
     assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_host_built_for_profiling_names_the_guests_functions_for_perf() {
+    // wasmtime's perf map: one per process, where `perf report` looks for names of JIT code.
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let host = Host::new(HostConfig { perf_map: true, ..HostConfig::default() }).unwrap();
+    host.add_connector("chatgpt", bundled::CHATGPT).unwrap();
+    let names = std::fs::read_to_string(&map);
+    let _ = std::fs::remove_file(&map);
+    let names = names.unwrap();
+    // The guest's own functions, by the names its build kept: what a profile of a sync needs.
+    assert!(
+        names
+            .lines()
+            .any(|line| line.contains("chatgpt_connector") && line.contains("list_accounts")),
+        "no guest function named in {}:\n{}",
+        map.display(),
+        names.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+}
