@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// LLVM's inlining threshold for guests (its default is 225). At 1,000 the 100,000-member sync's
-/// syncing thread used 5 to 17% less CPU in interleaved runs, and the component grew from about
+/// syncing thread used 5 to 22% less CPU in interleaved runs, and the component grew from about
 /// 0.8 to 1.2 MiB; 3,000 grew it to 1.6 MiB and was no faster.
 pub const GUEST_INLINE_THRESHOLD: u32 = 1000;
 
