@@ -5,6 +5,14 @@ use std::path::PathBuf;
 /// Why the host, a connector or a tenant could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// A [`HostConfig`](crate::HostConfig) field holds a value the host cannot run with.
+    #[error("invalid host configuration: `{field}` {message}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// The wasmtime engine could not be created.
     #[error("could not create the WebAssembly engine: {0}")]
     Engine(String),

@@ -150,12 +150,34 @@ type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Sen
 
 impl Host {
     /// Creates the engine, the linker of the sandbox's interfaces and the epoch ticker.
+    /// Refuses a configuration it cannot honour rather than running with another one.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let concurrency = config.max_concurrent_calls.max(1);
-        let pool = config.pooling.then_some(PoolSizing {
-            instances: u32::try_from(concurrency).unwrap_or(u32::MAX),
-            max_memory_bytes: config.max_memory_bytes,
-        });
+        let concurrency = config.max_concurrent_calls;
+        let instances = u32::try_from(concurrency).ok().filter(|&n| n > 0).ok_or_else(|| {
+            HostError::InvalidConfig {
+                field: "max_concurrent_calls",
+                message: format!("is {concurrency}; it must be 1 to {}", u32::MAX),
+            }
+        })?;
+        if let Some(key) = config.default_limits.zero_limit() {
+            return Err(HostError::InvalidConfig {
+                field: "default_limits",
+                message: format!("sets `{key}` to 0, which would fail every call"),
+            });
+        }
+        if config.default_limits.memory_bytes > config.max_memory_bytes {
+            return Err(HostError::InvalidConfig {
+                field: "default_limits.memory_bytes",
+                message: format!(
+                    "is {} bytes, more than `max_memory_bytes` ({} bytes), the most any tenant \
+                     may be given",
+                    config.default_limits.memory_bytes, config.max_memory_bytes
+                ),
+            });
+        }
+        let pool = config
+            .pooling
+            .then_some(PoolSizing { instances, max_memory_bytes: config.max_memory_bytes });
         let engine = create_engine(pool, config.perf_map)?;
         let linker = sandbox_linker(&engine)?;
         let ticker = EpochTicker::start(&engine)?;
@@ -557,4 +579,28 @@ fn sandbox_linker(engine: &Engine) -> Result<Linker<CallState>, HostError> {
     })
     .map_err(fail)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(config: HostConfig) -> String {
+        match Host::new(config) {
+            Err(e @ HostError::InvalidConfig { .. }) => e.to_string(),
+            Err(other) => panic!("refused, but not as a configuration error: {other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_configuration_the_host_cannot_honour_is_refused_by_name() {
+        let err = refusal(HostConfig { max_concurrent_calls: 0, ..HostConfig::default() });
+        assert!(err.contains("`max_concurrent_calls` is 0"), "{err}");
+        let err = refusal(HostConfig { max_memory_bytes: 64 << 20, ..HostConfig::default() });
+        assert!(err.contains("`default_limits.memory_bytes`"), "{err}");
+        let zero_timeout = Limits { call_timeout: std::time::Duration::ZERO, ..Limits::default() };
+        let err = refusal(HostConfig { default_limits: zero_timeout, ..HostConfig::default() });
+        assert!(err.contains("`default_limits` sets `call-timeout-ms` to 0"), "{err}");
+    }
 }

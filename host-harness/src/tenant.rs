@@ -178,9 +178,25 @@ impl Limits {
             ),
             max_concurrent_requests: overrides
                 .max_concurrent_requests
-                .unwrap_or(self.max_concurrent_requests)
-                .max(1),
+                .unwrap_or(self.max_concurrent_requests),
         }
+    }
+
+    /// The first limit set to zero that would fail every call (a zero budget, memory cap,
+    /// response cap or timeout; zero requests in flight would wait out every call's budget), by
+    /// its key in a tenants file. A zero log cap only drops the guest's output, so it is allowed.
+    pub fn zero_limit(&self) -> Option<&'static str> {
+        [
+            ("call-timeout-ms", self.call_timeout.is_zero()),
+            ("memory-mib", self.memory_bytes == 0),
+            ("max-response-bytes", self.max_response_bytes == 0),
+            ("connect-timeout-ms", self.connect_timeout.is_zero()),
+            ("first-byte-timeout-ms", self.first_byte_timeout.is_zero()),
+            ("between-bytes-timeout-ms", self.between_bytes_timeout.is_zero()),
+            ("max-concurrent-requests", self.max_concurrent_requests == 0),
+        ]
+        .into_iter()
+        .find_map(|(key, zero)| zero.then_some(key))
     }
 }
 
@@ -384,6 +400,10 @@ impl TenantConfig {
             credentials.push(OriginCredentials { origin, path_prefix, headers });
         }
         let limits = defaults.with(&self.limits);
+        // The host refuses zero defaults (`Host::new`), so a zero here is the tenant's own.
+        if let Some(key) = limits.zero_limit() {
+            return Err(fail(format!("`limits.{key}` must be more than 0: every call would fail")));
+        }
         Ok(Tenant {
             id: self.id.clone(),
             connector: self.connector.clone(),
@@ -458,6 +478,31 @@ headers = { chatgpt-account-id = "ws-1" }
             assert!(err.contains(want), "{err}");
         }
         assert!(toml::from_str::<TenantsFile>(&FILE.replace("connector =", "conector =")).is_err());
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_by_name_and_a_zero_log_cap_is_not() {
+        let keys = [
+            "call-timeout-ms",
+            "memory-mib",
+            "max-response-bytes",
+            "connect-timeout-ms",
+            "first-byte-timeout-ms",
+            "between-bytes-timeout-ms",
+            "max-concurrent-requests",
+        ];
+        for key in keys {
+            let file: TenantsFile =
+                toml::from_str(&format!("{FILE}[tenant.limits]\n{key} = 0\n")).unwrap();
+            let err = file.tenants[0].validate(Limits::default()).unwrap_err().to_string();
+            assert!(err.contains(&format!("`limits.{key}` must be more than 0")), "{key}: {err}");
+            let file: TenantsFile =
+                toml::from_str(&format!("{FILE}[tenant.limits]\n{key} = 1\n")).unwrap();
+            file.tenants[0].validate(Limits::default()).unwrap();
+        }
+        let file: TenantsFile =
+            toml::from_str(&format!("{FILE}[tenant.limits]\nmax-log-bytes = 0\n")).unwrap();
+        assert_eq!(file.tenants[0].validate(Limits::default()).unwrap().limits.max_log_bytes, 0);
     }
 
     const SCIM_CREDENTIAL: &str = r#"
