@@ -27,6 +27,10 @@ pub const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
 /// The same for each pooled table.
 pub const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
+/// Linear memories one component may define, with pooling: a `wasm32-wasip2` build has one, a
+/// component adapted from preview 1 two.
+pub const MEMORIES_PER_COMPONENT: u32 = 2;
+
 /// How many instances the pooling allocator holds, and how large each memory may be.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSizing {
@@ -52,15 +56,20 @@ pub fn create_engine(pool: Option<PoolSizing>, perf_map: bool) -> Result<Engine,
     if let Some(pool) = pool {
         let n = pool.instances.max(1);
         let mut pooling = PoolingAllocationConfig::default();
-        // A component holds several core instances (the program, wasi adapters, shims).
+        // A component holds several core instances (the program, wasi adapters, shims), but
+        // few memories: one for a `wasm32-wasip2` build, two with a preview-1 adapter; a
+        // component declaring more is refused at load. Memory slots are counted tightly
+        // because wasmtime splits a pool of 128 slots or more into one shard per CPU, each
+        // keeping its own warm slots: at four memories per call, 32 calls on two cores
+        // left 61 slots resident instead of 32 (about 5 MiB more at the run's peak).
         pooling
             .total_component_instances(n)
             .total_core_instances(n.saturating_mul(16))
-            .total_memories(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(MEMORIES_PER_COMPONENT))
             .total_tables(n.saturating_mul(16))
             .total_stacks(n)
             .max_core_instances_per_component(32)
-            .max_memories_per_component(4)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .max_tables_per_component(16)
             .max_memory_size(pool.max_memory_bytes)
             .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)

@@ -1,6 +1,6 @@
 //! The built ChatGPT component exports the contract and imports only what the sandbox provides.
 
-use host_harness::{Host, HostConfig, bundled, imports};
+use host_harness::{Host, HostConfig, HostError, bundled, engine, imports};
 
 #[test]
 fn the_connector_exports_the_contract_and_imports_only_allowed_interfaces() {
@@ -73,4 +73,45 @@ fn a_host_built_for_profiling_names_the_guests_functions_for_perf() {
         map.display(),
         names.lines().take(20).collect::<Vec<_>>().join("\n")
     );
+}
+
+/// A component of `memories` core instances, each defining one linear memory (as a program and
+/// its preview-1 adapter each do).
+fn component_with_memories(memories: u32) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, InstanceSection, MemorySection, MemoryType, Module, ModuleArg, ModuleSection,
+    };
+    let mut memory = MemorySection::new();
+    memory.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut module = Module::new();
+    module.section(&memory);
+    let mut instances = InstanceSection::new();
+    for _ in 0..memories {
+        instances.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+    }
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    component.section(&instances);
+    component.finish()
+}
+
+#[test]
+fn a_component_with_more_memories_than_a_pool_slot_holds_is_refused_at_load() {
+    let host = Host::new(HostConfig::default()).unwrap();
+    let many = engine::MEMORIES_PER_COMPONENT + 1;
+    let err = host.compile("many-memories", &component_with_memories(many)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, HostError::InvalidComponent { .. })
+            && message.contains(&format!("{many} Wasm linear memories")),
+        "{message}"
+    );
+    // At the limit it compiles.
+    host.compile("two-memories", &component_with_memories(engine::MEMORIES_PER_COMPONENT)).unwrap();
 }
