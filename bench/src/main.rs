@@ -11,6 +11,7 @@ mod scale;
 mod wasm;
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -69,12 +70,12 @@ enum Helper {
     /// median and p99. Needs no mock (`info` sends no request).
     PerCall {
         /// Timed calls (after as many again to warm up).
-        #[arg(long, default_value_t = 5_000)]
-        calls: usize,
+        #[arg(long, default_value = "5000")]
+        calls: NonZeroUsize,
         /// Calls the host allows at once (sizes the pool; small keeps the reservation small,
         /// as valgrind needs).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        #[arg(long, default_value = "32")]
+        concurrency: NonZeroUsize,
         /// On-demand allocation instead of the pooling allocator.
         #[arg(long)]
         on_demand: bool,
@@ -86,15 +87,15 @@ enum Helper {
         #[arg(long, default_value_t = 100_000)]
         members: usize,
         /// Syncs to run.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        #[arg(long, default_value = "5")]
+        runs: NonZeroUsize,
         /// Accounts per `list-accounts` call (default: the connector's).
         #[arg(long)]
         size: Option<u32>,
         /// Calls the host allows at once (sizes the pool; `--concurrency 1` keeps the
         /// reservation small enough for valgrind).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        #[arg(long, default_value = "32")]
+        concurrency: NonZeroUsize,
         /// The connector built natively instead of the component in the host.
         #[arg(long)]
         native: bool,
@@ -110,11 +111,11 @@ struct WorkerArgs {
     #[arg(long)]
     mock: SocketAddr,
     #[arg(long)]
-    tenants: usize,
+    tenants: NonZeroUsize,
     #[arg(long)]
     members: usize,
     #[arg(long)]
-    concurrency: usize,
+    concurrency: NonZeroUsize,
     #[arg(long)]
     cache_dir: PathBuf,
 }
@@ -142,22 +143,31 @@ fn main() -> anyhow::Result<()> {
         Some(Helper::ScaleWorker(a)) => {
             let result = runtime()?.block_on(phases::scale::host_worker(
                 a.mock,
-                a.tenants,
+                a.tenants.get(),
                 a.members,
-                a.concurrency,
+                a.concurrency.get(),
                 a.cache_dir,
             ))?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
         Some(Helper::ProcessWorker(a)) => {
-            let result =
-                phases::scale::process_worker(a.mock, a.tenants, a.members, a.concurrency)?;
+            let result = phases::scale::process_worker(
+                a.mock,
+                a.tenants.get(),
+                a.members,
+                a.concurrency.get(),
+            )?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
         Some(Helper::NativeWorker(a)) => {
-            let result = phases::scale::native_worker(a.mock, a.tenants, a.members, a.concurrency)?;
+            let result = phases::scale::native_worker(
+                a.mock,
+                a.tenants.get(),
+                a.members,
+                a.concurrency.get(),
+            )?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
@@ -167,9 +177,9 @@ fn main() -> anyhow::Result<()> {
             // `info` sends no request: the tenant's origin need not answer.
             let mock = SocketAddr::from(([127, 0, 0, 1], 9));
             let summary = runtime()?.block_on(phases::percall::info_calls(
-                calls,
+                calls.get(),
                 !on_demand,
-                concurrency,
+                concurrency.get(),
                 &cache,
                 mock,
             ));
@@ -187,9 +197,13 @@ fn main() -> anyhow::Result<()> {
         Some(Helper::Sync { members, runs, size, concurrency, native, perf_map }) => {
             sequential_runtime()?.block_on(phases::sandbox::profile_sync(
                 members,
-                runs,
+                runs.get(),
                 size,
-                HostConfig { max_concurrent_calls: concurrency, perf_map, ..HostConfig::default() },
+                HostConfig {
+                    max_concurrent_calls: concurrency.get(),
+                    perf_map,
+                    ..HostConfig::default()
+                },
                 native,
             ))
         }
@@ -255,9 +269,10 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(path) = out {
         let command =
             if scale.quick { "connector-bench --quick" } else { "cargo bench -p connector-bench" };
-        let remaining =
-            std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("remaining.md"))
-                .unwrap_or_default();
+        // The table's prose: what was measured, fixed and left, kept beside the code.
+        let prose = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("remaining.md");
+        let remaining = std::fs::read_to_string(&prose)
+            .with_context(|| format!("reading {}", prose.display()))?;
         std::fs::write(&path, report.markdown(command, &report::machine(), &remaining))
             .with_context(|| format!("writing {}", path.display()))?;
         progress(&format!("wrote {}", path.display()));
