@@ -112,45 +112,64 @@ pub async fn host_worker(
     wasm::sync(&host, "t0", None).await?;
     let rss_before = memory::rss().unwrap_or(0);
     memory::reset_peak().context("resetting VmHWM")?;
-    let admission = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    // `concurrency` tasks, each taking the next tenant when its last is done, as the other two
+    // models' threads do: the driver holds no state per waiting tenant.
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..tenants {
-        let (host, admission) = (Arc::clone(&host), Arc::clone(&admission));
-        tasks.spawn(async move {
-            let _permit = admission.acquire_owned().await?;
-            let begun = Instant::now();
-            let mut calls = Vec::new();
-            let mut cursor = None;
-            let mut accounts = 0;
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(tenants) {
+        let (host, next) = (Arc::clone(&host), Arc::clone(&next));
+        workers.spawn(async move {
+            let mut done = Vec::new();
             loop {
-                let call = Instant::now();
-                let report = host
-                    .list_accounts(
-                        &format!("t{i}"),
-                        host_harness::types::PageRequest { cursor, size: None },
-                    )
-                    .await?;
-                calls.push(call.elapsed());
-                let page = report.result.with_context(|| format!("tenant t{i}"))?;
-                accounts += page.accounts.len();
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tenants {
+                    return anyhow::Ok(done);
                 }
+                done.push(host_sync(&host, i, members).await?);
             }
-            ensure!(accounts == members, "tenant t{i} listed {accounts} of {members}");
-            anyhow::Ok((begun.elapsed(), calls))
         });
     }
     let (mut syncs, mut calls) = (Vec::new(), Vec::new());
-    while let Some(joined) = tasks.join_next().await {
-        let (sync, call) = joined??;
-        syncs.push(sync);
-        calls.extend(call);
+    while let Some(joined) = workers.join_next().await {
+        for (sync, call) in joined?? {
+            syncs.push(sync);
+            calls.extend(call);
+        }
     }
     let peak = memory::peak_rss().unwrap_or(0);
     Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
+}
+
+/// Tenant `i`'s sync in the host, checking it listed all `members`: the sync's latency and each
+/// call's.
+async fn host_sync(
+    host: &Host,
+    i: usize,
+    members: usize,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let begun = Instant::now();
+    let mut calls = Vec::new();
+    let mut cursor = None;
+    let mut accounts = 0;
+    loop {
+        let call = Instant::now();
+        let report = host
+            .list_accounts(
+                &format!("t{i}"),
+                host_harness::types::PageRequest { cursor, size: None },
+            )
+            .await?;
+        calls.push(call.elapsed());
+        let page = report.result.with_context(|| format!("tenant t{i}"))?;
+        accounts += page.accounts.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    ensure!(accounts == members, "tenant t{i} listed {accounts} of {members}");
+    Ok((begun.elapsed(), calls))
 }
 
 /// One `native-connector` process: one `list-accounts` call of `account` from `cursor`.
