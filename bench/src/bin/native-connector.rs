@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     let call = ProcessCall {
         accounts: ids.len(),
         next_cursor,
-        peak_rss_bytes: memory::peak_rss().unwrap_or(0),
+        peak_rss_bytes: memory::peak_rss().context("reading VmHWM from /proc/self/status")?,
     };
     println!("{}", serde_json::to_string(&call)?);
     Ok(())
