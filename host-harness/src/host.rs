@@ -68,6 +68,9 @@ impl Default for HostConfig {
 struct LoadedConnector {
     pre: InstancePre<CallState>,
     exports: Exports,
+    /// The largest initial size of its memories, in bytes: a tenant capped below it could run no
+    /// call. Zero when it cannot be known before instantiation (a component importing modules).
+    initial_memory_bytes: u64,
 }
 
 /// The contract's functions among a component's exports, looked up once when it is loaded.
@@ -223,10 +226,16 @@ impl Host {
             connector: name.to_string(),
             message,
         })?;
-        self.connectors
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), Arc::new(LoadedConnector { pre, exports }));
+        // Pages of 64 KiB: the engine does not enable custom page sizes.
+        let initial_memory_bytes = component
+            .resources_required()
+            .and_then(|r| r.max_initial_memory_size)
+            .unwrap_or(0)
+            .saturating_mul(64 << 10);
+        self.connectors.write().unwrap_or_else(|p| p.into_inner()).insert(
+            name.to_string(),
+            Arc::new(LoadedConnector { pre, exports, initial_memory_bytes }),
+        );
         Ok(outcome)
     }
 
@@ -271,6 +280,25 @@ impl Host {
                     });
                 }
             }
+        }
+        let initial = self
+            .connectors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.connector)
+            .map_or(0, |c| c.initial_memory_bytes);
+        if initial > tenant.limits.memory_bytes as u64 {
+            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+            return Err(HostError::InvalidTenant {
+                tenant: tenant.id.clone(),
+                message: format!(
+                    "`limits.memory-mib` gives {:.1} MiB, less than the {:.1} MiB of initial \
+                     memory connector `{}` declares: every call would fail",
+                    mib(tenant.limits.memory_bytes as u64),
+                    mib(initial),
+                    tenant.connector
+                ),
+            });
         }
         let replaced = self
             .tenants

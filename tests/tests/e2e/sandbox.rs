@@ -506,3 +506,24 @@ async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longes
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "A's idle connection was closed, not kept");
     assert_eq!(host.idle_connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_cap_below_the_connectors_initial_memory_is_refused_at_registration() {
+    let server = mock("ws-small-cap", 5, 0).await;
+    let host = host();
+    let mut tenant = server.chatgpt_tenant("small-cap", "ws-small-cap", OWNER_TOKEN);
+    tenant.limits.memory_mib = Some(1);
+    let err = host.add_tenant(&tenant, std::path::Path::new(".")).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, HostError::InvalidTenant { .. })
+            && message.contains("`limits.memory-mib` gives 1.0 MiB, less than the 2.0 MiB"),
+        "{message}"
+    );
+    // At the bundled connector's initial memory (2 MiB, see `connector/build.rs`) it registers,
+    // and its calls run.
+    tenant.limits.memory_mib = Some(2);
+    add(&host, &tenant);
+    let (accounts, _) = list_all(&host, "small-cap", None).await.unwrap();
+    assert_eq!(accounts.len(), 5);
+}
