@@ -53,14 +53,26 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// A field of this process's `/proc/self/status` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read {field} from /proc/self/status")]
+pub struct OwnStatusError {
+    /// The field (`VmRSS`, `VmHWM`).
+    pub field: &'static str,
+}
+
+fn own_status_bytes(field: &'static str) -> Result<u64, OwnStatusError> {
+    status_bytes(None, field).ok_or(OwnStatusError { field })
+}
+
 /// This process's resident memory now, in bytes.
-pub fn rss() -> Option<u64> {
-    status_bytes(None, "VmRSS")
+pub fn rss() -> Result<u64, OwnStatusError> {
+    own_status_bytes("VmRSS")
 }
 
 /// This process's peak resident memory (`VmHWM`), in bytes.
-pub fn peak_rss() -> Option<u64> {
-    status_bytes(None, "VmHWM")
+pub fn peak_rss() -> Result<u64, OwnStatusError> {
+    own_status_bytes("VmHWM")
 }
 
 /// Resets this process's peak resident memory to its current value (Linux 4.0 and later).
@@ -134,8 +146,8 @@ mod tests {
         assert_eq!(parse_field(status, "VmHWM"), Some(2048 * 1024));
         assert_eq!(parse_field(status, "VmSwap"), None);
         // Other tests run beside this one, so the two readings are not compared.
-        assert!(rss().is_some_and(|r| r > 0));
-        assert!(peak_rss().is_some_and(|p| p > 0));
+        assert!(rss().is_ok_and(|r| r > 0));
+        assert!(peak_rss().is_ok_and(|p| p > 0));
     }
 
     #[test]

@@ -40,11 +40,8 @@ fn main() -> anyhow::Result<()> {
     let settings = native::settings_map(&console_base_url(args.addr), account_id);
     let (ids, next_cursor) = native::list_page(&transport, &settings, args.cursor, args.size)
         .with_context(|| format!("list-accounts of {account_id}"))?;
-    let call = ProcessCall {
-        accounts: ids.len(),
-        next_cursor,
-        peak_rss_bytes: memory::peak_rss().context("reading VmHWM from /proc/self/status")?,
-    };
+    let call =
+        ProcessCall { accounts: ids.len(), next_cursor, peak_rss_bytes: memory::peak_rss()? };
     println!("{}", serde_json::to_string(&call)?);
     Ok(())
 }

@@ -110,7 +110,7 @@ pub async fn host_worker(
     }
     // Warm up: one sync, so the code and the pool's first slots are resident before measuring.
     wasm::sync(&host, "t0", None).await?;
-    let rss_before = memory::rss().context("reading VmRSS from /proc/self/status")?;
+    let rss_before = memory::rss()?;
     memory::reset_peak().context("resetting VmHWM")?;
     // `concurrency` tasks, each taking the next tenant when its last is done, as the other two
     // models' threads do: the driver holds no state per waiting tenant.
@@ -137,7 +137,7 @@ pub async fn host_worker(
             calls.extend(call);
         }
     }
-    let peak = memory::peak_rss().context("reading VmHWM from /proc/self/status")?;
+    let peak = memory::peak_rss()?;
     Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
 }
 
@@ -270,7 +270,7 @@ pub fn process_worker(
         exe.display()
     );
     let sampler = RssSampler::start(Duration::from_millis(1))?;
-    let rss_before = memory::rss().context("reading VmRSS from /proc/self/status")?;
+    let rss_before = memory::rss()?;
     let started = Instant::now();
     let done =
         on_threads(tenants, concurrency, |i| process_sync(&exe, mock, i, members, &sampler))?;
@@ -313,13 +313,13 @@ pub fn native_worker(
 ) -> anyhow::Result<ScaleResult> {
     // Warm up as the host worker does, so both measure from the same state.
     native_sync(mock, 0, members)?;
-    let rss_before = memory::rss().context("reading VmRSS from /proc/self/status")?;
+    let rss_before = memory::rss()?;
     memory::reset_peak().context("resetting VmHWM")?;
     let started = Instant::now();
     let (syncs, calls): (Vec<_>, Vec<_>) =
         on_threads(tenants, concurrency, |i| native_sync(mock, i, members))?.into_iter().unzip();
     let calls: Vec<_> = calls.into_iter().flatten().collect();
-    let peak = memory::peak_rss().context("reading VmHWM from /proc/self/status")?;
+    let peak = memory::peak_rss()?;
     Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
 }
 
