@@ -1,5 +1,6 @@
 //! The process-wide wasmtime engine and its epoch ticker.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -35,7 +36,7 @@ pub const MEMORIES_PER_COMPONENT: u32 = 2;
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSizing {
     /// Calls (component instances) alive at once.
-    pub instances: u32,
+    pub instances: NonZeroU32,
     /// Largest linear memory of one instance, in bytes.
     pub max_memory_bytes: usize,
 }
@@ -54,7 +55,7 @@ pub fn create_engine(pool: Option<PoolSizing>, perf_map: bool) -> Result<Engine,
         config.profiler(ProfilingStrategy::PerfMap);
     }
     if let Some(pool) = pool {
-        let n = pool.instances.max(1);
+        let n = pool.instances.get();
         let mut pooling = PoolingAllocationConfig::default();
         // A component holds several core instances (the program, wasi adapters, shims), but
         // few memories: one for a `wasm32-wasip2` build, two with a preview-1 adapter; a

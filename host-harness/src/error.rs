@@ -46,6 +46,22 @@ pub enum HostError {
         /// What it exports.
         found: String,
     },
+    /// Replacing a connector was refused: registered tenants of that name are capped below the
+    /// new component's initial memory, so every one of their calls would fail. The connector
+    /// they run is kept.
+    #[error(
+        "connector `{connector}` was not replaced: it declares {initial_memory_mib:.1} MiB of \
+         initial memory, more than `limits.memory-mib` gives tenant(s) {}; raise their caps first",
+        .tenants.join(", ")
+    )]
+    TenantsBelowInitialMemory {
+        /// Connector name.
+        connector: String,
+        /// The new component's initial memory, in MiB.
+        initial_memory_mib: f64,
+        /// The tenants capped below it, sorted.
+        tenants: Vec<String>,
+    },
     /// A connector file could not be read.
     #[error("could not read connector file {path}: {source}")]
     ReadConnector {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,12 +157,13 @@ impl Host {
     /// Refuses a configuration it cannot honour rather than running with another one.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let concurrency = config.max_concurrent_calls;
-        let instances = u32::try_from(concurrency).ok().filter(|&n| n > 0).ok_or_else(|| {
-            HostError::InvalidConfig {
-                field: "max_concurrent_calls",
-                message: format!("is {concurrency}; it must be 1 to {}", u32::MAX),
-            }
-        })?;
+        let instances =
+            u32::try_from(concurrency).ok().and_then(NonZeroU32::new).ok_or_else(|| {
+                HostError::InvalidConfig {
+                    field: "max_concurrent_calls",
+                    message: format!("is {concurrency}; it must be 1 to {}", u32::MAX),
+                }
+            })?;
         if let Some(key) = config.default_limits.zero_limit() {
             return Err(HostError::InvalidConfig {
                 field: "default_limits",
@@ -211,8 +213,18 @@ impl Host {
     }
 
     /// Compiles (or loads from the cache) and checks a connector component, and registers it
-    /// under `name`. A component importing anything the sandbox does not provide is refused.
+    /// under `name`. A component importing anything the sandbox does not provide is refused, and
+    /// so is one replacing a connector whose registered tenants are capped below its initial
+    /// memory (the connector they run is kept).
     pub fn add_connector(&self, name: &str, bytes: &[u8]) -> Result<CacheOutcome, HostError> {
+        // Held while checking the tenants and replacing, so that a tenant registered meanwhile
+        // is checked against the connector it will run.
+        let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.load_connector(name, bytes)
+    }
+
+    /// [`Host::add_connector`], with the load lock held.
+    fn load_connector(&self, name: &str, bytes: &[u8]) -> Result<CacheOutcome, HostError> {
         let (component, outcome) = self.cache.load(&self.engine, name, bytes)?;
         imports::check(&self.engine, name, &component)?;
         let invalid = |e: wasmtime::Error| HostError::InvalidComponent {
@@ -232,6 +244,24 @@ impl Host {
             .and_then(|r| r.max_initial_memory_size)
             .unwrap_or(0)
             .saturating_mul(64 << 10);
+        let mut capped_below: Vec<String> = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|t| {
+                t.connector == name && (t.limits.memory_bytes as u64) < initial_memory_bytes
+            })
+            .map(|t| t.id.clone())
+            .collect();
+        if !capped_below.is_empty() {
+            capped_below.sort_unstable();
+            return Err(HostError::TenantsBelowInitialMemory {
+                connector: name.to_string(),
+                initial_memory_mib: mib(initial_memory_bytes),
+                tenants: capped_below,
+            });
+        }
         self.connectors.write().unwrap_or_else(|p| p.into_inner()).insert(
             name.to_string(),
             Arc::new(LoadedConnector { pre, exports, initial_memory_bytes }),
@@ -265,13 +295,13 @@ impl Host {
             if !self.has_connector(&key) {
                 let bytes = std::fs::read(&path)
                     .map_err(|source| HostError::ReadConnector { path: path.clone(), source })?;
-                self.add_connector(&key, &bytes)?;
+                self.load_connector(&key, &bytes)?;
             }
             tenant.connector = key;
         } else if !self.has_connector(&tenant.connector) {
             match bundled::bytes(&tenant.connector) {
                 Some(bytes) => {
-                    self.add_connector(&tenant.connector, bytes)?;
+                    self.load_connector(&tenant.connector, bytes)?;
                 }
                 None => {
                     return Err(HostError::UnknownConnector {
@@ -288,7 +318,6 @@ impl Host {
             .get(&tenant.connector)
             .map_or(0, |c| c.initial_memory_bytes);
         if initial > tenant.limits.memory_bytes as u64 {
-            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
             return Err(HostError::InvalidTenant {
                 tenant: tenant.id.clone(),
                 message: format!(
@@ -517,6 +546,11 @@ impl Host {
 
 /// Names the root cause of a failed call: a memory cap, a refused request or an oversized
 /// response explains whatever the guest then reported or crashed with.
+/// `bytes` in MiB, for messages.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
 fn classify<T>(
     result: Result<T, CallError>,
     memory_exceeded: bool,

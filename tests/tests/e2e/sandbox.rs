@@ -527,3 +527,40 @@ async fn a_memory_cap_below_the_connectors_initial_memory_is_refused_at_registra
     let (accounts, _) = list_all(&host, "small-cap", None).await.unwrap();
     assert_eq!(accounts.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_is_not_replaced_under_tenants_capped_below_its_initial_memory() {
+    let server = mock("ws-swap", 5, 0).await;
+    let host = host();
+    let hostile = std::fs::read(env!("HOSTILE_GUEST_WASM")).unwrap();
+    host.add_connector("shared", host_harness::bundled::CHATGPT).unwrap();
+    let tenant = |id: &str, mib: u64| {
+        let mut tenant = server.chatgpt_tenant(id, "ws-swap", OWNER_TOKEN);
+        tenant.connector = "shared".to_string();
+        tenant.limits.memory_mib = Some(mib);
+        tenant
+    };
+    add(&host, &tenant("roomy", 4));
+    add(&host, &tenant("tight-b", 2));
+    add(&host, &tenant("tight-a", 2));
+    // The hostile guest declares 3 MiB of initial memory (its build.rs): both 2 MiB tenants are
+    // named, the 4 MiB one is not.
+    let err = host.add_connector("shared", &hostile).unwrap_err();
+    assert!(
+        matches!(&err, HostError::TenantsBelowInitialMemory { tenants, .. }
+            if tenants == &["tight-a", "tight-b"]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("declares 3.0 MiB of initial memory"), "{err}");
+    // The connector they run was kept: their calls still list the workspace.
+    for id in ["tight-a", "tight-b", "roomy"] {
+        let (accounts, _) = list_all(&host, id, None).await.unwrap();
+        assert_eq!(accounts.len(), 5, "{id}");
+    }
+    // With the tight tenants given room, the same component replaces the connector.
+    add(&host, &tenant("tight-a", 3));
+    add(&host, &tenant("tight-b", 3));
+    host.add_connector("shared", &hostile).unwrap();
+    let info = host.info("roomy").await.unwrap().result.unwrap();
+    assert_eq!(info.name, "hostile", "the replacement answers");
+}
