@@ -120,6 +120,23 @@ struct WorkerArgs {
     cache_dir: PathBuf,
 }
 
+impl WorkerArgs {
+    fn workload(&self) -> phases::scale::Workload {
+        phases::scale::Workload {
+            mock: self.mock,
+            tenants: self.tenants.get(),
+            members: self.members,
+            concurrency: self.concurrency.get(),
+        }
+    }
+}
+
+/// A worker's result, as the driver reads it from the worker's stdout.
+fn print_json(result: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(result)?);
+    Ok(())
+}
+
 /// The runtime of the tenants-at-scale worker: one thread per core, as an embedder serving many
 /// tenants runs the host.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -141,36 +158,10 @@ fn main() -> anyhow::Result<()> {
             mock_process::serve(&specs, latency_ms.map(std::time::Duration::from_millis))
         }
         Some(Helper::ScaleWorker(a)) => {
-            let result = runtime()?.block_on(phases::scale::host_worker(
-                a.mock,
-                a.tenants.get(),
-                a.members,
-                a.concurrency.get(),
-                a.cache_dir,
-            ))?;
-            println!("{}", serde_json::to_string(&result)?);
-            Ok(())
+            print_json(&runtime()?.block_on(phases::scale::host_worker(a.workload(), a.cache_dir))?)
         }
-        Some(Helper::ProcessWorker(a)) => {
-            let result = phases::scale::process_worker(
-                a.mock,
-                a.tenants.get(),
-                a.members,
-                a.concurrency.get(),
-            )?;
-            println!("{}", serde_json::to_string(&result)?);
-            Ok(())
-        }
-        Some(Helper::NativeWorker(a)) => {
-            let result = phases::scale::native_worker(
-                a.mock,
-                a.tenants.get(),
-                a.members,
-                a.concurrency.get(),
-            )?;
-            println!("{}", serde_json::to_string(&result)?);
-            Ok(())
-        }
+        Some(Helper::ProcessWorker(a)) => print_json(&phases::scale::process_worker(a.workload())?),
+        Some(Helper::NativeWorker(a)) => print_json(&phases::scale::native_worker(a.workload())?),
         Some(Helper::PerCall { calls, concurrency, on_demand }) => {
             let cache =
                 std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()));

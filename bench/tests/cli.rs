@@ -23,3 +23,36 @@ fn a_zero_count_is_refused_by_name() {
     let err = refused(&["per-call", "--calls=-3"]);
     assert!(err.contains("invalid value '-3' for '--calls"), "{err}");
 }
+
+#[test]
+fn the_sync_profile_names_the_guests_functions_for_perf_only_when_asked() {
+    // Runs `sync` on a small workspace; returns its output and the perf map it left, if any.
+    let sync = |extra: &[&str]| {
+        let child = Command::new(env!("CARGO_BIN_EXE_connector-bench"))
+            .args(["sync", "--members", "200", "--runs", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "sync {extra:?} failed");
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        (String::from_utf8_lossy(&out.stdout).into_owned(), text)
+    };
+    let (out, map) = sync(&["--perf-map"]);
+    assert!(out.contains("run 1: 202 accounts in"), "{out}");
+    let map = map.expect("with --perf-map, the host writes /tmp/perf-<pid>.map");
+    // Each line is `address size name`; the guest's own functions are among the names.
+    let guest: Vec<&str> = map.lines().filter(|l| l.contains("chatgpt_connector::")).collect();
+    assert!(!guest.is_empty(), "no function of the guest is named");
+    for line in guest {
+        let fields: Vec<&str> = line.splitn(3, ' ').collect();
+        assert!(fields.len() == 3 && fields[0].starts_with("0x"), "{line}");
+        assert!(u64::from_str_radix(fields[1], 16).is_ok(), "{line}");
+    }
+    let (out, map) = sync(&[]);
+    assert!(out.contains("run 1: 202 accounts in"), "{out}");
+    assert!(map.is_none(), "without --perf-map, no perf map is written");
+}

@@ -88,15 +88,23 @@ impl ScaleResult {
     }
 }
 
+/// The work each model of the tenants-at-scale run does, as its worker process is told it.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// The mock serving every tenant's workspace.
+    pub mock: SocketAddr,
+    /// Tenants to sync (`t0`, `t1`, ..., each with the workspace `ws-tenant-<i>`).
+    pub tenants: usize,
+    /// Members of each workspace.
+    pub members: usize,
+    /// Tenant syncs in flight at once.
+    pub concurrency: usize,
+}
+
 /// The host side (in the worker process): every tenant syncs its workspace; at most
 /// `concurrency` syncs (and calls) in flight.
-pub async fn host_worker(
-    mock: SocketAddr,
-    tenants: usize,
-    members: usize,
-    concurrency: usize,
-    cache_dir: PathBuf,
-) -> anyhow::Result<ScaleResult> {
+pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<ScaleResult> {
+    let Workload { mock, tenants, members, concurrency } = work;
     let host = Arc::new(Host::new(HostConfig {
         cache_dir: Some(cache_dir),
         max_concurrent_calls: concurrency,
@@ -257,12 +265,8 @@ fn timed_sync(
 /// host, each tenant's calls run in sequence, and at most `concurrency` tenant syncs run at a time
 /// (so at most `concurrency` processes are alive). Memory is the sampled sum of the live
 /// children's resident memory plus this process's.
-pub fn process_worker(
-    mock: SocketAddr,
-    tenants: usize,
-    members: usize,
-    concurrency: usize,
-) -> anyhow::Result<ScaleResult> {
+pub fn process_worker(work: Workload) -> anyhow::Result<ScaleResult> {
+    let Workload { mock, tenants, members, concurrency } = work;
     let exe = std::env::current_exe()?.with_file_name("native-connector");
     ensure!(
         exe.exists(),
@@ -305,12 +309,8 @@ fn native_sync(
 /// The same work with no sandbox and no process per call (in the worker process): the native
 /// connector syncs every tenant on `concurrency` threads of this process, one tenant at a time
 /// each. What a host costing nothing beyond the connector's own native code would reach.
-pub fn native_worker(
-    mock: SocketAddr,
-    tenants: usize,
-    members: usize,
-    concurrency: usize,
-) -> anyhow::Result<ScaleResult> {
+pub fn native_worker(work: Workload) -> anyhow::Result<ScaleResult> {
+    let Workload { mock, tenants, members, concurrency } = work;
     // Warm up as the host worker does, so both measure from the same state.
     native_sync(mock, 0, members)?;
     let rss_before = memory::rss()?;
