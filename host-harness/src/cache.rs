@@ -1,9 +1,14 @@
 //! Compile-once cache: components are compiled to native code once and kept on disk, keyed by
 //! the hash of their bytes and the engine's compatibility hash.
+//!
+//! Every new build of a connector, and every host upgrade that changes the engine, adds an entry
+//! of a few MiB that nothing would ever read again, so the directory is bounded: storing an entry
+//! evicts the least recently used others (a load marks its entry used) until the total fits.
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -20,10 +25,18 @@ pub enum CacheOutcome {
     Loaded,
 }
 
+/// Bytes of compiled components a cache directory keeps by default: about a hundred builds of
+/// the bundled connector (about 2.5 MiB each).
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
+/// The file name ending of compiled components; eviction counts and removes only these.
+const ENTRY_EXTENSION: &str = "cwasm";
+
 /// The on-disk cache of precompiled components.
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    max_bytes: u64,
 }
 
 /// `Hasher` over SHA-256, so the engine's compatibility hash is stable across Rust releases.
@@ -42,9 +55,10 @@ impl Hasher for Sha256Hasher {
 }
 
 impl ComponentCache {
-    /// A cache in `dir`, or none (compile every time) when `dir` is `None`.
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        ComponentCache { dir }
+    /// A cache in `dir` keeping at most `max_bytes` of compiled components (the entry stored
+    /// last is kept even when larger), or none (compile every time) when `dir` is `None`.
+    pub fn new(dir: Option<PathBuf>, max_bytes: u64) -> Self {
+        ComponentCache { dir, max_bytes }
     }
 
     /// The default cache directory: `$XDG_CACHE_HOME/accessgov-harness` or `~/.cache/accessgov-harness`.
@@ -80,7 +94,7 @@ impl ComponentCache {
         let Some(dir) = &self.dir else {
             return Ok((compile()?, CacheOutcome::Compiled));
         };
-        let path = dir.join(format!("{}.cwasm", Self::key(engine, bytes)));
+        let path = dir.join(format!("{}.{ENTRY_EXTENSION}", Self::key(engine, bytes)));
         // Read into memory rather than mmap: a cache file truncated or rewritten in place by
         // someone else must not be able to fault a running host (SIGBUS).
         if let Ok(serialized) = std::fs::read(&path) {
@@ -90,7 +104,10 @@ impl ComponentCache {
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize(engine, &serialized) };
             match loaded {
-                Ok(component) => return Ok((component, CacheOutcome::Loaded)),
+                Ok(component) => {
+                    mark_used(&path);
+                    return Ok((component, CacheOutcome::Loaded));
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "unreadable cache entry; recompiling")
                 }
@@ -98,8 +115,20 @@ impl ComponentCache {
         }
         let component = compile()?;
         // The cache only saves time: a failure to store is reported, not fatal.
-        if let Err(message) = store(dir, &path, &component) {
-            tracing::warn!(path = %path.display(), %message, "could not store the compiled component");
+        match store(dir, &path, &component) {
+            Ok(()) => match evict(dir, self.max_bytes, &path) {
+                Ok(evicted) => {
+                    for old in evicted {
+                        tracing::info!(path = %old.display(), "evicted from the compile cache");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not bound the compile cache")
+                }
+            },
+            Err(message) => {
+                tracing::warn!(path = %path.display(), %message, "could not store the compiled component")
+            }
         }
         Ok((component, CacheOutcome::Compiled))
     }
@@ -119,6 +148,113 @@ fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
     })
 }
 
+/// Marks the entry at `path` as just used (its modification time), so eviction keeps it over
+/// entries used longer ago. A cache directory the host may only read is still used as it is.
+fn mark_used(path: &Path) {
+    let touched = std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|file| file.set_modified(SystemTime::now()));
+    if let Err(e) = touched {
+        tracing::debug!(path = %path.display(), error = %e, "could not mark a cache entry as used");
+    }
+}
+
+/// Removes the least recently used entries of `dir` other than `keep` until the entries'
+/// total size is at most `max_bytes`; returns the removed paths. An entry another host removed
+/// meanwhile is skipped; files that are not entries (a writer's temporary file) are left alone.
+fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries = Vec::new();
+    let mut total: u64 = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != ENTRY_EXTENSION) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        total = total.saturating_add(meta.len());
+        if path != keep {
+            entries.push((meta.modified()?, meta.len(), path));
+        }
+    }
+    entries.sort_by_key(|(used, _, _)| *used);
+    let mut evicted = Vec::new();
+    for (_, len, path) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => evicted.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        total = total.saturating_sub(len);
+    }
+    Ok(evicted)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An empty component carrying `tag` in a custom section, so each tag has its own entry.
+    fn component(tag: &str) -> Vec<u8> {
+        let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+        let name = b"tag";
+        let body_len = 1 + name.len() + tag.len();
+        bytes.push(0);
+        bytes.push(u8::try_from(body_len).unwrap());
+        bytes.push(u8::try_from(name.len()).unwrap());
+        bytes.extend_from_slice(name);
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes
+    }
+
+    fn entry(dir: &Path, engine: &Engine, tag: &str) -> PathBuf {
+        dir.join(format!("{}.{ENTRY_EXTENSION}", ComponentCache::key(engine, &component(tag))))
+    }
+
+    /// Sets when the entry of `tag` was last used to `seconds_ago`.
+    fn used(dir: &Path, engine: &Engine, tag: &str, seconds_ago: u64) {
+        let file = std::fs::File::options().append(true).open(entry(dir, engine, tag)).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(seconds_ago)).unwrap();
+    }
+
+    #[test]
+    fn storing_evicts_the_least_recently_used_entries_beyond_the_bound() {
+        let dir = std::env::temp_dir().join(format!("cache-evict-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine = Engine::default();
+        let load = |cache: &ComponentCache, tag: &str| cache.load(&engine, tag, &component(tag));
+        // Every entry is an empty component, so all are about the same size.
+        let unbounded = ComponentCache::new(Some(dir.clone()), u64::MAX);
+        assert_eq!(load(&unbounded, "a").unwrap().1, CacheOutcome::Compiled);
+        let size = std::fs::metadata(entry(&dir, &engine, "a")).unwrap().len();
+        std::fs::write(dir.join("notes.txt"), "not an entry").unwrap();
+
+        let cache = ComponentCache::new(Some(dir.clone()), size * 2 + size / 2);
+        assert_eq!(load(&cache, "b").unwrap().1, CacheOutcome::Compiled);
+        used(&dir, &engine, "a", 300);
+        used(&dir, &engine, "b", 200);
+        // Loading `a` marks it used: `b` is now the one used longest ago.
+        assert_eq!(load(&cache, "a").unwrap().1, CacheOutcome::Loaded);
+        assert_eq!(load(&cache, "c").unwrap().1, CacheOutcome::Compiled);
+        let exists = |tag: &str| entry(&dir, &engine, tag).exists();
+        assert_eq!((exists("a"), exists("b"), exists("c")), (true, false, true));
+        assert!(dir.join("notes.txt").exists(), "a file that is not an entry is left alone");
+        assert_eq!(load(&cache, "b").unwrap().1, CacheOutcome::Compiled, "evicted, so compiled");
+
+        // An entry larger than the whole bound is still kept: it was just stored.
+        let tiny = ComponentCache::new(Some(dir.clone()), 1);
+        assert_eq!(load(&tiny, "d").unwrap().1, CacheOutcome::Compiled);
+        assert_eq!(["a", "b", "c", "d"].map(exists), [false, false, false, true]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -33,6 +33,9 @@ use crate::{bundled, imports};
 pub struct HostConfig {
     /// Directory of the compile cache; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of compiled components the cache directory keeps; storing a new one
+    /// evicts the least recently used others beyond it.
+    pub cache_max_bytes: u64,
     /// Limits for tenants that set none.
     pub default_limits: Limits,
     /// Calls running at once, across tenants; further calls wait their turn. Sizes the pool.
@@ -54,6 +57,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             cache_dir: None,
+            cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
             default_limits: Limits::default(),
             max_concurrent_calls: 32,
             max_memory_bytes: 256 << 20,
@@ -164,6 +168,14 @@ impl Host {
                     message: format!("is {concurrency}; it must be 1 to {}", u32::MAX),
                 }
             })?;
+        if config.cache_max_bytes == 0 {
+            return Err(HostError::InvalidConfig {
+                field: "cache_max_bytes",
+                message: "is 0, which would evict every other entry on each store; set \
+                          `cache_dir` to `None` to compile without a cache"
+                    .to_string(),
+            });
+        }
         if let Some(key) = config.default_limits.zero_limit() {
             return Err(HostError::InvalidConfig {
                 field: "default_limits",
@@ -189,7 +201,7 @@ impl Host {
         Ok(Host {
             engine,
             linker,
-            cache: ComponentCache::new(config.cache_dir),
+            cache: ComponentCache::new(config.cache_dir, config.cache_max_bytes),
             default_limits: config.default_limits,
             connectors: RwLock::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
@@ -664,5 +676,7 @@ mod tests {
         let zero_timeout = Limits { call_timeout: std::time::Duration::ZERO, ..Limits::default() };
         let err = refusal(HostConfig { default_limits: zero_timeout, ..HostConfig::default() });
         assert!(err.contains("`default_limits` sets `call-timeout-ms` to 0"), "{err}");
+        let err = refusal(HostConfig { cache_max_bytes: 0, ..HostConfig::default() });
+        assert!(err.contains("`cache_max_bytes` is 0"), "{err}");
     }
 }

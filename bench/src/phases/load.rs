@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use host_harness::Host;
-use host_harness::cache::{CacheOutcome, ComponentCache};
+use host_harness::cache::{self, CacheOutcome, ComponentCache};
 
 use crate::report::{Row, duration, ratio};
 use crate::scale::Scale;
@@ -18,13 +18,14 @@ pub fn run(scale: &Scale, host: &Host, cache_dir: &Path) -> anyhow::Result<Vec<R
     let mut compiles = Vec::new();
     for _ in 0..scale.compiles {
         let started = Instant::now();
-        let (_, outcome) = ComponentCache::new(None).load(engine, "chatgpt", bytes)?;
+        let (_, outcome) =
+            ComponentCache::new(None, cache::DEFAULT_MAX_BYTES).load(engine, "chatgpt", bytes)?;
         compiles.push(started.elapsed());
         if outcome != CacheOutcome::Compiled {
             bail!("an uncached load did not compile");
         }
     }
-    let cache = ComponentCache::new(Some(cache_dir.to_path_buf()));
+    let cache = ComponentCache::new(Some(cache_dir.to_path_buf()), cache::DEFAULT_MAX_BYTES);
     cache.load(engine, "chatgpt", bytes)?;
     let mut loads: Vec<Duration> = Vec::new();
     for _ in 0..scale.cache_loads {

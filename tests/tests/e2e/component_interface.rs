@@ -56,6 +56,50 @@ fn a_component_compiles_once_then_loads_from_the_cache() {
 }
 
 #[test]
+fn the_compile_cache_keeps_to_its_bound_evicting_the_connector_used_longest_ago() {
+    use host_harness::cache::CacheOutcome::{Compiled, Loaded};
+    use host_harness::cache::ComponentCache;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cache-bound-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let hostile = std::fs::read(env!("HOSTILE_GUEST_WASM")).unwrap();
+    let variant = std::fs::read(env!("BROKEN_REPEAT_CURSOR_WASM")).unwrap();
+    let host = |cache_max_bytes| {
+        Host::new(HostConfig {
+            cache_dir: Some(dir.clone()),
+            cache_max_bytes,
+            ..HostConfig::default()
+        })
+        .unwrap()
+    };
+    let entry = |host: &Host, bytes: &[u8]| {
+        dir.join(format!("{}.cwasm", ComponentCache::key(host.engine(), bytes)))
+    };
+    let size = |path: std::path::PathBuf| std::fs::metadata(path).unwrap().len();
+
+    let unbounded = host(u64::MAX);
+    assert_eq!(unbounded.add_connector("chatgpt", bundled::CHATGPT).unwrap(), Compiled);
+    assert_eq!(unbounded.add_connector("hostile", &hostile).unwrap(), Compiled);
+    let chatgpt_size = size(entry(&unbounded, bundled::CHATGPT));
+    // Room for these two and a quarter of another: a third build of the connector does not fit.
+    let bound = chatgpt_size + size(entry(&unbounded, &hostile)) + chatgpt_size / 4;
+    let host = host(bound);
+    assert_eq!(host.add_connector("hostile", &hostile).unwrap(), Loaded);
+    assert_eq!(host.add_connector("variant", &variant).unwrap(), Compiled);
+    let exists = |bytes: &[u8]| entry(&host, bytes).exists();
+    assert_eq!(
+        (exists(bundled::CHATGPT), exists(&hostile), exists(&variant)),
+        (false, true, true),
+        "the connector used longest ago is evicted"
+    );
+    let total: u64 =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(total <= bound, "{total} bytes kept, over the bound of {bound}");
+    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), Compiled);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_host_built_for_profiling_names_the_guests_functions_for_perf() {
     // wasmtime's perf map: one per process, where `perf report` looks for names of JIT code.
     let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
