@@ -5,7 +5,7 @@
 //! provider provisioned can be group members, because the directory drops members that do not
 //! resolve to one of its users. Changes to one group within a batch become one `PATCH`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::api::WriteError;
 use crate::connector::{ChatGptConnector, INVITE_ID_PREFIX, member_account};
@@ -95,23 +95,37 @@ impl<T: Transport> ChatGptConnector<T> {
     /// A client of the tenant's SCIM directory, when one is configured.
     pub(crate) fn scim(&self) -> Option<ScimClient<'_, T>> {
         let base = self.settings.scim_base_url.clone()?;
-        Some(ScimClient::new(&self.transport, base, self.settings.retry))
+        Some(ScimClient::new(
+            &self.transport,
+            base,
+            self.settings.retry,
+            self.settings.read_concurrency,
+        ))
     }
 
     /// Adds the `group:*` entitlements each account holds. Only SCIM-managed people can be in
     /// groups; a member's SCIM id is their console id, an invite's is looked up by email.
     pub(crate) fn add_groups(&self, accounts: &mut [Account]) -> Result<(), ConnectorError> {
         let Some(scim) = self.scim() else { return Ok(()) };
+        let mut managed: Vec<&mut Account> =
+            accounts.iter_mut().filter(|a| a.managed_by.as_deref() == Some("scim")).collect();
+        if managed.is_empty() {
+            return Ok(());
+        }
         let groups = scim.all_groups()?;
         if groups.iter().all(|g| g.members.is_empty()) {
             return Ok(());
         }
         let memberships = Memberships::of(&groups);
-        for account in accounts.iter_mut().filter(|a| a.managed_by.as_deref() == Some("scim")) {
-            let scim_id = match (account.id.strip_prefix(INVITE_ID_PREFIX), &account.email) {
-                (None, _) => Some(account.id.clone()),
-                (Some(_), Some(email)) => scim.user_by_email(email)?.map(|u| u.id),
-                (Some(_), None) => None,
+        let invited = |a: &Account| a.id.starts_with(INVITE_ID_PREFIX);
+        let emails: Vec<&str> =
+            managed.iter().filter(|a| invited(a)).filter_map(|a| a.email.as_deref()).collect();
+        let mut invite_ids = scim.users_by_email(&emails)?.into_iter();
+        for account in &mut managed {
+            let scim_id = match (invited(account), &account.email) {
+                (false, _) => Some(account.id.clone()),
+                (true, Some(_)) => invite_ids.next().flatten().map(|u| u.id),
+                (true, None) => None,
             };
             if let Some(id) = scim_id {
                 account.entitlements.extend(memberships.entitlements(&id));
@@ -284,17 +298,13 @@ impl<T: Transport> ChatGptConnector<T> {
             .collect();
         let console = self.console();
         let found = self.lookup(&console, &refs)?;
-        let directory: Option<HashMap<String, ScimUser>> = if found.len() > SNAPSHOT_THRESHOLD {
-            Some(scim.all_users()?.into_iter().map(|u| (u.user_name.to_lowercase(), u)).collect())
-        } else {
-            None
-        };
-
         let mut people: HashMap<String, Result<usize, ConnectorError>> = HashMap::new();
-        let mut list: Vec<Person> = Vec::new();
+        // Each person's key, console account and email, in the order the changes name them.
+        let mut accounts: Vec<(String, Account, String)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for (_, change) in changes {
             let Ok(key) = reference_key(&change.account) else { continue };
-            if people.contains_key(&key) {
+            if !seen.insert(key.clone()) {
                 continue;
             }
             let (member, invite) = found.get(&key).cloned().unwrap_or_default();
@@ -312,10 +322,22 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
             };
             let email = account.email.clone().unwrap_or_default();
-            let user = match &directory {
-                Some(directory) => directory.get(&email.to_lowercase()).cloned(),
-                None => scim.user_by_email(&email)?,
-            };
+            accounts.push((key, account, email));
+        }
+        // Many people: one listing of the directory. Few: a lookup each, sent together.
+        let users: Vec<Option<ScimUser>> = if found.len() > SNAPSHOT_THRESHOLD {
+            let directory: HashMap<String, ScimUser> =
+                scim.all_users()?.into_iter().map(|u| (u.user_name.to_lowercase(), u)).collect();
+            accounts
+                .iter()
+                .map(|(_, _, email)| directory.get(&email.to_lowercase()).cloned())
+                .collect()
+        } else {
+            let emails: Vec<&str> = accounts.iter().map(|(_, _, email)| email.as_str()).collect();
+            scim.users_by_email(&emails)?
+        };
+        let mut list: Vec<Person> = Vec::new();
+        for ((key, account, email), user) in accounts.into_iter().zip(users) {
             let person = match user {
                 None => Err(ConnectorError::Conflict(format!(
                     "{email} is not provisioned through SCIM, so it cannot be in a SCIM group; provision them from the identity provider first"

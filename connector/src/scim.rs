@@ -76,12 +76,18 @@ impl ScimGroup {
 /// A typed client of the SCIM directory at `scim-base-url`.
 pub struct ScimClient<'a, T: Transport> {
     http: ConsoleClient<'a, T>,
+    /// Reads sent together at most (the connector's `read-concurrency`).
+    concurrency: usize,
 }
 
 impl<'a, T: Transport> ScimClient<'a, T> {
-    /// A client of the directory at `base` (no trailing slash).
-    pub fn new(transport: &'a T, base: String, policy: RetryPolicy) -> Self {
-        ScimClient { http: ConsoleClient::on(Surface::Scim, transport, base, policy) }
+    /// A client of the directory at `base` (no trailing slash), sending up to `concurrency`
+    /// independent reads together.
+    pub fn new(transport: &'a T, base: String, policy: RetryPolicy, concurrency: u32) -> Self {
+        ScimClient {
+            http: ConsoleClient::on(Surface::Scim, transport, base, policy),
+            concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX).max(1),
+        }
     }
 
     /// `GET /Groups?startIndex&count` without the members, for listing the groups themselves.
@@ -113,10 +119,21 @@ impl<'a, T: Transport> ScimClient<'a, T> {
     /// The user whose `userName` is `email` (compared case-insensitively, as RFC 7643 defines
     /// `userName`), if the directory has one.
     pub fn user_by_email(&self, email: &str) -> Result<Option<ScimUser>, ConnectorError> {
-        let filter = format!("userName eq {}", Value::String(email.to_string()));
-        let page: ListResponse<ScimUser> =
-            self.get(&format!("Users?filter={}&count=2", encode_query(&filter)))?;
-        Ok(page.resources.into_iter().find(|u| u.user_name.eq_ignore_ascii_case(email)))
+        let page: ListResponse<ScimUser> = self.get(&user_by_email_path(email))?;
+        Ok(user_named(page, email))
+    }
+
+    /// [`Self::user_by_email`] of each of `emails`, in their order; the lookups are independent,
+    /// so they go out `concurrency` at a time.
+    pub fn users_by_email(&self, emails: &[&str]) -> Result<Vec<Option<ScimUser>>, ConnectorError> {
+        let mut users = Vec::with_capacity(emails.len());
+        for round in emails.chunks(self.concurrency) {
+            let paths: Vec<String> = round.iter().map(|email| user_by_email_path(email)).collect();
+            for (email, page) in round.iter().zip(self.http.get_json_all(&paths)) {
+                users.push(user_named(page?, email));
+            }
+        }
+        Ok(users)
     }
 
     /// Every user, page by page.
@@ -134,18 +151,40 @@ impl<'a, T: Transport> ScimClient<'a, T> {
         self.http.send_write(Method::Patch, &group_path(id), body)
     }
 
-    /// Every resource of `endpoint` (`Users`, `Groups`), page by page.
+    /// Every resource of `endpoint` (`Users`, `Groups`): the first page, which tells how many
+    /// there are, then the rest in rounds of up to `concurrency` pages sent together.
     fn all<R: DeserializeOwned>(&self, endpoint: &str) -> Result<Vec<R>, ConnectorError> {
-        let mut all = Vec::new();
+        let path = |start: usize| format!("{endpoint}?startIndex={start}&count={PAGE}");
+        let first: ListResponse<R> = self.get(&path(1))?;
+        let mut total = first.total_results;
+        let mut all = first.resources;
+        // A directory may answer fewer than asked per page (RFC 7644 §3.4.2.4): the later
+        // pages of a round start where pages as long as the first would end.
+        let step = all.len();
         loop {
-            let page: ListResponse<R> =
-                self.get(&format!("{endpoint}?startIndex={}&count={PAGE}", all.len() + 1))?;
-            let got = page.resources.len();
-            all.extend(page.resources);
             // An empty page ends the listing even if `totalResults` says otherwise, so a
             // directory that miscounts cannot keep the connector asking forever.
-            if got == 0 || all.len() as u64 >= page.total_results {
+            let left = usize::try_from(total).unwrap_or(usize::MAX).saturating_sub(all.len());
+            if step == 0 || left == 0 {
                 return Ok(all);
+            }
+            let start = all.len() + 1;
+            let paths: Vec<String> = (0..left.div_ceil(step).min(self.concurrency))
+                .map(|i| path(start + i * step))
+                .collect();
+            for page in self.http.get_json_all::<ListResponse<R>>(&paths) {
+                let page = page?;
+                let got = page.resources.len();
+                total = page.total_results;
+                all.extend(page.resources);
+                if got == 0 {
+                    return Ok(all);
+                }
+                // A page of another length leaves the round's later pages misplaced: the next
+                // round starts where this one ended.
+                if got != step {
+                    break;
+                }
             }
         }
     }
@@ -153,6 +192,17 @@ impl<'a, T: Transport> ScimClient<'a, T> {
     fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
         self.http.send_json(Method::Get, path, None)
     }
+}
+
+/// The lookup of the user named `email`, below `scim-base-url`.
+fn user_by_email_path(email: &str) -> String {
+    let filter = format!("userName eq {}", Value::String(email.to_string()));
+    format!("Users?filter={}&count=2", encode_query(&filter))
+}
+
+/// The user of `page` whose `userName` is `email`, compared case-insensitively.
+fn user_named(page: ListResponse<ScimUser>, email: &str) -> Option<ScimUser> {
+    page.resources.into_iter().find(|u| u.user_name.eq_ignore_ascii_case(email))
 }
 
 /// The path of a group below `scim-base-url`, without the leading slash.
@@ -188,6 +238,161 @@ mod tests {
                 {"op": "remove", "path": "members[value eq \"user-\\\"3\"]"},
             ]})
         );
+    }
+
+    use std::cell::RefCell;
+
+    use crate::transport::{HttpRequest, HttpResponse, TransportError};
+
+    /// A directory of `groups` groups that claims `claimed` of them and answers at most
+    /// `cap` per page (or `short_at`'s page with half of that); records each batch's start
+    /// indexes.
+    struct PagedDirectory {
+        groups: usize,
+        claimed: usize,
+        cap: usize,
+        short_at: Option<usize>,
+        batches: RefCell<Vec<Vec<usize>>>,
+    }
+
+    impl PagedDirectory {
+        fn new(groups: usize, cap: usize) -> Self {
+            PagedDirectory {
+                groups,
+                claimed: groups,
+                cap,
+                short_at: None,
+                batches: RefCell::default(),
+            }
+        }
+
+        fn answer(&self, request: &HttpRequest) -> (usize, Result<HttpResponse, TransportError>) {
+            let query = request.url.split_once("Groups?").unwrap().1;
+            let param = |name: &str| -> usize {
+                let value = query.split('&').find_map(|p| p.strip_prefix(name)).unwrap();
+                value.parse().unwrap()
+            };
+            let (start, count) = (param("startIndex="), param("count="));
+            let cap = if self.short_at == Some(start) { self.cap / 2 } else { self.cap };
+            let end = (start - 1 + count.min(cap)).min(self.groups);
+            let resources: Vec<Value> = (start..=end)
+                .map(|n| json!({"id": format!("g{n}"), "displayName": format!("G{n}")}))
+                .collect();
+            let body = json!({"totalResults": self.claimed, "Resources": resources});
+            let response = HttpResponse {
+                status: 200,
+                content_type: Some("application/scim+json".into()),
+                retry_after: None,
+                body: body.to_string().into_bytes(),
+            };
+            (start, Ok(response))
+        }
+    }
+
+    impl Transport for PagedDirectory {
+        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.send_all(std::slice::from_ref(request)).pop().unwrap()
+        }
+
+        fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+            let (starts, answers) = requests.iter().map(|r| self.answer(r)).unzip();
+            self.batches.borrow_mut().push(starts);
+            answers
+        }
+    }
+
+    /// Lists every group of `directory` at `concurrency`; returns their numbers.
+    fn list(directory: &PagedDirectory, concurrency: u32) -> Vec<usize> {
+        let client = ScimClient::new(
+            directory,
+            "https://x/scim".into(),
+            RetryPolicy::default(),
+            concurrency,
+        );
+        let groups = client.all_groups().unwrap();
+        groups.iter().map(|g| g.id[1..].parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn groups_after_the_first_page_are_read_in_rounds_without_gaps_or_repeats() {
+        let every = |n: usize| (1..=n).collect::<Vec<_>>();
+        // The first page tells the length; the other two pages go out together.
+        let directory = PagedDirectory::new(250, 100);
+        assert_eq!(list(&directory, 4), every(250));
+        assert_eq!(*directory.batches.borrow(), [vec![1], vec![101, 201]]);
+        // At a concurrency of 1, one page at a time, as before.
+        let directory = PagedDirectory::new(250, 100);
+        assert_eq!(list(&directory, 1), every(250));
+        assert_eq!(*directory.batches.borrow(), [vec![1], vec![101], vec![201]]);
+        // A directory answering 40 per page: later pages step by 40.
+        let directory = PagedDirectory::new(250, 40);
+        assert_eq!(list(&directory, 4), every(250));
+        assert_eq!(*directory.batches.borrow(), [vec![1], vec![41, 81, 121, 161], vec![201, 241]]);
+        // A page shorter than the first mid-round: the round's later pages are dropped and the
+        // next round starts where it ended.
+        let mut directory = PagedDirectory::new(450, 100);
+        directory.short_at = Some(101);
+        assert_eq!(list(&directory, 4), every(450));
+        assert_eq!(
+            *directory.batches.borrow(),
+            [vec![1], vec![101, 201, 301, 401], vec![151, 251, 351]]
+        );
+        // A directory claiming more than it has: the first empty page ends the listing.
+        let mut directory = PagedDirectory::new(150, 100);
+        directory.claimed = 100_000;
+        assert_eq!(list(&directory, 4), every(150));
+        assert_eq!(directory.batches.borrow().len(), 3);
+    }
+
+    /// A directory of the users `known`, answering `userName eq` lookups; records each batch's
+    /// size.
+    struct Users {
+        known: [&'static str; 2],
+        batches: RefCell<Vec<usize>>,
+    }
+
+    impl Transport for Users {
+        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.send_all(std::slice::from_ref(request)).pop().unwrap()
+        }
+
+        fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+            self.batches.borrow_mut().push(requests.len());
+            let answer = |request: &HttpRequest| {
+                let resources: Vec<Value> = self
+                    .known
+                    .iter()
+                    .filter(|name| request.url.contains(&encode_query(&format!("\"{name}\""))))
+                    .map(|name| json!({"id": format!("id-{name}"), "userName": name}))
+                    .collect();
+                let body = json!({"totalResults": resources.len(), "Resources": resources});
+                Ok(HttpResponse {
+                    status: 200,
+                    content_type: Some("application/scim+json".into()),
+                    retry_after: None,
+                    body: body.to_string().into_bytes(),
+                })
+            };
+            requests.iter().map(answer).collect()
+        }
+    }
+
+    #[test]
+    fn users_are_looked_up_by_email_in_rounds_in_the_order_asked() {
+        let directory = Users { known: ["ann@x.com", "bo@x.com"], batches: RefCell::default() };
+        let client =
+            ScimClient::new(&directory, "https://x/scim".into(), RetryPolicy::default(), 2);
+        let emails = ["bo@x.com", "nobody@x.com", "ann@x.com", "bo@x.com", "cy@x.com"];
+        let found = client.users_by_email(&emails).unwrap();
+        let ids: Vec<Option<&str>> =
+            found.iter().map(|u| u.as_ref().map(|u| u.id.as_str())).collect();
+        assert_eq!(
+            ids,
+            [Some("id-bo@x.com"), None, Some("id-ann@x.com"), Some("id-bo@x.com"), None]
+        );
+        assert_eq!(*directory.batches.borrow(), [2, 2, 1]);
+        assert!(client.users_by_email(&[]).unwrap().is_empty());
+        assert_eq!(directory.batches.borrow().len(), 3, "nothing to look up, nothing sent");
     }
 
     #[test]

@@ -284,3 +284,75 @@ async fn without_scim_there_are_no_group_entitlements_and_a_group_grant_is_unsup
     assert_eq!(writes(&server), before);
     assert!(server.service().requests().iter().all(|r| !r.path.starts_with("/scim/")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_reads_the_directory_only_for_pages_with_scim_managed_people() {
+    let (host, server) = setup().await;
+    let service = server.service();
+    let emails = ["dana@acme.test", "erin@acme.test", "fay@acme.test"];
+    let mut scim_ids = Vec::new();
+    for email in emails {
+        scim_ids.push(scim_create_user(&server, email).await);
+    }
+    // Dana accepts: a member now, known to SCIM by her console id. Erin and Fay stay invited.
+    service.accept_invite(WS, emails[0]).unwrap();
+    // 250 groups, three pages of the directory; each SCIM person in every tenth.
+    let mut expected: Vec<HashSet<String>> = vec![HashSet::new(); 3];
+    for i in 0..250 {
+        let members: Vec<&str> =
+            if i % 10 == 0 { vec![scim_ids[i / 10 % 3].as_str()] } else { vec![] };
+        let group = service.add_group(WS, &format!("Team {i:03}"), &members).unwrap();
+        if i % 10 == 0 {
+            expected[i / 10 % 3].insert(format!("group:{group}"));
+        }
+    }
+
+    let (mut cursor, mut pages_without, mut pages_with) = (None, 0, 0);
+    loop {
+        let report = host
+            .list_accounts("t", PageRequest { cursor: cursor.take(), size: Some(5) })
+            .await
+            .unwrap();
+        let scim_paths: Vec<&str> = report
+            .egress
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| p.starts_with("/scim/"))
+            .collect();
+        let page = report.result.unwrap();
+        let managed: Vec<_> =
+            page.accounts.iter().filter(|a| a.managed_by.as_deref() == Some("scim")).collect();
+        if managed.is_empty() {
+            assert!(scim_paths.is_empty(), "no SCIM-managed account, yet {scim_paths:?}");
+            pages_without += 1;
+        } else {
+            // The directory's three pages of groups, and a lookup per SCIM-managed invite.
+            let groups = scim_paths.iter().filter(|p| p.ends_with("/Groups")).count();
+            let users = scim_paths.iter().filter(|p| p.ends_with("/Users")).count();
+            let invites = managed.iter().filter(|a| a.status == AccountStatus::Invited).count();
+            assert_eq!(
+                (groups, users, scim_paths.len()),
+                (3, invites, 3 + invites),
+                "{scim_paths:?}"
+            );
+            pages_with += 1;
+        }
+        for account in &page.accounts {
+            let groups: HashSet<String> =
+                account.entitlements.iter().filter(|e| e.starts_with("group:")).cloned().collect();
+            let want = match emails.iter().position(|e| account.email.as_deref() == Some(e)) {
+                Some(person) => expected[person].clone(),
+                None => HashSet::new(),
+            };
+            assert_eq!(groups, want, "{:?}", account.email);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(
+        pages_without > 0 && pages_with > 0,
+        "{pages_without} pages without, {pages_with} with"
+    );
+}
