@@ -120,6 +120,7 @@ impl<T: Transport> ChatGptConnector<T> {
         let invited = |a: &Account| a.id.starts_with(INVITE_ID_PREFIX);
         let emails: Vec<&str> =
             managed.iter().filter(|a| invited(a)).filter_map(|a| a.email.as_deref()).collect();
+        // Taken in the order `emails` was built: the invites with an email, as they come.
         let mut invite_ids = scim.users_by_email(&emails)?.into_iter();
         for account in &mut managed {
             let scim_id = match (invited(account), &account.email) {

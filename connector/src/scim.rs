@@ -116,15 +116,9 @@ impl<'a, T: Transport> ScimClient<'a, T> {
         })
     }
 
-    /// The user whose `userName` is `email` (compared case-insensitively, as RFC 7643 defines
-    /// `userName`), if the directory has one.
-    pub fn user_by_email(&self, email: &str) -> Result<Option<ScimUser>, ConnectorError> {
-        let page: ListResponse<ScimUser> = self.get(&user_by_email_path(email))?;
-        Ok(user_named(page, email))
-    }
-
-    /// [`Self::user_by_email`] of each of `emails`, in their order; the lookups are independent,
-    /// so they go out `concurrency` at a time.
+    /// For each of `emails`, in their order, the user whose `userName` it is (compared
+    /// case-insensitively, as RFC 7643 defines `userName`), if the directory has one. The
+    /// lookups are independent, so they go out `concurrency` at a time.
     pub fn users_by_email(&self, emails: &[&str]) -> Result<Vec<Option<ScimUser>>, ConnectorError> {
         let mut users = Vec::with_capacity(emails.len());
         for round in emails.chunks(self.concurrency) {

@@ -556,13 +556,13 @@ impl Host {
     }
 }
 
-/// Names the root cause of a failed call: a memory cap, a refused request or an oversized
-/// response explains whatever the guest then reported or crashed with.
 /// `bytes` in MiB, for messages.
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
 
+/// Names the root cause of a failed call: a memory cap, a refused request or an oversized
+/// response explains whatever the guest then reported or crashed with.
 fn classify<T>(
     result: Result<T, CallError>,
     memory_exceeded: bool,
