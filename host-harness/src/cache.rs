@@ -32,6 +32,12 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// The file name ending of compiled components; eviction counts and removes only these.
 const ENTRY_EXTENSION: &str = "cwasm";
 
+/// How a writer's temporary file's name ending begins (`tmp-<pid>-<n>`).
+const TEMPORARY_EXTENSION: &str = "tmp-";
+
+/// Age past which a temporary file is a crashed writer's leftover: writing one takes seconds.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The on-disk cache of precompiled components.
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
@@ -140,7 +146,7 @@ fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating the directory: {e}"))?;
     // Write a file of our own, then rename: concurrent writers and readers never see a partial file.
     let unique = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp-{}-{unique}", std::process::id()));
+    let tmp = path.with_extension(format!("{TEMPORARY_EXTENSION}{}-{unique}", std::process::id()));
     std::fs::write(&tmp, serialized).map_err(|e| format!("writing: {e}"))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -161,37 +167,53 @@ fn mark_used(path: &Path) {
 }
 
 /// Removes the least recently used entries of `dir` other than `keep` until the entries'
-/// total size is at most `max_bytes`; returns the removed paths. An entry another host removed
-/// meanwhile is skipped; files that are not entries (a writer's temporary file) are left alone.
+/// total size is at most `max_bytes`, and temporary files abandoned by writers that crashed;
+/// returns the removed paths. A file another host removed meanwhile is skipped; other files are
+/// left alone.
 fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut entries = Vec::new();
     let mut total: u64 = 0;
+    let mut evicted = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != ENTRY_EXTENSION) {
+        let Some(extension) = path.extension().and_then(|e| e.to_str()) else { continue };
+        let Ok(meta) = entry.metadata() else { continue };
+        if extension.starts_with(TEMPORARY_EXTENSION) {
+            let age = meta.modified()?.elapsed().unwrap_or_default();
+            if age > ABANDONED_AFTER && remove(&path)? {
+                evicted.push(path);
+            }
             continue;
         }
-        let Ok(meta) = entry.metadata() else { continue };
+        if extension != ENTRY_EXTENSION {
+            continue;
+        }
         total = total.saturating_add(meta.len());
         if path != keep {
             entries.push((meta.modified()?, meta.len(), path));
         }
     }
     entries.sort_by_key(|(used, _, _)| *used);
-    let mut evicted = Vec::new();
     for (_, len, path) in entries {
         if total <= max_bytes {
             break;
         }
-        match std::fs::remove_file(&path) {
-            Ok(()) => evicted.push(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if remove(&path)? {
+            evicted.push(path);
         }
         total = total.saturating_sub(len);
     }
     Ok(evicted)
+}
+
+/// Removes the file at `path`; false when it was already gone.
+fn remove(path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -238,6 +260,12 @@ mod tests {
         assert_eq!(load(&unbounded, "a").unwrap().1, CacheOutcome::Compiled);
         let size = std::fs::metadata(entry(&dir, &engine, "a")).unwrap().len();
         std::fs::write(dir.join("notes.txt"), "not an entry").unwrap();
+        // Temporary files: one a writer is still writing, one a crashed writer left a day ago.
+        let (writing, abandoned) = (dir.join("x.tmp-1-0"), dir.join("y.tmp-2-0"));
+        std::fs::write(&writing, "partial").unwrap();
+        std::fs::write(&abandoned, "partial").unwrap();
+        let file = std::fs::File::options().append(true).open(&abandoned).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(86_400)).unwrap();
 
         let cache = ComponentCache::new(Some(dir.clone()), size * 2 + size / 2);
         assert_eq!(load(&cache, "b").unwrap().1, CacheOutcome::Compiled);
@@ -249,6 +277,11 @@ mod tests {
         let exists = |tag: &str| entry(&dir, &engine, tag).exists();
         assert_eq!((exists("a"), exists("b"), exists("c")), (true, false, true));
         assert!(dir.join("notes.txt").exists(), "a file that is not an entry is left alone");
+        assert_eq!(
+            (writing.exists(), abandoned.exists()),
+            (true, false),
+            "only the abandoned goes"
+        );
         assert_eq!(load(&cache, "b").unwrap().1, CacheOutcome::Compiled, "evicted, so compiled");
 
         // An entry larger than the whole bound is still kept: it was just stored.
