@@ -13,8 +13,8 @@ use crate::error::ConnectorError;
 use crate::model::{
     Account, Change, ChangeAction, ChangeResult, Entitlement, Outcome, PlannedRequest,
 };
-use crate::provision::{SNAPSHOT_THRESHOLD, reference_key};
-use crate::scim::{ScimClient, ScimGroup, ScimUser, group_path, membership_patch};
+use crate::provision::reference_key;
+use crate::scim::{ScimClient, ScimGroup, group_path, membership_patch};
 
 use crate::transport::Transport;
 
@@ -325,18 +325,8 @@ impl<T: Transport> ChatGptConnector<T> {
             let email = account.email.clone().unwrap_or_default();
             accounts.push((key, account, email));
         }
-        // Many people: one listing of the directory. Few: a lookup each, sent together.
-        let users: Vec<Option<ScimUser>> = if found.len() > SNAPSHOT_THRESHOLD {
-            let directory: HashMap<String, ScimUser> =
-                scim.all_users()?.into_iter().map(|u| (u.user_name.to_lowercase(), u)).collect();
-            accounts
-                .iter()
-                .map(|(_, _, email)| directory.get(&email.to_lowercase()).cloned())
-                .collect()
-        } else {
-            let emails: Vec<&str> = accounts.iter().map(|(_, _, email)| email.as_str()).collect();
-            scim.users_by_email(&emails)?
-        };
+        let emails: Vec<&str> = accounts.iter().map(|(_, _, email)| email.as_str()).collect();
+        let users = scim.users_by_email(&emails)?;
         let mut list: Vec<Person> = Vec::new();
         for ((key, account, email), user) in accounts.into_iter().zip(users) {
             let person = match user {

@@ -1,7 +1,7 @@
 //! The workspace's SCIM 2.0 directory (RFC 7643/7644): the JSON shapes the connector reads and
 //! the few requests it sends. Groups live only here; users are looked up to learn their SCIM id.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ConsoleClient, Surface, WriteError, encode_query};
 use crate::error::ConnectorError;
+use crate::provision::SNAPSHOT_THRESHOLD;
 use crate::settings::RetryPolicy;
 use crate::transport::{Method, Transport};
 
@@ -117,9 +118,28 @@ impl<'a, T: Transport> ScimClient<'a, T> {
     }
 
     /// For each of `emails`, in their order, the user whose `userName` it is (compared
-    /// case-insensitively, as RFC 7643 defines `userName`), if the directory has one. The
-    /// lookups are independent, so they go out `concurrency` at a time.
+    /// case-insensitively, as RFC 7643 defines `userName`), if the directory has one.
+    ///
+    /// Each is looked up on its own, `concurrency` lookups at a time, unless listing the whole
+    /// directory takes fewer requests: for more than [`SNAPSHOT_THRESHOLD`] emails, the
+    /// directory's first page tells its size, and the listing goes on if its other pages are
+    /// fewer than the lookups would be. A big directory is then never listed for a few people,
+    /// nor a small one asked about each of many.
     pub fn users_by_email(&self, emails: &[&str]) -> Result<Vec<Option<ScimUser>>, ConnectorError> {
+        if emails.len() > SNAPSHOT_THRESHOLD {
+            let first: ListResponse<ScimUser> = self.get(&page_path("Users", 1))?;
+            let (listed, total) = (first.resources.len(), first.total_results);
+            let left = usize::try_from(total).unwrap_or(usize::MAX).saturating_sub(listed);
+            if listed > 0 && left.div_ceil(listed) < emails.len() {
+                let by_name: HashMap<String, ScimUser> = self
+                    .rest("Users", first)?
+                    .into_iter()
+                    .map(|u| (u.user_name.to_ascii_lowercase(), u))
+                    .collect();
+                let user = |email: &&str| by_name.get(&email.to_ascii_lowercase()).cloned();
+                return Ok(emails.iter().map(user).collect());
+            }
+        }
         let mut users = Vec::with_capacity(emails.len());
         for round in emails.chunks(self.concurrency) {
             let paths: Vec<String> = round.iter().map(|email| user_by_email_path(email)).collect();
@@ -128,11 +148,6 @@ impl<'a, T: Transport> ScimClient<'a, T> {
             }
         }
         Ok(users)
-    }
-
-    /// Every user, page by page.
-    pub fn all_users(&self) -> Result<Vec<ScimUser>, ConnectorError> {
-        self.all("Users")
     }
 
     /// Sends a PatchOp (`body`, as [`membership_patch`] builds it) to a group. The answer is the
@@ -148,8 +163,16 @@ impl<'a, T: Transport> ScimClient<'a, T> {
     /// Every resource of `endpoint` (`Users`, `Groups`): the first page, which tells how many
     /// there are, then the rest in rounds of up to `concurrency` pages sent together.
     fn all<R: DeserializeOwned>(&self, endpoint: &str) -> Result<Vec<R>, ConnectorError> {
-        let path = |start: usize| format!("{endpoint}?startIndex={start}&count={PAGE}");
-        let first: ListResponse<R> = self.get(&path(1))?;
+        let first = self.get(&page_path(endpoint, 1))?;
+        self.rest(endpoint, first)
+    }
+
+    /// The resources of `endpoint` from its `first` page on, as [`Self::all`] lists them.
+    fn rest<R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        first: ListResponse<R>,
+    ) -> Result<Vec<R>, ConnectorError> {
         let mut total = first.total_results;
         let mut all = first.resources;
         // A directory may answer fewer than asked per page (RFC 7644 §3.4.2.4): the later
@@ -164,7 +187,7 @@ impl<'a, T: Transport> ScimClient<'a, T> {
             }
             let start = all.len() + 1;
             let paths: Vec<String> = (0..left.div_ceil(step).min(self.concurrency))
-                .map(|i| path(start + i * step))
+                .map(|i| page_path(endpoint, start + i * step))
                 .collect();
             for page in self.http.get_json_all::<ListResponse<R>>(&paths) {
                 let page = page?;
@@ -186,6 +209,11 @@ impl<'a, T: Transport> ScimClient<'a, T> {
     fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ConnectorError> {
         self.http.send_json(Method::Get, path, None)
     }
+}
+
+/// The page of `endpoint` from the 1-based `start`, below `scim-base-url`.
+fn page_path(endpoint: &str, start: usize) -> String {
+    format!("{endpoint}?startIndex={start}&count={PAGE}")
 }
 
 /// The lookup of the user named `email`, below `scim-base-url`.
@@ -338,11 +366,47 @@ mod tests {
         assert_eq!(directory.batches.borrow().len(), 3);
     }
 
-    /// A directory of the users `known`, answering `userName eq` lookups; records each batch's
-    /// size.
+    /// A directory of the users `known` (`u0@x.com`, `u1@x.com`, ...), answering `userName eq`
+    /// lookups and listings (`startIndex`, `count`); records each batch's requests, `lookup` or
+    /// the listing's start index.
     struct Users {
-        known: [&'static str; 2],
-        batches: RefCell<Vec<usize>>,
+        known: usize,
+        batches: RefCell<Vec<Vec<String>>>,
+    }
+
+    impl Users {
+        fn new(known: usize) -> Self {
+            Users { known, batches: RefCell::default() }
+        }
+
+        fn answer(&self, request: &HttpRequest) -> (String, Result<HttpResponse, TransportError>) {
+            let user =
+                |n: usize| json!({"id": format!("id-{n}"), "userName": format!("u{n}@x.com")});
+            let query = request.url.split_once("Users?").unwrap().1;
+            let (asked, resources): (String, Vec<Value>) = match query.strip_prefix("startIndex=") {
+                Some(rest) => {
+                    let start: usize = rest.split('&').next().unwrap().parse().unwrap();
+                    let end = (start + 99).min(self.known);
+                    (start.to_string(), (start..=end).map(|n| user(n - 1)).collect())
+                }
+                None => {
+                    // `userName` compares case-insensitively.
+                    let query = query.to_ascii_lowercase();
+                    let quoted =
+                        |n: usize| encode_query(&format!("\"u{n}@x.com\"")).to_ascii_lowercase();
+                    let found = (0..self.known).find(|&n| query.contains(&quoted(n)));
+                    ("lookup".to_string(), found.into_iter().map(user).collect())
+                }
+            };
+            let body = json!({"totalResults": if asked == "lookup" { resources.len() } else { self.known }, "Resources": resources});
+            let response = HttpResponse {
+                status: 200,
+                content_type: Some("application/scim+json".into()),
+                retry_after: None,
+                body: body.to_string().into_bytes(),
+            };
+            (asked, Ok(response))
+        }
     }
 
     impl Transport for Users {
@@ -351,42 +415,57 @@ mod tests {
         }
 
         fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
-            self.batches.borrow_mut().push(requests.len());
-            let answer = |request: &HttpRequest| {
-                let resources: Vec<Value> = self
-                    .known
-                    .iter()
-                    .filter(|name| request.url.contains(&encode_query(&format!("\"{name}\""))))
-                    .map(|name| json!({"id": format!("id-{name}"), "userName": name}))
-                    .collect();
-                let body = json!({"totalResults": resources.len(), "Resources": resources});
-                Ok(HttpResponse {
-                    status: 200,
-                    content_type: Some("application/scim+json".into()),
-                    retry_after: None,
-                    body: body.to_string().into_bytes(),
-                })
-            };
-            requests.iter().map(answer).collect()
+            let (asked, answers) = requests.iter().map(|r| self.answer(r)).unzip();
+            self.batches.borrow_mut().push(asked);
+            answers
         }
     }
 
-    #[test]
-    fn users_are_looked_up_by_email_in_rounds_in_the_order_asked() {
-        let directory = Users { known: ["ann@x.com", "bo@x.com"], batches: RefCell::default() };
-        let client =
-            ScimClient::new(&directory, "https://x/scim".into(), RetryPolicy::default(), 2);
-        let emails = ["bo@x.com", "nobody@x.com", "ann@x.com", "bo@x.com", "cy@x.com"];
+    /// Looks up `emails` in `directory` at a concurrency of 4; returns the ids found.
+    fn ids(directory: &Users, emails: &[String]) -> Vec<Option<String>> {
+        let client = ScimClient::new(directory, "https://x/scim".into(), RetryPolicy::default(), 4);
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
         let found = client.users_by_email(&emails).unwrap();
-        let ids: Vec<Option<&str>> =
-            found.iter().map(|u| u.as_ref().map(|u| u.id.as_str())).collect();
+        found.into_iter().map(|u| u.map(|u| u.id)).collect()
+    }
+
+    #[test]
+    fn users_are_looked_up_in_rounds_or_listed_whichever_takes_fewer_requests() {
+        let lookups = |batches: &[Vec<String>]| {
+            batches.iter().flatten().filter(|asked| *asked == "lookup").count()
+        };
+        // A few people: looked up, four at a time, answers in the order asked.
+        let directory = Users::new(10);
+        let emails =
+            ["u3@x.com", "nobody@x.com", "U1@X.COM", "u3@x.com", "u9@x.com"].map(String::from);
+        let found = ids(&directory, &emails);
         assert_eq!(
-            ids,
-            [Some("id-bo@x.com"), None, Some("id-ann@x.com"), Some("id-bo@x.com"), None]
+            found,
+            [Some("id-3"), None, Some("id-1"), Some("id-3"), Some("id-9")]
+                .map(|i| i.map(String::from))
         );
-        assert_eq!(*directory.batches.borrow(), [2, 2, 1]);
-        assert!(client.users_by_email(&[]).unwrap().is_empty());
-        assert_eq!(directory.batches.borrow().len(), 3, "nothing to look up, nothing sent");
+        assert_eq!(directory.batches.borrow().iter().map(Vec::len).collect::<Vec<_>>(), [4, 1]);
+        assert!(ids(&directory, &[]).is_empty());
+        assert_eq!(directory.batches.borrow().len(), 2, "nothing to look up, nothing sent");
+
+        // Thirty people in a directory of 250: its three pages beat thirty lookups.
+        let mut emails: Vec<String> = (0..29).map(|n| format!("u{}@x.com", n * 8)).collect();
+        emails.push("nobody@x.com".to_string());
+        let directory = Users::new(250);
+        let found = ids(&directory, &emails);
+        let want: Vec<Option<String>> =
+            (0..29).map(|n| Some(format!("id-{}", n * 8))).chain([None]).collect();
+        assert_eq!(found, want);
+        assert_eq!(*directory.batches.borrow(), [vec!["1"], vec!["101", "201"]]);
+
+        // The same thirty in a directory of 10,000: its first page, then thirty lookups.
+        let directory = Users::new(10_000);
+        assert_eq!(ids(&directory, &emails), want);
+        let batches = directory.batches.borrow();
+        assert_eq!(
+            (batches[0].as_slice(), lookups(&batches), batches.len()),
+            (&["1".to_string()][..], 30, 9)
+        );
     }
 
     #[test]

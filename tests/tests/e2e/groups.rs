@@ -356,3 +356,53 @@ async fn a_listing_reads_the_directory_only_for_pages_with_scim_managed_people()
         "{pages_without} pages without, {pages_with} with"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_looks_its_people_up_in_a_big_directory_instead_of_listing_it() {
+    use host_harness::mock::{MockFixture, MockService};
+    const BIG: &str = "ws-big-directory";
+    // 3,000 SCIM users (each a pending invite the directory manages): thirty pages of the
+    // directory, more than the batch's 25 lookups.
+    let mut fixture = format!(
+        "[[workspace]]\naccount_id = \"{BIG}\"\nplan = \"enterprise\"\n\
+         [[workspace.token]]\ntoken = \"{OWNER_TOKEN}\"\n\
+         [workspace.scim]\ndirectory = \"{SCIM_DIRECTORY}\"\ntoken = \"{SCIM_TOKEN}\"\n\
+         [[workspace.group]]\ndisplay_name = \"Everyone\"\n"
+    );
+    for n in 0..3000 {
+        fixture += &format!("[[workspace.scim_user]]\nuser_name = \"p{n}@big.test\"\n");
+    }
+    let service = MockService::new();
+    toml::from_str::<MockFixture>(&fixture).unwrap().load_into(&service);
+    let server = MockServer::start_local(service).await.unwrap();
+    let host = host();
+    add(&host, &with_scim(&server, BIG, server.chatgpt_tenant("big", BIG, OWNER_TOKEN)));
+    let directory = server.service().workspace(BIG).unwrap();
+    let everyone = format!("group:{}", directory.groups[0].id);
+
+    let changes: Vec<Change> = (0..25)
+        .map(|n| {
+            Change::Grant(EntitlementChange {
+                account: AccountRef::Email(format!("p{n}@big.test")),
+                entitlement: everyone.clone(),
+            })
+        })
+        .collect();
+    server.service().clear_requests();
+    let results = host.apply_batch("big", changes, APPLY).await.unwrap().result.unwrap();
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result.as_ref().map(|r| r.outcome), Ok(ChangeOutcome::Applied), "p{n}");
+    }
+    let users_path = format!("/scim/v2.0/{SCIM_DIRECTORY}/Users");
+    let requests = server.service().requests();
+    let user_reads: Vec<_> = requests.iter().filter(|r| r.path == users_path).collect();
+    let listings = user_reads.iter().filter(|r| r.query.contains("startIndex")).count();
+    let lookups = user_reads.iter().filter(|r| r.query.contains("filter")).count();
+    // The directory's first page tells its size; 25 lookups then beat 29 more pages.
+    assert_eq!((listings, lookups), (1, 25), "{} reads of /Users", user_reads.len());
+    let mut joined = server.service().workspace(BIG).unwrap().groups[0].members.clone();
+    joined.sort();
+    let mut want: Vec<String> = directory.scim_users[..25].iter().map(|u| u.id.clone()).collect();
+    want.sort();
+    assert_eq!(joined, want);
+}
