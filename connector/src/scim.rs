@@ -266,65 +266,64 @@ mod tests {
 
     use crate::transport::{HttpRequest, HttpResponse, TransportError};
 
-    /// A directory of `groups` groups that claims `claimed` of them and answers at most
-    /// `cap` per page (or `short_at`'s page with half of that); records each batch's start
-    /// indexes.
-    struct PagedDirectory {
-        groups: usize,
-        claimed: usize,
-        cap: usize,
-        short_at: Option<usize>,
-        batches: RefCell<Vec<Vec<usize>>>,
+    /// A test directory: `answer` turns a request's URL into what it asked for (a listing's
+    /// start index, or `lookup`) and the list response's body; each batch's askings are recorded.
+    struct Recording<A> {
+        answer: A,
+        batches: RefCell<Vec<Vec<String>>>,
     }
 
-    impl PagedDirectory {
-        fn new(groups: usize, cap: usize) -> Self {
-            PagedDirectory {
-                groups,
-                claimed: groups,
-                cap,
-                short_at: None,
-                batches: RefCell::default(),
-            }
-        }
-
-        fn answer(&self, request: &HttpRequest) -> (usize, Result<HttpResponse, TransportError>) {
-            let query = request.url.split_once("Groups?").unwrap().1;
-            let param = |name: &str| -> usize {
-                let value = query.split('&').find_map(|p| p.strip_prefix(name)).unwrap();
-                value.parse().unwrap()
-            };
-            let (start, count) = (param("startIndex="), param("count="));
-            let cap = if self.short_at == Some(start) { self.cap / 2 } else { self.cap };
-            let end = (start - 1 + count.min(cap)).min(self.groups);
-            let resources: Vec<Value> = (start..=end)
-                .map(|n| json!({"id": format!("g{n}"), "displayName": format!("G{n}")}))
-                .collect();
-            let body = json!({"totalResults": self.claimed, "Resources": resources});
-            let response = HttpResponse {
-                status: 200,
-                content_type: Some("application/scim+json".into()),
-                retry_after: None,
-                body: body.to_string().into_bytes(),
-            };
-            (start, Ok(response))
-        }
-    }
-
-    impl Transport for PagedDirectory {
+    impl<A: Fn(&str) -> (String, Value)> Transport for Recording<A> {
         fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
             self.send_all(std::slice::from_ref(request)).pop().unwrap()
         }
 
         fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
-            let (starts, answers) = requests.iter().map(|r| self.answer(r)).unzip();
-            self.batches.borrow_mut().push(starts);
-            answers
+            let (asked, bodies): (Vec<String>, Vec<Value>) =
+                requests.iter().map(|r| (self.answer)(&r.url)).unzip();
+            self.batches.borrow_mut().push(asked);
+            let ok = |body: Value| HttpResponse {
+                status: 200,
+                content_type: Some("application/scim+json".into()),
+                retry_after: None,
+                body: body.to_string().into_bytes(),
+            };
+            bodies.into_iter().map(|body| Ok(ok(body))).collect()
         }
     }
 
+    fn recording<A: Fn(&str) -> (String, Value)>(answer: A) -> Recording<A> {
+        Recording { answer, batches: RefCell::default() }
+    }
+
+    /// The value of `name` in `url`'s query.
+    fn param(url: &str, name: &str) -> usize {
+        let query = url.split_once('?').unwrap().1;
+        let value = query.split('&').find_map(|p| p.strip_prefix(name)).unwrap();
+        value.parse().unwrap()
+    }
+
+    /// A directory of `groups` groups that claims `claimed` of them and answers at most `cap` per
+    /// page (the page starting at `short_at` half of that).
+    fn paged_groups(
+        groups: usize,
+        claimed: usize,
+        cap: usize,
+        short_at: Option<usize>,
+    ) -> Recording<impl Fn(&str) -> (String, Value)> {
+        recording(move |url| {
+            let (start, count) = (param(url, "startIndex="), param(url, "count="));
+            let cap = if short_at == Some(start) { cap / 2 } else { cap };
+            let end = (start - 1 + count.min(cap)).min(groups);
+            let resources: Vec<Value> = (start..=end)
+                .map(|n| json!({"id": format!("g{n}"), "displayName": format!("G{n}")}))
+                .collect();
+            (start.to_string(), json!({"totalResults": claimed, "Resources": resources}))
+        })
+    }
+
     /// Lists every group of `directory` at `concurrency`; returns their numbers.
-    fn list(directory: &PagedDirectory, concurrency: u32) -> Vec<usize> {
+    fn list(directory: &impl Transport, concurrency: u32) -> Vec<usize> {
         let client = ScimClient::new(
             directory,
             "https://x/scim".into(),
@@ -339,90 +338,55 @@ mod tests {
     fn groups_after_the_first_page_are_read_in_rounds_without_gaps_or_repeats() {
         let every = |n: usize| (1..=n).collect::<Vec<_>>();
         // The first page tells the length; the other two pages go out together.
-        let directory = PagedDirectory::new(250, 100);
+        let directory = paged_groups(250, 250, 100, None);
         assert_eq!(list(&directory, 4), every(250));
-        assert_eq!(*directory.batches.borrow(), [vec![1], vec![101, 201]]);
+        assert_eq!(*directory.batches.borrow(), [vec!["1"], vec!["101", "201"]]);
         // At a concurrency of 1, one page at a time, as before.
-        let directory = PagedDirectory::new(250, 100);
+        let directory = paged_groups(250, 250, 100, None);
         assert_eq!(list(&directory, 1), every(250));
-        assert_eq!(*directory.batches.borrow(), [vec![1], vec![101], vec![201]]);
+        assert_eq!(*directory.batches.borrow(), [vec!["1"], vec!["101"], vec!["201"]]);
         // A directory answering 40 per page: later pages step by 40.
-        let directory = PagedDirectory::new(250, 40);
+        let directory = paged_groups(250, 250, 40, None);
         assert_eq!(list(&directory, 4), every(250));
-        assert_eq!(*directory.batches.borrow(), [vec![1], vec![41, 81, 121, 161], vec![201, 241]]);
+        assert_eq!(
+            *directory.batches.borrow(),
+            [vec!["1"], vec!["41", "81", "121", "161"], vec!["201", "241"]]
+        );
         // A page shorter than the first mid-round: the round's later pages are dropped and the
         // next round starts where it ended.
-        let mut directory = PagedDirectory::new(450, 100);
-        directory.short_at = Some(101);
+        let directory = paged_groups(450, 450, 100, Some(101));
         assert_eq!(list(&directory, 4), every(450));
         assert_eq!(
             *directory.batches.borrow(),
-            [vec![1], vec![101, 201, 301, 401], vec![151, 251, 351]]
+            [vec!["1"], vec!["101", "201", "301", "401"], vec!["151", "251", "351"]]
         );
         // A directory claiming more than it has: the first empty page ends the listing.
-        let mut directory = PagedDirectory::new(150, 100);
-        directory.claimed = 100_000;
+        let directory = paged_groups(150, 100_000, 100, None);
         assert_eq!(list(&directory, 4), every(150));
         assert_eq!(directory.batches.borrow().len(), 3);
     }
 
-    /// A directory of the users `known` (`u0@x.com`, `u1@x.com`, ...), answering `userName eq`
-    /// lookups and listings (`startIndex`, `count`); records each batch's requests, `lookup` or
-    /// the listing's start index.
-    struct Users {
-        known: usize,
-        batches: RefCell<Vec<Vec<String>>>,
-    }
-
-    impl Users {
-        fn new(known: usize) -> Self {
-            Users { known, batches: RefCell::default() }
-        }
-
-        fn answer(&self, request: &HttpRequest) -> (String, Result<HttpResponse, TransportError>) {
-            let user =
-                |n: usize| json!({"id": format!("id-{n}"), "userName": format!("u{n}@x.com")});
-            let query = request.url.split_once("Users?").unwrap().1;
-            let (asked, resources): (String, Vec<Value>) = match query.strip_prefix("startIndex=") {
-                Some(rest) => {
-                    let start: usize = rest.split('&').next().unwrap().parse().unwrap();
-                    let end = (start + 99).min(self.known);
-                    (start.to_string(), (start..=end).map(|n| user(n - 1)).collect())
-                }
-                None => {
-                    // `userName` compares case-insensitively.
-                    let query = query.to_ascii_lowercase();
-                    let quoted =
-                        |n: usize| encode_query(&format!("\"u{n}@x.com\"")).to_ascii_lowercase();
-                    let found = (0..self.known).find(|&n| query.contains(&quoted(n)));
-                    ("lookup".to_string(), found.into_iter().map(user).collect())
-                }
-            };
-            let body = json!({"totalResults": if asked == "lookup" { resources.len() } else { self.known }, "Resources": resources});
-            let response = HttpResponse {
-                status: 200,
-                content_type: Some("application/scim+json".into()),
-                retry_after: None,
-                body: body.to_string().into_bytes(),
-            };
-            (asked, Ok(response))
-        }
-    }
-
-    impl Transport for Users {
-        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-            self.send_all(std::slice::from_ref(request)).pop().unwrap()
-        }
-
-        fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
-            let (asked, answers) = requests.iter().map(|r| self.answer(r)).unzip();
-            self.batches.borrow_mut().push(asked);
-            answers
-        }
+    /// A directory of `known` users (`u0@x.com`, `u1@x.com`, ...), answering `userName eq`
+    /// lookups (case-insensitively, as `userName` compares) and listings.
+    fn users(known: usize) -> Recording<impl Fn(&str) -> (String, Value)> {
+        let user = |n: usize| json!({"id": format!("id-{n}"), "userName": format!("u{n}@x.com")});
+        recording(move |url| {
+            if url.contains("startIndex=") {
+                let start = param(url, "startIndex=");
+                let users: Vec<Value> =
+                    (start..=(start + 99).min(known)).map(|n| user(n - 1)).collect();
+                return (start.to_string(), json!({"totalResults": known, "Resources": users}));
+            }
+            let query = url.to_ascii_lowercase();
+            let quoted = |n: usize| encode_query(&format!("\"u{n}@x.com\"")).to_ascii_lowercase();
+            let found: Vec<Value> =
+                (0..known).find(|&n| query.contains(&quoted(n))).into_iter().map(user).collect();
+            ("lookup".to_string(), json!({"totalResults": found.len(), "Resources": found}))
+        })
     }
 
     /// Looks up `emails` in `directory` at a concurrency of 4; returns the ids found.
-    fn ids(directory: &Users, emails: &[String]) -> Vec<Option<String>> {
+    fn ids(directory: &impl Transport, emails: &[String]) -> Vec<Option<String>> {
         let client = ScimClient::new(directory, "https://x/scim".into(), RetryPolicy::default(), 4);
         let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
         let found = client.users_by_email(&emails).unwrap();
@@ -435,7 +399,7 @@ mod tests {
             batches.iter().flatten().filter(|asked| *asked == "lookup").count()
         };
         // A few people: looked up, four at a time, answers in the order asked.
-        let directory = Users::new(10);
+        let directory = users(10);
         let emails =
             ["u3@x.com", "nobody@x.com", "U1@X.COM", "u3@x.com", "u9@x.com"].map(String::from);
         let found = ids(&directory, &emails);
@@ -451,7 +415,7 @@ mod tests {
         // Thirty people in a directory of 250: its three pages beat thirty lookups.
         let mut emails: Vec<String> = (0..29).map(|n| format!("u{}@x.com", n * 8)).collect();
         emails.push("nobody@x.com".to_string());
-        let directory = Users::new(250);
+        let directory = users(250);
         let found = ids(&directory, &emails);
         let want: Vec<Option<String>> =
             (0..29).map(|n| Some(format!("id-{}", n * 8))).chain([None]).collect();
@@ -459,7 +423,7 @@ mod tests {
         assert_eq!(*directory.batches.borrow(), [vec!["1"], vec!["101", "201"]]);
 
         // The same thirty in a directory of 10,000: its first page, then thirty lookups.
-        let directory = Users::new(10_000);
+        let directory = users(10_000);
         assert_eq!(ids(&directory, &emails), want);
         let batches = directory.batches.borrow();
         assert_eq!(
