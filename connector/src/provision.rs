@@ -21,6 +21,7 @@ use crate::groups::group_id;
 use crate::model::{
     Account, AccountRef, AccountStatus, Change, ChangeAction, ChangeResult, Outcome, PlannedRequest,
 };
+use crate::settings::MAX_PAGE_SIZE;
 use crate::transport::{Method, Transport};
 
 /// Largest number of addresses sent in one bulk invite.
@@ -263,8 +264,11 @@ impl<T: Transport> ChatGptConnector<T> {
             .collect())
     }
 
-    /// Finds the member and invite of every reference: one lookup each for a few people, the
-    /// whole workspace once for many.
+    /// Finds the member and invite of every reference: one lookup each, or the whole workspace
+    /// listed once when that waits for fewer round trips. For more than [`SNAPSHOT_THRESHOLD`]
+    /// people the two listings' lengths are read first (an item each): a lookup by email is a
+    /// search of each listing, but one by id reads its listing until the id turns up, as the
+    /// console looks up no one by id. A big workspace is then not listed for a few dozen emails.
     pub(crate) fn lookup(
         &self,
         console: &ConsoleClient<'_, T>,
@@ -274,9 +278,19 @@ impl<T: Transport> ChatGptConnector<T> {
         let distinct: std::collections::BTreeSet<String> =
             refs.iter().filter_map(|r| reference_key(r).ok()).collect();
         let concurrency = self.settings.read_concurrency;
-        if distinct.len() > SNAPSHOT_THRESHOLD {
-            let members: Vec<Member> = list_everything(console, "users", concurrency)?;
-            let invites: Vec<Invite> = list_everything(console, "invites", concurrency)?;
+        let lengths = if distinct.len() > SNAPSHOT_THRESHOLD {
+            let members = listing_length::<T, Member>(console, "users")?;
+            Some((members, listing_length::<T, Invite>(console, "invites")?))
+        } else {
+            None
+        };
+        if let Some((members_total, invites_total)) = lengths
+            && listing_is_cheaper(&distinct, members_total, invites_total, concurrency)
+        {
+            let members: Vec<Member> =
+                list_everything(console, "users", concurrency, members_total)?;
+            let invites: Vec<Invite> =
+                list_everything(console, "invites", concurrency, invites_total)?;
             for key in distinct {
                 let member = members
                     .iter()
@@ -724,13 +738,53 @@ fn list_everything<T: Transport, I: serde::de::DeserializeOwned>(
     console: &ConsoleClient<'_, T>,
     listing: &str,
     concurrency: u32,
+    total: u64,
 ) -> Result<Vec<I>, ConnectorError> {
     let mut all = Vec::new();
-    walk(console, listing, "", concurrency, Position::START, u32::MAX, |item| {
+    // The length known, the first round asks for several pages at once.
+    let start = Position { offset: 0, total: Some(total) };
+    walk(console, listing, "", concurrency, start, u32::MAX, |item| {
         all.push(item);
         Ok(false)
     })?;
     Ok(all)
+}
+
+/// How many items the console's `listing` (`users` or `invites`) holds, asking for one.
+fn listing_length<T: Transport, I: serde::de::DeserializeOwned>(
+    console: &ConsoleClient<'_, T>,
+    listing: &str,
+) -> Result<u64, ConnectorError> {
+    let first = console.list_pages::<I>(listing, "", &[(0, 1)]).into_iter().next();
+    Ok(first.ok_or_else(|| ConnectorError::Internal(format!("no answer for {listing}")))??.total)
+}
+
+/// Whether listing both of the console's listings (`members` and `invites` items long, in
+/// rounds of `concurrency` pages) waits for fewer round trips than looking each of `keys` up in
+/// turn: a search of each listing per email, the rounds of its listing per id (an upper bound:
+/// a scan stops with the round where the id turns up).
+fn listing_is_cheaper(
+    keys: &std::collections::BTreeSet<String>,
+    members: u64,
+    invites: u64,
+    concurrency: u32,
+) -> bool {
+    let rounds = |items: u64| {
+        items.div_ceil(u64::from(MAX_PAGE_SIZE)).max(1).div_ceil(u64::from(concurrency.max(1)))
+    };
+    let lookups: u64 = keys
+        .iter()
+        .map(|key| {
+            if key.starts_with(crate::connector::INVITE_ID_PREFIX) {
+                rounds(invites)
+            } else if key.contains('@') {
+                2
+            } else {
+                rounds(members)
+            }
+        })
+        .sum();
+    rounds(members) + rounds(invites) <= lookups
 }
 
 /// The workspace's default seat type, read from the service once, and only when a change needs
@@ -963,6 +1017,24 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::transport::{HttpRequest, HttpResponse, TransportError};
+
+    #[test]
+    fn the_workspace_is_listed_only_when_that_waits_for_fewer_round_trips() {
+        let keys = |emails: usize, ids: usize| -> std::collections::BTreeSet<String> {
+            let emails = (0..emails).map(|n| format!("p{n}@x.com"));
+            emails.chain((0..ids).map(|n| format!("user-{n}"))).collect()
+        };
+        // 25 emails are 50 searches in turn; 3,000 members are 8 rounds of four pages, and the
+        // (empty) invites one more.
+        assert!(listing_is_cheaper(&keys(25, 0), 3_000, 0, 4));
+        // 25,000 members are 63 rounds.
+        assert!(!listing_is_cheaper(&keys(25, 0), 25_000, 0, 4));
+        // One page at a time, 6,000 members and 100 invites are 61 round trips.
+        assert!(!listing_is_cheaper(&keys(25, 0), 6_000, 100, 1));
+        // An id is found only by reading its listing, so 25 of them list even a big workspace.
+        assert!(listing_is_cheaper(&keys(0, 25), 25_000, 0, 4));
+        assert!(listing_is_cheaper(&keys(20, 5), 25_000, 0, 4));
+    }
 
     /// A console in memory: members `(id, email, role, seat)`, invites `(email, role, seat)`.
     #[derive(Default)]

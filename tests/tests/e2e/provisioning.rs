@@ -491,3 +491,51 @@ async fn a_reinvite_that_fails_after_the_cancel_says_what_was_done() {
         "the cancel did happen"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_searches_a_big_workspace_for_its_people_instead_of_listing_it() {
+    use host_harness::types::{Change, EntitlementChange};
+    // 25,000 members: 250 pages, 63 rounds of four, against 50 searches one after another.
+    let (host, server) = setup(25_000).await;
+    let emails: Vec<String> = state(&server)
+        .members
+        .into_iter()
+        .filter(|m| !m.is_scim_managed && m.deactivated_time.is_none() && m.role == "standard-user")
+        .take(25)
+        .map(|m| m.email)
+        .collect();
+    assert_eq!(emails.len(), 25);
+    let changes: Vec<Change> = emails
+        .iter()
+        .map(|email| {
+            Change::Grant(EntitlementChange {
+                account: AccountRef::Email(email.clone()),
+                entitlement: "role:admin".to_string(),
+            })
+        })
+        .collect();
+    server.service().clear_requests();
+    let results = host.apply_batch("t", changes, APPLY).await.unwrap().result.unwrap();
+    for (email, result) in emails.iter().zip(&results) {
+        assert_eq!(result.as_ref().map(|r| r.outcome), Ok(ChangeOutcome::Applied), "{email}");
+    }
+    let admins = state(&server).members.into_iter().filter(|m| emails.contains(&m.email));
+    assert!(admins.clone().all(|m| m.role == "account-admin"));
+    assert_eq!(admins.count(), 25);
+    // The two listings' lengths (an item each), then a search of each per email, for planning
+    // and again for the results' accounts.
+    let reads: Vec<_> = server
+        .service()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "GET" && (r.path.ends_with("/users") || r.path.ends_with("/invites"))
+        })
+        .collect();
+    let listings: Vec<&str> =
+        reads.iter().filter(|r| r.query.ends_with("query=")).map(|r| r.query.as_str()).collect();
+    assert!(listings.iter().all(|q| *q == "offset=0&limit=1&query="), "{listings:?}");
+    let lookups = listings.len() / 2;
+    assert!(lookups > 0, "the lengths were read");
+    assert_eq!(reads.len(), lookups * (2 + 2 * 25), "a search of members and invites per email");
+}
