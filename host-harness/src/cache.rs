@@ -157,13 +157,14 @@ fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
 /// Marks the entry at `path` as just used (its modification time), so eviction keeps it over
 /// entries used longer ago. A cache directory the host may only read is still used as it is.
 fn mark_used(path: &Path) {
-    let touched = std::fs::File::options()
-        .append(true)
-        .open(path)
-        .and_then(|file| file.set_modified(SystemTime::now()));
-    if let Err(e) = touched {
+    if let Err(e) = set_modified(path, SystemTime::now()) {
         tracing::debug!(path = %path.display(), error = %e, "could not mark a cache entry as used");
     }
+}
+
+/// Sets the modification time of the file at `path`, which eviction reads as its last use.
+fn set_modified(path: &Path, at: SystemTime) -> std::io::Result<()> {
+    std::fs::File::options().append(true).open(path)?.set_modified(at)
 }
 
 /// Removes the least recently used entries of `dir` other than `keep` until the entries'
@@ -243,10 +244,9 @@ mod tests {
         dir.join(format!("{}.{ENTRY_EXTENSION}", ComponentCache::key(engine, &component(tag))))
     }
 
-    /// Sets when the entry of `tag` was last used to `seconds_ago`.
-    fn used(dir: &Path, engine: &Engine, tag: &str, seconds_ago: u64) {
-        let file = std::fs::File::options().append(true).open(entry(dir, engine, tag)).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(seconds_ago)).unwrap();
+    /// Sets the modification time of the file at `path` to `seconds_ago`.
+    fn age(path: &Path, seconds_ago: u64) {
+        set_modified(path, SystemTime::now() - Duration::from_secs(seconds_ago)).unwrap();
     }
 
     #[test]
@@ -264,13 +264,12 @@ mod tests {
         let (writing, abandoned) = (dir.join("x.tmp-1-0"), dir.join("y.tmp-2-0"));
         std::fs::write(&writing, "partial").unwrap();
         std::fs::write(&abandoned, "partial").unwrap();
-        let file = std::fs::File::options().append(true).open(&abandoned).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(86_400)).unwrap();
+        age(&abandoned, 86_400);
 
         let cache = ComponentCache::new(Some(dir.clone()), size * 2 + size / 2);
         assert_eq!(load(&cache, "b").unwrap().1, CacheOutcome::Compiled);
-        used(&dir, &engine, "a", 300);
-        used(&dir, &engine, "b", 200);
+        age(&entry(&dir, &engine, "a"), 300);
+        age(&entry(&dir, &engine, "b"), 200);
         // Loading `a` marks it used: `b` is now the one used longest ago.
         assert_eq!(load(&cache, "a").unwrap().1, CacheOutcome::Loaded);
         assert_eq!(load(&cache, "c").unwrap().1, CacheOutcome::Compiled);

@@ -261,9 +261,7 @@ impl Host {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|t| {
-                t.connector == name && (t.limits.memory_bytes as u64) < initial_memory_bytes
-            })
+            .filter(|t| t.connector == name && !t.limits.holds_initial_memory(initial_memory_bytes))
             .map(|t| t.id.clone())
             .collect();
         if !capped_below.is_empty() {
@@ -329,7 +327,7 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .get(&tenant.connector)
             .map_or(0, |c| c.initial_memory_bytes);
-        if initial > tenant.limits.memory_bytes as u64 {
+        if !tenant.limits.holds_initial_memory(initial) {
             return Err(HostError::InvalidTenant {
                 tenant: tenant.id.clone(),
                 message: format!(

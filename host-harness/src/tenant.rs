@@ -182,6 +182,12 @@ impl Limits {
         }
     }
 
+    /// Whether the memory cap leaves room for `initial_bytes` of initial linear memory, which
+    /// a component needs before its first instruction runs.
+    pub fn holds_initial_memory(&self, initial_bytes: u64) -> bool {
+        initial_bytes <= self.memory_bytes as u64
+    }
+
     /// The first limit set to zero that would fail every call (a zero budget, memory cap,
     /// response cap or timeout; zero requests in flight would wait out every call's budget), by
     /// its key in a tenants file. A zero log cap only drops the guest's output, so it is allowed.
