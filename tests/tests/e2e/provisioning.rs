@@ -27,18 +27,19 @@ fn writes(server: &MockServer) -> usize {
     server.service().requests().iter().filter(|r| r.is_write()).count()
 }
 
-/// A plain member (not SCIM-managed, not deactivated, role Member, seat ChatGPT).
+/// The plain members (not SCIM-managed, not deactivated, role Member, seat ChatGPT).
+fn plain_members(server: &MockServer) -> impl Iterator<Item = Member> {
+    state(server).members.into_iter().filter(|m| {
+        !m.is_scim_managed
+            && m.deactivated_time.is_none()
+            && m.role == "standard-user"
+            && m.seat_type == "default"
+    })
+}
+
+/// A plain member (see [`plain_members`]).
 fn plain_member(server: &MockServer) -> Member {
-    state(server)
-        .members
-        .into_iter()
-        .find(|m| {
-            !m.is_scim_managed
-                && m.deactivated_time.is_none()
-                && m.role == "standard-user"
-                && m.seat_type == "default"
-        })
-        .unwrap()
+    plain_members(server).next().unwrap()
 }
 
 async fn grant(
@@ -497,13 +498,7 @@ async fn a_batch_searches_a_big_workspace_for_its_people_instead_of_listing_it()
     use host_harness::types::{Change, EntitlementChange};
     // 25,000 members: 250 pages, 63 rounds of four, against 50 searches one after another.
     let (host, server) = setup(25_000).await;
-    let emails: Vec<String> = state(&server)
-        .members
-        .into_iter()
-        .filter(|m| !m.is_scim_managed && m.deactivated_time.is_none() && m.role == "standard-user")
-        .take(25)
-        .map(|m| m.email)
-        .collect();
+    let emails: Vec<String> = plain_members(&server).take(25).map(|m| m.email).collect();
     assert_eq!(emails.len(), 25);
     let changes: Vec<Change> = emails
         .iter()
