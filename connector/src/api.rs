@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::error::ConnectorError;
@@ -120,6 +121,24 @@ pub struct ConsoleClient<'a, T: Transport> {
     surface: Surface,
     policy: RetryPolicy,
     jitter: Cell<u64>,
+    retrying: RetryClock,
+}
+
+/// The time a call has spent retrying, across all its requests and clients: waits between
+/// attempts, and the repeated attempts themselves. The policy's budget bounds this total, so a
+/// call against a service that is down gives up within the budget instead of retrying every
+/// request of a long batch in turn.
+#[derive(Debug, Clone, Default)]
+pub struct RetryClock(Rc<Cell<Duration>>);
+
+impl RetryClock {
+    fn spent(&self) -> Duration {
+        self.0.get()
+    }
+
+    fn add(&self, time: Duration) {
+        self.0.set(self.0.get().saturating_add(time));
+    }
 }
 
 /// Why a write did not succeed.
@@ -162,16 +181,27 @@ enum Failure {
 impl<'a, T: Transport> ConsoleClient<'a, T> {
     /// A client for the workspace whose console URL prefix is `account_base`
     /// (`{base-url}/accounts/{account-id}`).
-    pub fn new(transport: &'a T, account_base: String, policy: RetryPolicy) -> Self {
-        Self::on(Surface::Console, transport, account_base, policy)
+    pub fn new(
+        transport: &'a T,
+        account_base: String,
+        policy: RetryPolicy,
+        retrying: RetryClock,
+    ) -> Self {
+        Self::on(Surface::Console, transport, account_base, policy, retrying)
     }
 
-    /// A client of `surface` whose paths sit below `base`.
-    pub fn on(surface: Surface, transport: &'a T, base: String, policy: RetryPolicy) -> Self {
+    /// A client of `surface` whose paths sit below `base`, its retries counted on `retrying`.
+    pub fn on(
+        surface: Surface,
+        transport: &'a T,
+        base: String,
+        policy: RetryPolicy,
+        retrying: RetryClock,
+    ) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64 | 1);
-        ConsoleClient { transport, base, surface, policy, jitter: Cell::new(seed) }
+        ConsoleClient { transport, base, surface, policy, jitter: Cell::new(seed), retrying }
     }
 
     /// The retry policy.
@@ -180,8 +210,8 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
     }
 
     /// Waits before attempt `attempt + 1`: exponential from the base delay, with jitter, at least
-    /// what the service asked for. Returns false when the retry budget would be exceeded.
-    pub fn backoff(&self, attempt: u32, asked: Option<Duration>, started: Instant) -> bool {
+    /// what the service asked for. Returns false when the call's retry budget would be exceeded.
+    pub fn backoff(&self, attempt: u32, asked: Option<Duration>) -> bool {
         let exponential =
             self.policy.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(16));
         let capped = exponential.min(Duration::from_secs(10));
@@ -193,11 +223,20 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
         self.jitter.set(x);
         let jittered = capped.mul_f64(0.5 + (x % 1000) as f64 / 1000.0);
         let wait = asked.map_or(jittered, |a| a.max(jittered));
-        if started.elapsed() + wait > self.policy.budget {
+        if self.retrying.spent().saturating_add(wait) > self.policy.budget {
             return false;
         }
         std::thread::sleep(wait);
+        self.retrying.add(wait);
         true
+    }
+
+    /// Runs a repeated attempt, counting its time on the call's retry clock.
+    pub fn retried<R>(&self, attempt: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let outcome = attempt();
+        self.retrying.add(started.elapsed());
+        outcome
     }
 
     /// Pages of the console's `listing` (`users` or `invites`) of the items matching `query`
@@ -311,11 +350,13 @@ impl<'a, T: Transport> ConsoleClient<'a, T> {
                 Failure::Unknown(error) => (error, None),
                 Failure::Retry(error, asked) => (error, asked),
             };
-            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked, *started) {
-                return Err(WriteError::Rejected(exhausted(attempt, *started, error)));
+            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked) {
+                let spent = self.retrying.spent()
+                    >= self.policy.budget.saturating_sub(Duration::from_millis(1));
+                return Err(WriteError::Rejected(exhausted(attempt, *started, spent, error)));
             }
             attempt += 1;
-            outcome = self.attempt(endpoint, request);
+            outcome = self.retried(|| self.attempt(endpoint, request));
         }
     }
 
@@ -452,12 +493,19 @@ fn is_seat_true_up(response: &HttpResponse) -> bool {
         .is_some_and(|code| code == "seat_true_up_pending")
 }
 
-/// The error after the last attempt, saying what was tried.
-fn exhausted(attempts: u32, started: Instant, last: ConnectorError) -> ConnectorError {
+/// The error after the last attempt, saying what was tried, and whether the call's retry budget
+/// is what ran out.
+fn exhausted(
+    attempts: u32,
+    started: Instant,
+    budget_spent: bool,
+    last: ConnectorError,
+) -> ConnectorError {
     let tried = format!(
-        "gave up after {attempts} attempt{} over {:.1} s",
+        "gave up after {attempts} attempt{} over {:.1} s{}",
         if attempts == 1 { "" } else { "s" },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if budget_spent { ", the call's retry budget (retry-budget-ms) spent" } else { "" }
     );
     match last {
         ConnectorError::RateLimited { retry_after_ms, message } => {
@@ -618,6 +666,8 @@ fn snippet(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn response(status: u16, ct: &str, body: &str) -> HttpResponse {
@@ -681,6 +731,45 @@ mod tests {
         let emails: Vec<&str> = r.errored_emails.iter().map(ErroredEmail::email).collect();
         assert_eq!(emails, ["a@x.com", "b@x.com", "c@x.com"]);
         assert_eq!(r.errored_emails[0].reason(), "Invalid email domain");
+    }
+
+    /// A service that is down: every request is refused at once; counts the attempts.
+    struct Down(Cell<usize>);
+
+    impl Transport for Down {
+        fn send(&self, _: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.0.set(self.0.get() + 1);
+            Err(TransportError::failed("connection refused"))
+        }
+    }
+
+    #[test]
+    fn the_retry_budget_bounds_a_whole_calls_retrying_not_each_requests() {
+        let down = Down(Cell::new(0));
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(2),
+            budget: Duration::from_millis(60),
+        };
+        let clock = RetryClock::default();
+        // Two clients of one call share its clock, as the console and SCIM clients do.
+        let console = ConsoleClient::new(&down, "https://x/a".into(), policy, clock.clone());
+        let scim = ConsoleClient::on(Surface::Scim, &down, "https://x/s".into(), policy, clock);
+        let started = Instant::now();
+        for n in 0..40 {
+            let client = if n % 2 == 0 { &console } else { &scim };
+            let error = client.send_json::<Value>(Method::Get, &format!("users/{n}"), None);
+            assert!(matches!(error, Err(ConnectorError::Unavailable(_))), "{error:?}");
+        }
+        // Each request alone would have had the whole budget: up to 10 attempts each, 400 in all.
+        let attempts = down.0.get();
+        assert!(attempts < 40 + 20, "{attempts} attempts for 40 requests");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        let last = console.send_json::<Value>(Method::Get, "users/last", None).unwrap_err();
+        assert!(
+            matches!(&last, ConnectorError::Unavailable(m) if m.contains("retry budget")),
+            "{last:?}"
+        );
     }
 
     #[test]

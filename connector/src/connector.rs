@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 
 use serde::de::DeserializeOwned;
 
-use crate::api::{ConsoleClient, Invite, ListPage, Member};
+use crate::api::{ConsoleClient, Invite, ListPage, Member, RetryClock};
 use crate::catalog;
 use crate::cursor::{Cursor, Phase};
 use crate::error::ConnectorError;
@@ -23,6 +23,8 @@ pub struct ChatGptConnector<T: Transport> {
     pub(crate) transport: T,
     pub(crate) settings: Settings,
     default_seat: OnceCell<String>,
+    /// The retrying this call has done, across its clients, bounded by the retry budget.
+    pub(crate) retrying: RetryClock,
 }
 
 /// Describes the connector; needs no settings.
@@ -47,11 +49,17 @@ pub fn info() -> ConnectorInfo {
 impl<T: Transport> ChatGptConnector<T> {
     /// A connector sending through `transport` with validated `settings`.
     pub fn new(transport: T, settings: Settings) -> Self {
-        ChatGptConnector { transport, settings, default_seat: OnceCell::new() }
+        ChatGptConnector {
+            transport,
+            settings,
+            default_seat: OnceCell::new(),
+            retrying: RetryClock::default(),
+        }
     }
 
     pub(crate) fn console(&self) -> ConsoleClient<'_, T> {
-        ConsoleClient::new(&self.transport, self.settings.account_base(), self.settings.retry)
+        let base = self.settings.account_base();
+        ConsoleClient::new(&self.transport, base, self.settings.retry, self.retrying.clone())
     }
 
     /// Reads the workspace settings, proving the token and account id work together.

@@ -99,6 +99,7 @@ impl<T: Transport> ChatGptConnector<T> {
             &self.transport,
             base,
             self.settings.retry,
+            self.retrying.clone(),
             self.settings.read_concurrency,
         ))
     }

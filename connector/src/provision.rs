@@ -463,7 +463,6 @@ impl<T: Transport> ChatGptConnector<T> {
             _ => Method::Post,
         };
         let path = request.path.trim_start_matches(prefix);
-        let started = std::time::Instant::now();
         let mut attempt = 1;
         loop {
             let error =
@@ -477,8 +476,7 @@ impl<T: Transport> ChatGptConnector<T> {
             if visible(request, member.as_ref(), invite.as_ref()) {
                 return Ok(());
             }
-            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None, started)
-            {
+            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None) {
                 return Err(ConnectorError::Unavailable(format!(
                     "{error}; the change is not visible after {attempt} attempts"
                 )));
@@ -497,7 +495,6 @@ impl<T: Transport> ChatGptConnector<T> {
         subjects: &[Subject],
     ) -> Result<HashMap<String, String>, ConnectorError> {
         let mut pending = chunk.clone();
-        let started = std::time::Instant::now();
         let mut attempt = 1;
         loop {
             let request = self.invite_request(&pending);
@@ -533,8 +530,7 @@ impl<T: Transport> ChatGptConnector<T> {
             if still.is_empty() {
                 return Ok(HashMap::new());
             }
-            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None, started)
-            {
+            if attempt >= console.policy().max_attempts || !console.backoff(attempt, None) {
                 return Err(ConnectorError::Unavailable(format!(
                     "{error}; {} of {} invites are not visible after {attempt} attempts",
                     still.len(),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::{ConsoleClient, Surface, WriteError, encode_query};
+use crate::api::{ConsoleClient, RetryClock, Surface, WriteError, encode_query};
 use crate::error::ConnectorError;
 use crate::provision::SNAPSHOT_THRESHOLD;
 use crate::settings::RetryPolicy;
@@ -84,9 +84,15 @@ pub struct ScimClient<'a, T: Transport> {
 impl<'a, T: Transport> ScimClient<'a, T> {
     /// A client of the directory at `base` (no trailing slash), sending up to `concurrency`
     /// independent reads together.
-    pub fn new(transport: &'a T, base: String, policy: RetryPolicy, concurrency: u32) -> Self {
+    pub fn new(
+        transport: &'a T,
+        base: String,
+        policy: RetryPolicy,
+        retrying: RetryClock,
+        concurrency: u32,
+    ) -> Self {
         ScimClient {
-            http: ConsoleClient::on(Surface::Scim, transport, base, policy),
+            http: ConsoleClient::on(Surface::Scim, transport, base, policy, retrying),
             concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX).max(1),
         }
     }
@@ -328,6 +334,7 @@ mod tests {
             directory,
             "https://x/scim".into(),
             RetryPolicy::default(),
+            RetryClock::default(),
             concurrency,
         );
         let groups = client.all_groups().unwrap();
@@ -387,7 +394,13 @@ mod tests {
 
     /// Looks up `emails` in `directory` at a concurrency of 4; returns the ids found.
     fn ids(directory: &impl Transport, emails: &[String]) -> Vec<Option<String>> {
-        let client = ScimClient::new(directory, "https://x/scim".into(), RetryPolicy::default(), 4);
+        let client = ScimClient::new(
+            directory,
+            "https://x/scim".into(),
+            RetryPolicy::default(),
+            RetryClock::default(),
+            4,
+        );
         let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
         let found = client.users_by_email(&emails).unwrap();
         found.into_iter().map(|u| u.map(|u| u.id)).collect()

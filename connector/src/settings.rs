@@ -58,7 +58,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff; it doubles each attempt, with jitter, up to 10 s.
     pub base_delay: std::time::Duration,
-    /// Total time a request may spend retrying.
+    /// Total time one call may spend retrying, across all its requests: the waits between
+    /// attempts and the repeated attempts. Once spent, a failure is final at once.
     pub budget: std::time::Duration,
 }
 
@@ -85,7 +86,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
     "max-attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts per request when the service throttles or fails, 1 to 10 (default 4)"},
     "retry-base-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "First retry backoff in milliseconds, doubling with jitter (default 500)"},
-    "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total retry time per request in milliseconds (default 30000)"}
+    "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total time one call may spend retrying, across all its requests (waits and repeated attempts), in milliseconds (default 30000); once spent, failures are reported at once"}
   },
   "required": ["base-url", "account-id"],
   "additionalProperties": true
