@@ -118,7 +118,65 @@ pub struct FaultPlan {
     pub draws: u64,
 }
 
+/// The largest fault plan file read.
+pub const MAX_FAULT_PLAN_BYTES: u64 = 1 << 20;
+
+/// Why a fault plan was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fault plan: {0}")]
+pub struct FaultPlanError(String);
+
+impl Fault {
+    /// Refuses parameters the mock cannot honour, naming them.
+    fn check(self, at: &str) -> Result<(), FaultPlanError> {
+        let fail = |m: String| Err(FaultPlanError(format!("{at}: {m}")));
+        match self {
+            Fault::ServerError { status } if !(500..=599).contains(&status) => {
+                fail(format!("server-error status {status} is not 500 to 599"))
+            }
+            Fault::Slow { millis } if millis > 600_000 => {
+                fail(format!("slow millis {millis} is more than 600000 (ten minutes)"))
+            }
+            Fault::TooManyRequests { retry_after: Some(s) } if s > 86_400 => {
+                fail(format!("retry_after {s} is more than 86400 seconds (a day)"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl FaultPlan {
+    /// Reads a TOML fault plan and checks it: a rate between 0 and 1, statuses that are server
+    /// errors, delays and `Retry-After` values within reason.
+    pub fn from_toml(text: &str) -> Result<FaultPlan, FaultPlanError> {
+        let plan: FaultPlan = toml::from_str(text).map_err(|e| FaultPlanError(e.to_string()))?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    /// Checks a plan (see [`FaultPlan::from_toml`]).
+    pub fn check(&self) -> Result<(), FaultPlanError> {
+        for (i, script) in self.scripts.iter().enumerate() {
+            for (attempt, fault) in script.attempts.iter().enumerate() {
+                if let Some(fault) = fault {
+                    fault.check(&format!("script[{i}] attempt {}", attempt + 1))?;
+                }
+            }
+        }
+        if let Some(random) = &self.random {
+            if !(0.0..=1.0).contains(&random.rate) {
+                return Err(FaultPlanError(format!(
+                    "random rate {} is not a probability from 0 to 1",
+                    random.rate
+                )));
+            }
+            for fault in &random.kinds {
+                fault.check("random kinds")?;
+            }
+        }
+        Ok(())
+    }
+
     /// The fault, if any, for the next request with this method and path.
     pub fn next(&mut self, method: &str, path: &str) -> Option<Fault> {
         for script in &mut self.scripts {
@@ -220,5 +278,29 @@ kinds = [{ kind = "server-error", status = 503 }, { kind = "slow", millis = 300 
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_plan_the_mock_cannot_honour_is_refused_by_name() {
+        for (text, expected) in [
+            ("[random]\nrate = 7.5\nseed = 1", "rate 7.5"),
+            ("[random]\nrate = -3\nseed = 1", "rate -3"),
+            ("[random]\nrate = nan\nseed = 1", "rate NaN"),
+            (
+                "[[script]]\nmethod = \"GET\"\nattempts = [{ kind = \"server-error\", status = 200 }]",
+                "script[0] attempt 1: server-error status 200",
+            ),
+        ] {
+            let error = FaultPlan::from_toml(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        assert!(FaultPlan::from_toml("[random]\nrate = 0.3\nseed = 1").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_plan_or_a_typed_error(text in "\\PC{0,300}") {
+            let _ = FaultPlan::from_toml(&text);
+        }
     }
 }

@@ -14,10 +14,10 @@ pub mod seed;
 mod server;
 mod writes;
 
-pub use faults::{Fault, FaultPlan, FaultScript, RandomFaults};
+pub use faults::{Fault, FaultPlan, FaultPlanError, FaultScript, RandomFaults};
 pub use model::{
-    ErroredEmailShape, Group, Invite, Member, MockService, RecordedRequest, ScimEmail, ScimUser,
-    TokenInfo, Workspace,
+    AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, Member, MockService,
+    RecordedRequest, ScimEmail, ScimUser, TokenInfo, Workspace,
 };
 pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};

@@ -160,6 +160,49 @@ pub struct Workspace {
     pub scim_users: Vec<ScimUser>,
     /// SCIM groups, in creation order.
     pub groups: Vec<Group>,
+    /// Every change of a member's or invite's state the console applied, in order: what a
+    /// test compares a client's report of its changes with.
+    pub change_log: Vec<AppliedChange>,
+}
+
+/// One change of state the mock's console applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppliedChange {
+    /// The person's email, lowercase.
+    pub email: String,
+    /// What changed.
+    pub kind: AppliedChangeKind,
+}
+
+/// What one applied change did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum AppliedChangeKind {
+    /// A member's role changed.
+    Role {
+        /// Before.
+        from: String,
+        /// After.
+        to: String,
+    },
+    /// A member's seat type changed.
+    Seat {
+        /// Before.
+        from: String,
+        /// After.
+        to: String,
+    },
+    /// A member was removed.
+    Removed,
+    /// An invite was created.
+    Invited {
+        /// Its role.
+        role: String,
+        /// Its seat type.
+        seat: String,
+    },
+    /// A pending invite was cancelled.
+    InviteCancelled,
 }
 
 /// The shapes of `errored_emails` entries seen from the real service.
@@ -207,7 +250,13 @@ impl Workspace {
             scim_directory: None,
             scim_users: Vec::new(),
             groups: Vec::new(),
+            change_log: Vec::new(),
         }
+    }
+
+    /// Adds to the change log.
+    pub fn log_change(&mut self, email: &str, kind: AppliedChangeKind) {
+        self.change_log.push(AppliedChange { email: email.to_lowercase(), kind });
     }
 }
 
@@ -265,6 +314,9 @@ pub struct MockData {
     pub sequence: u64,
     /// Faults to inject.
     pub faults: super::faults::FaultPlan,
+    /// The service is down: every request's connection drops before it is handled, as when
+    /// the service dies under its clients.
+    pub down: bool,
 }
 
 /// A handle on the mock's state, shared by the server and its caller.
@@ -282,6 +334,11 @@ impl MockService {
     /// Locks the state for direct inspection or changes.
     pub fn lock(&self) -> MutexGuard<'_, MockData> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the service down (every request dropped unhandled) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
     }
 
     /// Adds or replaces a workspace.

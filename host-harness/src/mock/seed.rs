@@ -9,6 +9,12 @@ use super::model::{
 };
 use super::scim::identity::{self, GroupFields, UserFields};
 
+/// The largest fixture file read.
+pub const MAX_FIXTURE_BYTES: u64 = 64 << 20;
+/// The most members, and the most invites, a generated workspace may have: a mock of a million
+/// people is still served in memory (about 300 bytes a person), a hundred million is not.
+pub const MAX_GENERATED: usize = 1_000_000;
+
 /// How many members and invites to generate, from which seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +27,20 @@ pub struct GenerateSpec {
     /// Seed: the same seed gives the same workspace.
     #[serde(default)]
     pub seed: u64,
+}
+
+impl GenerateSpec {
+    /// Refuses a spec beyond [`MAX_GENERATED`], naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, count) in [("members", self.members), ("invites", self.invites)] {
+            if count > MAX_GENERATED {
+                return Err(format!(
+                    "`{field}` is {count}; a generated workspace has at most {MAX_GENERATED}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A fixture file: one or more workspaces and their tokens.
@@ -198,7 +218,8 @@ impl MockFixture {
     /// Reads a `.json` or `.toml` fixture.
     pub fn read(path: &Path) -> Result<Self, FixtureError> {
         let fail = |message: String| FixtureError { origin: path.display().to_string(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let text = crate::bounded_read::read_text(path, MAX_FIXTURE_BYTES)
+            .map_err(|e| fail(e.to_string()))?;
         let fixture: MockFixture = match path.extension().and_then(|e| e.to_str()) {
             Some("json") => serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?,
             Some("toml") => toml::from_str(&text).map_err(|e| fail(e.to_string()))?,
@@ -211,6 +232,9 @@ impl MockFixture {
     fn validate(&self) -> Result<(), String> {
         for ws in &self.workspaces {
             let at = format!("workspace {:?}", ws.account_id);
+            if let Some(spec) = &ws.generate {
+                spec.check().map_err(|e| format!("{at} generate: {e}"))?;
+            }
             check_value(&at, "default_seat_type", &ws.default_seat_type, &SEAT_TYPES)?;
             for (i, t) in ws.tokens.iter().enumerate() {
                 check_value(&format!("{at} token[{i}]"), "role", &t.role, &ROLES)?;

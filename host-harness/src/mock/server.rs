@@ -183,7 +183,13 @@ async fn record(State(service): State<MockService>, request: Request, next: Next
                 .into_response();
         }
     };
-    let fault = service.lock().faults.next(parts.method.as_str(), parts.uri.path());
+    let (down, fault) = {
+        let mut data = service.lock();
+        (data.down, data.faults.next(parts.method.as_str(), parts.uri.path()))
+    };
+    if down {
+        return broken_connection();
+    }
     let entry = RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
 use super::model::{
-    ErroredEmailShape, Invite, MockData, MockService, ROLES, SEAT_TYPES, Workspace,
+    AppliedChangeKind, ErroredEmailShape, Invite, MockData, MockService, ROLES, SEAT_TYPES,
+    Workspace,
 };
 
 /// Most addresses one invite request may carry.
@@ -117,11 +118,22 @@ pub async fn patch_member(
             .iter_mut()
             .find(|m| m.id == user_id)
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "User not found"))?;
-        if let Some(role) = role {
-            member.role = role;
+        let mut applied = Vec::new();
+        if let Some(role) = role
+            && role != member.role
+        {
+            let from = std::mem::replace(&mut member.role, role.clone());
+            applied.push(AppliedChangeKind::Role { from, to: role });
         }
-        if let Some(seat) = seat {
-            member.seat_type = seat;
+        if let Some(seat) = seat
+            && seat != member.seat_type
+        {
+            let from = std::mem::replace(&mut member.seat_type, seat.clone());
+            applied.push(AppliedChangeKind::Seat { from, to: seat });
+        }
+        let email = member.email.clone();
+        for kind in applied {
+            ws.log_change(&email, kind);
         }
         Ok(json!({"success": true}))
     })
@@ -143,7 +155,8 @@ pub async fn remove_member(
         if ws.members[index].is_scim_managed {
             return Err(detail(StatusCode::BAD_REQUEST, "User is managed by SCIM"));
         }
-        ws.members.remove(index);
+        let removed = ws.members.remove(index);
+        ws.log_change(&removed.email, AppliedChangeKind::Removed);
         Ok(json!({"success": true}))
     })
 }
@@ -246,6 +259,8 @@ pub async fn invite(
         let mut created = existing;
         for email in fresh {
             let invite = Invite::pending(sequence, email, role.clone(), seat.clone(), false);
+            let kind = AppliedChangeKind::Invited { role: role.clone(), seat: seat.clone() };
+            ws.log_change(&invite.email_address, kind);
             ws.invites.push(invite.clone());
             created.push(invite);
         }
@@ -272,7 +287,8 @@ pub async fn cancel_invite(
             .iter()
             .position(|i| i.email_address.eq_ignore_ascii_case(email))
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Invite not found"))?;
-        ws.invites.remove(index);
+        let cancelled = ws.invites.remove(index);
+        ws.log_change(&cancelled.email_address, AppliedChangeKind::InviteCancelled);
         Ok(json!({"success": true}))
     })
 }
