@@ -3,7 +3,10 @@
 //! It needs nothing from the connector beyond the contract: writes are judged from the host's
 //! own egress records (a dry run must send nothing but reads), state is read back through
 //! `get-account`, and bad credentials are tried by registering a copy of the tenant whose tokens
-//! are wrong. Grant cycles run on a subject address the caller names and are undone at the end.
+//! are wrong. Grant cycles run on subject addresses that must not be accounts yet (the suite
+//! refuses to start otherwise, so it can never change or remove a real person) and are undone
+//! at the end: the clean-up returns them to absent, which is where they were found, and checks
+//! that it did.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -31,13 +34,67 @@ pub struct ConformanceOptions {
 }
 
 impl Default for ConformanceOptions {
+    /// Fresh subject addresses (a new random tag each time), so a run never meets an account
+    /// left by another.
     fn default() -> Self {
+        let tag = fresh_tag();
         ConformanceOptions {
-            subject: "conformance-subject@conformance.example.com".to_string(),
-            dry_run_subject: "conformance-dry-run@conformance.example.com".to_string(),
+            subject: format!("conformance-{tag}@conformance.example.com"),
+            dry_run_subject: format!("conformance-dry-run-{tag}@conformance.example.com"),
             page_size: 7,
         }
     }
+}
+
+/// A tag unlikely to repeat: the time and the process, hashed.
+fn fresh_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
+}
+
+/// Why the suite did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConformanceError {
+    /// Registering the tenant failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A subject address is an account already: the suite would change or remove it.
+    #[error(
+        "subject {subject} is already an account ({account_id}, {status}) of the tenant's application; the suite invites, changes and removes its subjects, so it refuses one that exists (leave --subject out for a fresh address)"
+    )]
+    SubjectExists {
+        /// The address.
+        subject: String,
+        /// The account found.
+        account_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// The connector refused a subject address as malformed.
+    #[error("subject {subject:?} is not usable: {message}")]
+    InvalidSubject {
+        /// The address.
+        subject: String,
+        /// What the connector said.
+        message: String,
+    },
+    /// Whether a subject exists could not be told, so the suite did not risk writing.
+    #[error(
+        "could not tell whether subject {subject} is an account, so nothing was written: {message}"
+    )]
+    SubjectUnknown {
+        /// The address.
+        subject: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Outcome of one check.
@@ -104,8 +161,11 @@ pub async fn run(
     tenant: &TenantConfig,
     base_dir: &Path,
     options: &ConformanceOptions,
-) -> Result<Vec<CheckResult>, HostError> {
+) -> Result<Vec<CheckResult>, ConformanceError> {
     host.add_tenant(tenant, base_dir)?;
+    for subject in [&options.subject, &options.dry_run_subject] {
+        refuse_existing(host, &tenant.id, subject).await?;
+    }
     let mut bad = tenant.clone();
     bad.id = format!("{}-bad-credentials", tenant.id);
     for credential in &mut bad.credentials {
@@ -128,16 +188,55 @@ pub async fn run(
     check_dry_run(&mut suite, &entitlements, &options.dry_run_subject).await;
     check_cycles(&mut suite, &entitlements, &options.subject).await;
     check_bad_credentials(&mut suite, &bad.id).await;
-    // Leave the upstream as it was found.
+    check_clean_up(&mut suite, &entitlements, options).await;
+    Ok(suite.results)
+}
+
+/// Refuses a subject that is an account already, or whose existence cannot be told.
+async fn refuse_existing(host: &Host, tenant: &str, subject: &str) -> Result<(), ConformanceError> {
+    let report = host.get_account(tenant, AccountRef::Email(subject.to_string())).await?;
+    match report.result {
+        Ok(account) => Err(ConformanceError::SubjectExists {
+            subject: subject.to_string(),
+            account_id: account.id,
+            status: format!("{:?}", account.status).to_lowercase(),
+        }),
+        Err(CallError::Connector(ConnectorError::NotFound(_))) => Ok(()),
+        Err(CallError::Connector(ConnectorError::InvalidArgument(message))) => {
+            Err(ConformanceError::InvalidSubject { subject: subject.to_string(), message })
+        }
+        Err(error) => Err(ConformanceError::SubjectUnknown {
+            subject: subject.to_string(),
+            message: error.to_string(),
+        }),
+    }
+}
+
+/// Returns the subjects to absent, where they were found, and checks that they are.
+async fn check_clean_up(
+    suite: &mut Suite<'_>,
+    entitlements: &[Entitlement],
+    options: &ConformanceOptions,
+) {
+    let mut left = Vec::new();
     for subject in [&options.subject, &options.dry_run_subject] {
+        let who = || AccountRef::Email(subject.clone());
         if let Some(access) = entitlements.iter().find(|e| e.kind == "access") {
-            let who = AccountRef::Email(subject.clone());
-            let _ = host
-                .revoke(&suite.tenant, who, access.id.clone(), ChangeOptions { dry_run: false })
-                .await;
+            let apply = ChangeOptions { dry_run: false };
+            let _ = suite.host.revoke(&suite.tenant, who(), access.id.clone(), apply).await;
+        }
+        match answer(suite.host.get_account(&suite.tenant, who()).await) {
+            Err(message) if message.contains("not-found") => {}
+            Err(message) => left.push(format!("{subject}: could not be read back ({message})")),
+            Ok(account) => left.push(format!("{subject} is still account {}", account.id)),
         }
     }
-    Ok(suite.results)
+    let verdict = if left.is_empty() {
+        Ok("both subjects are absent again, as they were found".to_string())
+    } else {
+        Err(left.join("; "))
+    };
+    suite.check("clean-up-restores-what-it-found", verdict);
 }
 
 async fn check_info(suite: &mut Suite<'_>) {

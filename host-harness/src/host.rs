@@ -350,6 +350,13 @@ impl Host {
         Ok(())
     }
 
+    /// The limits a registered tenant's calls run under.
+    pub fn tenant_limits(&self, tenant: &str) -> Result<Limits, HostError> {
+        let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let found = tenants.get(tenant).ok_or_else(|| HostError::UnknownTenant(tenant.to_string()));
+        found.map(|t| t.limits)
+    }
+
     fn has_connector(&self, name: &str) -> bool {
         self.connectors.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
     }

@@ -4,7 +4,9 @@
 //! A platform embeds [`Host`]: create it once, register connectors and tenants, then call
 //! operations concurrently from many tasks. The `harness` binary is a thin client of this API.
 
+pub mod batch;
 pub mod bindings;
+pub mod bounded_read;
 pub mod bundled;
 pub mod cache;
 pub mod call;

@@ -294,11 +294,15 @@ fn validate_path_prefix(raw: &str) -> Result<String, &'static str> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
+/// The largest tenants file read.
+pub const MAX_TENANTS_FILE_BYTES: u64 = 4 << 20;
+
 impl TenantsFile {
     /// Reads and parses a tenants file.
     pub fn read(path: &Path) -> Result<Self, HostError> {
         let fail = |message: String| HostError::TenantsFile { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let text = crate::bounded_read::read_text(path, MAX_TENANTS_FILE_BYTES)
+            .map_err(|e| fail(e.to_string()))?;
         let file: TenantsFile = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
         if file.tenants.is_empty() {
             return Err(fail("defines no [[tenant]]".to_string()));

@@ -33,11 +33,25 @@ fn console_seat(csv: &str, default: &str) -> String {
 /// What a line should do.
 #[derive(Debug, Clone)]
 enum Intent {
-    Invite { email: String, role: &'static str, seat: String },
-    Refused { email: String },
-    Change { email: String, role: String, seat: String },
-    NoOp { email: String },
+    Invite {
+        email: String,
+        role: &'static str,
+        seat: String,
+    },
+    Refused {
+        email: String,
+    },
+    Change {
+        email: String,
+        role: String,
+        seat: String,
+    },
+    NoOp {
+        email: String,
+    },
     Malformed,
+    /// An address the connector refuses: the row fails with its reason, nothing is sent.
+    NotAnAddress,
 }
 
 fn apply(tenants: &Path, csv: &Path, dry_run: bool) -> (bool, Vec<Value>, String) {
@@ -50,8 +64,13 @@ fn apply(tenants: &Path, csv: &Path, dry_run: bool) -> (bool, Vec<Value>, String
     }
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let rows: Vec<Value> = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
+    // JSON lines: each row and each call as it is known, then a summary.
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.last().unwrap()["type"], "summary", "{stderr}");
+    let rows = lines.into_iter().filter(|l| l["type"] == "row").collect();
     (output.status.success(), rows, stderr)
 }
 
@@ -124,17 +143,23 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
         "@no-local.example.com,member,",
         "two@@at.example.com,admin,",
         "spaces in@x.example.com,member,",
+    ] {
+        lines.push(bad.to_string());
+        intents.push(Intent::NotAnAddress);
+    }
+    for bad in [
         "plus1@new.example.com,member,Plus",
         "plus2@new.example.com,admin,Enterprise",
         "plus3@new.example.com,member,gpt-5",
         "extra@new.example.com,member,ChatGPT,surplus",
         "extra2@new.example.com,admin,Codex,a,b",
         "NEW0@new.example.com,owner,Codex",
+        "semi@new.example.com;member;chatgpt",
     ] {
         lines.push(bad.to_string());
         intents.push(Intent::Malformed);
     }
-    assert_eq!(lines.len() - 1, 500);
+    assert_eq!(lines.len() - 1, 501);
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("apply-csv-{}", std::process::id()));
@@ -157,13 +182,21 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
     assert!(!ok, "malformed lines make the run fail overall");
     assert!(service.requests().iter().all(|r| !r.is_write()), "a dry run sends no write");
     assert_eq!(service.workspace(WS).unwrap(), ws, "nothing changed");
-    assert_eq!(planned.len(), 500);
+    assert_eq!(planned.len(), 501);
 
     // The real run.
     let (ok, applied, stderr) = tokio::task::block_in_place(|| apply(&tenants, &csv, false));
     assert!(!ok);
-    assert!(stderr.contains("15 of 500 rows failed or were skipped"), "{stderr}");
-    assert_eq!(applied.len(), 500);
+    assert!(stderr.contains("16 of 501 rows did not end as asked"), "{stderr}");
+    assert_eq!(applied.len(), 501);
+    // What the plan named and what was sent, without the answers the host saw.
+    let sent = |row: &Value| -> Vec<(Value, Value, Value)> {
+        let requests = row["requests"].as_array().unwrap();
+        requests
+            .iter()
+            .map(|r| (r["method"].clone(), r["path"].clone(), r["body"].clone()))
+            .collect()
+    };
     let by_line = |rows: &[Value]| -> HashMap<u64, Value> {
         rows.iter().map(|r| (r["line"].as_u64().unwrap(), r.clone())).collect()
     };
@@ -181,7 +214,8 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
                     ("planned".into(), "pending".into()),
                     "line {line}"
                 );
-                assert_eq!(plan["requests"], real["requests"], "line {line}: the plan is what ran");
+                assert_eq!(sent(plan), sent(real), "line {line}: the plan is what ran");
+                assert!(real["requests"].as_array().unwrap().iter().all(|r| r["status"] == 200));
                 let invite =
                     after.invite_by_email(email).unwrap_or_else(|| panic!("{email} invited"));
                 assert_eq!((invite.role.as_str(), &invite.seat_type), (*role, seat), "{email}");
@@ -190,7 +224,7 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
                 assert_eq!(
                     (outcome(plan), outcome(real)),
                     ("planned".into(), "failed".into()),
-                    "line {line}"
+                    "line {line}: {real}"
                 );
                 assert!(
                     real["detail"].as_str().unwrap().contains("Invalid email domain"),
@@ -204,7 +238,7 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
                     ("planned".into(), "applied".into()),
                     "line {line}: {real}"
                 );
-                assert_eq!(plan["requests"], real["requests"], "line {line}");
+                assert_eq!(sent(plan), sent(real), "line {line}");
                 let m = after.member_by_email(email).unwrap();
                 assert_eq!((&m.role, &m.seat_type), (role, seat), "{email}");
             }
@@ -212,6 +246,12 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
                 assert_eq!(outcome(plan), "already-in-state", "line {line}: {plan}");
                 assert_eq!(outcome(real), "already-in-state", "line {line}");
                 assert_eq!(after.member_by_email(email), ws.member_by_email(email));
+            }
+            Intent::NotAnAddress => {
+                assert_eq!((outcome(plan), outcome(real)), ("failed".into(), "failed".into()));
+                let detail = real["detail"].as_str().unwrap();
+                assert!(detail.contains("is not an email address"), "line {line}: {detail}");
+                assert!(real["requests"].as_array().unwrap().is_empty());
             }
             Intent::Malformed => {
                 assert_eq!(

@@ -182,3 +182,155 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A tenants file for workspace `ws` of `server`, holding `token`.
+fn tenants_file(dir: &std::path::Path, server: &MockServer, ws: &str, token: &str) -> PathBuf {
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!(
+            "[[tenant]]\nid = \"t\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{o}\"]\n[tenant.settings]\nbase-url = \"{b}\"\naccount-id = \"{ws}\"\npage-size = 5\nretry-base-ms = 5\n[[tenant.credentials]]\norigin = \"{o}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{ws}\" }}\n",
+            o = server.origin(),
+            b = server.base_url()
+        ),
+    )
+    .unwrap();
+    tenants
+}
+
+/// Runs `command` with its stdout read by `head -1`, which leaves after one line.
+fn into_head(command: &mut Command) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let head = Command::new("head").arg("-1").stdin(stdout).output().unwrap();
+    assert!(!head.stdout.is_empty());
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_to_a_reader_that_left_ends_quietly() {
+    let service = MockService::new();
+    service.put_workspace(seed::generate(
+        "ws-pipe",
+        GenerateSpec { members: 400, invites: 3, seed: 4 },
+    ));
+    service.add_token("pipe-token", "ws-pipe", "account-owner");
+    let server = MockServer::start_local(service).await.unwrap();
+    let tenants = tenants_file(&tempdir("pipe"), &server, "ws-pipe", "pipe-token");
+    for args in [&["accounts"][..], &["accounts", "--json"], &["entitlements"]] {
+        let (code, stderr) = tokio::task::block_in_place(|| {
+            into_head(harness().args(args).arg("--tenants").arg(&tenants))
+        });
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    // The mock prints its tenants file, then keeps serving whoever reads it.
+    let mut mock = harness();
+    mock.args(["mock", "--port", "0", "--members", "3"]);
+    let mut child = mock
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let head = Command::new("head").arg("-1").stdin(stdout).output().unwrap();
+    assert!(String::from_utf8_lossy(&head.stdout).contains("mock ChatGPT service at"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the mock is still serving");
+    child.kill().unwrap();
+    let stderr = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_fails_partway_prints_no_truncated_json() {
+    let service = MockService::new();
+    service.put_workspace(seed::generate(
+        "ws-part",
+        GenerateSpec { members: 40, invites: 0, seed: 4 },
+    ));
+    service.add_token("part-token", "ws-part", "account-owner");
+    // Pages of 5: the third page's read fails every attempt.
+    service.set_faults(host_harness::mock::FaultPlan {
+        scripts: vec![host_harness::mock::FaultScript {
+            method: "GET".into(),
+            path_suffix: "/users".into(),
+            attempts: [
+                vec![None; 2],
+                vec![Some(host_harness::mock::Fault::ServerError { status: 503 }); 50],
+            ]
+            .concat(),
+            seen: 0,
+        }],
+        ..Default::default()
+    });
+    let server = MockServer::start_local(service).await.unwrap();
+    let tenants = tenants_file(&tempdir("part"), &server, "ws-part", "part-token");
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(harness().args(["accounts", "--json", "--tenants"]).arg(&tenants))
+    });
+    assert!(!ok);
+    assert_eq!(stdout, "", "nothing half-printed");
+    assert!(
+        stderr.contains("listing accounts stopped after") && stderr.contains("nothing was printed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn endless_or_oversized_inputs_are_refused_with_their_cap() {
+    let dir = tempdir("endless");
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(&tenants, "[[tenant]]\nid = \"x\"\nconnector = \"chatgpt\"\n").unwrap();
+    let (ok, _, stderr) =
+        run(harness().args(["apply", "--csv", "/dev/zero", "--tenants"]).arg(&tenants));
+    assert!(!ok);
+    assert!(stderr.contains("/dev/zero is larger than 16384 KiB"), "{stderr}");
+    let (ok, _, stderr) = run(harness().args(["accounts", "--tenants", "/dev/zero"]));
+    assert!(!ok);
+    assert!(stderr.contains("/dev/zero") && stderr.contains("larger than"), "{stderr}");
+    let (ok, _, stderr) = run(harness().args(["mock", "--port", "0", "--members", "100000000"]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("`members` is 100000000; a generated workspace has at most"),
+        "{stderr}"
+    );
+    let faults = dir.join("faults.toml");
+    std::fs::write(&faults, "[random]\nrate = 7.5\nseed = 1\n").unwrap();
+    let (ok, _, stderr) = run(harness().args(["mock", "--port", "0", "--faults"]).arg(&faults));
+    assert!(!ok);
+    assert!(stderr.contains("rate 7.5 is not a probability"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_refuses_a_subject_that_is_an_account_and_changes_nothing() {
+    let service = MockService::new();
+    service.put_workspace(seed::generate(
+        "ws-subject",
+        GenerateSpec { members: 12, invites: 2, seed: 4 },
+    ));
+    service.add_token("subject-token", "ws-subject", "account-owner");
+    let server = MockServer::start_local(service.clone()).await.unwrap();
+    let before = service.workspace("ws-subject").unwrap();
+    let owner = before.members[0].email.clone();
+    assert_eq!(before.members[0].role, "account-owner");
+    let tenants = tenants_file(&tempdir("subject"), &server, "ws-subject", "subject-token");
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        run(harness().args(["conformance", "--subject", &owner, "--tenants"]).arg(&tenants))
+    });
+    assert!(!ok);
+    assert!(stderr.contains("is already an account") && stderr.contains(&owner), "{stderr}");
+    assert_eq!(service.workspace("ws-subject").unwrap(), before, "the Owner is untouched");
+    assert!(service.requests().iter().all(|r| !r.is_write()), "nothing was written");
+    // Not an address at all is a usage error, before anything runs.
+    let (ok, _, stderr) = run(harness()
+        .args(["conformance", "--subject", "not an email", "--tenants"])
+        .arg(&tenants));
+    assert!(!ok);
+    assert!(stderr.contains("invalid value 'not an email' for '--subject"), "{stderr}");
+}

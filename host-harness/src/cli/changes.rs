@@ -2,23 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use host_harness::types::{
-    ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError, PlannedRequest,
-};
+use host_harness::batch::{self, BatchEvent, CallRecord, ChangeReport, ItemReport, ItemRequest};
+use host_harness::types::{ChangeOptions, ChangeOutcome, ChangeResult};
 
 use super::TenantArgs;
 use super::csv;
-use super::output;
+use super::output::{self, out};
 use super::tenant_commands::{account_ref, answer, host_for};
-
-/// Rows sent in one `apply-batch` call: large enough that invites group well, small enough that
-/// a long file shows progress.
-const ROWS_PER_BATCH: usize = 1000;
 
 /// Options of `harness grant` and `harness revoke`.
 #[derive(Debug, Args)]
@@ -118,12 +113,12 @@ fn outcome_word(outcome: ChangeOutcome) -> &'static str {
 }
 
 fn print_change(result: &ChangeResult) {
-    println!("{}: {}", outcome_word(result.outcome), result.detail);
+    out!("{}: {}", outcome_word(result.outcome), result.detail);
     if !result.replaced.is_empty() {
-        println!("replaced: {}", result.replaced.join(", "));
+        out!("replaced: {}", result.replaced.join(", "));
     }
     for r in &result.requests {
-        println!("  {} {} {}", r.method, r.path, r.body.as_deref().unwrap_or(""));
+        out!("  {} {} {}", r.method, r.path, r.body.as_deref().unwrap_or(""));
     }
     if let Some(account) = &result.account {
         output::print_accounts(std::slice::from_ref(account));
@@ -137,115 +132,138 @@ pub struct RowReport {
     pub line: usize,
     /// Email, when the line could be read.
     pub email: Option<String>,
-    /// `applied`, `pending`, `planned`, `already-in-state`, `failed` or `skipped`.
-    pub outcome: String,
+    /// What became of the row: an [`ItemOutcome`] name, or `skipped` for a malformed line.
+    pub outcome: &'static str,
     /// What happened or why not.
     pub detail: String,
+    /// Each of the row's changes and what became of it.
+    pub changes: Vec<ChangeReport>,
     /// Entitlements displaced.
     pub replaced: Vec<String>,
-    /// Write requests sent or planned for the row.
-    pub requests: Vec<PlannedRequest>,
+    /// Write requests sent (or planned) for the row, with the status the host saw answered.
+    pub requests: Vec<ItemRequest>,
+    /// The call that carried the row's writes.
+    pub call_id: Option<u64>,
 }
 
-/// Combines the results of a row's changes into the row's result.
-fn row_report(row: &csv::Row, results: Vec<Result<ChangeResult, ConnectorError>>) -> RowReport {
-    let mut report = RowReport {
-        line: row.line,
-        email: Some(row.email.clone()),
-        outcome: String::new(),
-        detail: String::new(),
-        replaced: Vec::new(),
-        requests: Vec::new(),
-    };
-    let mut details: Vec<String> = row.notes.clone();
-    let mut outcomes = Vec::new();
-    for result in results {
-        match result {
-            Ok(change) => {
-                outcomes.push(change.outcome);
-                details.push(change.detail);
-                report.replaced.extend(change.replaced);
-                for request in change.requests {
-                    if !report.requests.contains(&request) {
-                        report.requests.push(request);
-                    }
-                }
-            }
-            Err(error) => {
-                report.outcome = "failed".to_string();
-                details.push(host_harness::CallError::Connector(error).to_string());
-            }
+impl RowReport {
+    fn of(row: &csv::Row, item: ItemReport) -> RowReport {
+        let mut details = row.notes.clone();
+        details.extend(item.changes.iter().map(|c| c.detail.clone()).filter(|d| !d.is_empty()));
+        details.dedup();
+        RowReport {
+            line: row.line,
+            email: Some(row.email.clone()),
+            outcome: item.outcome.as_str(),
+            detail: details.join("; "),
+            replaced: item.changes.iter().flat_map(|c| c.replaced.clone()).collect(),
+            changes: item.changes,
+            requests: item.requests,
+            call_id: item.call_id,
         }
     }
-    if report.outcome.is_empty() {
-        let first_change = outcomes.iter().find(|o| **o != ChangeOutcome::AlreadyInState);
-        report.outcome =
-            outcome_word(first_change.copied().unwrap_or(ChangeOutcome::AlreadyInState))
-                .to_string();
-        if outcomes.contains(&ChangeOutcome::Pending) {
-            report.outcome = "pending".to_string();
+
+    fn skipped(malformed: &csv::Malformed) -> RowReport {
+        RowReport {
+            line: malformed.line,
+            email: None,
+            outcome: "skipped",
+            detail: format!("malformed line: {}", malformed.reason),
+            changes: Vec::new(),
+            replaced: Vec::new(),
+            requests: Vec::new(),
+            call_id: None,
         }
     }
-    report.detail = details.join("; ");
-    report
+
+    fn is_success(&self) -> bool {
+        !matches!(self.outcome, "skipped" | "partial" | "failed" | "unknown" | "not-attempted")
+    }
+}
+
+/// A JSON line of `apply --json`: a row, a call, or the closing summary.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+enum JsonLine<'a> {
+    Row(&'a RowReport),
+    Call(&'a CallRecord),
+    Summary { rows: usize, ok: usize, unsuccessful: usize, dry_run: bool, stopped: Option<&'a str> },
 }
 
 /// Runs `harness apply --csv`.
+///
+/// Every row's outcome is printed, including rows of calls that completed before a later one
+/// failed, and every write a failed call may have made; with `--json`, as one JSON line per row
+/// and per call as soon as each is known, then a summary line. The exit status is non-zero,
+/// after all of it is printed, when any row did not end where it was asked to be.
 pub async fn apply(args: ApplyArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.csv)
-        .with_context(|| format!("reading {}", args.csv.display()))?;
-    let (rows, malformed) = csv::parse(&text);
+    let (rows, malformed) = csv::read(&args.csv)?;
     let (host, tenant) = host_for(&args.tenant, cache_dir).await?;
-    let options = ChangeOptions { dry_run: args.dry_run };
+    let json = args.tenant.json;
+    let emit_json = |line: JsonLine<'_>| match output::json_line(&line) {
+        Ok(text) => output::emit(&text),
+        Err(error) => eprintln!("error: could not write a JSON line: {error}"),
+    };
 
-    let progress = ProgressBar::new(rows.len() as u64);
+    let progress = if json { ProgressBar::hidden() } else { ProgressBar::new(rows.len() as u64) };
     progress.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} rows {wide_bar} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut reports: Vec<RowReport> = malformed
-        .iter()
-        .map(|m| RowReport {
-            line: m.line,
-            email: None,
-            outcome: "skipped".to_string(),
-            detail: format!("malformed line: {}", m.reason),
-            replaced: Vec::new(),
-            requests: Vec::new(),
-        })
-        .collect();
-    for batch in rows.chunks(ROWS_PER_BATCH) {
-        let changes: Vec<_> = batch.iter().flat_map(csv::Row::changes).collect();
-        let expected = changes.len();
-        let results = answer(host.apply_batch(&tenant, changes, options).await?)?;
-        if results.len() != expected {
-            bail!("the connector returned {} results for {expected} changes", results.len());
-        }
-        let mut results = results.into_iter();
-        for row in batch {
-            let mine: Vec<_> = results.by_ref().take(row.changes().len()).collect();
-            reports.push(row_report(row, mine));
-        }
-        progress.inc(batch.len() as u64);
+    let mut reports: Vec<RowReport> = malformed.iter().map(RowReport::skipped).collect();
+    if json {
+        reports.iter().for_each(|r| emit_json(JsonLine::Row(r)));
     }
+    let mut failed_calls: Vec<CallRecord> = Vec::new();
+    let items: Vec<_> = rows.iter().map(csv::Row::changes).collect();
+    let summary = batch::apply(&host, &tenant, &items, args.dry_run, |event| match event {
+        BatchEvent::Item(item) => {
+            let report = RowReport::of(&rows[item.item], item);
+            if json {
+                emit_json(JsonLine::Row(&report));
+            }
+            progress.inc(1);
+            reports.push(report);
+        }
+        BatchEvent::Call(call) => {
+            if json {
+                emit_json(JsonLine::Call(&call));
+            }
+            if call.error.is_some() {
+                failed_calls.push(call);
+            }
+        }
+    })
+    .await?;
     progress.finish_and_clear();
-    reports.sort_by_key(|r| r.line);
 
-    let failed = reports.iter().filter(|r| r.outcome == "failed" || r.outcome == "skipped").count();
-    if args.tenant.json {
-        output::print_json(&reports)?;
+    let unsuccessful = reports.iter().filter(|r| !r.is_success()).count();
+    if json {
+        emit_json(JsonLine::Summary {
+            rows: reports.len(),
+            ok: reports.len() - unsuccessful,
+            unsuccessful,
+            dry_run: args.dry_run,
+            stopped: summary.stopped.as_deref(),
+        });
     } else {
+        reports.sort_by_key(|r| r.line);
         output::print_rows(&reports);
-        println!(
-            "{} rows: {} ok, {} failed or skipped{}",
+        for call in &failed_calls {
+            output::print_failed_call(call);
+        }
+        if let Some(reason) = &summary.stopped {
+            out!("stopped: {reason}; rows after it were not attempted (a re-run continues)");
+        }
+        out!(
+            "{} rows: {} ok, {unsuccessful} not{}",
             reports.len(),
-            reports.len() - failed,
-            failed,
+            reports.len() - unsuccessful,
             if args.dry_run { " (dry run: nothing was written)" } else { "" }
         );
     }
-    if failed > 0 {
-        bail!("{failed} of {} rows failed or were skipped", reports.len());
+    if unsuccessful > 0 {
+        bail!("{unsuccessful} of {} rows did not end as asked; see each row", reports.len());
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `harness conformance`: the contract-level suite against a connector and its upstream.
 
+use super::output::out;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
@@ -23,9 +24,10 @@ pub struct ConformanceArgs {
     /// The tenant of the file; may be left out when the file has one.
     #[arg(long, requires = "tenants")]
     tenant: Option<String>,
-    /// An address the suite may invite, change and remove (never a real person's).
-    #[arg(long, default_value = "conformance-subject@conformance.example.com")]
-    subject: String,
+    /// An address the suite may invite, change and remove; it must not be an account yet (the
+    /// suite refuses one that is). Default: a fresh address.
+    #[arg(long, value_parser = subject_address)]
+    subject: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -34,8 +36,11 @@ pub struct ConformanceArgs {
 /// Runs `harness conformance`.
 pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
-    let options =
-        ConformanceOptions { subject: args.subject.clone(), ..ConformanceOptions::default() };
+    let defaults = ConformanceOptions::default();
+    let options = ConformanceOptions {
+        subject: args.subject.clone().unwrap_or(defaults.subject.clone()),
+        ..defaults
+    };
     let cwd = PathBuf::from(".");
     let (mut tenant, base, _mock) = match &args.tenants {
         Some(path) => {
@@ -80,6 +85,17 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
     Ok(())
 }
 
+/// `--subject` must look like an email address; whether it is one the connector accepts, and
+/// whether it is free, the suite checks before writing.
+fn subject_address(raw: &str) -> Result<String, String> {
+    let plausible = raw.len() <= 254
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
+        && raw.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if plausible { Ok(raw.to_string()) } else { Err(format!("{raw:?} is not an email address")) }
+}
+
 fn print(results: &[CheckResult]) {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -93,5 +109,5 @@ fn print(results: &[CheckResult]) {
         };
         table.add_row(vec![r.check.clone(), verdict.to_string(), r.detail.clone()]);
     }
-    println!("{table}");
+    out!("{table}");
 }

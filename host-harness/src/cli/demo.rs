@@ -1,5 +1,6 @@
 //! `harness demo`: the whole system in one command, against the embedded mock.
 
+use super::output::out;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ const TOKEN: &str = "demo-owner-token";
 pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let service = MockService::new();
     let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 42 };
+    spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
     service.put_workspace(seed::generate(ACCOUNT_ID, spec));
     service.add_token(TOKEN, ACCOUNT_ID, "account-owner");
     let server = MockServer::start_local(service.clone()).await?;
@@ -57,13 +59,13 @@ pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<(
             "requests_seen_by_mock": requests.len(),
         }));
     }
-    println!("Mock ChatGPT workspace `{ACCOUNT_ID}` at {}\n", server.base_url());
+    out!("Mock ChatGPT workspace `{ACCOUNT_ID}` at {}\n", server.base_url());
     output::print_info(&info);
-    println!("\nAccounts (listed through the sandboxed connector, 5 per page):");
+    out!("\nAccounts (listed through the sandboxed connector, 5 per page):");
     output::print_accounts(&accounts);
-    println!("\nEntitlements:");
+    out!("\nEntitlements:");
     output::print_entitlements(&entitlements);
-    println!(
+    out!(
         "\nThe mock received {} requests ({}), every one with the credential injected by the host.",
         requests.len(),
         paths.into_iter().collect::<Vec<_>>().join(", ")

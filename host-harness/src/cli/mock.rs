@@ -1,10 +1,12 @@
 //! `harness mock`: serve the mock ChatGPT service until interrupted.
 
+use super::output::out;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use host_harness::mock::faults::MAX_FAULT_PLAN_BYTES;
 use host_harness::mock::{FaultPlan, GenerateSpec, MockFixture, MockServer, MockService, seed};
 
 /// Options of `harness mock`.
@@ -49,16 +51,17 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
         Some(path) => MockFixture::read(path)?.load_into(&service),
         None => {
             let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
+            spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
             service.put_workspace(seed::generate(&args.account_id, spec));
             service.add_token(&args.token, &args.account_id, "account-owner");
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
         }
     }
     if let Some(path) = &args.faults {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let plan: FaultPlan =
-            toml::from_str(&text).with_context(|| format!("fault plan {}", path.display()))?;
+        let text = host_harness::bounded_read::read_text(path, MAX_FAULT_PLAN_BYTES)
+            .with_context(|| format!("--faults {}", path.display()))?;
+        let plan =
+            FaultPlan::from_toml(&text).with_context(|| format!("--faults {}", path.display()))?;
         service.set_faults(plan);
     }
     Ok(service)
@@ -73,18 +76,18 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     let server = MockServer::start(service.clone(), SocketAddr::new(args.host, args.port))
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
-    println!("mock ChatGPT service at {}", server.base_url());
+    out!("mock ChatGPT service at {}", server.base_url());
     for (id, ws) in &service.lock().workspaces {
-        println!(
+        out!(
             "  workspace {id}: {} members, {} invites, default seat {}",
             ws.members.len(),
             ws.invites.len(),
             ws.default_seat_type
         );
     }
-    println!("tenants file for it:\n");
-    print!("{}", tenants_file(&service, &server));
-    println!("press Ctrl-C to stop");
+    out!("tenants file for it:\n");
+    out!("{}", tenants_file(&service, &server).trim_end());
+    out!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     server.stop().await;
     Ok(())

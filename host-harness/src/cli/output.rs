@@ -1,7 +1,35 @@
 //! Tables and JSON for the terminal.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use host_harness::types::{Account, AccountStatus, ConnectorInfo, Entitlement};
+
+/// Set once stdout's reader has gone (`harness accounts | head -1`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` and a newline to stdout. A reader that has gone away ends the output quietly:
+/// nothing more is written, and the command goes on (an `apply` finishes its calls rather than
+/// cut one off; the mock keeps serving).
+pub fn emit(text: &str) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{text}").and_then(|()| out.flush());
+    if written.is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(&format!($($arg)*))
+    };
+}
+pub(crate) use out;
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -15,7 +43,7 @@ fn table(header: &[&str]) -> Table {
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut value = serde_json::to_value(value)?;
     wit_names(&mut value);
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    emit(&serde_json::to_string_pretty(&value)?);
     Ok(())
 }
 
@@ -80,8 +108,8 @@ pub fn print_accounts(accounts: &[Account]) {
             a.managed_by.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
-    println!("{} accounts", accounts.len());
+    out!("{t}");
+    out!("{} accounts", accounts.len());
 }
 
 /// Prints entitlements as a table.
@@ -96,7 +124,7 @@ pub fn print_entitlements(entitlements: &[Entitlement]) {
             e.description.clone(),
         ]);
     }
-    println!("{t}");
+    out!("{t}");
 }
 
 /// Prints a connector's description.
@@ -112,17 +140,17 @@ pub fn print_info(info: &ConnectorInfo) {
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
-    println!("{} {} — {}", info.name, info.version, info.application);
-    println!("entitlement kinds: {}", info.entitlement_kinds.join(", "));
+    out!("{} {} — {}", info.name, info.version, info.application);
+    out!("entitlement kinds: {}", info.entitlement_kinds.join(", "));
     for g in &info.exclusion_groups {
-        println!(
+        out!(
             "exclusion group `{}`{}: {}",
             g.id,
             if g.required { " (required)" } else { "" },
             g.description
         );
     }
-    println!("capabilities: {}", caps.join(", "));
+    out!("capabilities: {}", caps.join(", "));
 }
 
 /// Prints CSV row results as a table.
@@ -140,21 +168,52 @@ pub fn print_rows(rows: &[super::changes::RowReport]) {
                     .and_then(|b| {
                         b.get("email_addresses").and_then(|e| e.as_array()).map(Vec::len)
                     });
+                let answered = q.status.map(|s| format!(" → {s}")).unwrap_or_default();
                 match emails {
-                    Some(n) => format!("{} {} ({n} addresses)", q.method, q.path),
-                    None => format!("{} {}", q.method, q.path),
+                    Some(n) => format!("{} {} ({n} addresses){answered}", q.method, q.path),
+                    None => format!("{} {}{answered}", q.method, q.path),
                 }
             })
             .collect();
         t.add_row(vec![
             r.line.to_string(),
             r.email.clone().unwrap_or_default(),
-            r.outcome.clone(),
+            r.outcome.to_string(),
             r.detail.clone(),
             requests.join("\n"),
         ]);
     }
-    println!("{t}");
+    out!("{t}");
+}
+
+/// Prints a call of a batch that gave no answer, and every write it may have made.
+pub fn print_failed_call(call: &host_harness::batch::CallRecord) {
+    let purpose = match call.purpose {
+        host_harness::batch::CallPurpose::Plan => "planning",
+        host_harness::batch::CallPurpose::Apply => "apply",
+        host_harness::batch::CallPurpose::ReadBack => "read-back",
+    };
+    out!(
+        "call {} ({purpose}, {} rows) failed: {}",
+        call.call_id,
+        call.items.len(),
+        call.error.as_deref().unwrap_or_default()
+    );
+    if call.writes.is_empty() {
+        out!("  the host saw no write of it reach the service");
+    }
+    for write in &call.writes {
+        let answer = match write.status {
+            Some(status) => format!("answered {status}"),
+            None => "no answer (it may have been applied)".to_string(),
+        };
+        out!(
+            "  {} {} {}: {answer}",
+            write.method,
+            write.path,
+            write.request_body.as_deref().unwrap_or("")
+        );
+    }
 }
 
 #[cfg(test)]

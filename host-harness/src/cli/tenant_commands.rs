@@ -1,6 +1,6 @@
 //! Commands that run one operation for a tenant of a tenants file.
 
-use std::io::Write;
+use super::output::out;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -96,7 +96,7 @@ pub async fn test_connection(args: &TenantArgs, cache_dir: Option<PathBuf>) -> a
     if args.json {
         output::print_json(&serde_json::json!({"tenant": tenant, "ok": true}))
     } else {
-        println!("tenant `{tenant}`: connection OK");
+        out!("tenant `{tenant}`: connection OK");
         Ok(())
     }
 }
@@ -112,24 +112,32 @@ pub async fn accounts(
         output::print_accounts(&all_accounts(&host, &tenant, size).await?);
         return Ok(());
     }
-    // JSON streams page by page, so a workspace of any size is never held whole.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    write!(out, "[")?;
-    let (mut cursor, mut first) = (None, true);
+    // Each account is turned into its JSON line as its page comes, so the workspace is held as
+    // text, not as records; the array is printed only once whole, so a listing that fails
+    // partway prints no truncated array, and says how far it got.
+    let (mut cursor, mut lines, mut pages) = (None, Vec::new(), 0u64);
     loop {
-        let page = answer(host.list_accounts(&tenant, PageRequest { cursor, size }).await?)?;
+        let report = host.list_accounts(&tenant, PageRequest { cursor, size }).await?;
+        let page = answer(report).with_context(|| {
+            format!(
+                "listing accounts stopped after {pages} pages ({} accounts); nothing was printed",
+                lines.len()
+            )
+        })?;
+        pages += 1;
         for account in &page.accounts {
-            let separator = if first { "\n" } else { ",\n" };
-            write!(out, "{separator}{}", output::json_line(account)?)?;
-            first = false;
+            lines.push(output::json_line(account)?);
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    writeln!(out, "\n]")?;
-    out.flush()?;
+    if lines.is_empty() {
+        out!("[]");
+    } else {
+        out!("[\n{}\n]", lines.join(",\n"));
+    }
     Ok(())
 }
 

@@ -151,6 +151,26 @@ impl fmt::Display for Denial {
     }
 }
 
+/// How far a request got. The host records a request before it leaves, so a call cut off while
+/// a request is in flight still has it on the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Refused by the tenant's policy: it never left the host.
+    Refused,
+    /// Not handed to a connection (waiting for a request slot, the name did not resolve, no
+    /// connection could be opened): the service never saw it.
+    NotSent,
+    /// Handed to a connection, but no answer came (the exchange failed, or the call was cut off
+    /// first): the service may have acted on it.
+    Unanswered,
+    /// The service answered (see `status`).
+    Answered,
+}
+
+/// The most bytes of a write's request body the host keeps on its record.
+pub const MAX_RECORDED_BODY_BYTES: usize = 16 << 10;
+
 /// One outgoing request of a call, as recorded by the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EgressRecord {
@@ -176,6 +196,26 @@ pub struct EgressRecord {
     pub error: Option<String>,
     /// The response body went past the tenant's cap and was cut off.
     pub body_limit_exceeded: bool,
+    /// How far the request got.
+    pub delivery: Delivery,
+    /// The body of a write (any method but `GET`, `HEAD` and `OPTIONS`), as sent, up to
+    /// [`MAX_RECORDED_BODY_BYTES`]: what a write asked for is part of the record of what a call
+    /// changed. Reads' bodies are not kept.
+    pub request_body: Option<String>,
+    /// The write's body was longer than what `request_body` keeps.
+    pub request_body_truncated: bool,
+}
+
+impl EgressRecord {
+    /// Whether the request may change something: any method but `GET`, `HEAD` and `OPTIONS`.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+
+    /// Whether the request may have reached the service: handed to a connection, answered or not.
+    pub fn may_have_reached_service(&self) -> bool {
+        matches!(self.delivery, Delivery::Unanswered | Delivery::Answered)
+    }
 }
 
 /// The shared list of a call's egress records.
@@ -220,6 +260,13 @@ fn push(log: &EgressLog, record: EgressRecord) -> usize {
     records.len() - 1
 }
 
+/// Updates the record at `index` of `log`.
+fn update(log: &EgressLog, index: usize, change: impl FnOnce(&mut EgressRecord)) {
+    if let Some(record) = log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(index) {
+        change(record);
+    }
+}
+
 fn clamp(asked: Option<Duration>, limit: Duration) -> Duration {
     asked.map_or(limit, |d| d.min(limit))
 }
@@ -248,20 +295,39 @@ impl WasiHttpHooks for EgressHooks {
             denied: None,
             error: None,
             body_limit_exceeded: false,
+            delivery: Delivery::NotSent,
+            request_body: None,
+            request_body_truncated: false,
         };
         let checked = check(&tenant, &request);
         Box::new(async move {
-            let refuse = |mut record: EgressRecord, denial: Denial| {
+            let refuse = |index: Option<usize>, mut record: EgressRecord, denial: Denial| {
                 tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %denial, "egress denied");
-                record.denied = Some(denial);
-                push(&log, record);
+                let change = |r: &mut EgressRecord| {
+                    r.denied = Some(denial);
+                    r.delivery = Delivery::Refused;
+                };
+                match index {
+                    Some(index) => update(&log, index, change),
+                    None => {
+                        change(&mut record);
+                        push(&log, record);
+                    }
+                }
                 Err(HttpError::HttpRequestDenied)
             };
             let origin = match checked {
                 Ok(origin) => origin,
-                Err(denial) => return refuse(record, denial),
+                Err(denial) => return refuse(None, record, denial),
             };
             record.origin = origin.to_string();
+            // On the record before it can leave: a call cut off from here on still shows it.
+            let index = push(&log, record.clone());
+            if record.is_write() {
+                let (parts, body) = request.into_parts();
+                let body = RecordedBody { inner: body, log: Arc::clone(&log), index, kept: 0 };
+                request = http::Request::from_parts(parts, body.boxed_unsync());
+            }
             let permit = match Arc::clone(&tenant.request_slots).acquire_owned().await {
                 Ok(permit) => permit,
                 Err(_) => return Err(HttpError::ConnectionLimitReached),
@@ -287,6 +353,7 @@ impl WasiHttpHooks for EgressHooks {
             let between_bytes =
                 clamp(asked(|o| o.between_bytes_timeout), limits.between_bytes_timeout);
             let allow_private = tenant.allow_private_addresses;
+            let handed_over = || update(&log, index, |r| r.delivery = Delivery::Unanswered);
             let sent = send::send_pooled(
                 &connections,
                 &owner,
@@ -294,14 +361,19 @@ impl WasiHttpHooks for EgressHooks {
                 &origin,
                 || resolve(&origin, allow_private),
                 timeouts,
+                handed_over,
             )
             .await;
-            record.duration_ms = started.elapsed().as_millis() as u64;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            update(&log, index, |r| r.duration_ms = duration_ms);
             match sent {
                 Ok((response, lease)) => {
-                    record.status = Some(response.status().as_u16());
-                    tracing::info!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, status = response.status().as_u16(), duration_ms = record.duration_ms, "egress");
-                    let index = push(&log, record);
+                    let status = response.status().as_u16();
+                    update(&log, index, |r| {
+                        r.status = Some(status);
+                        r.delivery = Delivery::Answered;
+                    });
+                    tracing::info!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, status, duration_ms, "egress");
                     let (parts, incoming) = response.into_parts();
                     let body = CappedBody {
                         inner: incoming.map_err(HttpError::from).boxed_unsync(),
@@ -320,16 +392,17 @@ impl WasiHttpHooks for EgressHooks {
                             as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))
                 }
-                Err(SendError::Resolve(Resolution::Denied(denial))) => refuse(record, denial),
+                Err(SendError::Resolve(Resolution::Denied(denial))) => {
+                    refuse(Some(index), record, denial)
+                }
                 Err(SendError::Resolve(Resolution::Failed(error))) => {
-                    record.error = Some(format!("resolving {}: {error}", origin.host));
-                    push(&log, record);
+                    let message = format!("resolving {}: {error}", origin.host);
+                    update(&log, index, |r| r.error = Some(message));
                     Err(HttpError::DnsError { rcode: Some(error), info_code: None })
                 }
                 Err(SendError::Http(error)) => {
-                    record.error = Some(format!("{error}"));
                     tracing::warn!(tenant = %record.tenant, call_id = record.call_id, method = %record.method, path = %record.path, %error, "egress failed");
-                    push(&log, record);
+                    update(&log, index, |r| r.error = Some(format!("{error}")));
                     Err(error)
                 }
             }
@@ -415,11 +488,8 @@ struct CappedBody {
 }
 
 impl CappedBody {
-    fn note(&self, update: impl FnOnce(&mut EgressRecord)) {
-        if let Some(record) = self.log.lock().unwrap_or_else(|p| p.into_inner()).get_mut(self.index)
-        {
-            update(record);
-        }
+    fn note(&self, change: impl FnOnce(&mut EgressRecord)) {
+        update(&self.log, self.index, change);
     }
 }
 
@@ -465,6 +535,50 @@ impl Body for CappedBody {
                 }
             }
             _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A write's request body on its way out, copied onto the request's record as it is sent (up to
+/// [`MAX_RECORDED_BODY_BYTES`]), so the record says what the write asked for even when no answer
+/// comes. It streams: the host never holds more of a body than it keeps on the record.
+struct RecordedBody {
+    inner: WasiBody,
+    log: EgressLog,
+    index: usize,
+    kept: usize,
+}
+
+impl Body for RecordedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let room = MAX_RECORDED_BODY_BYTES.saturating_sub(self.kept);
+            let take = data.len().min(room);
+            self.kept += take;
+            let text = String::from_utf8_lossy(&data[..take]).into_owned();
+            let truncated = take < data.len();
+            update(&self.log, self.index, |r| {
+                r.request_body.get_or_insert_with(String::new).push_str(&text);
+                r.request_body_truncated |= truncated;
+            });
         }
         polled
     }

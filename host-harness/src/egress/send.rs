@@ -174,7 +174,8 @@ impl<E> From<HttpError> for SendError<E> {
 
 /// Sends `request` for `owner` over one of its idle connections to `origin` if one is live,
 /// else over a new one to the first answering address of `resolve` (called only then), and
-/// lends the connection to the response.
+/// lends the connection to the response. `handed_over` is called when the request is first
+/// handed to a connection: from then on the service may have seen it.
 pub async fn send_pooled<R, F, E>(
     pool: &Arc<ConnectionPool>,
     owner: &Arc<str>,
@@ -182,6 +183,7 @@ pub async fn send_pooled<R, F, E>(
     origin: &Origin,
     resolve: R,
     timeouts: Timeouts,
+    handed_over: impl Fn(),
 ) -> Result<(http::Response<Incoming>, Lease), SendError<E>>
 where
     R: FnOnce() -> F,
@@ -197,6 +199,7 @@ where
             Ok(Ok(())) => {}
             _ => continue,
         }
+        handed_over();
         match tokio::time::timeout(timeouts.first_byte, sender.try_send_request(request)).await {
             Err(_) => return Err(HttpError::ConnectionReadTimeout.into()),
             Ok(Ok(response)) => return Ok((response, lease(key, sender))),
@@ -209,6 +212,7 @@ where
     }
     let addrs = resolve().await.map_err(SendError::Resolve)?;
     let mut sender = connect(origin, &addrs, timeouts).await?;
+    handed_over();
     let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
@@ -357,7 +361,7 @@ mod tests {
             Ok(vec![addr])
         };
         let (response, lease) =
-            send_pooled(pool, owner, get(addr), &origin, resolve, TIMEOUTS).await?;
+            send_pooled(pool, owner, get(addr), &origin, resolve, TIMEOUTS, || {}).await?;
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
         lease.release();
@@ -404,7 +408,7 @@ mod tests {
         let origin = Origin::of_uri(&format!("http://{addr}").parse().unwrap()).unwrap();
         let resolve = || async { Err("no such host".to_string()) };
         let owner: Arc<str> = Arc::from("tenant#0");
-        match send_pooled(&pool, &owner, get(addr), &origin, resolve, TIMEOUTS).await {
+        match send_pooled(&pool, &owner, get(addr), &origin, resolve, TIMEOUTS, || {}).await {
             Err(SendError::Resolve(e)) => assert_eq!(e, "no such host"),
             Err(SendError::Http(e)) => panic!("expected the lookup's error, got {e}"),
             Ok(_) => panic!("expected the lookup's error, got a response"),

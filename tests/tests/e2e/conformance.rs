@@ -17,15 +17,25 @@ async fn suite(connector: Option<&str>, ws: &str) -> Vec<CheckResult> {
     if let Some(path) = connector {
         tenant.connector = path.to_string();
     }
+    let before = server.service().workspace(ws).unwrap();
     let results = conformance::run(&host, &tenant, Path::new("."), &ConformanceOptions::default())
         .await
         .unwrap();
     for r in &results {
         println!("{ws}: {} {:?} {}", r.check, r.verdict, r.detail);
     }
-    // The suite leaves the workspace as it found it.
+    // The suite leaves the workspace as it found it: the same people, roles and seats.
     let after = server.service().workspace(ws).unwrap();
-    assert!(after.invite_by_email("conformance-subject@conformance.example.com").is_none());
+    let people = |w: &host_harness::mock::Workspace| {
+        let members =
+            w.members.iter().map(|m| (m.email.clone(), m.role.clone(), m.seat_type.clone()));
+        let invites = w
+            .invites
+            .iter()
+            .map(|i| (i.email_address.clone(), i.role.clone(), i.seat_type.clone()));
+        members.chain(invites).collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(people(&after), people(&before));
     results
 }
 
@@ -89,6 +99,6 @@ fn harness_conformance_exits_non_zero_naming_the_failed_check() {
     let bad = run(Some(env!("BROKEN_DRY_RUN_WRITES_WASM")));
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("1 of 13 checks failed: dry-run-writes-nothing"), "{stderr}");
+    assert!(stderr.contains("1 of 14 checks failed: dry-run-writes-nothing"), "{stderr}");
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod batch;
 mod component_interface;
 mod conformance;
 mod groups;
