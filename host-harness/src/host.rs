@@ -182,6 +182,12 @@ impl Host {
                 message: format!("sets `{key}` to 0, which would fail every call"),
             });
         }
+        if let Some((key, ceiling)) = config.default_limits.over_limit() {
+            return Err(HostError::InvalidConfig {
+                field: "default_limits",
+                message: format!("sets `{key}` beyond its ceiling of {ceiling}"),
+            });
+        }
         if config.default_limits.memory_bytes > config.max_memory_bytes {
             return Err(HostError::InvalidConfig {
                 field: "default_limits.memory_bytes",

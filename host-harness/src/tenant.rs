@@ -123,6 +123,11 @@ pub struct LimitsConfig {
     pub max_concurrent_requests: Option<usize>,
 }
 
+/// The most requests one tenant may have in flight at once.
+pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// The most captured output one call may keep.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
+
 /// Effective per-call limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -186,6 +191,27 @@ impl Limits {
     /// a component needs before its first instruction runs.
     pub fn holds_initial_memory(&self, initial_bytes: u64) -> bool {
         initial_bytes <= self.memory_bytes as u64
+    }
+
+    /// The first limit above what the host can honour, by its key, with its ceiling: a request
+    /// slot count beyond what a semaphore holds, a timeout of more than a day, a log cap that
+    /// would let one call's output hold gigabytes.
+    pub fn over_limit(&self) -> Option<(&'static str, String)> {
+        const DAY: Duration = Duration::from_secs(86_400);
+        [
+            ("call-timeout-ms", self.call_timeout > DAY, "86400000 (a day)"),
+            ("connect-timeout-ms", self.connect_timeout > DAY, "86400000 (a day)"),
+            ("first-byte-timeout-ms", self.first_byte_timeout > DAY, "86400000 (a day)"),
+            ("between-bytes-timeout-ms", self.between_bytes_timeout > DAY, "86400000 (a day)"),
+            ("max-log-bytes", self.max_log_bytes > MAX_LOG_BYTES, "67108864 (64 MiB)"),
+            (
+                "max-concurrent-requests",
+                self.max_concurrent_requests > MAX_CONCURRENT_REQUESTS,
+                "1024",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(key, over, ceiling)| over.then(|| (key, ceiling.to_string())))
     }
 
     /// The first limit set to zero that would fail every call (a zero budget, memory cap,
@@ -414,6 +440,9 @@ impl TenantConfig {
         if let Some(key) = limits.zero_limit() {
             return Err(fail(format!("`limits.{key}` must be more than 0: every call would fail")));
         }
+        if let Some((key, ceiling)) = limits.over_limit() {
+            return Err(fail(format!("`limits.{key}` must be at most {ceiling}")));
+        }
         Ok(Tenant {
             id: self.id.clone(),
             connector: self.connector.clone(),
@@ -513,6 +542,56 @@ headers = { chatgpt-account-id = "ws-1" }
         let file: TenantsFile =
             toml::from_str(&format!("{FILE}[tenant.limits]\nmax-log-bytes = 0\n")).unwrap();
         assert_eq!(file.tenants[0].validate(Limits::default()).unwrap().limits.max_log_bytes, 0);
+    }
+
+    #[test]
+    fn a_limit_beyond_what_the_host_can_honour_is_refused_not_a_panic() {
+        for (key, value) in [
+            ("max-concurrent-requests", "2305843009213693952"),
+            ("call-timeout-ms", "18446744073709551615"),
+            ("between-bytes-timeout-ms", "86400001"),
+            ("max-log-bytes", "9223372036854775807"),
+        ] {
+            let file: TenantsFile =
+                toml::from_str(&format!("{FILE}[tenant.limits]\n{key} = {value}\n")).unwrap();
+            let err = file.tenants[0].validate(Limits::default()).unwrap_err().to_string();
+            assert!(err.contains(&format!("`limits.{key}` must be at most")), "{key}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_as_a_tenants_file_are_a_typed_error_or_tenants(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            let path = std::env::temp_dir().join(format!("tenants-prop-{}.toml", std::process::id()));
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(file) = TenantsFile::read(&path) {
+                for tenant in &file.tenants {
+                    let _ = tenant.validate(Limits::default());
+                }
+            }
+        }
+
+        #[test]
+        fn any_limits_validate_or_are_refused(
+            limits in proptest::collection::vec(proptest::num::u64::ANY, 8),
+        ) {
+            let keys = [
+                "call-timeout-ms", "memory-mib", "max-response-bytes", "max-log-bytes",
+                "connect-timeout-ms", "first-byte-timeout-ms", "between-bytes-timeout-ms",
+                "max-concurrent-requests",
+            ];
+            let mut text = format!("{FILE}[tenant.limits]\n");
+            for (key, value) in keys.iter().zip(&limits) {
+                text.push_str(&format!("{key} = {}\n", value >> 1));
+            }
+            if let Ok(file) = toml::from_str::<TenantsFile>(&text) {
+                if let Ok(tenant) = file.tenants[0].validate(Limits::default()) {
+                    proptest::prop_assert!(tenant.limits.max_concurrent_requests <= MAX_CONCURRENT_REQUESTS);
+                }
+            }
+        }
     }
 
     const SCIM_CREDENTIAL: &str = r#"

@@ -476,3 +476,32 @@ async fn when_a_later_call_fails_the_earlier_calls_rows_are_reported_and_the_res
     assert_eq!(not_attempted, 200, "the second plan's rows were never reached");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_the_service_would_refuse_fail_with_their_reason_and_send_nothing() {
+    let host = host();
+    let (server, service) = workspace(&host, "ws-batch-addresses", 5, 20_000).await;
+    let long = format!("{}@example.com", "a".repeat(403));
+    let bad = [
+        "a@qa..com",
+        "a@.com",
+        "x<script>@example.com",
+        "hv3@qa.example.com;member;chatgpt",
+        &long,
+    ];
+    let intents: Vec<Intent> = bad
+        .iter()
+        .map(|email| Intent { email: email.to_string(), changes: vec![grant(email, "workspace")] })
+        .collect();
+    let (reports, _, stopped) = run(&host, "ws-batch-addresses", &intents).await;
+    assert_eq!(stopped, None);
+    for report in &reports {
+        assert_eq!(report.outcome, ItemOutcome::Failed, "{report:?}");
+        let detail = &report.changes[0].detail;
+        assert!(detail.contains("is not an email address"), "{detail}");
+        assert!(detail.len() < 400, "the long address is not echoed whole: {detail}");
+    }
+    assert!(reports[4].changes[0].detail.contains("415 characters long"));
+    assert!(service.requests().iter().all(|r| !r.is_write()), "no invite was sent");
+    server.stop().await;
+}
