@@ -89,7 +89,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "retry-budget-ms": {"type": "string", "pattern": "^[0-9]+$", "description": "Total time one call may spend retrying, across all its requests (waits and repeated attempts), in milliseconds (default 30000); once spent, failures are reported at once"}
   },
   "required": ["base-url", "account-id"],
-  "additionalProperties": true
+  "additionalProperties": false
 }"#;
 
 impl Settings {
@@ -194,6 +194,12 @@ fn validate_base_url(key: &str, raw: &str) -> Result<String, ConnectorError> {
         .or_else(|| raw.strip_prefix("http://"))
         .ok_or_else(|| bad("must start with https:// or http://"))?;
     let host = rest.split('/').next().unwrap_or_default();
+    if host.contains('@') {
+        // Not echoed: what stands before the `@` is a user name and perhaps a password.
+        return Err(ConnectorError::InvalidConfig(format!(
+            "setting `{key}` must not carry credentials (`user:password@`); the host injects the tenant's credentials"
+        )));
+    }
     if host.is_empty() {
         return Err(bad("must name a host"));
     }
@@ -210,6 +216,18 @@ mod tests {
 
     fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_base_url_with_credentials_is_refused_without_echoing_them() {
+        let error = Settings::load(&source(&[
+            ("base-url", "https://admin:hunter2@chatgpt.com/backend-api"),
+            ("account-id", "ws-1"),
+        ]))
+        .unwrap_err();
+        let ConnectorError::InvalidConfig(message) = &error else { panic!("{error:?}") };
+        assert!(message.contains("must not carry credentials"), "{message}");
+        assert!(!message.contains("hunter2") && !message.contains("admin"), "{message}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl ComponentCache {
         let compile = || {
             Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent {
                 connector: name.to_string(),
-                message: format!("{e:#}"),
+                message: crate::error::component_message(&e),
             })
         };
         let Some(dir) = &self.dir else {

@@ -2,6 +2,18 @@
 
 use std::path::PathBuf;
 
+/// What wasmtime said of bytes that are not a component, made fit for a message: its first line,
+/// at most 300 characters (its later lines can be a hex dump of the bytes).
+pub(crate) fn component_message(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    let first = text.lines().next().unwrap_or_default();
+    if first.chars().count() > 300 {
+        format!("{}...", first.chars().take(300).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
 /// Why the host, a connector or a tenant could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -62,13 +74,15 @@ pub enum HostError {
         /// The tenants capped below it, sorted.
         tenants: Vec<String>,
     },
-    /// A connector file could not be read.
-    #[error("could not read connector file {path}: {source}")]
+    /// A tenant's connector file could not be read.
+    #[error("tenant `{tenant}`: could not read connector file {path}: {reason}")]
     ReadConnector {
+        /// The tenant naming it.
+        tenant: String,
         /// Path.
         path: PathBuf,
-        /// I/O error.
-        source: std::io::Error,
+        /// What the system said (text, not a source error, so it is printed once).
+        reason: String,
     },
     /// A tenant's configuration is invalid.
     #[error("tenant `{tenant}`: {message}")]

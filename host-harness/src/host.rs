@@ -247,7 +247,7 @@ impl Host {
         imports::check(&self.engine, name, &component)?;
         let invalid = |e: wasmtime::Error| HostError::InvalidComponent {
             connector: name.to_string(),
-            message: format!("{e:#}"),
+            message: crate::error::component_message(&e),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         // The generated bindings check that every function of the contract is exported.
@@ -309,8 +309,11 @@ impl Host {
             let path = base_dir.join(&tenant.connector);
             let key = path.display().to_string();
             if !self.has_connector(&key) {
-                let bytes = std::fs::read(&path)
-                    .map_err(|source| HostError::ReadConnector { path: path.clone(), source })?;
+                let bytes = std::fs::read(&path).map_err(|e| HostError::ReadConnector {
+                    tenant: tenant.id.clone(),
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 self.load_connector(&key, &bytes)?;
             }
             tenant.connector = key;
@@ -354,6 +357,28 @@ impl Host {
             self.connections.forget(&replaced.connection_owner);
         }
         Ok(())
+    }
+
+    /// [`Host::add_tenant`], then checks the tenant's settings against the settings schema its
+    /// connector publishes (`info`): an unknown or misspelt key, or a missing required one, is
+    /// refused by name and the tenant is not left registered.
+    pub async fn add_tenant_checked(
+        &self,
+        config: &TenantConfig,
+        base_dir: &Path,
+    ) -> Result<(), HostError> {
+        self.add_tenant(config, base_dir)?;
+        let refuse = |message: String| {
+            self.tenants.write().unwrap_or_else(|p| p.into_inner()).remove(&config.id);
+            HostError::InvalidTenant { tenant: config.id.clone(), message }
+        };
+        let info = match self.info(&config.id).await?.result {
+            Ok(info) => info,
+            Err(error) => return Err(refuse(format!("its connector's `info` failed: {error}"))),
+        };
+        let settings: Vec<(String, String)> =
+            config.settings.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        crate::settings_schema::problems(&info.config_schema, &settings).map_err(refuse)
     }
 
     /// The limits a registered tenant's calls run under.

@@ -18,6 +18,7 @@ pub mod host;
 pub mod imports;
 pub mod logs;
 pub mod mock;
+pub mod settings_schema;
 pub mod tenant;
 
 pub use bindings::types;

@@ -46,8 +46,7 @@ pub struct TenantConfig {
 }
 
 /// A setting value: TOML strings, integers and booleans are all served as strings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettingValue {
     /// A string.
     Text(String),
@@ -55,6 +54,35 @@ pub enum SettingValue {
     Integer(i64),
     /// A boolean.
     Flag(bool),
+}
+
+impl<'de> Deserialize<'de> for SettingValue {
+    /// By hand rather than `untagged`, whose error ("did not match any variant") names neither
+    /// what was found nor what is accepted.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SettingValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a setting value: a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SettingValue, E> {
+                Ok(SettingValue::Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SettingValue, E> {
+                Ok(SettingValue::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SettingValue, E> {
+                i64::try_from(v)
+                    .map(SettingValue::Integer)
+                    .map_err(|_| E::custom(format!("the integer {v} is too large for a setting")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SettingValue, E> {
+                Ok(SettingValue::Flag(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl fmt::Display for SettingValue {
@@ -542,6 +570,16 @@ headers = { chatgpt-account-id = "ws-1" }
         let file: TenantsFile =
             toml::from_str(&format!("{FILE}[tenant.limits]\nmax-log-bytes = 0\n")).unwrap();
         assert_eq!(file.tenants[0].validate(Limits::default()).unwrap().limits.max_log_bytes, 0);
+    }
+
+    #[test]
+    fn a_setting_of_the_wrong_type_says_what_was_found_and_what_is_accepted() {
+        let text =
+            FILE.replace("[tenant.settings]\n", "[tenant.settings]\nread-concurrency = [5]\n");
+        assert!(text.contains("read-concurrency = [5]"), "the fixture has a settings table");
+        let error = toml::from_str::<TenantsFile>(&text).unwrap_err().to_string();
+        assert!(error.contains("invalid type: sequence"), "{error}");
+        assert!(error.contains("a string, an integer or a boolean"), "{error}");
     }
 
     #[test]

@@ -334,3 +334,60 @@ async fn conformance_refuses_a_subject_that_is_an_account_and_changes_nothing() 
     assert!(!ok);
     assert!(stderr.contains("invalid value 'not an email' for '--subject"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_connector_files_that_are_wrong_are_named_once_and_plainly() {
+    let service = MockService::new();
+    service
+        .put_workspace(seed::generate("ws-set", GenerateSpec { members: 3, invites: 0, seed: 4 }));
+    service.add_token("set-token", "ws-set", "account-owner");
+    let server = MockServer::start_local(service.clone()).await.unwrap();
+    let dir = tempdir("settings");
+    let good = std::fs::read_to_string(tenants_file(&dir, &server, "ws-set", "set-token")).unwrap();
+    let write = |text: String| {
+        let path = dir.join("variant.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // A misspelt key is refused, naming it and the key meant; nothing is sent.
+    let misspelt = write(good.replace("page-size = 5", "page_size = 5\nbogus-setting = 1"));
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        run(harness().args(["accounts", "--tenants"]).arg(&misspelt))
+    });
+    assert!(!ok);
+    assert!(
+        stderr
+            .contains("`page_size` is not a setting of this connector (did you mean `page-size`?)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`bogus-setting` is not a setting"), "{stderr}");
+    assert!(service.requests().iter().all(|r| r.method != "GET" || !r.path.contains("/users")));
+    // A base URL carrying credentials is refused without echoing them.
+    let with_password =
+        write(good.replace("base-url = \"http://", "base-url = \"http://admin:hunter2@"));
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        run(harness().args(["test-connection", "--tenants"]).arg(&with_password))
+    });
+    assert!(!ok);
+    assert!(
+        stderr.contains("must not carry credentials") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    // A missing connector file: one plain reason, naming the tenant.
+    let missing = write(good.replace("connector = \"chatgpt\"", "connector = \"nowhere.wasm\""));
+    let (ok, _, stderr) = run(harness().args(["info", "--tenants"]).arg(&missing));
+    assert!(!ok);
+    assert!(stderr.contains("tenant `t`: could not read connector file"), "{stderr}");
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    // Random bytes as a connector: what is wrong, not a hex dump.
+    std::fs::write(
+        dir.join("random.wasm"),
+        (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let random = write(good.replace("connector = \"chatgpt\"", "connector = \"random.wasm\""));
+    let (ok, _, stderr) = run(harness().args(["--no-cache", "info", "--tenants"]).arg(&random));
+    assert!(!ok);
+    assert!(stderr.contains("is not a valid WebAssembly component"), "{stderr}");
+    assert!(stderr.len() < 1000, "{} bytes: {stderr}", stderr.len());
+}

@@ -21,7 +21,7 @@ pub async fn host_for(
         .map_err(|e| anyhow!("{}: {e}", args.tenants.display()))?;
     let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
     let base = args.tenants.parent().unwrap_or(Path::new("."));
-    host.add_tenant(tenant, base)?;
+    host.add_tenant_checked(tenant, base).await?;
     Ok((host, tenant.id.clone()))
 }
 
