@@ -624,10 +624,10 @@ headers = { chatgpt-account-id = "ws-1" }
             for (key, value) in keys.iter().zip(&limits) {
                 text.push_str(&format!("{key} = {}\n", value >> 1));
             }
-            if let Ok(file) = toml::from_str::<TenantsFile>(&text) {
-                if let Ok(tenant) = file.tenants[0].validate(Limits::default()) {
-                    proptest::prop_assert!(tenant.limits.max_concurrent_requests <= MAX_CONCURRENT_REQUESTS);
-                }
+            if let Ok(file) = toml::from_str::<TenantsFile>(&text)
+                && let Ok(tenant) = file.tenants[0].validate(Limits::default())
+            {
+                proptest::prop_assert!(tenant.limits.max_concurrent_requests <= MAX_CONCURRENT_REQUESTS);
             }
         }
     }
