@@ -147,6 +147,28 @@ async fn an_allowed_name_that_resolves_to_loopback_is_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_forms_that_carry_a_private_ipv4_address_are_denied_before_connecting() {
+    // In an IPv6-only cluster these route to the IPv4 address they embed: loopback, the
+    // metadata service. The host refuses them by the embedded address, opening no connection.
+    let host = host();
+    for (n, address) in
+        ["64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1"].into_iter().enumerate()
+    {
+        let origin = format!("http://[{address}]:8080");
+        let target = format!("{origin}/backend-api/accounts/ws/users");
+        let id = format!("embedded-{n}");
+        add(&host, &hostile(&id, "egress", &target, &[origin], false));
+        match contained(&host, &id).await {
+            CallError::EgressDenied(Denial::PrivateAddress { kind, .. }) => {
+                assert!(kind.contains(" in an "), "{address}: {kind}");
+                assert!(kind.starts_with("loopback") || kind.starts_with("link-local"), "{kind}");
+            }
+            other => panic!("{address}: expected a private-address denial, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dot_segment_path_cannot_steer_a_path_limited_credential() {
     let server = mock("ws-dots", 3, 0).await;
     let host = host();
