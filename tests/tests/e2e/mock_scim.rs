@@ -870,3 +870,58 @@ async fn discovery_matches_behaviour() {
     assert_eq!(user["attributes"][5]["mutability"], json!("readOnly"));
     assert_eq!(scim(&server, "GET", "/Schemas/urn:example:nope", None).await.scim_error(404), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_says_what_is_enforced_removing_active_is_refused_and_search_is_served() {
+    let server = start(3).await;
+    // `/Schemas` says what `POST /Users` enforces: at least one email, each with a value.
+    let schema = scim(&server, "GET", &format!("/Schemas/{USER_URN}"), None).await;
+    let emails = schema.body["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "emails")
+        .unwrap()
+        .clone();
+    assert_eq!(emails["required"], json!(true), "{emails}");
+    let value = emails["subAttributes"].as_array().unwrap().iter().find(|a| a["name"] == "value");
+    assert_eq!(value.unwrap()["required"], json!(true));
+    let refused = scim(&server, "POST", "/Users", Some(user_body("not-an-email-name"))).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+
+    // Removing `active` is refused with the RFC's error, and changes nothing.
+    let id = create_user(&server, user_body("rita@acme.example.com")).await;
+    let reply = scim(
+        &server,
+        "PATCH",
+        &format!("/Users/{id}"),
+        patch(json!([{"op": "remove", "path": "active"}])),
+    )
+    .await;
+    assert_eq!(reply.scim_error(400).as_deref(), Some("invalidValue"));
+    assert!(reply.body["detail"].as_str().unwrap().contains("replace it instead"));
+    let user = scim(&server, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(user.body["active"], json!(true));
+
+    // `POST /Users/.search` filters and pages like `GET`.
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"rita@acme.example.com\"",
+        "attributes": ["userName"],
+        "startIndex": 1,
+        "count": 10,
+    });
+    let found = scim(&server, "POST", "/Users/.search", Some(search.clone())).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.body["schemas"], json!([LIST_URN]));
+    assert_eq!(found.body["totalResults"], json!(1));
+    assert_eq!(found.body["Resources"][0]["userName"], json!("rita@acme.example.com"));
+    assert!(found.body["Resources"][0].get("emails").is_none(), "projected to userName");
+    let mut unschemed = search.clone();
+    unschemed["schemas"] = json!([]);
+    let bad = scim(&server, "POST", "/Users/.search", Some(unschemed)).await;
+    assert_eq!(bad.scim_error(400).as_deref(), Some("invalidSyntax"));
+    // Across resource types it is not supported, and says so as other such endpoints do.
+    let root = scim(&server, "POST", "/.search", Some(search)).await;
+    root.scim_error(501);
+}

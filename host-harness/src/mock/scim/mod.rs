@@ -11,6 +11,10 @@
 //! - `schemas` must name the core schema in POST and PUT bodies (RFC 7643 §3: REQUIRED);
 //!   other URNs (extensions) and unknown attributes are ignored.
 //! - `/Bulk` and `/Me` are 501 (RFC 7644 §3.12, §3.11); bulk is advertised as unsupported.
+//! - `POST /Users/.search` and `/Groups/.search` (RFC 7644 §3.4.3) take a `SearchRequest` and
+//!   answer as `GET` does; the search of all resource types at once, `POST /.search`, is 501.
+//! - Discovery says what is enforced: `emails` (with a `value`) is required of a user, and
+//!   `active` cannot be removed (400 `invalidValue`, as for `userName`), only replaced.
 //! - ETags and sorting are not implemented and advertised as such.
 
 mod discovery;
@@ -27,7 +31,7 @@ mod users;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::Value;
 
 use super::auth::bearer;
@@ -67,6 +71,14 @@ pub fn routes() -> Router<MockService> {
             "/scim/v2.0/{directory}/Schemas/{urn}",
             get(discovery::one_schema).fallback(|| not_allowed(GET)),
         )
+        .route(
+            "/scim/v2.0/{directory}/.search",
+            any(|| {
+                not_implemented(
+                    "searching all resource types at once is not supported; POST /Users/.search or /Groups/.search",
+                )
+            }),
+        )
         .route("/scim/v2.0/{directory}/Bulk", any(|| not_implemented("Bulk is not supported")))
         .route("/scim/v2.0/{directory}/Me", any(|| not_implemented("/Me is not supported")))
 }
@@ -80,6 +92,10 @@ fn resource_routes<R: ScimResource>() -> Router<MockService> {
         .route(
             &all,
             get(resource::list::<R>).post(resource::create::<R>).fallback(|| not_allowed(ALL)),
+        )
+        .route(
+            &format!("{all}/.search"),
+            post(resource::search::<R>).fallback(|| not_allowed("POST")),
         )
         .route(
             &format!("{all}/{{id}}"),

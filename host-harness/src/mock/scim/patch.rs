@@ -249,6 +249,15 @@ fn remove_whole(
     attr: &'static Attr,
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
+    // `active` decides whether the person is in the workspace; the service never leaves it
+    // unassigned (as RFC 7644 §3.5.2.2 would), so its removal is refused, as `userName`'s is,
+    // rather than answered 200 with nothing changed.
+    if attr.name == "active" {
+        return Err(ScimError::bad(
+            "invalidValue",
+            "`active` cannot be removed; replace it instead (false deactivates the user)",
+        ));
+    }
     match value {
         Some(value) if attr.multi_valued && !value.is_null() => {
             let gone: Vec<Option<String>> =

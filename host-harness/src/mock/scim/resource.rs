@@ -91,6 +91,55 @@ pub async fn list<R: ScimResource>(
     })
 }
 
+/// `POST /{endpoint}/.search` (RFC 7644 §3.4.3): a `SearchRequest` body read as the query of
+/// a listing, so the filter, paging and projection are the same as `GET`'s.
+pub async fn search<R: ScimResource>(
+    State(service): State<MockService>,
+    Path(directory): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    read(&service, &headers, &directory, |ws, base| {
+        let request = json_body(&body)?;
+        let list = ListParams::parse(&search_params(&request)?, R::KIND)?;
+        Ok(list.answer(R::items(ws).iter().map(|item| R::render(ws, item, base))))
+    })
+}
+
+/// The query parameters a `SearchRequest` body stands for.
+fn search_params(request: &Value) -> Result<std::collections::HashMap<String, String>, ScimError> {
+    const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let object = request
+        .as_object()
+        .ok_or_else(|| ScimError::bad("invalidSyntax", "a SearchRequest must be a JSON object"))?;
+    let schemas = object.get("schemas").and_then(Value::as_array);
+    if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str() == Some(SEARCH_URN))) {
+        return Err(ScimError::bad("invalidSyntax", format!("`schemas` must list {SEARCH_URN}")));
+    }
+    let mut params = std::collections::HashMap::new();
+    for (key, value) in object {
+        let text = match (key.as_str(), value) {
+            ("schemas", _) => continue,
+            ("filter" | "sortBy" | "sortOrder", Value::String(s)) => s.clone(),
+            ("startIndex" | "count", Value::Number(n)) => n.to_string(),
+            ("attributes" | "excludedAttributes", Value::Array(names)) => names
+                .iter()
+                .map(|n| n.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ScimError::bad("invalidSyntax", format!("`{key}` must list names")))?
+                .join(","),
+            (other, _) => {
+                return Err(ScimError::bad(
+                    "invalidSyntax",
+                    format!("`{other}` is not a SearchRequest attribute of the right type"),
+                ));
+            }
+        };
+        params.insert(key.clone(), text);
+    }
+    Ok(params)
+}
+
 /// `GET /{endpoint}/{id}`.
 pub async fn get_one<R: ScimResource>(
     State(service): State<MockService>,

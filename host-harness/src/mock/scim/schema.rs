@@ -211,15 +211,16 @@ static USER: [Attr; 6] = [
         "Email addresses, at least one: an email-shaped userName is copied here if none given.",
     )
     .many()
+    .required()
     .subs(&[
-        attr("value", Kind::String, "Email address; unique across users.").unique(),
+        attr("value", Kind::String, "Email address; unique across users.").unique().required(),
         attr("type", Kind::String, "Label of the address.").canonical(&["work", "home", "other"]),
         attr("primary", Kind::Boolean, "The address the workspace uses; at most one."),
     ]),
     attr(
         "active",
         Kind::Boolean,
-        "Whether the user has access: false removes them from the workspace and from every group.",
+        "Whether the user has access: false removes them from the workspace and from every group. It cannot be removed, only replaced.",
     ),
     attr("groups", Kind::Complex, "Groups the user belongs to.").many().read_only().subs(&[
         attr("value", Kind::String, "Group id.").exact().read_only(),
