@@ -177,19 +177,28 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut desired = initial.clone();
         let mut effects = Vec::new();
         for (index, change) in changes {
-            let effect = reference_key(&change.account).and_then(|key| {
-                people.get(&key).cloned().unwrap_or_else(|| {
-                    Err(ConnectorError::Internal(format!("{key:?} was not looked up")))
-                })
-            });
-            let effect = effect.and_then(|person| {
-                let group = group_target(change)?;
-                let members = desired.get_mut(group).ok_or_else(|| {
-                    ConnectorError::NotFound(format!(
+            // The group first: a group that does not exist is the answer, whoever the person.
+            let group = group_target(change).and_then(|group| {
+                if desired.contains_key(group) {
+                    Ok(group)
+                } else {
+                    Err(ConnectorError::NotFound(format!(
                         "no SCIM group {group:?} (entitlement {}); see list-entitlements",
                         change.entitlement
-                    ))
+                    )))
+                }
+            });
+            let effect = group.and_then(|group| {
+                let key = reference_key(&change.account)?;
+                let person = people.get(&key).cloned().unwrap_or_else(|| {
+                    Err(ConnectorError::Internal(format!("{key:?} was not looked up")))
                 })?;
+                Ok((group, person))
+            });
+            let effect = effect.and_then(|(group, person)| {
+                let Some(members) = desired.get_mut(group) else {
+                    return Err(ConnectorError::Internal(format!("group {group:?} vanished")));
+                };
                 let who = &list[person].email;
                 let name = &groups[group].display_name;
                 let grant = matches!(change.action, ChangeAction::Grant);
