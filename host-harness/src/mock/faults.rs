@@ -298,9 +298,23 @@ kinds = [{ kind = "server-error", status = 503 }, { kind = "slow", millis = 300 
     }
 
     proptest::proptest! {
+        /// Any bytes in a fault plan file, read as `harness mock --faults` reads it: a plan, or
+        /// a typed error (not UTF-8, not TOML, a value out of range), never a panic.
         #[test]
-        fn any_text_is_a_plan_or_a_typed_error(text in "\\PC{0,300}") {
-            let _ = FaultPlan::from_toml(&text);
+        fn any_bytes_are_a_plan_or_a_typed_error(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            toml_like in "(\\[\\[script\\]\\]|\\[random\\]|rate = -?[0-9.e]{1,6}|seed = [0-9]{1,3}|method = \"[A-Z*]{1,5}\"|attempts = \\[\\{ kind = \"[a-z-]{1,20}\"( , status = [0-9]{1,4})? \\}\\]|\n){0,12}",
+        ) {
+            let path = std::env::temp_dir().join(format!("faults-prop-{}.toml", std::process::id()));
+            for candidate in [bytes, toml_like.into_bytes()] {
+                std::fs::write(&path, &candidate).unwrap();
+                if let Ok(text) = crate::bounded_read::read_text(&path, MAX_FAULT_PLAN_BYTES)
+                    && let Ok(plan) = FaultPlan::from_toml(&text)
+                {
+                    let rate = plan.random.as_ref().map_or(0.0, |r| r.rate);
+                    proptest::prop_assert!((0.0..=1.0).contains(&rate));
+                }
+            }
         }
     }
 }

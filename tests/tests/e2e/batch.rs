@@ -105,6 +105,35 @@ fn intents(service: &MockService, ws: &str, rows: usize) -> Vec<Intent> {
     out
 }
 
+/// After the first `on_time` `PATCH`es, the next `slow` answered `millis` late (the rest on time).
+fn slow_patches(on_time: usize, slow: usize, millis: u64) -> FaultPlan {
+    let mut attempts = vec![None; on_time];
+    attempts.extend(vec![Some(Fault::Slow { millis }); slow]);
+    FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts,
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    }
+}
+
+/// `n` plain members of `ws` who are not Admins, each to be made one.
+fn promotions(service: &MockService, ws: &str, n: usize) -> Vec<Intent> {
+    let members = service.workspace(ws).unwrap().members;
+    let intents: Vec<Intent> = members
+        .iter()
+        .skip(1)
+        .filter(|m| !m.is_scim_managed && m.role != "account-admin" && m.deactivated_time.is_none())
+        .take(n)
+        .map(|m| Intent { email: m.email.clone(), changes: vec![grant(&m.email, "role:admin")] })
+        .collect();
+    assert_eq!(intents.len(), n, "the seed has {n} members to promote");
+    intents
+}
+
 /// What a run reported, by email: the item's outcome and whether any change was made.
 fn reported(intents: &[Intent], reports: &[ItemReport]) -> BTreeMap<String, ItemReport> {
     assert_eq!(reports.len(), intents.len(), "every item is reported exactly once");
@@ -180,15 +209,7 @@ async fn campaign(host: Arc<Host>, scenario: Scenario, seed: u64) {
             None
         }
         Scenario::SlowPatch => {
-            service.set_faults(FaultPlan {
-                scripts: vec![FaultScript {
-                    method: "PATCH".into(),
-                    path_suffix: String::new(),
-                    attempts: vec![Some(Fault::Slow { millis: 200 }); 100_000],
-                    seen: 0,
-                }],
-                ..FaultPlan::default()
-            });
+            service.set_faults(slow_patches(0, 100_000, 200));
             None
         }
         Scenario::Dies => {
@@ -342,24 +363,8 @@ async fn a_batch_larger_than_one_calls_budget_is_sized_into_calls_that_fit_it() 
     // call for all of them was cut off and its report lost.
     let host = host();
     let (server, service) = workspace(&host, "ws-batch-sized", 160, 4_000).await;
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts: vec![Some(Fault::Slow { millis: 200 }); 1000],
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
-    let members = service.workspace("ws-batch-sized").unwrap().members;
-    let intents: Vec<Intent> = members
-        .iter()
-        .skip(1)
-        .filter(|m| !m.is_scim_managed && m.role != "account-admin" && m.deactivated_time.is_none())
-        .take(120)
-        .map(|m| Intent { email: m.email.clone(), changes: vec![grant(&m.email, "role:admin")] })
-        .collect();
-    assert_eq!(intents.len(), 120);
+    service.set_faults(slow_patches(0, 100_000, 200));
+    let intents = promotions(&service, "ws-batch-sized", 120);
     let (reports, calls, stopped) = run(&host, "ws-batch-sized", &intents).await;
     assert_eq!(stopped, None);
     assert!(reports.iter().all(|r| r.outcome == ItemOutcome::Applied), "{reports:?}");
@@ -389,25 +394,8 @@ async fn a_call_cut_off_mid_write_is_read_back_and_its_writes_are_on_the_record(
     // read back and reported made; the hung write is on the call's record, unanswered.
     let host = host();
     let (server, service) = workspace(&host, "ws-batch-cut", 30, 3_000).await;
-    let mut attempts = vec![None; 3];
-    attempts.push(Some(Fault::Slow { millis: 20_000 }));
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts,
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
-    let members = service.workspace("ws-batch-cut").unwrap().members;
-    let intents: Vec<Intent> = members
-        .iter()
-        .skip(1)
-        .filter(|m| !m.is_scim_managed && m.role != "account-admin" && m.deactivated_time.is_none())
-        .take(6)
-        .map(|m| Intent { email: m.email.clone(), changes: vec![grant(&m.email, "role:admin")] })
-        .collect();
+    service.set_faults(slow_patches(3, 1, 20_000));
+    let intents = promotions(&service, "ws-batch-cut", 6);
     let (reports, calls, _) = run(&host, "ws-batch-cut", &intents).await;
     let cut = calls.iter().find(|c| c.error.is_some()).expect("a call was cut off");
     assert!(cut.error.as_deref().unwrap().contains("time budget"), "{cut:?}");
