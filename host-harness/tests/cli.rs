@@ -391,3 +391,46 @@ async fn settings_and_connector_files_that_are_wrong_are_named_once_and_plainly(
     assert!(stderr.contains("is not a valid WebAssembly component"), "{stderr}");
     assert!(stderr.len() < 1000, "{} bytes: {stderr}", stderr.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_change_cut_off_by_its_budget_prints_the_writes_it_may_have_made() {
+    let service = MockService::new();
+    service.put_workspace(seed::generate(
+        "ws-single",
+        GenerateSpec { members: 6, invites: 0, seed: 4 },
+    ));
+    service.add_token("single-token", "ws-single", "account-owner");
+    service.set_faults(host_harness::mock::FaultPlan {
+        scripts: vec![host_harness::mock::FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(host_harness::mock::Fault::Slow { millis: 5_000 })],
+            seen: 0,
+        }],
+        ..Default::default()
+    });
+    let member = service
+        .workspace("ws-single")
+        .unwrap()
+        .members
+        .into_iter()
+        .find(|m| m.role == "standard-user" && !m.is_scim_managed && m.deactivated_time.is_none())
+        .unwrap();
+    let server = MockServer::start_local(service).await.unwrap();
+    let dir = tempdir("single");
+    let tenants = tenants_file(&dir, &server, "ws-single", "single-token");
+    let text =
+        std::fs::read_to_string(&tenants).unwrap() + "[tenant.limits]\ncall-timeout-ms = 1500\n";
+    std::fs::write(&tenants, text).unwrap();
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(harness().args(["grant", &member.email, "role:admin", "--tenants"]).arg(&tenants))
+    });
+    assert!(!ok);
+    assert!(stderr.contains("time budget"), "{stderr}");
+    assert!(stdout.contains("the writes the host saw it send"), "{stdout}");
+    assert!(
+        stdout.contains(r#"PATCH /backend-api/accounts/ws-single/users/"#)
+            && stdout.contains(r#"{"role":"account-admin"}: no answer (it may have been applied)"#),
+        "{stdout}"
+    );
+}

@@ -94,6 +94,11 @@ pub async fn single(command: Single, cache_dir: Option<PathBuf>) -> anyhow::Resu
             .await?
         }
     };
+    if report.result.is_err() {
+        // The change may have been partly made before the call failed: every write the host
+        // saw reach the service is printed before the error.
+        output::print_writes_of_failed_call(report.call_id, &report.egress);
+    }
     let result = answer(report)?;
     if tenant_args.json {
         output::print_json(&result)

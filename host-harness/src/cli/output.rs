@@ -199,20 +199,29 @@ pub fn print_failed_call(call: &host_harness::batch::CallRecord) {
         call.items.len(),
         call.error.as_deref().unwrap_or_default()
     );
-    if call.writes.is_empty() {
+    print_writes(&call.writes);
+}
+
+/// Prints the writes of a failed single-change call that may have reached the service.
+pub fn print_writes_of_failed_call(call_id: u64, egress: &[host_harness::egress::EgressRecord]) {
+    let writes: Vec<_> =
+        egress.iter().filter(|r| r.is_write() && r.may_have_reached_service()).cloned().collect();
+    out!("call {call_id} failed; the writes the host saw it send:");
+    print_writes(&writes);
+}
+
+/// Prints writes as the host recorded them, with the answer each got or that none came.
+fn print_writes(writes: &[host_harness::egress::EgressRecord]) {
+    if writes.is_empty() {
         out!("  the host saw no write of it reach the service");
     }
-    for write in &call.writes {
+    for write in writes {
         let answer = match write.status {
             Some(status) => format!("answered {status}"),
             None => "no answer (it may have been applied)".to_string(),
         };
-        out!(
-            "  {} {} {}: {answer}",
-            write.method,
-            write.path,
-            write.request_body.as_deref().unwrap_or("")
-        );
+        let body = write.request_body.as_deref().unwrap_or("");
+        out!("  {} {} {body}: {answer}", write.method, write.path);
     }
 }
 
