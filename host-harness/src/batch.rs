@@ -291,7 +291,7 @@ pub async fn apply(
                 call.extend(queue.next());
             }
             let report = run.write(&call).await?;
-            let writes = report.egress.iter().filter(|r| is_reached_write(r)).count();
+            let writes = report.egress.iter().filter(|r| r.may_have_written()).count();
             per_write = Duration::from_millis(report.duration_ms.max(1))
                 .div_f64(writes.max(1) as f64)
                 .max(Duration::from_millis(1));
@@ -305,11 +305,6 @@ pub async fn apply(
 fn writes_fitting(budget: Duration, per_write: Duration) -> usize {
     let fitting = budget.as_secs_f64() * BUDGET_SHARE / per_write.as_secs_f64().max(1e-3);
     (fitting.floor() as usize).max(1)
-}
-
-/// Whether a record is of a write that may have reached the service.
-fn is_reached_write(record: &EgressRecord) -> bool {
-    record.is_write() && record.may_have_reached_service()
 }
 
 /// What is still to be decided of one change: its item's position in the call, the change's
@@ -344,7 +339,7 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
             purpose,
             items: items.to_vec(),
             error: report.result.as_ref().err().map(ToString::to_string),
-            writes: report.egress.iter().filter(|r| is_reached_write(r)).cloned().collect(),
+            writes: report.egress.iter().filter(|r| r.may_have_written()).cloned().collect(),
             duration_ms: report.duration_ms,
         };
         (self.sink)(BatchEvent::Call(record));
@@ -426,7 +421,7 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
             Err(error) => (vec![None; items.len()], Some(error.to_string())),
         };
         let writes: Vec<&EgressRecord> =
-            report.egress.iter().filter(|r| is_reached_write(r)).collect();
+            report.egress.iter().filter(|r| r.may_have_written()).collect();
         let mut unsettled: Vec<Unsettled> = Vec::new();
         let mut reports: Vec<ItemReport> = Vec::new();
         for (position, (planned, results)) in call.iter().zip(per_item).enumerate() {
@@ -562,13 +557,14 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
         let unsettled: Vec<&Unsettled> = open.iter().map(|&u| &unsettled[u]).collect();
         // A write tied to no item's plan (a bulk request regrouped after a failure) may still
         // concern any item planning a request of the same method to the same path.
+        let plans: Vec<Vec<&PlannedRequest>> = call.iter().map(Planned::requests).collect();
         let untied: Vec<&EgressRecord> = writes
             .iter()
             .copied()
-            .filter(|w| !call.iter().any(|p| p.requests().iter().any(|r| same_request(w, r))))
+            .filter(|w| !plans.iter().flatten().any(|r| same_request(w, r)))
             .collect();
         for u in &unsettled {
-            let requests = call[u.position].requests();
+            let requests = &plans[u.position];
             let mine =
                 requests.iter().filter(|r| writes.iter().any(|w| same_request(w, r))).count();
             let near = untied

@@ -204,8 +204,7 @@ pub fn print_failed_call(call: &host_harness::batch::CallRecord) {
 
 /// Prints the writes of a failed single-change call that may have reached the service.
 pub fn print_writes_of_failed_call(call_id: u64, egress: &[host_harness::egress::EgressRecord]) {
-    let writes: Vec<_> =
-        egress.iter().filter(|r| r.is_write() && r.may_have_reached_service()).cloned().collect();
+    let writes: Vec<_> = egress.iter().filter(|r| r.may_have_written()).cloned().collect();
     out!("call {call_id} failed; the writes the host saw it send:");
     print_writes(&writes);
 }

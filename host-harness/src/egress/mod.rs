@@ -216,6 +216,12 @@ impl EgressRecord {
     pub fn may_have_reached_service(&self) -> bool {
         matches!(self.delivery, Delivery::Unanswered | Delivery::Answered)
     }
+
+    /// Whether it is a write that may have changed something: a write that may have reached
+    /// the service. These are the records every report of changes must show.
+    pub fn may_have_written(&self) -> bool {
+        self.is_write() && self.may_have_reached_service()
+    }
 }
 
 /// The shared list of a call's egress records.
