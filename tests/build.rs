@@ -27,7 +27,7 @@ fn main() {
             "chatgpt_connector",
             &[feature],
             name,
-            &["connector/src", "connector/build.rs", "connector/Cargo.toml"],
+            &["connector/chatgpt", "connector/sdk"],
             &out,
         );
         println!("cargo:rustc-env={var}={}", path.display());

@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use accessgov_host::{Host, HostConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use host_harness::{Host, HostConfig};
 
 use mock_process::{MockProcess, WorkspaceSpec};
 use report::Report;
@@ -193,6 +193,7 @@ fn main() -> anyhow::Result<()> {
                 HostConfig {
                     max_concurrent_calls: concurrency.get(),
                     perf_map,
+                    named_connectors: bundled_connectors::named(),
                     ..HostConfig::default()
                 },
                 native,
@@ -230,8 +231,11 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     let mut report = Report::default();
     let rt = sequential_runtime()?;
     rt.block_on(async {
-        let host =
-            Host::new(HostConfig { cache_dir: Some(cache.clone()), ..HostConfig::default() })?;
+        let host = Host::new(HostConfig {
+            cache_dir: Some(cache.clone()),
+            named_connectors: bundled_connectors::named(),
+            ..HostConfig::default()
+        })?;
         progress("1 load");
         report.rows.extend(phases::load::run(scale, &host, &cache)?);
         progress("2 instantiate + info");

@@ -6,10 +6,8 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use accessgov_mock::{Fault, FaultPlan, GenerateSpec, MockServer, MockService, RandomFaults, seed};
 use anyhow::{Context, bail};
-use host_harness::mock::{
-    Fault, FaultPlan, GenerateSpec, MockServer, MockService, RandomFaults, seed,
-};
 
 use connector_bench::tenants::token_for;
 
@@ -49,7 +47,7 @@ impl WorkspaceSpec {
     }
 
     /// The workspace, as the mock generates it.
-    pub fn generate(&self) -> host_harness::mock::Workspace {
+    pub fn generate(&self) -> accessgov_mock::Workspace {
         seed::generate(
             &self.account_id,
             GenerateSpec { members: self.members, invites: self.invites, seed: SEED },

@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use chatgpt_connector::ChatGptConnector;
-use chatgpt_connector::model::{
-    AccountRef, Change, ChangeAction, ChangeResult, Outcome, PageRequest,
-};
 use chatgpt_connector::settings::Settings;
-use chatgpt_connector::transport::{HttpRequest, HttpResponse, Transport, TransportError};
+use connector_sdk::transport::{HttpRequest, HttpResponse, Transport, TransportError};
+use connector_sdk::types::{AccountRef, ChangeOutcome, ChangeResult, PageRequest};
+use connector_sdk::{ChangeAction, ChangeRequest};
 
 use crate::http::{Connection, HttpError};
 
@@ -311,7 +310,7 @@ pub fn grant(
     email: &str,
     entitlement: &str,
 ) -> Result<ChangeResult, NativeError> {
-    let change = Change {
+    let change = ChangeRequest {
         action: ChangeAction::Grant,
         account: AccountRef::Email(email.to_string()),
         entitlement: entitlement.to_string(),
@@ -320,7 +319,7 @@ pub fn grant(
         |message: String| NativeError::Unexpected { email: email.to_string(), message };
     let mut results = connector(transport, settings)?.apply_batch(&[change], false)?;
     let result = results.pop().ok_or_else(|| unexpected("no result".to_string()))??;
-    if result.outcome != Outcome::Applied {
+    if result.outcome != ChangeOutcome::Applied {
         return Err(unexpected(format!("{:?}, not applied", result.outcome)));
     }
     Ok(result)

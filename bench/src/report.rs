@@ -125,7 +125,7 @@ impl Report {
 /// Today's date (UTC), `YYYY-MM-DD`.
 pub fn today() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (y, m, d) = host_harness::mock::seed::civil_from_days((secs / 86_400) as i64);
+    let (y, m, d) = accessgov_mock::seed::civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

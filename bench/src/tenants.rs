@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use host_harness::TenantConfig;
-use host_harness::mock::chatgpt_tenant_at;
+use accessgov_host::TenantConfig;
+use accessgov_mock::chatgpt_tenant_at;
 
 /// The Owner token the benchmark's mock gives workspace `account_id`.
 pub fn token_for(account_id: &str) -> String {
@@ -26,7 +26,11 @@ mod tests {
         let addr = SocketAddr::from(([127, 0, 0, 1], 8080));
         let tenant = chatgpt_tenant("t-1", addr, "ws-1");
         assert_eq!(tenant.allowed_origins, vec!["http://127.0.0.1:8080".to_string()]);
-        let validated = tenant.validate(host_harness::tenant::Limits::default()).unwrap();
+        let validated = accessgov_host::tenant::Tenant::validate(
+            &tenant,
+            accessgov_host::tenant::Limits::default(),
+        )
+        .unwrap();
         assert_eq!(validated.id, "t-1");
         assert_eq!(validated.credentials.len(), 1);
     }

@@ -1,9 +1,9 @@
 //! The wasm side of the comparisons: the bundled component in the host doing the same work as
 //! the native drivers in `connector_bench::native`.
 
+use accessgov_host::Host;
+use accessgov_host::types::{AccountRef, ChangeOptions, ChangeOutcome, PageRequest};
 use anyhow::{Context, bail};
-use host_harness::Host;
-use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, PageRequest};
 
 /// What a full sync did.
 #[derive(Debug, Clone, Default)]

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use accessgov_host::types::PageRequest;
+use accessgov_host::{Host, HostConfig};
+use accessgov_mock::console_base_url;
+use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 use connector_bench::native::{self, NativeTransport};
 use connector_bench::tenants::{chatgpt_tenant, token_for};
-use host_harness::mock::console_base_url;
-use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
-use host_harness::types::PageRequest;
-use host_harness::{Host, HostConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
@@ -48,7 +48,12 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     service.clear_requests();
 
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-component-cache");
-    let host = Host::new(HostConfig { cache_dir: Some(cache), ..HostConfig::default() }).unwrap();
+    let host = Host::new(HostConfig {
+        cache_dir: Some(cache),
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    })
+    .unwrap();
     host.add_tenant(&chatgpt_tenant("bench", addr, account), Path::new(".")).unwrap();
     let mut wasm_ids = Vec::new();
     let mut cursor = None;
@@ -68,7 +73,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     assert_eq!(wasm_ids, native_ids);
     let wasm_requests = service.requests();
     // The requests of a round arrive in any order.
-    let targets = |rs: &[host_harness::mock::RecordedRequest]| -> Vec<String> {
+    let targets = |rs: &[accessgov_mock::RecordedRequest]| -> Vec<String> {
         let mut targets: Vec<_> =
             rs.iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect();
         targets.sort();

@@ -6,11 +6,11 @@
 //! [`connector_bench::native::ProcessCall`]: the page's account count, the next cursor (none on
 //! the last page) and the process's peak resident memory.
 
+use accessgov_mock::console_base_url;
 use anyhow::Context;
 use clap::Parser;
 use connector_bench::native::{self, ProcessCall};
 use connector_bench::{memory, tenants};
-use host_harness::mock::console_base_url;
 
 // The allocator the host's process uses (see `connector-bench`), so both models run on the same.
 #[global_allocator]

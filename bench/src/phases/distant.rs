@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use accessgov_host::Host;
+use accessgov_host::tenant::SettingValue;
+use accessgov_mock::console_base_url;
 use anyhow::ensure;
-use host_harness::Host;
-use host_harness::mock::console_base_url;
-use host_harness::tenant::SettingValue;
 
 use super::sandbox::{LARGEST_SYNC_PAGE, count, list, transport};
 use crate::mock_process::{MockProcess, WorkspaceSpec};

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use accessgov_host::Host;
+use accessgov_host::cache::{self, CacheOutcome, ComponentCache};
 use anyhow::bail;
-use host_harness::Host;
-use host_harness::cache::{self, CacheOutcome, ComponentCache};
 
 use crate::report::{Row, duration, ratio};
 use crate::scale::Scale;
@@ -13,7 +13,7 @@ use connector_bench::stats::summarize;
 
 /// Times compiles and cache loads of the bundled connector with `host`'s engine.
 pub fn run(scale: &Scale, host: &Host, cache_dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let bytes = host_harness::bundled::CHATGPT;
+    let bytes = bundled_connectors::CHATGPT;
     let engine = host.engine();
     let mut compiles = Vec::new();
     for _ in 0..scale.compiles {

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use accessgov_host::{Host, HostConfig};
 use anyhow::Context;
-use host_harness::{Host, HostConfig};
 
 use crate::report::{Row, duration, ratio};
 use crate::scale::Scale;
@@ -25,6 +25,7 @@ pub async fn info_calls(
         cache_dir: Some(cache_dir.to_path_buf()),
         pooling,
         max_concurrent_calls: concurrency,
+        named_connectors: bundled_connectors::named(),
         ..HostConfig::default()
     })?;
     host.add_tenant(&chatgpt_tenant("info", mock, "ws-info"), Path::new("."))?;

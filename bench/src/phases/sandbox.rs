@@ -6,18 +6,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use accessgov_host::Host;
 use anyhow::{Context, bail, ensure};
-use host_harness::Host;
 
 use crate::mock_process::WorkspaceSpec;
 use crate::report::{Row, duration, mib, ratio};
 use crate::scale::Scale;
 use crate::wasm;
+use accessgov_mock::console_base_url;
 use chatgpt_connector::settings::DEFAULT_READ_CONCURRENCY;
 use connector_bench::native::{self, NativeTransport, SentRequest};
 use connector_bench::stats::summarize;
 use connector_bench::tenants::{chatgpt_tenant, token_for};
-use host_harness::mock::console_base_url;
 
 /// Accounts per `list-accounts` call in the syncs: the console's own page (the connector's
 /// default), and the largest page a call returns, filled from ten console pages, as a platform
@@ -303,7 +303,7 @@ pub async fn profile_sync(
     members: usize,
     runs: usize,
     size: Option<u32>,
-    host: host_harness::HostConfig,
+    host: accessgov_host::HostConfig,
     native_side: bool,
 ) -> anyhow::Result<()> {
     let spec = WorkspaceSpec {

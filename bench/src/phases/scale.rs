@@ -11,19 +11,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use accessgov_host::{Host, HostConfig};
 use anyhow::{Context, bail, ensure};
-use host_harness::{Host, HostConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::mock_process::{MockProcess, WorkspaceSpec};
 use crate::report::{Row, mib, ratio};
 use crate::scale::Scale;
 use crate::wasm;
+use accessgov_mock::console_base_url;
 use connector_bench::memory::{self, RssSampler};
 use connector_bench::native::{self, NativeTransport, ProcessCall};
 use connector_bench::stats::summarize;
 use connector_bench::tenants::{chatgpt_tenant, token_for};
-use host_harness::mock::console_base_url;
 
 /// The tenants' workspaces: `ws-tenant-0` ...
 pub fn tenant_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
@@ -108,6 +108,7 @@ pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<S
     let host = Arc::new(Host::new(HostConfig {
         cache_dir: Some(cache_dir),
         max_concurrent_calls: concurrency,
+        named_connectors: bundled_connectors::named(),
         ..HostConfig::default()
     })?);
     for i in 0..tenants {
@@ -165,7 +166,7 @@ async fn host_sync(
         let report = host
             .list_accounts(
                 &format!("t{i}"),
-                host_harness::types::PageRequest { cursor, size: None },
+                accessgov_host::types::PageRequest { cursor, size: None },
             )
             .await?;
         calls.push(call.elapsed());

@@ -1,4 +1,4 @@
-//! No write without a record: batches through `host_harness::batch` (what `harness apply` runs)
+//! No write without a record: batches through `accessgov_host::batch` (what `harness apply` runs)
 //! against a mock that fails, slows down and dies, checked against the mock's own log of the
 //! changes it applied. In every run, what the report says was made is what the mock made:
 //! nothing applied goes unreported, nothing reported applied was not, and a re-run finishes the
@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use host_harness::batch::{self, BatchEvent, CallRecord, ChangeStatus, ItemOutcome, ItemReport};
-use host_harness::mock::{
+use accessgov_host::batch::{self, BatchEvent, CallRecord, ChangeStatus, ItemOutcome, ItemReport};
+use accessgov_host::tenant::SettingValue;
+use accessgov_host::types::{AccountRef, Change, EntitlementChange};
+use accessgov_host::{Host, TenantConfig};
+use accessgov_mock::{
     AppliedChangeKind, Fault, FaultPlan, FaultScript, GenerateSpec, MockServer, MockService,
     RandomFaults, seed,
 };
-use host_harness::tenant::SettingValue;
-use host_harness::types::{AccountRef, Change, EntitlementChange};
-use host_harness::{Host, TenantConfig};
 
 use crate::common::{OWNER_TOKEN, add, host};
 

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use host_harness::mock::{GenerateSpec, MockServer, MockService, seed};
-use host_harness::tenant::SettingValue;
-use host_harness::types::{Account, AccountPage, PageRequest};
-use host_harness::{CallError, Host, HostConfig, TenantConfig};
+use accessgov_host::tenant::SettingValue;
+use accessgov_host::types::{Account, AccountPage, PageRequest};
+use accessgov_host::{CallError, Host, HostConfig, TenantConfig};
+use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 
 /// The owner token of seeded workspaces.
 pub const OWNER_TOKEN: &str = "owner-token-7f3a9c";
@@ -18,7 +18,14 @@ pub const OWNER_TOKEN: &str = "owner-token-7f3a9c";
 /// A host whose compile cache lives in the test target directory, shared by all test binaries.
 pub fn host() -> Arc<Host> {
     let cache_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    Arc::new(Host::new(HostConfig { cache_dir: Some(cache_dir), ..HostConfig::default() }).unwrap())
+    Arc::new(
+        Host::new(HostConfig {
+            cache_dir: Some(cache_dir),
+            named_connectors: bundled_connectors::named(),
+            ..HostConfig::default()
+        })
+        .unwrap(),
+    )
 }
 
 /// A mock serving one generated workspace, with an Owner token.
@@ -71,7 +78,7 @@ pub const SCIM_TOKEN: &str = "scim-token-5d21e0";
 /// `scim-base-url` and the SCIM token, limited to the directory's path so the console never
 /// sees it (the mock serves both surfaces on one origin, as a real host may).
 pub fn with_scim(server: &MockServer, account_id: &str, mut tenant: TenantConfig) -> TenantConfig {
-    use host_harness::tenant::{CredentialConfig, SettingValue};
+    use accessgov_host::tenant::{CredentialConfig, SettingValue};
     server.service().enable_scim(account_id, SCIM_DIRECTORY, SCIM_TOKEN);
     let base = server.scim_base_url(SCIM_DIRECTORY);
     tenant.settings.insert("scim-base-url".to_string(), SettingValue::Text(base));

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use host_harness::conformance::{self, CheckResult, ConformanceOptions, Verdict};
+use accessgov_conformance::{self as conformance, CheckResult, ConformanceOptions, Verdict};
 
 use crate::common::{OWNER_TOKEN, host, mock};
 
@@ -26,7 +26,7 @@ async fn suite(connector: Option<&str>, ws: &str) -> Vec<CheckResult> {
     }
     // The suite leaves the workspace as it found it: the same people, roles and seats.
     let after = server.service().workspace(ws).unwrap();
-    let people = |w: &host_harness::mock::Workspace| {
+    let people = |w: &accessgov_mock::Workspace| {
         let members =
             w.members.iter().map(|m| (m.email.clone(), m.role.clone(), m.seat_type.clone()));
         let invites = w

@@ -6,12 +6,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use host_harness::mock::{MockServer, Workspace};
-use host_harness::types::{
+use accessgov_host::types::{
     AccountRef, AccountStatus, Change, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError,
     EntitlementChange, PageRequest,
 };
-use host_harness::{CallError, Host};
+use accessgov_host::{CallError, Host};
+use accessgov_mock::{MockServer, Workspace};
 
 use crate::common::{
     OWNER_TOKEN, SCIM_DIRECTORY, SCIM_TOKEN, add, host, list_all, mock, scim_create_user,
@@ -364,7 +364,7 @@ async fn a_listing_reads_the_directory_only_for_pages_with_scim_managed_people()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_looks_its_people_up_in_a_big_directory_instead_of_listing_it() {
-    use host_harness::mock::{MockFixture, MockService};
+    use accessgov_mock::{MockFixture, MockService};
     const BIG: &str = "ws-big-directory";
     // 3,000 SCIM users (each a pending invite the directory manages): thirty pages of the
     // directory, more than the batch's 25 lookups.

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use host_harness::mock::{
+use accessgov_mock::{
     Fault, FaultPlan, FaultScript, GenerateSpec, MockServer, MockService, SCIM_MAX_PAYLOAD_BYTES,
     SCIM_MAX_RESULTS, seed,
 };
@@ -617,7 +617,7 @@ async fn errors_auth_and_limits() {
     );
 
     // Another directory's token: 403. Unknown directory: 404. Unknown ids: 404.
-    service.put_workspace(host_harness::mock::Workspace::new("ws-other"));
+    service.put_workspace(accessgov_mock::Workspace::new("ws-other"));
     service.enable_scim("ws-other", "dir-other", "scim-other");
     assert_eq!(scim_as(&server, "scim-other", "GET", "/Users", None).await.scim_error(403), None);
     let reply = raw(server.addr(), "GET", "/scim/v2.0/dir-nope/Users", &[bearer(TOKEN)], b"").await;

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use host_harness::mock::{Member, MockServer, Workspace};
-use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError};
-use host_harness::{CallError, Host};
+use accessgov_host::types::{
+    AccountRef, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError,
+};
+use accessgov_host::{CallError, Host};
+use accessgov_mock::{Member, MockServer, Workspace};
 
 use crate::common::{OWNER_TOKEN, add, host, mock};
 
@@ -412,8 +414,8 @@ async fn a_write_the_service_acknowledged_but_did_not_apply_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shape_of_errored_emails_is_reported_per_person() {
-    use host_harness::mock::ErroredEmailShape;
-    use host_harness::types::{Change, EntitlementChange};
+    use accessgov_host::types::{Change, EntitlementChange};
+    use accessgov_mock::ErroredEmailShape;
     for shape in
         [ErroredEmailShape::EmailAddress, ErroredEmailShape::Email, ErroredEmailShape::Bare]
     {
@@ -467,7 +469,7 @@ async fn a_reinvite_that_fails_after_the_cancel_says_what_was_done() {
     let (host, server) = setup(3).await;
     // An invite the service would no longer accept (its domain is now refused).
     let mut ws = state(&server);
-    ws.invites.push(host_harness::mock::Invite {
+    ws.invites.push(accessgov_mock::Invite {
         id: "5b0a2c1e-0000-4000-8000-000000000001".into(),
         email_address: "stale@old-partner.invalid".into(),
         role: "standard-user".into(),
@@ -495,7 +497,7 @@ async fn a_reinvite_that_fails_after_the_cancel_says_what_was_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_searches_a_big_workspace_for_its_people_instead_of_listing_it() {
-    use host_harness::types::{Change, EntitlementChange};
+    use accessgov_host::types::{Change, EntitlementChange};
     // 25,000 members: 250 pages, 63 rounds of four, against 50 searches one after another.
     let (host, server) = setup(25_000).await;
     let emails: Vec<String> = plain_members(&server).take(25).map(|m| m.email).collect();

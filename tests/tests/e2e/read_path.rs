@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
-use host_harness::CallError;
-use host_harness::egress::Denial;
-use host_harness::tenant::SettingValue;
-use host_harness::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
+use accessgov_host::CallError;
+use accessgov_host::egress::Denial;
+use accessgov_host::tenant::SettingValue;
+use accessgov_host::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
 
 use crate::common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
 
@@ -112,7 +112,7 @@ async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in
 }
 
 /// The `GET` targets the mock received, sorted: requests sent together arrive in any order.
-fn targets(server: &host_harness::mock::MockServer) -> Vec<String> {
+fn targets(server: &accessgov_mock::MockServer) -> Vec<String> {
     let mut targets: Vec<String> =
         server.service().requests().iter().map(|r| format!("{}?{}", r.path, r.query)).collect();
     targets.sort();
@@ -311,9 +311,9 @@ async fn tampered_or_foreign_cursors_are_invalid_arguments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_is_unauthenticated_and_a_wrong_workspace_is_permission_denied() {
     let server = mock("ws-auth", 5, 0).await;
-    let other_ws = host_harness::mock::seed::generate(
+    let other_ws = accessgov_mock::seed::generate(
         "ws-elsewhere",
-        host_harness::mock::GenerateSpec { members: 2, invites: 0, seed: 1 },
+        accessgov_mock::GenerateSpec { members: 2, invites: 0, seed: 1 },
     );
     server.service().put_workspace(other_ws);
     let host = host();
@@ -415,7 +415,7 @@ async fn bad_settings_are_invalid_config_naming_the_setting() {
 
 /// The largest linear memory any call of a full sync of `tenant` held, and the accounts listed.
 #[allow(clippy::unwrap_used)]
-async fn sync_peak_memory(host: &host_harness::Host, tenant: &str) -> (u64, usize) {
+async fn sync_peak_memory(host: &accessgov_host::Host, tenant: &str) -> (u64, usize) {
     let (mut peak, mut listed, mut cursor) = (0, 0, None);
     loop {
         let report = host.list_accounts(tenant, PageRequest { cursor, size: None }).await.unwrap();

@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
-use host_harness::mock::{Fault, FaultPlan, FaultScript, MockServer, RecordedRequest, Workspace};
-use host_harness::tenant::SettingValue;
-use host_harness::types::{AccountRef, ChangeOptions, ChangeOutcome, ConnectorError, PageRequest};
-use host_harness::{CallError, Host};
+use accessgov_host::tenant::SettingValue;
+use accessgov_host::types::{
+    AccountRef, ChangeOptions, ChangeOutcome, ConnectorError, PageRequest,
+};
+use accessgov_host::{CallError, Host};
+use accessgov_mock::{Fault, FaultPlan, FaultScript, MockServer, RecordedRequest, Workspace};
 
 use crate::common::{OWNER_TOKEN, add, host, list_all, mock};
 
@@ -49,7 +51,7 @@ impl Op {
 }
 
 /// A plain member of the workspace (not SCIM-managed, active, role Member).
-fn plain(ws: &Workspace) -> host_harness::mock::Member {
+fn plain(ws: &Workspace) -> accessgov_mock::Member {
     ws.members
         .iter()
         .find(|m| !m.is_scim_managed && m.deactivated_time.is_none() && m.role == "standard-user")
@@ -273,7 +275,7 @@ fn expected_of(ws: &Workspace, email: &str) -> Expected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_operations_at_a_twenty_percent_fault_rate_end_in_the_right_state() {
-    use host_harness::mock::RandomFaults;
+    use accessgov_mock::RandomFaults;
     use std::collections::{BTreeMap, BTreeSet};
 
     let host = host();

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use accessgov_host::egress::Denial;
+use accessgov_host::tenant::{LimitsConfig, SettingValue};
+use accessgov_host::types::ConnectorError;
+use accessgov_host::{CallError, Host, HostConfig, HostError, TenantConfig};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use host_harness::egress::Denial;
-use host_harness::tenant::{LimitsConfig, SettingValue};
-use host_harness::types::ConnectorError;
-use host_harness::{CallError, Host, HostConfig, HostError, TenantConfig};
 use http_body::Frame;
 
 use crate::common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
@@ -179,7 +179,7 @@ async fn a_dot_segment_path_cannot_steer_a_path_limited_credential() {
         server.origin()
     );
     let mut tenant = hostile("dots", "egress", &target, &[server.origin()], true);
-    tenant.credentials.push(host_harness::tenant::CredentialConfig {
+    tenant.credentials.push(accessgov_host::tenant::CredentialConfig {
         origin: server.origin(),
         path_prefix: Some("/scim/v2.0/dir".to_string()),
         bearer_token: Some("scim-secret".to_string()),
@@ -513,8 +513,12 @@ async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longes
     let server = mock("ws-idle", 20, 0).await;
     let (relay, accepted) = counting_relay(server.addr()).await;
     let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    let config =
-        HostConfig { cache_dir: Some(cache_dir), max_idle_connections: 1, ..HostConfig::default() };
+    let config = HostConfig {
+        cache_dir: Some(cache_dir),
+        max_idle_connections: 1,
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    };
     let host = Arc::new(Host::new(config).unwrap());
     for id in ["idle-a", "idle-b"] {
         add(&host, &tenant_through(&server, id, "ws-idle", relay));
@@ -555,7 +559,7 @@ async fn a_connector_is_not_replaced_under_tenants_capped_below_its_initial_memo
     let server = mock("ws-swap", 5, 0).await;
     let host = host();
     let hostile = std::fs::read(env!("HOSTILE_GUEST_WASM")).unwrap();
-    host.add_connector("shared", host_harness::bundled::CHATGPT).unwrap();
+    host.add_connector("shared", bundled_connectors::CHATGPT).unwrap();
     let tenant = |id: &str, mib: u64| {
         let mut tenant = server.chatgpt_tenant(id, "ws-swap", OWNER_TOKEN);
         tenant.connector = "shared".to_string();

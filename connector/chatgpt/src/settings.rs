@@ -1,0 +1,193 @@
+//! The connector's settings, read from the host's configuration store and validated once per call.
+
+use connector_sdk::ConnectorError;
+use connector_sdk::settings::{ConfigSource, RetryPolicy, SettingsReader};
+
+/// Largest page the console API serves.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Largest page a listing hands its caller. A larger page than the console's is filled from
+/// several console pages in one call, so a sync of a big workspace pays the per-call cost (a
+/// fresh instance, its settings, its connection) once per thousand accounts, not per hundred;
+/// the guest still holds one page at a time.
+pub const MAX_LIST_SIZE: u32 = 1000;
+/// Page size used when neither the caller nor the settings name one.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Console pages one listing call asks for at once when the settings do not say. Against the
+/// real service a page takes tens to hundreds of milliseconds, so a call filled from ten pages
+/// waits for three rounds instead of ten (four in a listing's first call, whose first page goes
+/// alone to learn the listing's length). Four is a modest load: how much the service throttles a
+/// workspace is not known, and a throttled page is retried on its own.
+pub const DEFAULT_READ_CONCURRENCY: u32 = 4;
+/// The most console pages a listing call may ask for at once.
+pub const MAX_READ_CONCURRENCY: u32 = 16;
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Base URL of the admin console API without a trailing slash, e.g. `https://chatgpt.com/backend-api`.
+    pub base_url: String,
+    /// The workspace (account) id.
+    pub account_id: String,
+    /// Base URL of the workspace's SCIM 2.0 directory, e.g.
+    /// `https://<host>/scim/v2.0/<directory>`; `None` leaves groups out.
+    pub scim_base_url: Option<String>,
+    /// Default page size for listings, 1 to [`MAX_LIST_SIZE`].
+    pub page_size: u32,
+    /// Console pages a listing call or a lookup scanning the console asks for at once, 1 to
+    /// [`MAX_READ_CONCURRENCY`].
+    pub read_concurrency: u32,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+}
+
+/// JSON Schema of the settings, published by `info`.
+pub const CONFIG_SCHEMA: &str = concat!(
+    r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "ChatGPT workspace connector settings",
+  "type": "object",
+  "properties": {
+    "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
+    "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
+    "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
+    "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
+    "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
+    "#,
+    connector_sdk::retry_schema_properties!(),
+    r#"
+  },
+  "required": ["base-url", "account-id"],
+  "additionalProperties": false
+}"#,
+);
+
+impl Settings {
+    /// Reads and validates the settings; the error names the offending key.
+    pub fn load(source: &dyn ConfigSource) -> Result<Self, ConnectorError> {
+        Self::read(&SettingsReader::new(source))
+    }
+
+    /// [`Settings::load`] through `settings`, which remembers the keys read.
+    pub fn read(settings: &SettingsReader<'_>) -> Result<Self, ConnectorError> {
+        let base_url = settings.base_url("base-url")?;
+        let scim_base_url = settings.optional_base_url("scim-base-url")?;
+        let account_id = settings.required("account-id")?;
+        if account_id.len() > 128
+            || !account_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConnectorError::InvalidConfig(format!(
+                "setting `account-id` must be 1 to 128 letters, digits, `-` or `_`, got {account_id:?}"
+            )));
+        }
+        let page_size = match settings.raw("page-size")? {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => parse_page_size(raw.trim()).map_err(|why| {
+                ConnectorError::InvalidConfig(format!("setting `page-size` {why}"))
+            })?,
+        };
+        let retry = RetryPolicy::load(settings)?;
+        let read_concurrency = settings.number(
+            "read-concurrency",
+            1,
+            u64::from(MAX_READ_CONCURRENCY),
+            u64::from(DEFAULT_READ_CONCURRENCY),
+        )? as u32;
+        Ok(Settings { base_url, account_id, scim_base_url, page_size, read_concurrency, retry })
+    }
+
+    /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`.
+    pub fn account_base(&self) -> String {
+        format!("{}/accounts/{}", self.base_url, self.account_id)
+    }
+
+    /// Page size to use for a request that asked for `requested`.
+    pub fn effective_page_size(&self, requested: Option<u32>) -> Result<u32, ConnectorError> {
+        connector_sdk::paging::page_size(requested, self.page_size, MAX_LIST_SIZE)
+    }
+}
+
+fn parse_page_size(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_LIST_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {MAX_LIST_SIZE}, got {raw:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_published_schema_matches_what_the_settings_read() {
+        let sample = [("base-url", "https://chatgpt.com/backend-api"), ("account-id", "ws-1")];
+        connector_sdk::settings::check_schema(CONFIG_SCHEMA, &sample, Settings::read).unwrap();
+    }
+
+    fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_base_url_with_credentials_is_refused_without_echoing_them() {
+        let error = Settings::load(&source(&[
+            ("base-url", "https://admin:hunter2@chatgpt.com/backend-api"),
+            ("account-id", "ws-1"),
+        ]))
+        .unwrap_err();
+        let ConnectorError::InvalidConfig(message) = &error else { panic!("{error:?}") };
+        assert!(message.contains("must not carry credentials"), "{message}");
+        assert!(!message.contains("hunter2") && !message.contains("admin"), "{message}");
+    }
+
+    #[test]
+    fn loads_valid_settings_and_trims_the_base_url() {
+        let s = Settings::load(&source(&[
+            ("base-url", "https://chatgpt.com/backend-api/"),
+            ("account-id", "ws-1"),
+            ("page-size", "25"),
+        ]))
+        .unwrap();
+        assert_eq!(s.base_url, "https://chatgpt.com/backend-api");
+        assert_eq!(s.page_size, 25);
+        assert_eq!(s.read_concurrency, DEFAULT_READ_CONCURRENCY);
+        assert_eq!(s.account_base(), "https://chatgpt.com/backend-api/accounts/ws-1");
+    }
+
+    #[test]
+    fn names_the_bad_setting() {
+        let cases = [
+            (vec![("account-id", "a")], "`base-url` is required"),
+            (vec![("base-url", "ftp://x"), ("account-id", "a")], "`base-url` must start"),
+            (vec![("base-url", "https://x")], "`account-id` is required"),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("scim-base-url", "scim")],
+                "`scim-base-url` must start",
+            ),
+            (vec![("base-url", "https://x"), ("account-id", "a/b")], "`account-id` must be"),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "1001")],
+                "`page-size` must be",
+            ),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("page-size", "ten")],
+                "`page-size` must be",
+            ),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("read-concurrency", "0")],
+                "`read-concurrency` must be a whole number from 1 to 16, got \"0\"",
+            ),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("read-concurrency", "17")],
+                "`read-concurrency` must be a whole number from 1 to 16",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = Settings::load(&source(&pairs)).unwrap_err();
+            match err {
+                ConnectorError::InvalidConfig(msg) => assert!(msg.contains(want), "{msg}"),
+                other => panic!("expected invalid-config, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `harness conformance`: the contract-level suite against a connector and its upstream.
+
+use super::output::out;
+use std::path::{Path, PathBuf};
+
+use accessgov_conformance::{self as conformance, CheckResult, ConformanceOptions, Verdict};
+use accessgov_host::{Host, HostConfig, TenantsFile};
+use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
+use anyhow::{anyhow, bail};
+use clap::Args;
+
+use super::output;
+
+/// Options of `harness conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// The connector to check (default: the tenant's, or the bundled `chatgpt`).
+    #[arg(long)]
+    connector: Option<PathBuf>,
+    /// A tenants file whose tenant points at the upstream to check against. Without it, the
+    /// embedded mock ChatGPT service is started and used.
+    #[arg(long)]
+    tenants: Option<PathBuf>,
+    /// The tenant of the file; may be left out when the file has one.
+    #[arg(long, requires = "tenants")]
+    tenant: Option<String>,
+    /// An address the suite may invite, change and remove; it must not be an account yet (the
+    /// suite refuses one that is). Default: a fresh address.
+    #[arg(long, value_parser = subject_address)]
+    subject: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `harness conformance`.
+pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let host = Host::new(HostConfig {
+        cache_dir,
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    })?;
+    let defaults = ConformanceOptions::default();
+    let options = ConformanceOptions {
+        subject: args.subject.clone().unwrap_or(defaults.subject.clone()),
+        ..defaults
+    };
+    let cwd = PathBuf::from(".");
+    let (mut tenant, base, _mock) = match &args.tenants {
+        Some(path) => {
+            let file = TenantsFile::read(path)?;
+            let tenant = file
+                .select(args.tenant.as_deref())
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            (tenant.clone(), path.parent().unwrap_or(Path::new(".")).to_path_buf(), None)
+        }
+        None => {
+            let service = MockService::new();
+            service.put_workspace(seed::generate(
+                "acct-conformance",
+                GenerateSpec { members: 35, invites: 5, seed: 7 },
+            ));
+            service.add_token("conformance-owner-token", "acct-conformance", "account-owner");
+            let server = MockServer::start_local(service).await?;
+            let tenant =
+                server.chatgpt_tenant("conformance", "acct-conformance", "conformance-owner-token");
+            (tenant, cwd.clone(), Some(server))
+        }
+    };
+    if let Some(connector) = &args.connector {
+        let absolute = if connector.is_absolute() {
+            connector.clone()
+        } else {
+            std::env::current_dir()?.join(connector)
+        };
+        tenant.connector = absolute.display().to_string();
+    }
+    let results = conformance::run(&host, &tenant, &base, &options).await?;
+    if args.json {
+        output::print_json(&results)?;
+    } else {
+        print(&results);
+    }
+    let failed: Vec<&str> =
+        results.iter().filter(|r| r.verdict == Verdict::Fail).map(|r| r.check.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("{} of {} checks failed: {}", failed.len(), results.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `--subject` must look like an email address; whether it is one the connector accepts, and
+/// whether it is free, the suite checks before writing.
+fn subject_address(raw: &str) -> Result<String, String> {
+    let plausible = raw.len() <= 254
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
+        && raw.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if plausible { Ok(raw.to_string()) } else { Err(format!("{raw:?} is not an email address")) }
+}
+
+fn print(results: &[CheckResult]) {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    table.set_header(vec!["check", "result", "detail"]);
+    for r in results {
+        let verdict = match r.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "skip",
+        };
+        table.add_row(vec![r.check.clone(), verdict.to_string(), r.detail.clone()]);
+    }
+    out!("{table}");
+}

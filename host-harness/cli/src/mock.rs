@@ -1,0 +1,126 @@
+//! `harness mock`: serve the mock ChatGPT service until interrupted.
+
+use super::output::out;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use accessgov_mock::faults::MAX_FAULT_PLAN_BYTES;
+use accessgov_mock::{FaultPlan, GenerateSpec, MockFixture, MockServer, MockService, seed};
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// Options of `harness mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on; only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// A JSON or TOML fixture of workspaces and tokens (see the README).
+    #[arg(long, conflicts_with_all = ["members", "invites"])]
+    seed: Option<PathBuf>,
+    /// Generate a workspace with this many members.
+    #[arg(long, default_value_t = 25)]
+    members: usize,
+    /// ... and this many pending invites.
+    #[arg(long, default_value_t = 5)]
+    invites: usize,
+    /// Id of the generated workspace.
+    #[arg(long, default_value = "acct-mock")]
+    account_id: String,
+    /// Owner token of the generated workspace.
+    #[arg(long, default_value = "mock-owner-token")]
+    token: String,
+    /// SCIM directory id of the generated workspace (its SCIM surface serves groups).
+    #[arg(long, default_value = "dir-mock")]
+    scim_directory: String,
+    /// SCIM bearer token of the generated workspace.
+    #[arg(long, default_value = "mock-scim-token")]
+    scim_token: String,
+    /// A TOML fault plan: `[[script]]` per route and attempt, and/or `[random]` faults at a rate.
+    #[arg(long)]
+    faults: Option<PathBuf>,
+}
+
+/// Builds the mock's state from the arguments.
+pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
+    let service = MockService::new();
+    match &args.seed {
+        Some(path) => MockFixture::read(path)?.load_into(&service),
+        None => {
+            let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
+            spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
+            service.put_workspace(seed::generate(&args.account_id, spec));
+            service.add_token(&args.token, &args.account_id, "account-owner");
+            service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
+        }
+    }
+    if let Some(path) = &args.faults {
+        let text = accessgov_policy::bounded_read::read_text(path, MAX_FAULT_PLAN_BYTES)
+            .with_context(|| format!("--faults {}", path.display()))?;
+        let plan =
+            FaultPlan::from_toml(&text).with_context(|| format!("--faults {}", path.display()))?;
+        service.set_faults(plan);
+    }
+    Ok(service)
+}
+
+/// Runs `harness mock`.
+pub async fn run(args: MockArgs) -> anyhow::Result<()> {
+    if !args.host.is_loopback() {
+        bail!("--host {} is not a loopback address; the mock only serves this machine", args.host);
+    }
+    let service = service(&args)?;
+    let server = MockServer::start(service.clone(), SocketAddr::new(args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    out!("mock ChatGPT service at {}", server.base_url());
+    for (id, ws) in &service.lock().workspaces {
+        out!(
+            "  workspace {id}: {} members, {} invites, default seat {}",
+            ws.members.len(),
+            ws.invites.len(),
+            ws.default_seat_type
+        );
+    }
+    out!("tenants file for it:\n");
+    out!("{}", tenants_file(&service, &server).trim_end());
+    out!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.stop().await;
+    Ok(())
+}
+
+/// A tenants file with one tenant per token of the mock, SCIM included where the workspace
+/// has a directory.
+fn tenants_file(service: &MockService, server: &MockServer) -> String {
+    let mut file = String::new();
+    let data = service.lock();
+    for (token, grant) in &data.tokens {
+        let directory =
+            data.workspaces.get(&grant.account_id).and_then(|w| w.scim_directory.clone());
+        let scim_token = directory
+            .as_ref()
+            .and_then(|dir| data.scim_tokens.iter().find(|(_, d)| *d == dir).map(|(t, _)| t));
+        let (scim_setting, scim_credential) = match (&directory, scim_token) {
+            (Some(dir), Some(scim_token)) => (
+                format!("scim-base-url = \"{}\"\n", server.scim_base_url(dir)),
+                format!(
+                    "[[tenant.credentials]]\norigin = \"{}\"\npath-prefix = \"/scim/v2.0/{dir}\"\nbearer-token = \"{scim_token}\"\n",
+                    server.origin()
+                ),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        file.push_str(&format!(
+            "[[tenant]]\nid = \"{acct}-{role}\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{base}\"\naccount-id = \"{acct}\"\n{scim_setting}[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{acct}\" }}\n{scim_credential}\n",
+            acct = grant.account_id,
+            role = grant.role,
+            origin = server.origin(),
+            base = server.base_url(),
+        ));
+    }
+    file
+}
