@@ -17,19 +17,34 @@ fn main() {
         &out,
     );
     println!("cargo:rustc-env=HOSTILE_FS_GUEST_WASM={}", fs.display());
-    for (feature, name, var) in [
-        ("bug-repeat-cursor", "broken_repeat_cursor", "BROKEN_REPEAT_CURSOR_WASM"),
-        ("bug-dry-run-writes", "broken_dry_run_writes", "BROKEN_DRY_RUN_WRITES_WASM"),
+    let template_sources = ["connector/template", "connector/sdk"];
+    let template = guest_build::build_component(
+        &workspace,
+        "template-connector",
+        "template_connector",
+        &template_sources,
+        &out,
+    );
+    println!("cargo:rustc-env=TEMPLATE_WASM={}", template.display());
+    // Each deliberately broken build, of the ChatGPT connector and of the template.
+    for (package, artifact, sources, prefix) in [
+        ("chatgpt-connector", "chatgpt_connector", ["connector/chatgpt", "connector/sdk"], ""),
+        ("template-connector", "template_connector", template_sources, "TEMPLATE_"),
     ] {
-        let path = guest_build::build_component_with(
-            &workspace,
-            "chatgpt-connector",
-            "chatgpt_connector",
-            &[feature],
-            name,
-            &["connector/chatgpt", "connector/sdk"],
-            &out,
-        );
-        println!("cargo:rustc-env={var}={}", path.display());
+        for (feature, name, var) in [
+            ("bug-repeat-cursor", "broken_repeat_cursor", "BROKEN_REPEAT_CURSOR_WASM"),
+            ("bug-dry-run-writes", "broken_dry_run_writes", "BROKEN_DRY_RUN_WRITES_WASM"),
+        ] {
+            let path = guest_build::build_component_with(
+                &workspace,
+                package,
+                artifact,
+                &[feature],
+                &format!("{}{name}", prefix.to_lowercase()),
+                &sources,
+                &out,
+            );
+            println!("cargo:rustc-env={prefix}{var}={}", path.display());
+        }
     }
 }

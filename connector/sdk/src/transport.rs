@@ -1,12 +1,14 @@
 //! The HTTP seam between the connector's logic and whatever sends its requests.
 
-/// HTTP methods the connector uses.
+/// HTTP methods a connector sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// GET
     Get,
     /// POST
     Post,
+    /// PUT
+    Put,
     /// PATCH
     Patch,
     /// DELETE
@@ -19,6 +21,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
         }

@@ -125,6 +125,7 @@ fn start(request: &HttpRequest) -> Result<FutureIncomingResponse, TransportError
     let method = match request.method {
         Method::Get => WasiMethod::Get,
         Method::Post => WasiMethod::Post,
+        Method::Put => WasiMethod::Put,
         Method::Patch => WasiMethod::Patch,
         Method::Delete => WasiMethod::Delete,
     };

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use accessgov_conformance::{self as conformance, CheckResult, ConformanceOptions, Verdict};
 use accessgov_host::{Host, HostConfig, TenantsFile};
+use accessgov_mock::directory::{DirectoryServer, DirectoryService};
 use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 use anyhow::{anyhow, bail};
 use clap::Args;
@@ -17,10 +18,14 @@ pub struct ConformanceArgs {
     /// The connector to check (default: the tenant's, or the bundled `chatgpt`).
     #[arg(long)]
     connector: Option<PathBuf>,
-    /// A tenants file whose tenant points at the upstream to check against. Without it, the
-    /// embedded mock ChatGPT service is started and used.
-    #[arg(long)]
+    /// A tenants file whose tenant points at the upstream to check against. Without it, an
+    /// embedded mock (`--mock`) is started and used.
+    #[arg(long, conflicts_with = "mock")]
     tenants: Option<PathBuf>,
+    /// The embedded mock to check against when no tenants file is given: `chatgpt`, or
+    /// `directory` (the service the template connector manages; give `--connector`).
+    #[arg(long, value_enum, default_value = "chatgpt")]
+    mock: EmbeddedMock,
     /// The tenant of the file; may be left out when the file has one.
     #[arg(long, requires = "tenants")]
     tenant: Option<String>,
@@ -31,6 +36,21 @@ pub struct ConformanceArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// The mock services `harness conformance` can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbeddedMock {
+    /// The mock ChatGPT workspace (console and SCIM).
+    Chatgpt,
+    /// The directory service of the template connector.
+    Directory,
+}
+
+/// A mock kept running for the suite.
+enum Running {
+    Chatgpt(MockServer),
+    Directory(DirectoryServer),
 }
 
 /// Runs `harness conformance`.
@@ -46,13 +66,24 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
         ..defaults
     };
     let cwd = PathBuf::from(".");
-    let (mut tenant, base, _mock) = match &args.tenants {
+    let (mut tenant, base, mock) = match &args.tenants {
         Some(path) => {
             let file = TenantsFile::read(path)?;
             let tenant = file
                 .select(args.tenant.as_deref())
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             (tenant.clone(), path.parent().unwrap_or(Path::new(".")).to_path_buf(), None)
+        }
+        None if args.mock == EmbeddedMock::Directory => {
+            if args.connector.is_none() {
+                bail!(
+                    "--mock directory checks a connector of the directory service: give --connector FILE.wasm (the template's build)"
+                );
+            }
+            let token = "conformance-directory-token";
+            let server = DirectoryServer::start_local(DirectoryService::seeded(token, 23)).await?;
+            let tenant = server.tenant("conformance", "directory", token);
+            (tenant, cwd.clone(), Some(Running::Directory(server)))
         }
         None => {
             let service = MockService::new();
@@ -64,7 +95,7 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
             let server = MockServer::start_local(service).await?;
             let tenant =
                 server.chatgpt_tenant("conformance", "acct-conformance", "conformance-owner-token");
-            (tenant, cwd.clone(), Some(server))
+            (tenant, cwd.clone(), Some(Running::Chatgpt(server)))
         }
     };
     if let Some(connector) = &args.connector {
@@ -75,7 +106,13 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
         };
         tenant.connector = absolute.display().to_string();
     }
-    let results = conformance::run(&host, &tenant, &base, &options).await?;
+    let results = conformance::run(&host, &tenant, &base, &options).await;
+    match mock {
+        Some(Running::Chatgpt(server)) => server.stop().await,
+        Some(Running::Directory(server)) => server.stop().await,
+        None => {}
+    }
+    let results = results?;
     if args.json {
         output::print_json(&results)?;
     } else {

@@ -1,9 +1,10 @@
-//! `harness mock`: serve the mock ChatGPT service until interrupted.
+//! `harness mock`: serve a mock service (ChatGPT, or the template's directory) until interrupted.
 
 use super::output::out;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use accessgov_mock::directory::{DirectoryServer, DirectoryService};
 use accessgov_mock::faults::MAX_FAULT_PLAN_BYTES;
 use accessgov_mock::{FaultPlan, GenerateSpec, MockFixture, MockServer, MockService, seed};
 use anyhow::{Context, bail};
@@ -15,6 +16,10 @@ pub struct MockArgs {
     /// Address to listen on; only loopback addresses are accepted.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
+    /// Which service: `chatgpt`, or `directory` (the template connector's; it takes `--members`
+    /// and `--token`).
+    #[arg(long, value_enum, default_value = "chatgpt")]
+    service: super::conformance::EmbeddedMock,
     /// Port (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
@@ -72,6 +77,9 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         bail!("--host {} is not a loopback address; the mock only serves this machine", args.host);
     }
+    if args.service == super::conformance::EmbeddedMock::Directory {
+        return serve_directory(&args).await;
+    }
     let service = service(&args)?;
     let server = MockServer::start(service.clone(), SocketAddr::new(args.host, args.port))
         .await
@@ -87,6 +95,30 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     }
     out!("tenants file for it:\n");
     out!("{}", tenants_file(&service, &server).trim_end());
+    out!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.stop().await;
+    Ok(())
+}
+
+/// Serves the directory service with `--members` people, printing a tenants file for the
+/// template connector's release build.
+async fn serve_directory(args: &MockArgs) -> anyhow::Result<()> {
+    let people = u64::try_from(args.members).unwrap_or(u64::MAX);
+    if people > 100_000 {
+        bail!("--members {people}: the directory mock holds at most 100000 people");
+    }
+    let service = DirectoryService::seeded(&args.token, people);
+    let server = DirectoryServer::start(service, SocketAddr::new(args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    let origin = format!("http://{}", server.addr());
+    out!("mock directory service at {origin} with {people} people");
+    out!("tenants file for it:\n");
+    out!(
+        "[[tenant]]\nid = \"directory\"\nconnector = \"target/wasm32-wasip2/release/template_connector.wasm\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{origin}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{}\"",
+        args.token
+    );
     out!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     server.stop().await;

@@ -1,13 +1,16 @@
-//! A faithful mock of the ChatGPT admin console API and its SCIM 2.0 surface
-//! (`../shared/chatgpt-api.md`), served on loopback by axum, standalone (`harness mock`) or
-//! inside tests.
+//! Mock services on loopback, for tests and demos, standalone (`harness mock`) or inside tests:
+//! a faithful mock of the ChatGPT admin console API and its SCIM 2.0 surface
+//! (`../shared/chatgpt-api.md`), and [`directory`], the small service the template connector
+//! manages. [`kit`] is what they share.
 //!
 //! The state is in memory and shared with the caller through [`MockService`], so tests can seed
 //! and inspect it directly and read the log of every request the mock received.
 
 mod auth;
 mod console;
+pub mod directory;
 pub mod faults;
+pub mod kit;
 pub mod model;
 mod scim;
 pub mod seed;

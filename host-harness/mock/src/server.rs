@@ -9,14 +9,12 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::auth::bearer;
 use super::console;
 use super::faults::Fault;
+use super::kit::Served;
 use super::model::{MockService, RecordedRequest};
 use super::scim;
 use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
@@ -26,37 +24,16 @@ const MAX_BODY: usize = 4 << 20;
 
 /// A running mock server. Dropping it stops the server.
 pub struct MockServer {
+    served: Served,
     addr: SocketAddr,
     service: MockService,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl MockServer {
     /// Serves `service` on `addr` (port 0 picks a free port).
     pub async fn start(service: MockService, addr: SocketAddr) -> std::io::Result<MockServer> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        // As production HTTP servers do: a response's head and body go out without waiting for
-        // the client's delayed acknowledgement.
-        let listener = listener.tap_io(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!("mock: TCP_NODELAY not set: {e}");
-            }
-        });
-        let app = router(service.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("mock server failed: {e}");
-            }
-        });
-        Ok(MockServer { addr, service, shutdown: Some(shutdown), task: Some(task) })
+        let served = Served::start(router(service.clone()), addr).await?;
+        Ok(MockServer { addr: served.addr(), served, service })
     }
 
     /// Serves on a free loopback port.
@@ -96,13 +73,8 @@ impl MockServer {
     }
 
     /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn stop(self) {
+        self.served.stop().await;
     }
 }
 
@@ -139,14 +111,6 @@ pub fn chatgpt_tenant_at(
         }],
         allow_private_addresses: true,
         limits: LimitsConfig::default(),
-    }
-}
-
-impl Drop for MockServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 

@@ -75,7 +75,7 @@ async fn a_connector_that_writes_during_dry_run_fails_the_dry_run_check() {
 }
 
 /// The `harness` binary that `cargo test --workspace` built beside this test.
-fn harness() -> PathBuf {
+pub(crate) fn harness() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let harness = dir.join(format!("harness{}", std::env::consts::EXE_SUFFIX));

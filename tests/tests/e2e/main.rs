@@ -14,3 +14,4 @@ mod provisioning;
 mod read_path;
 mod resilience;
 mod sandbox;
+mod template;

@@ -1,0 +1,130 @@
+//! The template connector, built from `connector/template` over the SDK, passes the conformance
+//! suite in the real host against the directory mock, and each deliberately broken build of it
+//! fails the check its defect breaks.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use accessgov_conformance::{self as conformance, CheckResult, ConformanceOptions, Verdict};
+use accessgov_host::types::{AccountRef, ChangeOptions, ChangeOutcome, PageRequest};
+use accessgov_mock::directory::{DirectoryServer, DirectoryService};
+
+use crate::common::host;
+
+const TOKEN: &str = "directory-token-5e1d";
+
+async fn suite(connector: &str, tenant: &str) -> Vec<CheckResult> {
+    let server = DirectoryServer::start_local(DirectoryService::seeded(TOKEN, 23)).await.unwrap();
+    let host = host();
+    let before = server.service().users();
+    let results = conformance::run(
+        &host,
+        &server.tenant(tenant, connector, TOKEN),
+        Path::new("."),
+        &ConformanceOptions::default(),
+    )
+    .await
+    .unwrap();
+    for r in &results {
+        println!("{tenant}: {} {:?} {}", r.check, r.verdict, r.detail);
+    }
+    // The suite leaves the directory as it found it.
+    assert_eq!(server.service().users(), before);
+    results
+}
+
+fn failed(results: &[CheckResult]) -> Vec<&str> {
+    results.iter().filter(|r| r.verdict == Verdict::Fail).map(|r| r.check.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_connector_passes_every_check() {
+    let results = suite(env!("TEMPLATE_WASM"), "directory-ok").await;
+    assert_eq!(failed(&results), Vec::<&str>::new());
+    for check in [
+        "paging-complete-no-repeats",
+        "get-account-agrees",
+        "tampered-cursor-refused",
+        "dry-run-writes-nothing",
+        "grant-revoke-cycle:access",
+        "grant-revoke-cycle:role",
+        "bad-credentials-unauthenticated",
+        "clean-up-restores-what-it-found",
+    ] {
+        let result = results.iter().find(|r| r.check == check);
+        assert_eq!(result.map(|r| r.verdict), Some(Verdict::Pass), "{check}: {result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_broken_build_of_the_template_fails_the_check_it_breaks() {
+    let cursor = suite(env!("TEMPLATE_BROKEN_REPEAT_CURSOR_WASM"), "directory-cursor").await;
+    assert_eq!(failed(&cursor), ["paging-complete-no-repeats"]);
+    let dry = suite(env!("TEMPLATE_BROKEN_DRY_RUN_WRITES_WASM"), "directory-dry").await;
+    assert_eq!(failed(&dry), ["dry-run-writes-nothing"]);
+    let detail = &dry.iter().find(|r| r.check == "dry-run-writes-nothing").unwrap().detail;
+    assert!(detail.contains("a dry run sent POST /users"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_grants_a_role_to_a_new_person_in_two_writes() {
+    let server = DirectoryServer::start_local(DirectoryService::seeded(TOKEN, 3)).await.unwrap();
+    let host = host();
+    host.add_tenant(
+        &server.tenant("directory-roles", env!("TEMPLATE_WASM"), TOKEN),
+        Path::new("."),
+    )
+    .unwrap();
+    let who = AccountRef::Email("new.person@directory.example.com".to_string());
+    let report = host
+        .grant(
+            "directory-roles",
+            who.clone(),
+            "role:viewer".into(),
+            ChangeOptions { dry_run: false },
+        )
+        .await
+        .unwrap();
+    let result = report.result.unwrap();
+    assert_eq!(result.outcome, ChangeOutcome::Applied);
+    let account = result.account.unwrap();
+    assert_eq!(account.entitlements, ["access", "role:viewer"]);
+    let writes: Vec<String> = report
+        .egress
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        writes,
+        ["POST /users".to_string(), format!("PUT /users/{}/roles/viewer", account.id)]
+    );
+    assert_eq!(server.service().writes(), 2);
+    let listed =
+        host.list_accounts("directory-roles", PageRequest { cursor: None, size: None }).await;
+    assert_eq!(listed.unwrap().result.unwrap().accounts.len(), 4);
+}
+
+#[test]
+fn harness_conformance_checks_the_template_against_the_embedded_directory() {
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let run = |connector: Option<&str>| {
+        let mut command = std::process::Command::new(crate::conformance::harness());
+        command.arg("--cache-dir").arg(&cache).args(["conformance", "--mock", "directory"]);
+        if let Some(path) = connector {
+            command.args(["--connector", path]);
+        }
+        command.output().unwrap()
+    };
+    let good = run(Some(env!("TEMPLATE_WASM")));
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("grant-revoke-cycle:role"));
+    let bad = run(Some(env!("TEMPLATE_BROKEN_REPEAT_CURSOR_WASM")));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("checks failed: paging-complete-no-repeats"), "{stderr}");
+    let without = run(None);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("give --connector"));
+}
