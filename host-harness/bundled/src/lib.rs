@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The ChatGPT connector component, built from `connector/` by this crate's build script.
+/// The ChatGPT connector component, built from `connector/chatgpt` by this crate's build script.
 pub const CHATGPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chatgpt_connector.wasm"));
 
 /// The bytes of the bundled connector called `name`.

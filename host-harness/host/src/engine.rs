@@ -22,7 +22,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// this, pages are still returned to the kernel. The next call sees exactly the initial memory
 /// either way; this only trades idle resident memory for fewer system calls and page faults.
 /// 2 MiB covers the bundled connector's initial memory, sized so that even its largest page
-/// needs no growth (see `connector/build.rs`): its calls then change no page protection and
+/// needs no growth (see `connector/chatgpt/build.rs`): its calls then change no page protection and
 /// fault in no page a previous call in the slot already had.
 pub const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
 /// The same for each pooled table.

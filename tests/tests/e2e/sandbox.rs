@@ -546,7 +546,7 @@ async fn a_memory_cap_below_the_connectors_initial_memory_is_refused_at_registra
             && message.contains("`limits.memory-mib` gives 1.0 MiB, less than the 2.0 MiB"),
         "{message}"
     );
-    // At the bundled connector's initial memory (2 MiB, see `connector/build.rs`) it registers,
+    // At the bundled connector's initial memory (2 MiB, see `connector/chatgpt/build.rs`) it registers,
     // and its calls run.
     tenant.limits.memory_mib = Some(2);
     add(&host, &tenant);
