@@ -44,7 +44,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     assert_eq!(native_requests.len(), 2 * recorded.len());
     assert!(native_requests.iter().all(|r| r.status == 200
         && r.bearer_token.as_deref() == Some(token_for(account).as_str())
-        && r.account_header.as_deref() == Some(account)));
+        && r.scope_header.as_deref() == Some(account)));
     service.clear_requests();
 
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-component-cache");

@@ -16,7 +16,7 @@ use connector_sdk::settings::ConfigSource;
 use connector_sdk::transport::Transport;
 use connector_sdk::types::ChangeResult;
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, Capabilities, ConnectorInfo, Entitlement, PageRequest,
+    Account, AccountRef, AccountStatus, ConnectorInfo, Entitlement, PageRequest,
 };
 use connector_sdk::{ChangeRequest, Connector, Page};
 
@@ -37,13 +37,7 @@ pub fn info() -> ConnectorInfo {
         application: "ChatGPT Business/Enterprise workspace".to_string(),
         entitlement_kinds: ["access", "role", "seat", "group"].map(String::from).to_vec(),
         exclusion_groups: catalog::exclusion_groups(),
-        capabilities: Capabilities {
-            read_accounts: true,
-            read_entitlements: true,
-            write: true,
-            batch: true,
-            dry_run: true,
-        },
+        capabilities: connector_sdk::connector::every_capability(),
         config_schema: CONFIG_SCHEMA.to_string(),
     }
 }

@@ -3,8 +3,8 @@
 use crate::paging::Page;
 use crate::settings::ConfigSource;
 use crate::types::{
-    Account, AccountRef, Change, ChangeResult, ConnectorError, ConnectorInfo, Entitlement,
-    PageRequest,
+    Account, AccountRef, Capabilities, Change, ChangeResult, ConnectorError, ConnectorInfo,
+    Entitlement, PageRequest,
 };
 
 /// A connector: the contract's operations over one tenant's settings. Every operation but
@@ -53,6 +53,18 @@ pub trait Connector: Sized {
     ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
         let _ = (changes, dry_run);
         Err(unsupported("changes"))
+    }
+}
+
+/// Capabilities of a connector that implements every operation: reads, writes, batches and dry
+/// runs.
+pub fn every_capability() -> Capabilities {
+    Capabilities {
+        read_accounts: true,
+        read_entitlements: true,
+        write: true,
+        batch: true,
+        dry_run: true,
     }
 }
 

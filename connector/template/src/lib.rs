@@ -8,8 +8,8 @@ use connector_sdk::paging::page_size;
 use connector_sdk::settings::{ConfigSource, RetryPolicy, SettingsReader};
 use connector_sdk::transport::{Method, Transport};
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, Capabilities, ChangeOutcome, ChangeResult, ConnectorInfo,
-    Entitlement, PageRequest, PlannedRequest,
+    Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, ConnectorInfo, Entitlement,
+    PageRequest, PlannedRequest,
 };
 use connector_sdk::{ChangeAction, ChangeRequest, Connector, ConnectorError, Page};
 use serde::Deserialize;
@@ -253,13 +253,7 @@ impl<T: Transport + Default> Connector for DirectoryConnector<T> {
             application: "the directory service (template connector)".to_string(),
             entitlement_kinds: vec!["access".to_string(), "role".to_string()],
             exclusion_groups: Vec::new(),
-            capabilities: Capabilities {
-                read_accounts: true,
-                read_entitlements: true,
-                write: true,
-                batch: true,
-                dry_run: true,
-            },
+            capabilities: connector_sdk::connector::every_capability(),
             config_schema: CONFIG_SCHEMA.to_string(),
         }
     }

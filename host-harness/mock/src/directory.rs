@@ -13,7 +13,8 @@
 //! | `PUT /users/{id}/roles/{role}` | 204 (holding it already is fine), 404 for no such user or role |
 //! | `DELETE /users/{id}/roles/{role}` | 204 (not holding it is fine), 404 for no such user or role |
 //!
-//! Errors are `{"detail": "..."}`; a missing or wrong token is 401.
+//! Errors are `{"detail": "..."}`; a missing or wrong token is 401. Its traffic is recorded, and
+//! faulted by plan, by the mock kit.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::bearer;
-use crate::kit::Served;
+use crate::kit::{self, JsonVoice, Served, Traffic};
 use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 
 /// The roles the directory knows.
@@ -56,9 +57,12 @@ struct Directory {
     writes: u64,
 }
 
-/// The directory's state, shared with the server and the tests.
+/// The directory's state and traffic, shared with the server and the tests.
 #[derive(Debug, Clone, Default)]
-pub struct DirectoryService(Arc<Mutex<Directory>>);
+pub struct DirectoryService {
+    data: Arc<Mutex<Directory>>,
+    traffic: Traffic,
+}
 
 impl DirectoryService {
     /// A directory of `people` users (`person<n>@directory.example.com`, every third an editor)
@@ -79,7 +83,12 @@ impl DirectoryService {
     }
 
     fn lock(&self) -> MutexGuard<'_, Directory> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its request log and fault plan.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Every user, in the order listed.
@@ -156,16 +165,16 @@ impl DirectoryServer {
 }
 
 fn router(service: DirectoryService) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/users", get(list_users).post(create_user))
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/users/{id}/roles/{role}", put(add_role).delete(remove_role))
-        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") })
-        .with_state(service)
+        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") });
+    kit::with_traffic(routes, service.traffic.clone(), JsonVoice).with_state(service)
 }
 
 fn refuse(status: StatusCode, detail: &str) -> Response {
-    (status, Json(json!({"detail": detail}))).into_response()
+    kit::json_error(status, detail)
 }
 
 /// The locked state, if the request carries the directory's token.

@@ -6,6 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::kit::RecordedRequest;
+use super::kit::Traffic;
+
 /// Console role values.
 pub const ROLES: [&str; 4] =
     ["account-owner", "account-admin", "standard-user", "analytics-viewer"];
@@ -271,34 +274,6 @@ pub struct TokenInfo {
     pub revoked: bool,
 }
 
-/// One request the mock received.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RecordedRequest {
-    /// Method.
-    pub method: String,
-    /// Path.
-    pub path: String,
-    /// Raw query string.
-    pub query: String,
-    /// Body text.
-    pub body: String,
-    /// The bearer token presented, if any.
-    pub bearer_token: Option<String>,
-    /// The `chatgpt-account-id` header, if any.
-    pub account_header: Option<String>,
-    /// Status answered; 0 while unanswered, or when the client gave up first.
-    pub status: u16,
-    /// The fault injected into the answer, if any.
-    pub fault: Option<super::faults::Fault>,
-}
-
-impl RecordedRequest {
-    /// Whether the request could change state.
-    pub fn is_write(&self) -> bool {
-        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
-    }
-}
-
 /// Everything the mock holds.
 #[derive(Debug, Default)]
 pub struct MockData {
@@ -308,21 +283,15 @@ pub struct MockData {
     pub tokens: BTreeMap<String, TokenInfo>,
     /// SCIM bearer tokens: token to directory id.
     pub scim_tokens: BTreeMap<String, String>,
-    /// Every request received, in order.
-    pub requests: Vec<RecordedRequest>,
     /// Sequence of ids and times handed out by writes.
     pub sequence: u64,
-    /// Faults to inject.
-    pub faults: super::faults::FaultPlan,
-    /// The service is down: every request's connection drops before it is handled, as when
-    /// the service dies under its clients.
-    pub down: bool,
 }
 
 /// A handle on the mock's state, shared by the server and its caller.
 #[derive(Debug, Clone, Default)]
 pub struct MockService {
     data: Arc<Mutex<MockData>>,
+    traffic: Traffic,
 }
 
 impl MockService {
@@ -338,7 +307,12 @@ impl MockService {
 
     /// Takes the service down (every request dropped unhandled) or brings it back.
     pub fn set_down(&self, down: bool) {
-        self.lock().down = down;
+        self.traffic.set_down(down);
+    }
+
+    /// Its request log and fault plan.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Adds or replaces a workspace.
@@ -365,17 +339,17 @@ impl MockService {
 
     /// A copy of the request log.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().requests.clone()
+        self.traffic.requests()
     }
 
     /// Replaces the fault plan.
     pub fn set_faults(&self, plan: super::faults::FaultPlan) {
-        self.lock().faults = plan;
+        self.traffic.set_faults(plan);
     }
 
     /// Empties the request log.
     pub fn clear_requests(&self) {
-        self.lock().requests.clear();
+        self.traffic.clear_requests();
     }
 
     /// Serves workspace `account_id` over SCIM as `directory`, for bearer `token`.

@@ -1,26 +1,17 @@
-//! Serving the mock on loopback, and recording every request it receives.
+//! Serving the mock ChatGPT service on loopback (its traffic recorded and faulted by the kit).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use super::auth::bearer;
 use super::console;
-use super::faults::Fault;
-use super::kit::Served;
-use super::model::{MockService, RecordedRequest};
+use super::kit::{self, Served, Voice};
+use super::model::MockService;
 use super::scim;
 use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
-
-/// Largest request body the mock reads.
-const MAX_BODY: usize = 4 << 20;
 
 /// A running mock server. Dropping it stops the server.
 pub struct MockServer {
@@ -114,13 +105,37 @@ pub fn chatgpt_tenant_at(
     }
 }
 
-/// The mock's whole HTTP surface.
+/// The mock's whole HTTP surface, its traffic recorded and faulted by the kit.
 pub fn router(service: MockService) -> Router {
-    console::routes()
-        .merge(scim::routes())
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(service.clone(), record))
-        .with_state(service)
+    let routes = console::routes().merge(scim::routes()).fallback(not_found);
+    kit::with_traffic(routes, service.traffic().clone(), ChatGptVoice).with_state(service)
+}
+
+/// How the ChatGPT service words the kit's answers: SCIM errors on the SCIM surface, the
+/// console's `{"detail"}` elsewhere; `chatgpt-account-id` names a request's workspace.
+#[derive(Debug, Clone, Copy)]
+struct ChatGptVoice;
+
+impl Voice for ChatGptVoice {
+    fn error(&self, path: &str, status: StatusCode, detail: &str) -> Response {
+        if scim::is_scim_path(path) {
+            scim::fault_refusal(status, detail)
+        } else {
+            kit::json_error(status, detail)
+        }
+    }
+
+    fn too_large(&self, path: &str) -> Response {
+        if scim::is_scim_path(path) {
+            scim::ScimError::too_large().into_response()
+        } else {
+            kit::json_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+        }
+    }
+
+    fn scope_header(&self) -> Option<&'static str> {
+        Some("chatgpt-account-id")
+    }
 }
 
 async fn not_found(uri: Uri) -> Response {
@@ -128,138 +143,6 @@ async fn not_found(uri: Uri) -> Response {
         scim::ScimError::new(StatusCode::NOT_FOUND, format!("No resource at {}", uri.path()))
             .into_response()
     } else {
-        (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not Found"}))).into_response()
-    }
-}
-
-async fn record(State(service): State<MockService>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) if scim::is_scim_path(parts.uri.path()) => {
-            return scim::ScimError::too_large().into_response();
-        }
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(json!({"detail": "Request body too large"})),
-            )
-                .into_response();
-        }
-    };
-    let (down, fault) = {
-        let mut data = service.lock();
-        (data.down, data.faults.next(parts.method.as_str(), parts.uri.path()))
-    };
-    if down {
-        return broken_connection();
-    }
-    let entry = RecordedRequest {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        bearer_token: bearer(&parts.headers),
-        account_header: parts
-            .headers
-            .get("chatgpt-account-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        status: 0,
-        fault,
-    };
-    // Logged on arrival: a client that gives up mid-request leaves an entry with status 0.
-    let index = {
-        let mut data = service.lock();
-        data.requests.push(entry);
-        data.requests.len() - 1
-    };
-    if let Some(delay) = fault.and_then(Fault::delay) {
-        tokio::time::sleep(delay).await;
-    }
-    let response = match fault {
-        Some(fault) if !fault.applies_request() => refusal(fault, parts.uri.path()),
-        _ => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            match fault {
-                Some(Fault::TruncatedJson) => truncated(response).await,
-                Some(Fault::AppliedButLost) => broken_connection(),
-                _ => response,
-            }
-        }
-    };
-    if let Some(entry) = service.lock().requests.get_mut(index) {
-        // A reset delivers no answer at all.
-        entry.status = if fault == Some(Fault::Reset) { 0 } else { response.status().as_u16() };
-    }
-    response
-}
-
-/// The answer of a fault that stops the request before it is handled; on the SCIM surface
-/// its error bodies are SCIM errors.
-fn refusal(fault: Fault, path: &str) -> Response {
-    let error = |status: StatusCode, detail: &str| {
-        if scim::is_scim_path(path) {
-            scim::fault_refusal(status, detail)
-        } else {
-            (status, axum::Json(json!({"detail": detail}))).into_response()
-        }
-    };
-    let html = |status: StatusCode| {
-        (
-            status,
-            [("content-type", "text/html; charset=utf-8")],
-            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>",
-        )
-            .into_response()
-    };
-    match fault {
-        Fault::TooManyRequests { retry_after } => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
-            if let Some(seconds) = retry_after
-                && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
-            {
-                response.headers_mut().insert("retry-after", value);
-            }
-            response
-        }
-        Fault::Conflict => error(StatusCode::CONFLICT, "Conflict"),
-        Fault::ServerError { status } => error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            "Internal server error",
-        ),
-        Fault::HtmlChallenge => html(StatusCode::FORBIDDEN),
-        Fault::HtmlOk => html(StatusCode::OK),
-        _ => broken_connection(),
-    }
-}
-
-/// The handled request's JSON answer, cut in half.
-async fn truncated(response: Response) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
-    let cut = bytes.slice(..bytes.len() / 2);
-    parts.headers.remove("content-length");
-    Response::from_parts(parts, Body::from(cut))
-}
-
-/// A response whose body fails at once: the client sees the connection drop mid-answer.
-fn broken_connection() -> Response {
-    Response::new(Body::new(Broken))
-}
-
-struct Broken;
-
-impl http_body::Body for Broken {
-    type Data = bytes::Bytes;
-    type Error = std::io::Error;
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(Some(Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "injected fault: connection reset",
-        ))))
+        kit::json_error(StatusCode::NOT_FOUND, "Not Found")
     }
 }

@@ -218,7 +218,7 @@ async fn campaign(host: Arc<Host>, scenario: Scenario, seed: u64) {
             let service = service.clone();
             Some(tokio::spawn(async move {
                 loop {
-                    let writes = service.lock().requests.iter().filter(|r| r.is_write()).count();
+                    let writes = service.requests().iter().filter(|r| r.is_write()).count();
                     if writes >= after {
                         service.set_down(true);
                         return;
@@ -432,7 +432,7 @@ async fn when_a_later_call_fails_the_earlier_calls_rows_are_reported_and_the_res
         let service = service.clone();
         tokio::spawn(async move {
             loop {
-                let invites = service.lock().requests.iter().filter(|r| r.method == "POST").count();
+                let invites = service.requests().iter().filter(|r| r.method == "POST").count();
                 if invites >= 10 {
                     service.set_down(true);
                     return;

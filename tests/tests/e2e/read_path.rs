@@ -73,7 +73,7 @@ async fn lists_250_members_and_30_invites_exactly_once_with_correct_entitlements
     // Every request carried the injected credential and the workspace header.
     let requests = server.service().requests();
     assert!(requests.iter().all(|r| r.bearer_token.as_deref() == Some(OWNER_TOKEN)));
-    assert!(requests.iter().all(|r| r.account_header.as_deref() == Some("ws-big")));
+    assert!(requests.iter().all(|r| r.scope_header.as_deref() == Some("ws-big")));
     assert!(requests.iter().all(|r| r.status == 200));
 }
 

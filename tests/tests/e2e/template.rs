@@ -128,3 +128,45 @@ fn harness_conformance_checks_the_template_against_the_embedded_directory() {
     assert!(!without.status.success());
     assert!(String::from_utf8_lossy(&without.stderr).contains("give --connector"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_retries_through_throttling_and_never_repeats_a_write_of_unknown_outcome() {
+    use accessgov_mock::{Fault, FaultPlan, FaultScript};
+    let server = DirectoryServer::start_local(DirectoryService::seeded(TOKEN, 3)).await.unwrap();
+    let script = |method: &str, path_suffix: &str, attempts| FaultScript {
+        method: method.to_string(),
+        path_suffix: path_suffix.to_string(),
+        attempts,
+        seen: 0,
+    };
+    server.service().traffic().set_faults(FaultPlan {
+        scripts: vec![
+            // The first listing is throttled: the SDK's client waits and reads again.
+            script("GET", "/users", vec![Some(Fault::TooManyRequests { retry_after: Some(0) })]),
+            // The first creation is applied but its answer is lost.
+            script("POST", "/users", vec![Some(Fault::AppliedButLost)]),
+        ],
+        ..FaultPlan::default()
+    });
+    let host = host();
+    let mut tenant = server.tenant("directory-faults", env!("TEMPLATE_WASM"), TOKEN);
+    tenant
+        .settings
+        .insert("retry-base-ms".into(), accessgov_host::tenant::SettingValue::Integer(1));
+    host.add_tenant(&tenant, Path::new(".")).unwrap();
+    let page =
+        host.list_accounts("directory-faults", PageRequest { cursor: None, size: None }).await;
+    assert_eq!(page.unwrap().result.unwrap().accounts.len(), 3);
+
+    let who = AccountRef::Email("lost.answer@directory.example.com".to_string());
+    let apply = ChangeOptions { dry_run: false };
+    let report = host.grant("directory-faults", who.clone(), "access".into(), apply).await.unwrap();
+    let message = format!("{:?}", report.result.unwrap_err());
+    assert!(message.contains("may or may not have been applied"), "{message}");
+    let posts = server.service().traffic().requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "a write whose answer was lost is not sent again");
+    // It was applied: the next grant finds the person and sends nothing.
+    let again = host.grant("directory-faults", who, "access".into(), apply).await.unwrap();
+    assert_eq!(again.result.unwrap().outcome, ChangeOutcome::AlreadyInState);
+    assert_eq!(server.service().users().len(), 4);
+}
