@@ -1,5 +1,5 @@
 //! The contract implemented over a [`Connector`]: what [`export_connector!`](crate::export_connector)
-//! exports. Each operation loads the connector from `wasi:config` and sends over `wasi:http`.
+//! exports. Each operation loads the connector from the tenant's settings in `wasi:config`.
 
 use std::marker::PhantomData;
 
