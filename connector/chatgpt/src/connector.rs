@@ -14,9 +14,8 @@ use connector_sdk::ConnectorError;
 use connector_sdk::client::RetryClock;
 use connector_sdk::settings::ConfigSource;
 use connector_sdk::transport::Transport;
-use connector_sdk::types::ChangeResult;
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, ConnectorInfo, Entitlement, PageRequest,
+    Account, AccountRef, AccountStatus, ChangeResult, ConnectorInfo, Entitlement, PageRequest,
 };
 use connector_sdk::{ChangeRequest, Connector, Page};
 

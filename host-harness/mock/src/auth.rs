@@ -3,17 +3,11 @@
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+pub use super::kit::bearer;
 use super::model::{MockData, TokenInfo};
 
 /// A refusal: status and JSON body, exactly as the real service answers.
 pub type Refusal = (StatusCode, Value);
-
-/// The bearer token of a request, if it carries one.
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-}
 
 /// Checks that the request may act on `account_id` and returns the token's grant.
 pub fn authorize(

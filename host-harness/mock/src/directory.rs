@@ -27,8 +27,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::auth::bearer;
-use crate::kit::{self, JsonVoice, Served, Traffic};
+use crate::kit::{self, JsonVoice, Served, Traffic, bearer};
 use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 
 /// The roles the directory knows.

@@ -18,8 +18,15 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth::bearer;
 use crate::faults::{Fault, FaultPlan};
+use axum::http::HeaderMap;
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
 
 /// Largest request body a mock reads.
 const MAX_BODY: usize = 4 << 20;
