@@ -131,7 +131,7 @@ impl<T: Transport> DirectoryConnector<T> {
         let mut requests = Vec::new();
         let id = user.as_ref().map_or_else(|| "{new}".to_string(), |u| u.id.clone());
         match (role, grant, &user) {
-            (None, true, None) | (Some(_), true, None) => {
+            (_, true, None) => {
                 let AccountRef::Email(email) = &change.account else {
                     return Err(ConnectorError::NotFound("no user has that id".to_string()));
                 };
@@ -153,7 +153,7 @@ impl<T: Transport> DirectoryConnector<T> {
         }
         if let Some(role) = role {
             let held = user.as_ref().is_some_and(|u| u.roles.iter().any(|r| r == role));
-            if grant != held && (grant || user.is_some()) {
+            if grant != held {
                 let method = if grant { "PUT" } else { "DELETE" };
                 requests.push(PlannedRequest {
                     method: method.into(),
@@ -172,11 +172,13 @@ impl<T: Transport> DirectoryConnector<T> {
         if !dry_run {
             self.send(&mut requests)?;
         }
-        let account = match (&user, &change.account) {
-            (_, _) if outcome == ChangeOutcome::Planned => user.map(account),
-            (Some(user), _) => self.find(&AccountRef::Id(user.id.clone()))?.map(account),
-            (None, reference) => self.find(reference)?.map(account),
+        // Only writes change the user: otherwise the user as read is the account's state.
+        let after = match (&user, outcome) {
+            (Some(user), ChangeOutcome::Applied) => self.find(&AccountRef::Id(user.id.clone()))?,
+            (None, ChangeOutcome::Applied) => self.find(&change.account)?,
+            _ => user,
         };
+        let account = after.map(account);
         Ok(ChangeResult {
             outcome,
             replaced: Vec::new(),

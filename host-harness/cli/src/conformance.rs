@@ -10,6 +10,7 @@ use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 use anyhow::{anyhow, bail};
 use clap::Args;
 
+use super::mock::EmbeddedMock;
 use super::output;
 
 /// Options of `harness conformance`.
@@ -36,15 +37,6 @@ pub struct ConformanceArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-/// The mock services `harness conformance` can start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EmbeddedMock {
-    /// The mock ChatGPT workspace (console and SCIM).
-    Chatgpt,
-    /// The directory service of the template connector.
-    Directory,
 }
 
 /// A mock kept running for the suite.

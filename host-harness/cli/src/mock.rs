@@ -16,10 +16,10 @@ pub struct MockArgs {
     /// Address to listen on; only loopback addresses are accepted.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Which service: `chatgpt`, or `directory` (the template connector's; it takes `--members`
-    /// and `--token`).
+    /// Which service: `chatgpt`, or `directory` (the template connector's; it takes `--members`,
+    /// `--token` and `--faults`).
     #[arg(long, value_enum, default_value = "chatgpt")]
-    service: super::conformance::EmbeddedMock,
+    service: EmbeddedMock,
     /// Port (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
@@ -49,6 +49,15 @@ pub struct MockArgs {
     faults: Option<PathBuf>,
 }
 
+/// The mock services the CLI can serve (`harness mock`) or start for `harness conformance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbeddedMock {
+    /// The mock ChatGPT workspace (console and SCIM).
+    Chatgpt,
+    /// The directory service of the template connector.
+    Directory,
+}
+
 /// Builds the mock's state from the arguments.
 pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
     let service = MockService::new();
@@ -62,14 +71,20 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
         }
     }
-    if let Some(path) = &args.faults {
-        let text = accessgov_policy::bounded_read::read_text(path, MAX_FAULT_PLAN_BYTES)
-            .with_context(|| format!("--faults {}", path.display()))?;
-        let plan =
-            FaultPlan::from_toml(&text).with_context(|| format!("--faults {}", path.display()))?;
+    if let Some(plan) = fault_plan(args)? {
         service.set_faults(plan);
     }
     Ok(service)
+}
+
+/// The fault plan `--faults` names, if any.
+fn fault_plan(args: &MockArgs) -> anyhow::Result<Option<FaultPlan>> {
+    let Some(path) = &args.faults else { return Ok(None) };
+    let text = accessgov_policy::bounded_read::read_text(path, MAX_FAULT_PLAN_BYTES)
+        .with_context(|| format!("--faults {}", path.display()))?;
+    let plan =
+        FaultPlan::from_toml(&text).with_context(|| format!("--faults {}", path.display()))?;
+    Ok(Some(plan))
 }
 
 /// Runs `harness mock`.
@@ -77,7 +92,7 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         bail!("--host {} is not a loopback address; the mock only serves this machine", args.host);
     }
-    if args.service == super::conformance::EmbeddedMock::Directory {
+    if args.service == EmbeddedMock::Directory {
         return serve_directory(&args).await;
     }
     let service = service(&args)?;
@@ -104,11 +119,17 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
 /// Serves the directory service with `--members` people, printing a tenants file for the
 /// template connector's release build.
 async fn serve_directory(args: &MockArgs) -> anyhow::Result<()> {
+    if args.seed.is_some() {
+        bail!("--seed loads ChatGPT workspaces; the directory mock takes --members and --token");
+    }
     let people = u64::try_from(args.members).unwrap_or(u64::MAX);
     if people > 100_000 {
         bail!("--members {people}: the directory mock holds at most 100000 people");
     }
     let service = DirectoryService::seeded(&args.token, people);
+    if let Some(plan) = fault_plan(args)? {
+        service.traffic().set_faults(plan);
+    }
     let server = DirectoryServer::start(service, SocketAddr::new(args.host, args.port))
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;

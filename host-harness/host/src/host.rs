@@ -54,7 +54,7 @@ pub struct HostConfig {
     /// Components that tenants may name without a path (the `harness` binary passes the ones it
     /// bundles), each compiled the first time a tenant names it. Empty by default: a platform
     /// registers its connectors itself, or names `.wasm` files.
-    pub named_connectors: BTreeMap<String, Arc<[u8]>>,
+    pub named_connectors: BTreeMap<String, bytes::Bytes>,
 }
 
 impl Default for HostConfig {
@@ -157,7 +157,7 @@ pub struct Host {
     connections: Arc<ConnectionPool>,
     _ticker: EpochTicker,
     load_lock: Mutex<()>,
-    named_connectors: BTreeMap<String, Arc<[u8]>>,
+    named_connectors: BTreeMap<String, bytes::Bytes>,
 }
 
 type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;

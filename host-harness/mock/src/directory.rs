@@ -16,6 +16,7 @@
 //! Errors are `{"detail": "..."}`; a missing or wrong token is 401. Its traffic is recorded, and
 //! faulted by plan, by the mock kit.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::kit::{self, JsonVoice, Served, Traffic, bearer};
-use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
+use accessgov_policy::{SettingValue, TenantConfig};
 
 /// The roles the directory knows.
 pub const ROLES: [&str; 2] = ["viewer", "editor"];
@@ -139,22 +140,9 @@ impl DirectoryServer {
     /// A tenant of `connector` (a name or a `.wasm` path) for this directory, holding `token`:
     /// the origin allowed, the token injected, loopback allowed (the mock lives there).
     pub fn tenant(&self, tenant_id: &str, connector: &str, token: &str) -> TenantConfig {
-        let origin = format!("http://{}", self.addr());
-        TenantConfig {
-            id: tenant_id.to_string(),
-            connector: connector.to_string(),
-            allowed_origins: vec![origin.clone()],
-            settings: [("base-url".to_string(), SettingValue::Text(origin.clone()))].into(),
-            credentials: vec![CredentialConfig {
-                origin,
-                path_prefix: None,
-                bearer_token: Some(token.to_string()),
-                bearer_token_env: None,
-                headers: Default::default(),
-            }],
-            allow_private_addresses: true,
-            limits: LimitsConfig::default(),
-        }
+        let base_url = SettingValue::Text(format!("http://{}", self.addr()));
+        let settings = BTreeMap::from([("base-url".to_string(), base_url)]);
+        kit::loopback_tenant(tenant_id, connector, self.addr(), settings, token, BTreeMap::new())
     }
 
     /// Stops the server and waits for it.

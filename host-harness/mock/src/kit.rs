@@ -3,6 +3,7 @@
 //! the answers, and a switch that takes the service down. A service words the kit's answers in
 //! its own [`Voice`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::faults::{Fault, FaultPlan};
+use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
 use axum::http::HeaderMap;
 
 /// The bearer token of a request, if it carries one.
@@ -26,6 +28,34 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// A tenant of `connector` for a mock listening on `addr`: its origin allowed (and loopback,
+/// where mocks live), `settings` served, and `token` injected as the bearer token with `headers`.
+pub fn loopback_tenant(
+    tenant_id: &str,
+    connector: &str,
+    addr: SocketAddr,
+    settings: BTreeMap<String, SettingValue>,
+    token: &str,
+    headers: BTreeMap<String, String>,
+) -> TenantConfig {
+    let origin = format!("http://{addr}");
+    TenantConfig {
+        id: tenant_id.to_string(),
+        connector: connector.to_string(),
+        allowed_origins: vec![origin.clone()],
+        settings,
+        credentials: vec![CredentialConfig {
+            origin,
+            path_prefix: None,
+            bearer_token: Some(token.to_string()),
+            bearer_token_env: None,
+            headers,
+        }],
+        allow_private_addresses: true,
+        limits: LimitsConfig::default(),
+    }
 }
 
 /// Largest request body a mock reads.

@@ -11,12 +11,11 @@ use super::console;
 use super::kit::{self, Served, Voice};
 use super::model::MockService;
 use super::scim;
-use accessgov_policy::{CredentialConfig, LimitsConfig, SettingValue, TenantConfig};
+use accessgov_policy::{SettingValue, TenantConfig};
 
 /// A running mock server. Dropping it stops the server.
 pub struct MockServer {
     served: Served,
-    addr: SocketAddr,
     service: MockService,
 }
 
@@ -24,7 +23,7 @@ impl MockServer {
     /// Serves `service` on `addr` (port 0 picks a free port).
     pub async fn start(service: MockService, addr: SocketAddr) -> std::io::Result<MockServer> {
         let served = Served::start(router(service.clone()), addr).await?;
-        Ok(MockServer { addr: served.addr(), served, service })
+        Ok(MockServer { served, service })
     }
 
     /// Serves on a free loopback port.
@@ -34,28 +33,28 @@ impl MockServer {
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr()
     }
 
     /// `http://host:port`, the origin to allow.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// The console API base URL: `http://host:port/backend-api`.
     pub fn base_url(&self) -> String {
-        console_base_url(self.addr)
+        console_base_url(self.addr())
     }
 
     /// The SCIM base URL of `directory`: `http://host:port/scim/v2.0/<directory>`.
     pub fn scim_base_url(&self, directory: &str) -> String {
-        format!("http://{}/scim/v2.0/{directory}", self.addr)
+        format!("http://{}/scim/v2.0/{directory}", self.addr())
     }
 
     /// A tenant of the bundled `chatgpt` connector for workspace `account_id` of this mock,
     /// holding `token`; see [`chatgpt_tenant_at`].
     pub fn chatgpt_tenant(&self, tenant_id: &str, account_id: &str, token: &str) -> TenantConfig {
-        chatgpt_tenant_at(self.addr, tenant_id, account_id, token)
+        chatgpt_tenant_at(self.addr(), tenant_id, account_id, token)
     }
 
     /// The state it serves.
@@ -83,26 +82,12 @@ pub fn chatgpt_tenant_at(
     account_id: &str,
     token: &str,
 ) -> TenantConfig {
-    let origin = format!("http://{addr}");
     let settings = BTreeMap::from([
         ("base-url".to_string(), SettingValue::Text(console_base_url(addr))),
         ("account-id".to_string(), SettingValue::Text(account_id.to_string())),
     ]);
-    TenantConfig {
-        id: tenant_id.to_string(),
-        connector: "chatgpt".to_string(),
-        allowed_origins: vec![origin.clone()],
-        settings,
-        credentials: vec![CredentialConfig {
-            origin,
-            path_prefix: None,
-            bearer_token: Some(token.to_string()),
-            bearer_token_env: None,
-            headers: BTreeMap::from([("chatgpt-account-id".to_string(), account_id.to_string())]),
-        }],
-        allow_private_addresses: true,
-        limits: LimitsConfig::default(),
-    }
+    let headers = BTreeMap::from([("chatgpt-account-id".to_string(), account_id.to_string())]);
+    kit::loopback_tenant(tenant_id, "chatgpt", addr, settings, token, headers)
 }
 
 /// The mock's whole HTTP surface, its traffic recorded and faulted by the kit.

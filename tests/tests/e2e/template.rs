@@ -170,3 +170,71 @@ async fn the_template_retries_through_throttling_and_never_repeats_a_write_of_un
     assert_eq!(again.result.unwrap().outcome, ChangeOutcome::AlreadyInState);
     assert_eq!(server.service().users().len(), 4);
 }
+
+#[test]
+fn the_tenants_file_harness_mock_prints_for_the_directory_works_under_its_faults() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("directory-mock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The first four listings are throttled: the first call spends its four attempts on them,
+    // the next one goes through.
+    let plan = dir.join("faults.toml");
+    let throttled = ["{ kind = \"too-many-requests\", retry_after = 0 }"; 4].join(", ");
+    let script = format!(
+        "[[script]]\nmethod = \"GET\"\npath_suffix = \"/users\"\nattempts = [{throttled}]\n"
+    );
+    std::fs::write(&plan, script).unwrap();
+    let harness = crate::conformance::harness();
+    let mut mock = std::process::Command::new(&harness)
+        .args(["mock", "--service", "directory", "--port", "0", "--members", "4", "--faults"])
+        .arg(&plan)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut in_file = false;
+    for line in BufReader::new(mock.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("press Ctrl-C") {
+            break;
+        }
+        if line.starts_with("tenants file") {
+            in_file = true;
+        } else if in_file {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+    }
+    let printed = printed
+        .replace("target/wasm32-wasip2/release/template_connector.wasm", env!("TEMPLATE_WASM"));
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(&tenants, &printed).unwrap();
+    let list = || {
+        std::process::Command::new(&harness)
+            .arg("--cache-dir")
+            .arg(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+            .args(["accounts", "--json", "--tenants"])
+            .arg(&tenants)
+            .output()
+            .unwrap()
+    };
+    let throttled = list();
+    let accounts = list();
+    let _ = mock.kill();
+    let _ = mock.wait();
+    let stderr = String::from_utf8_lossy(&throttled.stderr);
+    assert!(!throttled.status.success() && stderr.contains("throttled"), "{stderr}");
+    assert!(accounts.status.success(), "{}", String::from_utf8_lossy(&accounts.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&accounts.stdout).unwrap();
+    assert_eq!(listed.len(), 4);
+
+    let seeded = std::process::Command::new(&harness)
+        .args(["mock", "--service", "directory", "--port", "0", "--seed", "fixture.json"])
+        .output()
+        .unwrap();
+    assert!(!seeded.status.success());
+    let stderr = String::from_utf8_lossy(&seeded.stderr);
+    assert!(stderr.contains("--seed loads ChatGPT workspaces"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
