@@ -191,11 +191,8 @@ impl<T: Transport> DirectoryConnector<T> {
     /// Sends the planned writes in order; a created user's id replaces `{new}` in later paths.
     fn send(&self, requests: &mut [PlannedRequest]) -> Result<(), ConnectorError> {
         let client = self.client();
-        let mut created: Option<String> = None;
-        for request in requests.iter_mut() {
-            if let Some(id) = &created {
-                request.path = request.path.replace("{new}", id);
-            }
+        for sent in 0..requests.len() {
+            let request = &requests[sent];
             let method = match request.method.as_str() {
                 "POST" => Method::Post,
                 "PUT" => Method::Put,
@@ -203,24 +200,45 @@ impl<T: Transport> DirectoryConnector<T> {
             };
             let answer: Result<Option<serde_json::Value>, WriteError> =
                 client.send_write(method, &request.path, request.body.clone());
-            match answer {
+            let failure = match answer {
                 Ok(Some(user)) if method == Method::Post => {
-                    created = user.get("id").and_then(|id| id.as_str()).map(str::to_string);
+                    match user.get("id").and_then(|id| id.as_str()) {
+                        Some(id) => {
+                            for later in &mut requests[sent + 1..] {
+                                later.path = later.path.replace("{new}", id);
+                            }
+                            continue;
+                        }
+                        None => ConnectorError::Internal(
+                            "POST users: the service created the user but named no id".to_string(),
+                        ),
+                    }
                 }
-                Ok(_) => {}
-                Err(WriteError::Rejected(error)) => return Err(error),
-                Err(WriteError::Unknown(error)) => {
-                    return Err(ConnectorError::Unavailable(format!(
-                        "{} {} may or may not have been applied ({}); read the account before retrying",
-                        request.method,
-                        request.path,
-                        connector_sdk::error::describe(&error)
-                    )));
-                }
-            }
+                Ok(_) => continue,
+                Err(WriteError::Rejected(error)) if sent == 0 => return Err(error),
+                Err(WriteError::Rejected(error)) => error,
+                Err(WriteError::Unknown(error)) => ConnectorError::Unavailable(format!(
+                    "{} {} may or may not have been applied ({})",
+                    request.method,
+                    request.path,
+                    connector_sdk::error::describe(&error)
+                )),
+            };
+            return Err(unfinished(&requests[..sent], &failure));
         }
         Ok(())
     }
+}
+
+/// A change that stopped partway: what was applied before `failure`, so nothing done goes
+/// unreported.
+fn unfinished(applied: &[PlannedRequest], failure: &ConnectorError) -> ConnectorError {
+    let applied: Vec<String> = applied.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let applied = if applied.is_empty() { "nothing".to_string() } else { applied.join(", ") };
+    ConnectorError::Unavailable(format!(
+        "{}; applied before it: {applied}; read the account before retrying",
+        connector_sdk::error::describe(failure)
+    ))
 }
 
 /// The account of a user.
@@ -356,6 +374,32 @@ mod tests {
             result.requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
         assert_eq!(planned, ["POST users", "PUT users/{new}/roles/editor"]);
         assert_eq!(c.transport.requests().len(), 1, "only the lookup was sent");
+    }
+
+    #[test]
+    fn a_change_that_stops_partway_reports_what_it_applied() {
+        let grant = ChangeRequest {
+            action: ChangeAction::Grant,
+            account: AccountRef::Email("ann@x.com".into()),
+            entitlement: "role:editor".into(),
+        };
+        // The user is created; adding the role is refused.
+        let c = connector();
+        c.transport.answer_json(200, r#"{"users": [], "total": 0}"#);
+        c.transport
+            .answer_json(201, r#"{"id": "u-7", "email": "ann@x.com", "name": "Ann", "roles": []}"#);
+        c.transport.answer_json(404, r#"{"detail": "no such role"}"#);
+        let error = c.change(&grant, false).unwrap_err();
+        let message = connector_sdk::error::message(&error);
+        assert!(message.contains("applied before it: POST users"), "{message}");
+        assert!(message.contains("PUT users/u-7/roles/editor: no such role"), "{message}");
+        // The user is created, but the answer names no id: no request goes to `{new}`.
+        let c = connector();
+        c.transport.answer_json(200, r#"{"users": [], "total": 0}"#);
+        c.transport.answer_json(201, r#"{"email": "ann@x.com"}"#);
+        let error = c.change(&grant, false).unwrap_err();
+        assert!(connector_sdk::error::message(&error).contains("named no id"), "{error:?}");
+        assert_eq!(c.transport.requests().len(), 2);
     }
 
     #[test]
