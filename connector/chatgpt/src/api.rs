@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use connector_sdk::ConnectorError;
 use connector_sdk::client::{
-    ApiRules, JsonClient, RetryClock, classify_status, encode_query, error_code,
+    ApiRules, JsonClient, RetryClock, classify_status, encode_query, error_code, error_detail,
 };
 use connector_sdk::settings::RetryPolicy;
 use connector_sdk::transport::{HttpResponse, Transport};
@@ -74,6 +74,12 @@ pub struct WorkspaceSettings {
     pub id: String,
     /// Seat type new invites get when they name none.
     pub default_seat_type: String,
+    /// The plan: `business`, `enterprise`, `edu`, `teachers` or `healthcare`.
+    #[serde(default)]
+    pub plan_type: Option<String>,
+    /// Whether a Business workspace may hold Codex seats (it had one before 2026-06-24).
+    #[serde(default)]
+    pub codex_seats_enabled: Option<bool>,
 }
 
 /// Which of the service's HTTP surfaces a client talks to.
@@ -172,11 +178,32 @@ impl ApiRules for Surface {
     }
 
     fn refusal(&self, endpoint: &str, response: &HttpResponse) -> Option<ConnectorError> {
-        (response.status == 400 && is_seat_true_up(response)).then(|| {
-            ConnectorError::Conflict(format!(
+        if *self == Surface::Scim || !matches!(response.status, 400 | 403) {
+            return None;
+        }
+        if is_seat_true_up(response) {
+            return Some(ConnectorError::Conflict(format!(
                 "{endpoint}: the workspace has no paid seats left (seat_true_up_pending); buy seats or free some, then retry"
-            ))
-        })
+            )));
+        }
+        // The console's own refusals of what the plan or SCIM rules out, told apart from a
+        // token problem by their text: they must not send anyone to renew a credential.
+        let detail = error_detail(response);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("account manager") {
+            return Some(ConnectorError::Unsupported(format!(
+                "{endpoint}: {detail} (on this plan an existing member's seat type is changed by your OpenAI account manager, not through the console)"
+            )));
+        }
+        if lower.contains("not available on this plan") {
+            return Some(ConnectorError::InvalidArgument(format!("{endpoint}: {detail}")));
+        }
+        if lower.contains("managed by scim") {
+            return Some(ConnectorError::ManagedExternally(format!(
+                "{endpoint}: {detail}; change this person in the identity provider"
+            )));
+        }
+        None
     }
 }
 

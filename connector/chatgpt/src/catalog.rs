@@ -1,5 +1,6 @@
 //! The ChatGPT entitlement model: which entitlements exist and how they map to console values.
 
+use crate::workspace::WorkspaceRules;
 use connector_sdk::types::{Entitlement, ExclusionGroup};
 
 /// Id of the workspace-access entitlement.
@@ -20,6 +21,8 @@ pub struct Role {
     pub name: &'static str,
     /// What it allows.
     pub description: &'static str,
+    /// Whether only Enterprise workspaces have it.
+    pub enterprise_only: bool,
 }
 
 /// A seat type: entitlement id, console value, display name, description.
@@ -33,6 +36,8 @@ pub struct Seat {
     pub name: &'static str,
     /// What it includes.
     pub description: &'static str,
+    /// Whether it is the Codex-only seat, which not every plan has.
+    pub codex: bool,
 }
 
 /// Every workspace role.
@@ -42,24 +47,28 @@ pub const ROLES: [Role; 4] = [
         console: "account-owner",
         name: "Owner",
         description: "Full control of the workspace, including roles, seats and billing",
+        enterprise_only: false,
     },
     Role {
         id: "role:admin",
         console: "account-admin",
         name: "Admin",
         description: "Manages members and workspace settings",
+        enterprise_only: false,
     },
     Role {
         id: "role:member",
         console: "standard-user",
         name: "Member",
         description: "Uses ChatGPT in the workspace",
+        enterprise_only: false,
     },
     Role {
         id: "role:analytics-viewer",
         console: "analytics-viewer",
         name: "Analytics Viewer",
-        description: "Views workspace usage analytics",
+        description: "Views workspace usage analytics (Enterprise only)",
+        enterprise_only: true,
     },
 ];
 
@@ -70,12 +79,14 @@ pub const SEATS: [Seat; 2] = [
         console: "default",
         name: "ChatGPT",
         description: "ChatGPT seat (includes Codex)",
+        codex: false,
     },
     Seat {
         id: "seat:codex",
         console: "usage_based",
         name: "Codex",
-        description: "Codex only, pay as you go",
+        description: "Codex only, pay as you go; no access to chats, memories or projects",
+        codex: true,
     },
 ];
 
@@ -115,8 +126,9 @@ pub fn exclusion_groups() -> Vec<ExclusionGroup> {
     ]
 }
 
-/// The fixed entitlements: workspace access, the roles and the seat types, in listing order.
-pub fn fixed_entitlements() -> Vec<Entitlement> {
+/// The fixed entitlements the workspace's plan allows: workspace access, its roles and its seat
+/// types, in listing order.
+pub fn fixed_entitlements(rules: &WorkspaceRules) -> Vec<Entitlement> {
     let mut all = vec![Entitlement {
         id: WORKSPACE.to_string(),
         kind: "access".to_string(),
@@ -126,7 +138,7 @@ pub fn fixed_entitlements() -> Vec<Entitlement> {
         exclusion_group: None,
         grantable: true,
     }];
-    all.extend(ROLES.iter().map(|r| Entitlement {
+    all.extend(ROLES.iter().filter(|r| rules.role_allowed(r).is_ok()).map(|r| Entitlement {
         id: r.id.to_string(),
         kind: "role".to_string(),
         display_name: r.name.to_string(),
@@ -134,7 +146,7 @@ pub fn fixed_entitlements() -> Vec<Entitlement> {
         exclusion_group: Some(ROLE_GROUP.to_string()),
         grantable: true,
     }));
-    all.extend(SEATS.iter().map(|s| Entitlement {
+    all.extend(SEATS.iter().filter(|s| rules.seat_allowed(s).is_ok()).map(|s| Entitlement {
         id: s.id.to_string(),
         kind: "seat".to_string(),
         display_name: s.name.to_string(),
@@ -154,6 +166,16 @@ mod tests {
         assert_eq!(role_entitlement("account-admin"), "role:admin");
         assert_eq!(role_entitlement("billing-viewer"), "role:billing-viewer");
         assert_eq!(seat_entitlement("usage_based"), "seat:codex");
-        assert_eq!(fixed_entitlements().len(), 7);
+        let enterprise = WorkspaceRules {
+            plan: crate::workspace::Plan::Enterprise,
+            default_seat: "default".into(),
+            codex_seats: true,
+            seat_changes: crate::workspace::SeatChanges::AccountManager,
+        };
+        assert_eq!(fixed_entitlements(&enterprise).len(), 7);
+        let edu =
+            WorkspaceRules { plan: crate::workspace::Plan::Edu, codex_seats: false, ..enterprise };
+        let ids: Vec<String> = fixed_entitlements(&edu).into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["workspace", "role:owner", "role:admin", "role:member", "seat:chatgpt"]);
     }
 }

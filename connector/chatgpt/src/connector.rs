@@ -10,6 +10,7 @@ use crate::catalog;
 use crate::cursor::{Cursor, Phase};
 use crate::scim;
 use crate::settings::{CONFIG_SCHEMA, MAX_PAGE_SIZE, Settings};
+use crate::workspace::WorkspaceRules;
 use connector_sdk::ConnectorError;
 use connector_sdk::client::RetryClock;
 use connector_sdk::settings::ConfigSource;
@@ -23,7 +24,10 @@ use connector_sdk::{ChangeRequest, Connector, Page};
 pub struct ChatGptConnector<T: Transport> {
     pub(crate) transport: T,
     pub(crate) settings: Settings,
-    default_seat: OnceCell<String>,
+    /// What the workspace's plan allows, read once a call and only when needed.
+    rules: OnceCell<WorkspaceRules>,
+    /// Where the integration account stands, read once a call and only when needed.
+    integration: OnceCell<IntegrationAccount>,
     /// The retrying this call has done, across its clients, bounded by the retry budget.
     pub(crate) retrying: RetryClock,
 }
@@ -47,7 +51,8 @@ impl<T: Transport> ChatGptConnector<T> {
         ChatGptConnector {
             transport,
             settings,
-            default_seat: OnceCell::new(),
+            rules: OnceCell::new(),
+            integration: OnceCell::new(),
             retrying: RetryClock::default(),
         }
     }
@@ -57,7 +62,9 @@ impl<T: Transport> ChatGptConnector<T> {
         console_client(&self.transport, base, self.settings.retry, self.retrying.clone())
     }
 
-    /// Reads the workspace settings, proving the token and account id work together.
+    /// Reads the workspace settings, proving the token and account id work together, then
+    /// (when the tenant names its integration account) checks with one listing request that
+    /// the account is an active Owner, as role and seat changes need.
     pub fn test_connection(&self) -> Result<(), ConnectorError> {
         let settings = self.console().settings()?;
         if settings.id != self.settings.account_id {
@@ -66,8 +73,78 @@ impl<T: Transport> ChatGptConnector<T> {
                 settings.id, self.settings.account_id
             )));
         }
-        let _ = self.default_seat.set(settings.default_seat_type);
-        Ok(())
+        let rules = WorkspaceRules::from_settings(&settings, self.settings.seat_changes);
+        let _ = self.rules.set(rules);
+        match (&self.settings.integration_account, self.integration_account()?) {
+            (Some(email), Some(account)) if *account != IntegrationAccount::Owner => {
+                Err(ConnectorError::PermissionDenied(format!(
+                    "the integration account {email} {}; the connector acts as it, and role and seat changes need an active Owner",
+                    account.standing(&self.settings.account_id)
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the workspace's plan allows, read from its settings the first time it is needed.
+    pub(crate) fn workspace_rules(&self) -> Result<&WorkspaceRules, ConnectorError> {
+        if let Some(rules) = self.rules.get() {
+            return Ok(rules);
+        }
+        let settings = self.console().settings()?;
+        let rules = WorkspaceRules::from_settings(&settings, self.settings.seat_changes);
+        Ok(self.rules.get_or_init(|| rules))
+    }
+
+    /// The workspace's default seat type (console value).
+    pub(crate) fn default_seat(&self) -> Result<&str, ConnectorError> {
+        Ok(&self.workspace_rules()?.default_seat)
+    }
+
+    /// Where the tenant's integration account stands; `None` when the tenant names none. One
+    /// search of the members, and of the invites when it is not a member.
+    pub(crate) fn integration_account(
+        &self,
+    ) -> Result<Option<&IntegrationAccount>, ConnectorError> {
+        let Some(email) = &self.settings.integration_account else { return Ok(None) };
+        if let Some(account) = self.integration.get() {
+            return Ok(Some(account));
+        }
+        let console = self.console();
+        let concurrency = self.settings.read_concurrency;
+        let member = scan(&console, "users", email, concurrency, |m: &Member| {
+            m.email.eq_ignore_ascii_case(email)
+        })?;
+        let account = match member {
+            Some(m) if m.deactivated_time.is_some() => IntegrationAccount::Deactivated,
+            Some(m) if m.role == catalog::ROLES[0].console => IntegrationAccount::Owner,
+            Some(m) => IntegrationAccount::Member { role: m.role },
+            None => {
+                let invite = scan(&console, "invites", email, concurrency, |i: &Invite| {
+                    i.email_address.eq_ignore_ascii_case(email)
+                })?;
+                if invite.is_some() {
+                    IntegrationAccount::Invited
+                } else {
+                    IntegrationAccount::Absent
+                }
+            }
+        };
+        Ok(Some(self.integration.get_or_init(|| account)))
+    }
+
+    /// Refuses, before any request, a write that needs an Owner (`what`) when the integration
+    /// account is known not to be one.
+    pub(crate) fn require_owner(&self, what: &str) -> Result<(), ConnectorError> {
+        match (&self.settings.integration_account, self.integration_account()?) {
+            (Some(email), Some(account)) if *account != IntegrationAccount::Owner => {
+                Err(ConnectorError::PermissionDenied(format!(
+                    "{what} needs an Owner, and the integration account {email} {}; nothing was sent",
+                    account.standing(&self.settings.account_id)
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// One page of accounts: members first, then pending invites.
@@ -186,7 +263,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 Cursor::decode(raw, &self.settings.account_id, &[Phase::Entitlements])?.offset
             }
         };
-        let fixed = catalog::fixed_entitlements();
+        let fixed = catalog::fixed_entitlements(self.workspace_rules()?);
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let mut items: Vec<Entitlement> = fixed.iter().skip(start).take(size).cloned().collect();
         let next = |offset: usize| {
@@ -219,18 +296,10 @@ impl<T: Transport> ChatGptConnector<T> {
         Ok(Page { items, next_cursor })
     }
 
-    fn workspace_default_seat(&self) -> Result<&str, ConnectorError> {
-        if let Some(seat) = self.default_seat.get() {
-            return Ok(seat);
-        }
-        let seat = self.console().settings()?.default_seat_type;
-        Ok(self.default_seat.get_or_init(|| seat))
-    }
-
     pub(crate) fn invite_account(&self, invite: &Invite) -> Result<Account, ConnectorError> {
         let seat = match &invite.seat_type {
             Some(seat) => seat.clone(),
-            None => self.workspace_default_seat()?.to_string(),
+            None => self.default_seat()?.to_string(),
         };
         Ok(Account {
             id: format!("{INVITE_ID_PREFIX}{}", invite.id),
@@ -245,6 +314,49 @@ impl<T: Transport> ChatGptConnector<T> {
             managed_by: invite.is_scim_managed.then(|| "scim".to_string()),
             created_at: invite.created_time.clone(),
         })
+    }
+}
+
+/// Where the tenant's integration account stands in the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IntegrationAccount {
+    /// An active Owner: every write the connector makes is allowed.
+    Owner,
+    /// An active member with another role (console value).
+    Member {
+        /// Its role.
+        role: String,
+    },
+    /// A deactivated member.
+    Deactivated,
+    /// Invited, the invite not accepted.
+    Invited,
+    /// Neither a member nor invited.
+    Absent,
+}
+
+impl IntegrationAccount {
+    /// Where it stands, for a message: "is an Admin of workspace ws, not an Owner".
+    fn standing(&self, workspace: &str) -> String {
+        match self {
+            IntegrationAccount::Owner => format!("is an Owner of workspace {workspace}"),
+            IntegrationAccount::Member { role } => {
+                let name = catalog::role_by_console(role).map_or(role.as_str(), |r| r.name);
+                let article = if name.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+                format!(
+                    "is {article} {name} of workspace {workspace}, not an Owner; make it an Owner in Workspace settings > Members"
+                )
+            }
+            IntegrationAccount::Deactivated => format!(
+                "is a deactivated member of workspace {workspace}; reactivate it and make it an Owner"
+            ),
+            IntegrationAccount::Invited => format!(
+                "is still an invite of workspace {workspace}: accept the invite with that account, then make it an Owner"
+            ),
+            IntegrationAccount::Absent => format!(
+                "is not a member of workspace {workspace} nor invited to it; invite it and make it an Owner"
+            ),
+        }
     }
 }
 
@@ -493,6 +605,8 @@ mod tests {
             scim_base_url: None,
             page_size: 100,
             read_concurrency,
+            integration_account: None,
+            seat_changes: None,
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay: std::time::Duration::from_millis(1),

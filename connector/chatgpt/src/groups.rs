@@ -233,6 +233,7 @@ impl<T: Transport> ChatGptConnector<T> {
                             account: Some(holds(&initial)),
                             detail: effect.note,
                             requests: Vec::new(),
+                            notices: Vec::new(),
                         });
                     }
                     if let Some(error) = failures.get(&effect.group) {
@@ -256,6 +257,7 @@ impl<T: Transport> ChatGptConnector<T> {
                         account: Some(holds(&after)),
                         detail: if dry_run { format!("would {}", effect.note) } else { effect.note },
                         requests: sent,
+                        notices: Vec::new(),
                     })
                 });
                 (index, result)
@@ -453,6 +455,12 @@ mod tests {
         fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
             let url = request.url.as_str();
             if let Some(path) = url.strip_prefix("https://x/accounts/ws/") {
+                if path == "settings" {
+                    return answer(
+                        200,
+                        json!({"id": "ws", "default_seat_type": "default", "plan_type": "enterprise"}),
+                    );
+                }
                 let items = if path.starts_with("users") {
                     json!([{"id": "user-1", "email": "ann@x.com", "role": "standard-user",
                         "seat_type": "default", "is_scim_managed": true}])
@@ -520,6 +528,8 @@ mod tests {
             scim_base_url: Some("https://x/scim".into()),
             page_size: 100,
             read_concurrency: 1,
+            integration_account: None,
+            seat_changes: None,
             retry: RetryPolicy {
                 max_attempts: 2,
                 base_delay: std::time::Duration::from_millis(1),

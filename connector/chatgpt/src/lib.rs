@@ -21,6 +21,7 @@ pub mod groups;
 pub mod provision;
 pub mod scim;
 pub mod settings;
+pub mod workspace;
 
 pub use connector::{ChatGptConnector, info};
 pub use connector_sdk::ConnectorError;

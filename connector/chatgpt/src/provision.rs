@@ -6,7 +6,6 @@
 //! console requests (new invites grouped by role and seat type into bulk requests), then, unless
 //! it is a dry run, sends them and reads the result back, reporting any mismatch as an error.
 
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
@@ -18,12 +17,14 @@ use crate::api::{ConsoleClient, ConsoleReads, Invite, InviteResponse, Member};
 use crate::catalog::{self, Role, Seat};
 use crate::connector::{ChatGptConnector, Position, scan, walk};
 use crate::settings::MAX_PAGE_SIZE;
+use crate::workspace::SeatChanges;
 use connector_sdk::ConnectorError;
 use connector_sdk::client::WriteError;
 use connector_sdk::error::describe as describe_error;
 use connector_sdk::transport::{Method, Transport};
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, PlannedRequest, RateLimit,
+    Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, DataAccessLoss, Notice,
+    PlannedRequest, RateLimit,
 };
 use connector_sdk::{ChangeAction, ChangeRequest};
 
@@ -102,6 +103,7 @@ struct Effect {
     changed: bool,
     replaced: Vec<String>,
     note: String,
+    notices: Vec<Notice>,
 }
 
 impl<T: Transport> ChatGptConnector<T> {
@@ -179,7 +181,6 @@ impl<T: Transport> ChatGptConnector<T> {
         dry_run: bool,
     ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
         let console = self.console();
-        let default_seat = DefaultSeat { console: &console, seat: OnceCell::new() };
 
         // Resolve every account reference; a reference error belongs to its change only.
         let refs: Vec<Result<String, ConnectorError>> =
@@ -204,7 +205,7 @@ impl<T: Transport> ChatGptConnector<T> {
                             "no member or pending invite has the id {id:?}"
                         )));
                     }
-                    _ => new_subject(&key, member, invite, &default_seat)?,
+                    _ => new_subject(&key, member, invite, self)?,
                 };
                 let identity = subject.email.clone();
                 let index = *index_of.entry(identity).or_insert_with(|| {
@@ -212,7 +213,7 @@ impl<T: Transport> ChatGptConnector<T> {
                     subjects.len() - 1
                 });
                 let target = parse_target(&change.entitlement)?;
-                apply(&change.action, target, &mut subjects[index], &default_seat)
+                apply(&change.action, target, &mut subjects[index], self)
                     .map(|effect| (index, effect))
             });
             effects.push(effect);
@@ -225,7 +226,7 @@ impl<T: Transport> ChatGptConnector<T> {
         #[cfg(not(feature = "bug-dry-run-writes"))]
         let dry_run_writes = false;
         if !dry_run || dry_run_writes {
-            self.execute(&console, &mut subjects, &default_seat)?;
+            self.execute(&console, &mut subjects)?;
         }
 
         Ok(effects
@@ -240,6 +241,7 @@ impl<T: Transport> ChatGptConnector<T> {
                         account: self.project(subject, &subject.initial),
                         detail: effect.note,
                         requests: Vec::new(),
+                        notices: Vec::new(),
                     });
                 }
                 if dry_run {
@@ -249,6 +251,7 @@ impl<T: Transport> ChatGptConnector<T> {
                         account: self.project(subject, &subject.desired),
                         detail: format!("would {}", effect.note),
                         requests: subject.planned.clone(),
+                        notices: effect.notices,
                     });
                 }
                 if let Some(error) = &subject.error {
@@ -262,6 +265,7 @@ impl<T: Transport> ChatGptConnector<T> {
                     account: subject.after.clone(),
                     detail: effect.note,
                     requests: subject.sent.clone(),
+                    notices: effect.notices,
                 })
             })
             .collect())
@@ -406,7 +410,6 @@ impl<T: Transport> ChatGptConnector<T> {
         &self,
         console: &ConsoleClient<'_, T>,
         subjects: &mut [Subject],
-        default_seat: &DefaultSeat<'_, '_, T>,
     ) -> Result<(), ConnectorError> {
         let prefix = format!("/accounts/{}/", self.settings.account_id);
         for subject in subjects.iter_mut() {
@@ -447,7 +450,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
             }
         }
-        self.read_back(console, subjects, default_seat)
+        self.read_back(console, subjects)
     }
 
     /// Sends one direct write. When its outcome is unknown (a server error, a lost answer), reads
@@ -553,7 +556,6 @@ impl<T: Transport> ChatGptConnector<T> {
         &self,
         console: &ConsoleClient<'_, T>,
         subjects: &mut [Subject],
-        default_seat: &DefaultSeat<'_, '_, T>,
     ) -> Result<(), ConnectorError> {
         let touched: Vec<AccountRef> = subjects
             .iter()
@@ -578,7 +580,7 @@ impl<T: Transport> ChatGptConnector<T> {
         };
         for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
             let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
-            let actual = match state_of(member.as_ref(), invite.as_ref(), default_seat) {
+            let actual = match state_of(member.as_ref(), invite.as_ref(), self) {
                 Ok(actual) => actual,
                 Err(error) => {
                     subject.error = Some(unconfirmed(subject, &error));
@@ -776,28 +778,11 @@ fn listing_is_cheaper(
     rounds(members) + rounds(invites) <= lookups
 }
 
-/// The workspace's default seat type, read from the service once, and only when a change needs
-/// it: inviting someone, revoking a seat, or an invite that names no seat type.
-struct DefaultSeat<'c, 'a, T: Transport> {
-    console: &'c ConsoleClient<'a, T>,
-    seat: OnceCell<String>,
-}
-
-impl<T: Transport> DefaultSeat<'_, '_, T> {
-    fn get(&self) -> Result<&str, ConnectorError> {
-        if let Some(seat) = self.seat.get() {
-            return Ok(seat);
-        }
-        let seat = self.console.settings()?.default_seat_type;
-        Ok(self.seat.get_or_init(|| seat))
-    }
-}
-
 /// A person's state as read. Someone absent holds no role or seat, so theirs are left empty.
 fn state_of<T: Transport>(
     member: Option<&Member>,
     invite: Option<&Invite>,
-    default_seat: &DefaultSeat<'_, '_, T>,
+    connector: &ChatGptConnector<T>,
 ) -> Result<State, ConnectorError> {
     Ok(match (member, invite) {
         (Some(m), _) => {
@@ -808,7 +793,7 @@ fn state_of<T: Transport>(
             role: i.role.clone(),
             seat: match &i.seat_type {
                 Some(seat) => seat.clone(),
-                None => default_seat.get()?.to_string(),
+                None => connector.default_seat()?.to_string(),
             },
         },
         (None, None) => {
@@ -821,9 +806,9 @@ fn new_subject<T: Transport>(
     key: &str,
     member: Option<Member>,
     invite: Option<Invite>,
-    default_seat: &DefaultSeat<'_, '_, T>,
+    connector: &ChatGptConnector<T>,
 ) -> Result<Subject, ConnectorError> {
-    let state = state_of(member.as_ref(), invite.as_ref(), default_seat)?;
+    let state = state_of(member.as_ref(), invite.as_ref(), connector)?;
     let email = member
         .as_ref()
         .map(|m| m.email.to_lowercase())
@@ -858,19 +843,73 @@ fn describe(state: &State) -> String {
     }
 }
 
-/// Plays one change on a person's modelled state.
+/// Plays one change on a person's modelled state, refusing before anything is sent what the
+/// workspace's plan, the integration account's role or SCIM's ownership of the person rules out,
+/// and noting what the person approving it must know.
 fn apply<T: Transport>(
     action: &ChangeAction,
     target: Target,
     subject: &mut Subject,
-    default_seat: &DefaultSeat<'_, '_, T>,
+    connector: &ChatGptConnector<T>,
+) -> Result<Effect, ConnectorError> {
+    let before = subject.desired.clone();
+    let mut effect = play(action, target, subject, connector)?;
+    if effect.changed
+        && let Some(notice) = codex_notice(&before, &subject.desired, &subject.email)
+    {
+        effect.notices.push(notice);
+    }
+    Ok(effect)
+}
+
+/// The console value of the Codex seat.
+const CODEX_SEAT: &str = "usage_based";
+
+/// The notice for a change that moves someone from `before` onto a Codex seat: with it they
+/// reach no chats, memories or projects (shared ones included); nothing is deleted, and access
+/// returns with a ChatGPT seat.
+fn codex_notice(before: &State, after: &State, email: &str) -> Option<Notice> {
+    let onto_codex = after.presence != Presence::Absent
+        && after.seat == CODEX_SEAT
+        && (before.presence == Presence::Absent || before.seat != CODEX_SEAT);
+    if !onto_codex {
+        return None;
+    }
+    let message = if before.presence == Presence::Member && after.presence == Presence::Member {
+        format!(
+            "{email} loses access to their chats, memories and projects (shared ones included) while on a Codex seat; nothing is deleted, and access returns with a ChatGPT seat"
+        )
+    } else {
+        format!(
+            "{email} will have a Codex seat: no access to chats, memories or projects (shared ones included) until given a ChatGPT seat; nothing is deleted"
+        )
+    };
+    Some(Notice::DataAccessLost(DataAccessLoss {
+        data: ["chats", "memories", "projects"].map(String::from).to_vec(),
+        deleted: false,
+        restored_on_return: true,
+        message,
+    }))
+}
+
+/// [`apply`] without its notices.
+fn play<T: Transport>(
+    action: &ChangeAction,
+    target: Target,
+    subject: &mut Subject,
+    connector: &ChatGptConnector<T>,
 ) -> Result<Effect, ConnectorError> {
     let email = subject.email.clone();
     let scim = subject.member.as_ref().map(|m| m.is_scim_managed).unwrap_or(false)
         || subject.invite.as_ref().map(|i| i.is_scim_managed).unwrap_or(false);
     let suspended = subject.member.as_ref().is_some_and(|m| m.deactivated_time.is_some());
     let state = &mut subject.desired;
-    let unchanged = |note: String| Ok(Effect { changed: false, replaced: Vec::new(), note });
+    let unchanged = |note: String| {
+        Ok(Effect { changed: false, replaced: Vec::new(), note, notices: Vec::new() })
+    };
+    let changed = |replaced: Vec<String>, note: String| {
+        Ok(Effect { changed: true, replaced, note, notices: Vec::new() })
+    };
     let grant = match action {
         ChangeAction::Grant => true,
         ChangeAction::Revoke => false,
@@ -888,15 +927,46 @@ fn apply<T: Transport>(
             true
         }
     };
+    // What the plan does not have is refused whatever the person's state.
+    match target {
+        Target::Role(role) if grant && role.enterprise_only => connector
+            .workspace_rules()?
+            .role_allowed(role)
+            .map_err(ConnectorError::InvalidArgument)?,
+        Target::Seat(seat) if grant && seat.codex => connector
+            .workspace_rules()?
+            .seat_allowed(seat)
+            .map_err(ConnectorError::InvalidArgument)?,
+        _ => {}
+    }
+    // Changing an invite's role or seat cancels it and invites again, through the console: a
+    // SCIM-managed invite would leave the identity provider's hands.
+    let scim_invite = state.presence == Presence::Invited && scim;
+    let managed_invite = |what: &str| {
+        Err(ConnectorError::ManagedExternally(format!(
+            "{email}'s invite is managed by SCIM: changing its {what} would cancel it and invite them again through the console, out of the identity provider's hands; change it in the identity provider, or once they have accepted"
+        )))
+    };
+    let member_seat_change = || -> Result<(), ConnectorError> {
+        let rules = connector.workspace_rules()?;
+        if rules.seat_changes == SeatChanges::AccountManager {
+            return Err(ConnectorError::Unsupported(format!(
+                "changing the seat type of {email}, a member, needs your OpenAI account manager on this workspace's plan ({}); the console cannot do it (the seat of a pending invite can still be changed here)",
+                rules.plan.name()
+            )));
+        }
+        connector.require_owner("changing a member's seat type")
+    };
     let invite_new = |state: &mut State, role: &str, seat: &str| {
         *state =
             State { presence: Presence::Invited, role: role.to_string(), seat: seat.to_string() };
     };
+    let owner = catalog::ROLES[0].console;
     match (target, grant) {
         (Target::Workspace, true) => match state.presence {
             Presence::Absent => {
-                invite_new(state, "standard-user", default_seat.get()?);
-                Ok(Effect { changed: true, replaced: Vec::new(), note: format!("invite {email}") })
+                invite_new(state, "standard-user", connector.default_seat()?);
+                changed(Vec::new(), format!("invite {email}"))
             }
             Presence::Member if suspended => Err(ConnectorError::Conflict(format!(
                 "{email} is a deactivated member; reactivate them in the ChatGPT admin console"
@@ -910,32 +980,32 @@ fn apply<T: Transport>(
             ))),
             Presence::Member => {
                 state.presence = Presence::Absent;
-                Ok(Effect { changed: true, replaced: Vec::new(), note: format!("remove {email}") })
+                changed(Vec::new(), format!("remove {email}"))
             }
             Presence::Invited => {
                 state.presence = Presence::Absent;
-                Ok(Effect {
-                    changed: true,
-                    replaced: Vec::new(),
-                    note: format!("cancel the invite of {email}"),
-                })
+                changed(Vec::new(), format!("cancel the invite of {email}"))
             }
         },
         (Target::Role(role), true) => {
-            if state.presence == Presence::Absent {
-                invite_new(state, role.console, default_seat.get()?);
-                return Ok(Effect {
-                    changed: true,
-                    replaced: Vec::new(),
-                    note: format!("invite {email} as {}", role.name),
-                });
-            }
-            if state.role == role.console {
+            if state.presence != Presence::Absent && state.role == role.console {
                 return unchanged(format!("{email} already holds {}", role.id));
+            }
+            match state.presence {
+                Presence::Invited if scim_invite => return managed_invite("role"),
+                Presence::Member => connector.require_owner("changing a member's role")?,
+                _ if role.console == owner => {
+                    connector.require_owner("inviting someone as Owner")?
+                }
+                _ => {}
+            }
+            if state.presence == Presence::Absent {
+                invite_new(state, role.console, connector.default_seat()?);
+                return changed(Vec::new(), format!("invite {email} as {}", role.name));
             }
             let replaced = vec![catalog::role_entitlement(&state.role)];
             state.role = role.console.to_string();
-            Ok(Effect { changed: true, replaced, note: format!("make {email} {}", role.name) })
+            changed(replaced, format!("make {email} {}", role.name))
         }
         (Target::Role(role), false) => {
             if state.presence == Presence::Absent || state.role != role.console {
@@ -946,53 +1016,55 @@ fn apply<T: Transport>(
                     "role:member is the base role and cannot be revoked; revoke `workspace` to remove the person".to_string(),
                 ));
             }
+            match state.presence {
+                Presence::Invited if scim_invite => return managed_invite("role"),
+                Presence::Member => connector.require_owner("changing a member's role")?,
+                _ => {}
+            }
             state.role = "standard-user".to_string();
-            Ok(Effect {
-                changed: true,
-                replaced: Vec::new(),
-                note: format!("return {email} to role Member"),
-            })
+            changed(Vec::new(), format!("return {email} to role Member"))
         }
         (Target::Seat(seat), true) => {
             if state.presence == Presence::Absent {
                 invite_new(state, "standard-user", seat.console);
-                return Ok(Effect {
-                    changed: true,
-                    replaced: Vec::new(),
-                    note: format!("invite {email} with a {} seat", seat.name),
-                });
+                return changed(Vec::new(), format!("invite {email} with a {} seat", seat.name));
             }
             if state.seat == seat.console {
                 return unchanged(format!("{email} already holds {}", seat.id));
             }
+            match state.presence {
+                Presence::Invited if scim_invite => return managed_invite("seat type"),
+                Presence::Member => member_seat_change()?,
+                _ => {}
+            }
             let replaced = vec![catalog::seat_entitlement(&state.seat)];
             state.seat = seat.console.to_string();
-            Ok(Effect {
-                changed: true,
-                replaced,
-                note: format!("give {email} a {} seat", seat.name),
-            })
+            changed(replaced, format!("give {email} a {} seat", seat.name))
         }
         (Target::Seat(seat), false) => {
             if state.presence == Presence::Absent || state.seat != seat.console {
                 return unchanged(format!("{email} does not hold {}", seat.id));
             }
-            let default_seat = default_seat.get()?;
+            let default_seat = connector.default_seat()?;
             if seat.console == default_seat {
                 return Err(ConnectorError::InvalidArgument(format!(
                     "{} is the workspace's default seat type and cannot be revoked; grant another seat type, or revoke `workspace`",
                     seat.id
                 )));
             }
+            match state.presence {
+                Presence::Invited if scim_invite => return managed_invite("seat type"),
+                Presence::Member => member_seat_change()?,
+                _ => {}
+            }
             state.seat = default_seat.to_string();
-            Ok(Effect {
-                changed: true,
-                replaced: Vec::new(),
-                note: format!(
+            changed(
+                Vec::new(),
+                format!(
                     "return {email} to the default seat ({})",
                     catalog::seat_entitlement(default_seat)
                 ),
-            })
+            )
         }
     }
 }
@@ -1064,9 +1136,9 @@ mod tests {
                 });
             }
             match (request.method, path.split('?').next().unwrap_or("")) {
-                (Method::Get, "settings") => {
-                    ok(json!({"id": "ws", "default_seat_type": "default"}))
-                }
+                (Method::Get, "settings") => ok(
+                    json!({"id": "ws", "default_seat_type": "default", "plan_type": "business", "codex_seats_enabled": true}),
+                ),
                 (Method::Get, "users") => {
                     let items: Vec<Value> = self.members.borrow().iter()
                         .filter(|m| m.1.contains(&query))
@@ -1124,6 +1196,8 @@ mod tests {
             scim_base_url: None,
             page_size: 100,
             read_concurrency: 1,
+            integration_account: None,
+            seat_changes: None,
             retry,
         };
         ChatGptConnector::new(console, settings)

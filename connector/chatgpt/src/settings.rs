@@ -1,5 +1,7 @@
 //! The connector's settings, read from the host's configuration store and validated once per call.
 
+use crate::accounts::validate_email;
+use crate::workspace::SeatChanges;
 use connector_sdk::ConnectorError;
 use connector_sdk::settings::{ConfigSource, RetryPolicy, SettingsReader};
 
@@ -38,6 +40,12 @@ pub struct Settings {
     pub read_concurrency: u32,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
+    /// The email of the integration account the customer invited and made Owner (the account
+    /// the token acts as); `None` leaves it unchecked.
+    pub integration_account: Option<String>,
+    /// How an existing member's seat type changes, when the tenant says; `None` follows the
+    /// plan (self-service on Business, the account manager elsewhere).
+    pub seat_changes: Option<SeatChanges>,
 }
 
 /// JSON Schema of the settings, published by `info`.
@@ -51,6 +59,8 @@ pub const CONFIG_SCHEMA: &str = concat!(
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
     "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
+    "integration-account": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$", "description": "Email of the integration account the customer invited and made Owner; test-connection checks it is an active Owner, and writes that need an Owner are refused before sending when it is not"},
+    "seat-changes": {"type": "string", "enum": ["account-manager", "self-service"], "description": "How an existing member's seat type changes: through the OpenAI account manager, or in the console (default: self-service on Business, the account manager on other plans)"},
     "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
     "#,
     connector_sdk::retry_schema_properties!(),
@@ -92,7 +102,32 @@ impl Settings {
             u64::from(MAX_READ_CONCURRENCY),
             u64::from(DEFAULT_READ_CONCURRENCY),
         )? as u32;
-        Ok(Settings { base_url, account_id, scim_base_url, page_size, read_concurrency, retry })
+        let integration_account = match settings.raw("integration-account")? {
+            None => None,
+            Some(raw) => Some(validate_email(raw.trim()).map_err(|_| {
+                ConnectorError::InvalidConfig(format!(
+                    "setting `integration-account` must be an email address, got {raw:?}"
+                ))
+            })?),
+        };
+        let seat_changes = match settings.raw("seat-changes")? {
+            None => None,
+            Some(raw) => Some(SeatChanges::parse(raw.trim()).ok_or_else(|| {
+                ConnectorError::InvalidConfig(format!(
+                    "setting `seat-changes` must be `account-manager` or `self-service`, got {raw:?}"
+                ))
+            })?),
+        };
+        Ok(Settings {
+            base_url,
+            account_id,
+            scim_base_url,
+            page_size,
+            read_concurrency,
+            retry,
+            integration_account,
+            seat_changes,
+        })
     }
 
     /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`.
@@ -120,7 +155,12 @@ mod tests {
 
     #[test]
     fn the_published_schema_matches_what_the_settings_read() {
-        let sample = [("base-url", "https://chatgpt.com/backend-api"), ("account-id", "ws-1")];
+        let sample = [
+            ("base-url", "https://chatgpt.com/backend-api"),
+            ("account-id", "ws-1"),
+            ("integration-account", "ops@acme.com"),
+            ("seat-changes", "self-service"),
+        ];
         connector_sdk::settings::check_schema(CONFIG_SCHEMA, &sample, Settings::read).unwrap();
     }
 
@@ -180,6 +220,18 @@ mod tests {
             (
                 vec![("base-url", "https://x"), ("account-id", "a"), ("read-concurrency", "17")],
                 "`read-concurrency` must be a whole number from 1 to 16",
+            ),
+            (
+                vec![
+                    ("base-url", "https://x"),
+                    ("account-id", "a"),
+                    ("integration-account", "ops"),
+                ],
+                "`integration-account` must be an email address, got \"ops\"",
+            ),
+            (
+                vec![("base-url", "https://x"), ("account-id", "a"), ("seat-changes", "manual")],
+                "`seat-changes` must be `account-manager` or `self-service`",
             ),
         ];
         for (pairs, want) in cases {

@@ -185,6 +185,7 @@ impl<T: Transport> DirectoryConnector<T> {
             account,
             detail: format!("{} request(s)", requests.len()),
             requests,
+            notices: Vec::new(),
         })
     }
 

@@ -119,6 +119,9 @@ fn outcome_word(outcome: ChangeOutcome) -> &'static str {
 
 fn print_change(result: &ChangeResult) {
     out!("{}: {}", outcome_word(result.outcome), result.detail);
+    for notice in &result.notices {
+        out!("{}", output::notice_text(notice));
+    }
     if !result.replaced.is_empty() {
         out!("replaced: {}", result.replaced.join(", "));
     }

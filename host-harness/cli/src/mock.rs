@@ -32,6 +32,17 @@ pub struct MockArgs {
     /// ... and this many pending invites.
     #[arg(long, default_value_t = 5)]
     invites: usize,
+    /// Plan of the generated workspace: business, enterprise, edu, teachers or healthcare. It
+    /// decides which roles and seat types exist and how seats change (see docs/mock.md).
+    #[arg(long, default_value = "enterprise", conflicts_with = "seed")]
+    plan: accessgov_mock::Plan,
+    /// The generated Business workspace may hold Codex seats (it had one before 2026-06-24).
+    #[arg(long, conflicts_with = "seed")]
+    codex_seats: bool,
+    /// How an existing member's seat type changes: account-manager (refused in the console) or
+    /// self-service. Default: as the plan has it.
+    #[arg(long, conflicts_with = "seed")]
+    seat_changes: Option<accessgov_mock::SeatChanges>,
     /// Id of the generated workspace.
     #[arg(long, default_value = "acct-mock")]
     account_id: String,
@@ -66,7 +77,18 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
         None => {
             let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
             spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
-            service.put_workspace(seed::generate(&args.account_id, spec));
+            if args.codex_seats && args.plan != accessgov_mock::Plan::Business {
+                bail!(
+                    "--codex-seats is for --plan business; other plans have Codex seats always (enterprise) or never"
+                );
+            }
+            let mut workspace = seed::generate(&args.account_id, spec);
+            workspace.set_plan(args.plan, args.codex_seats);
+            if let Some(mode) = args.seat_changes {
+                workspace.seat_changes = mode;
+            }
+            seed::fit_to_plan(&mut workspace);
+            service.put_workspace(workspace);
             service.add_token(&args.token, &args.account_id, "account-owner");
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
         }

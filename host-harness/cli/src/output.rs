@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use accessgov_host::types::{Account, AccountStatus, ConnectorInfo, Entitlement};
+use accessgov_host::types::{Account, AccountStatus, ConnectorInfo, Entitlement, Notice};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 /// Set once stdout's reader has gone (`harness accounts | head -1`).
@@ -153,6 +153,13 @@ pub fn print_info(info: &ConnectorInfo) {
     out!("capabilities: {}", caps.join(", "));
 }
 
+/// A notice of a change, for a person approving it.
+pub fn notice_text(notice: &Notice) -> String {
+    match notice {
+        Notice::DataAccessLost(loss) => format!("NOTICE data access lost: {}", loss.message),
+    }
+}
+
 /// Prints CSV row results as a table.
 pub fn print_rows(rows: &[super::changes::RowReport]) {
     let mut t = table(&["line", "email", "outcome", "detail", "requests"]);
@@ -179,7 +186,10 @@ pub fn print_rows(rows: &[super::changes::RowReport]) {
             r.line.to_string(),
             r.email.clone().unwrap_or_default(),
             r.outcome.to_string(),
-            r.detail.clone(),
+            r.changes
+                .iter()
+                .flat_map(|c| c.notices.iter().map(notice_text))
+                .fold(r.detail.clone(), |text, notice| text + "\n" + &notice),
             requests.join("\n"),
         ]);
     }

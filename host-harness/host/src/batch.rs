@@ -29,7 +29,7 @@ use crate::egress::EgressRecord;
 use crate::error::HostError;
 use crate::host::Host;
 use crate::types::{
-    AccountStatus, Change, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError,
+    AccountStatus, Change, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError, Notice,
     PlannedRequest,
 };
 
@@ -124,6 +124,9 @@ pub struct ChangeReport {
     pub detail: String,
     /// Entitlements the account lost to it.
     pub replaced: Vec<String>,
+    /// What the person approving it must know beyond the entitlement (see the contract's
+    /// `notice`), in a plan as in a result.
+    pub notices: Vec<Notice>,
 }
 
 /// A write request of an item, as planned or sent, with the answer the host saw.
@@ -353,7 +356,7 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
                 .iter()
                 .map(|change| {
                     let detail = format!("not attempted: {reason}");
-                    report_of(change, ChangeStatus::NotApplied, detail, Vec::new())
+                    report_of(change, (ChangeStatus::NotApplied, detail, Vec::new(), Vec::new()))
                 })
                 .collect();
             self.emit_item(ItemReport {
@@ -434,24 +437,24 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
             };
             for (index, change) in self.items[planned.item].iter().enumerate() {
                 let result = results.as_ref().map(|r| r[index].clone());
-                let (status, detail, replaced) = match (&planned.plan[index], result) {
+                let told = match (&planned.plan[index], result) {
                     (Ok(pre), _) if pre.outcome == ChangeOutcome::AlreadyInState => {
-                        (ChangeStatus::AlreadyInState, pre.detail.clone(), Vec::new())
+                        (ChangeStatus::AlreadyInState, pre.detail.clone(), Vec::new(), Vec::new())
                     }
                     (_, Some(Ok(result))) => {
                         for request in &result.requests {
                             push_request(&mut report.requests, request, &writes);
                         }
-                        (status_of(result.outcome), result.detail, result.replaced)
+                        (status_of(result.outcome), result.detail, result.replaced, result.notices)
                     }
                     // The plan had no request for it, and the call refused it again.
                     (Err(_), Some(Err(error))) => {
-                        (ChangeStatus::NotApplied, describe(error), Vec::new())
+                        (ChangeStatus::NotApplied, describe(error), Vec::new(), Vec::new())
                     }
                     (_, Some(Err(error))) => {
                         let why = describe(error);
                         unsettled.push(Unsettled { position, change: index, why: why.clone() });
-                        (ChangeStatus::Unknown, why, Vec::new())
+                        (ChangeStatus::Unknown, why, Vec::new(), Vec::new())
                     }
                     (_, None) => {
                         let why = format!(
@@ -459,10 +462,10 @@ impl<S: FnMut(BatchEvent)> Run<'_, S> {
                             call_error.as_deref().unwrap_or_default()
                         );
                         unsettled.push(Unsettled { position, change: index, why: why.clone() });
-                        (ChangeStatus::Unknown, why, Vec::new())
+                        (ChangeStatus::Unknown, why, Vec::new(), Vec::new())
                     }
                 };
-                report.changes.push(report_of(change, status, detail, replaced));
+                report.changes.push(report_of(change, told));
             }
             reports.push(report);
         }
@@ -693,11 +696,15 @@ fn from_plan(planned: &Planned, changes: &[Change], dry_run: bool) -> ItemReport
         call_id: None,
     };
     for (change, result) in changes.iter().zip(&planned.plan) {
-        let (status, detail, replaced) = match result {
-            Ok(r) => (status_of(r.outcome), r.detail.clone(), r.replaced.clone()),
-            Err(error) => (ChangeStatus::NotApplied, describe(error.clone()), Vec::new()),
+        let told = match result {
+            Ok(r) => {
+                (status_of(r.outcome), r.detail.clone(), r.replaced.clone(), r.notices.clone())
+            }
+            Err(error) => {
+                (ChangeStatus::NotApplied, describe(error.clone()), Vec::new(), Vec::new())
+            }
         };
-        report.changes.push(report_of(change, status, detail, replaced));
+        report.changes.push(report_of(change, told));
     }
     if dry_run {
         for request in planned.requests() {
@@ -732,17 +739,15 @@ fn outcome_of(report: &ItemReport, side_writes: bool) -> ItemOutcome {
     }
 }
 
+/// What a change's report tells: its status, detail, replaced entitlements and notices.
+type Told = (ChangeStatus, String, Vec<String>, Vec<Notice>);
+
 /// A change's report, naming the change.
-fn report_of(
-    change: &Change,
-    status: ChangeStatus,
-    detail: String,
-    replaced: Vec<String>,
-) -> ChangeReport {
+fn report_of(change: &Change, (status, detail, replaced, notices): Told) -> ChangeReport {
     let (action, entitlement) = match change {
         Change::Grant(c) => ("grant", c.entitlement.clone()),
         Change::Revoke(c) => ("revoke", c.entitlement.clone()),
         Change::Set(c) => ("set", c.entitlement.clone()),
     };
-    ChangeReport { action, entitlement, status, detail, replaced }
+    ChangeReport { action, entitlement, status, detail, replaced, notices }
 }

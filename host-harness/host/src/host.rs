@@ -14,13 +14,14 @@ use wasmtime::component::{
 };
 use wasmtime::{Engine, Store};
 
-use crate::bindings::AppConnectorPre;
 use crate::bindings::types::{
     Account, AccountPage, AccountRef, Change, ChangeOptions, ChangeResult, ConnectorError,
     ConnectorInfo, EntitlementPage, PageRequest,
 };
+use crate::bindings::v0_1::types as v0_1;
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::call::{CallError, CallReport, CallState};
+use crate::contract::{Adapt, ContractVersion};
 use crate::egress::ConnectionPool;
 use crate::engine::{EpochTicker, PoolSizing, create_engine};
 use crate::error::HostError;
@@ -89,6 +90,8 @@ struct LoadedConnector {
 /// contract on every instantiation (as the generated `AppConnectorPre::instantiate_async` does),
 /// which was a sixth of the cost of a fresh instance and an `info` call.
 struct Exports {
+    /// The contract version the component exports.
+    version: ContractVersion,
     info: ComponentExportIndex,
     test_connection: ComponentExportIndex,
     list_accounts: ComponentExportIndex,
@@ -100,20 +103,25 @@ struct Exports {
     apply_batch: ComponentExportIndex,
 }
 
-/// The contract's interface, as components export it.
-const CONTRACT: &str = "accessgov:connector/connector@0.1.0";
-
 impl Exports {
+    /// Finds the newest version of the contract the component exports, and its functions.
     fn find(component: &Component) -> Result<Self, String> {
-        let interface = component
-            .get_export_index(None, CONTRACT)
-            .ok_or_else(|| format!("no export `{CONTRACT}`"))?;
+        let (version, interface) = ContractVersion::ALL
+            .into_iter()
+            .find_map(|v| Some((v, component.get_export_index(None, v.export_name())?)))
+            .ok_or_else(|| {
+                let names: Vec<&str> =
+                    ContractVersion::ALL.iter().map(|v| v.export_name()).collect();
+                format!("no export of the contract (one of `{}`)", names.join("`, `"))
+            })?;
+        let contract = version.export_name();
         let func = |name: &str| {
             component
                 .get_export_index(Some(&interface), name)
-                .ok_or_else(|| format!("no function `{name}` in `{CONTRACT}`"))
+                .ok_or_else(|| format!("no function `{name}` in `{contract}`"))
         };
         Ok(Exports {
+            version,
             info: func("info")?,
             test_connection: func("test-connection")?,
             list_accounts: func("list-accounts")?,
@@ -141,6 +149,46 @@ where
 {
     let typed = instance.get_typed_func::<Params, (Ret,)>(&mut *store, func)?;
     Ok(typed.call_async(store, params).await?.0)
+}
+
+/// [`invoke`] for a component of an earlier contract version: `params` are already in its
+/// types, and its answer (`Old`) is lifted into the current version's.
+async fn invoke_adapted<Params, Old, New>(
+    instance: Instance,
+    store: &mut Store<CallState>,
+    func: &ComponentExportIndex,
+    params: Params,
+) -> wasmtime::Result<New>
+where
+    Params: ComponentNamedList + Lower + Send + Sync,
+    (Old,): ComponentNamedList + Lift + Send + Sync + 'static,
+    Old: Adapt<New>,
+{
+    Ok(invoke::<Params, Old>(instance, store, func, params).await?.adapt())
+}
+
+/// `grant` or `revoke` (`func`) of one entitlement, in the component's contract `version`.
+async fn change_of_one(
+    instance: Instance,
+    store: &mut Store<CallState>,
+    version: ContractVersion,
+    func: &ComponentExportIndex,
+    account: AccountRef,
+    entitlement: &str,
+    options: ChangeOptions,
+) -> wasmtime::Result<Result<ChangeResult, ConnectorError>> {
+    match version {
+        ContractVersion::V0_2 => {
+            invoke(instance, store, func, (&account, entitlement, options)).await
+        }
+        ContractVersion::V0_1 => {
+            type Old = Result<v0_1::ChangeResult, v0_1::ConnectorError>;
+            let account: v0_1::AccountRef = account.adapt();
+            let options: v0_1::ChangeOptions = options.adapt();
+            let params = (&account, entitlement, options);
+            invoke_adapted::<_, Old, _>(instance, store, func, params).await
+        }
+    }
 }
 
 /// Runs connectors for tenants. Create once; share by reference (`Arc<Host>`) across tasks.
@@ -257,12 +305,19 @@ impl Host {
             message: crate::error::component_message(&e),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
-        // The generated bindings check that every function of the contract is exported.
-        AppConnectorPre::new(pre.clone()).map_err(invalid)?;
         let exports = Exports::find(&component).map_err(|message| HostError::InvalidComponent {
             connector: name.to_string(),
             message,
         })?;
+        // The generated bindings of its version check every function's type.
+        match exports.version {
+            ContractVersion::V0_2 => {
+                crate::bindings::AppConnectorPre::new(pre.clone()).map_err(invalid)?;
+            }
+            ContractVersion::V0_1 => {
+                crate::bindings::v0_1::AppConnectorPre::new(pre.clone()).map_err(invalid)?;
+            }
+        }
         // Pages of 64 KiB: the engine does not enable custom page sizes.
         let initial_memory_bytes = component
             .resources_required()
@@ -403,14 +458,32 @@ impl Host {
     /// `info` of the tenant's connector.
     pub async fn info(&self, tenant: &str) -> Result<CallReport<ConnectorInfo>, HostError> {
         self.call(tenant, |i, e, s| {
-            Box::pin(async move { Ok(Ok(invoke(i, s, &e.info, ()).await?)) })
+            Box::pin(async move {
+                Ok(Ok(match e.version {
+                    ContractVersion::V0_2 => invoke(i, s, &e.info, ()).await?,
+                    ContractVersion::V0_1 => {
+                        invoke_adapted::<_, v0_1::ConnectorInfo, _>(i, s, &e.info, ()).await?
+                    }
+                }))
+            })
         })
         .await
     }
 
     /// `test-connection`.
     pub async fn test_connection(&self, tenant: &str) -> Result<CallReport<()>, HostError> {
-        self.call(tenant, |i, e, s| Box::pin(invoke(i, s, &e.test_connection, ()))).await
+        self.call(tenant, |i, e, s| {
+            Box::pin(async move {
+                match e.version {
+                    ContractVersion::V0_2 => invoke(i, s, &e.test_connection, ()).await,
+                    ContractVersion::V0_1 => {
+                        type Old = Result<(), v0_1::ConnectorError>;
+                        invoke_adapted::<_, Old, _>(i, s, &e.test_connection, ()).await
+                    }
+                }
+            })
+        })
+        .await
     }
 
     /// `list-accounts`.
@@ -420,7 +493,16 @@ impl Host {
         page: PageRequest,
     ) -> Result<CallReport<AccountPage>, HostError> {
         self.call(tenant, move |i, e, s| {
-            Box::pin(async move { invoke(i, s, &e.list_accounts, (&page,)).await })
+            Box::pin(async move {
+                match e.version {
+                    ContractVersion::V0_2 => invoke(i, s, &e.list_accounts, (&page,)).await,
+                    ContractVersion::V0_1 => {
+                        type Old = Result<v0_1::AccountPage, v0_1::ConnectorError>;
+                        let page: v0_1::PageRequest = page.adapt();
+                        invoke_adapted::<_, Old, _>(i, s, &e.list_accounts, (&page,)).await
+                    }
+                }
+            })
         })
         .await
     }
@@ -432,7 +514,16 @@ impl Host {
         account: AccountRef,
     ) -> Result<CallReport<Account>, HostError> {
         self.call(tenant, move |i, e, s| {
-            Box::pin(async move { invoke(i, s, &e.get_account, (&account,)).await })
+            Box::pin(async move {
+                match e.version {
+                    ContractVersion::V0_2 => invoke(i, s, &e.get_account, (&account,)).await,
+                    ContractVersion::V0_1 => {
+                        type Old = Result<v0_1::Account, v0_1::ConnectorError>;
+                        let account: v0_1::AccountRef = account.adapt();
+                        invoke_adapted::<_, Old, _>(i, s, &e.get_account, (&account,)).await
+                    }
+                }
+            })
         })
         .await
     }
@@ -444,7 +535,16 @@ impl Host {
         page: PageRequest,
     ) -> Result<CallReport<EntitlementPage>, HostError> {
         self.call(tenant, move |i, e, s| {
-            Box::pin(async move { invoke(i, s, &e.list_entitlements, (&page,)).await })
+            Box::pin(async move {
+                match e.version {
+                    ContractVersion::V0_2 => invoke(i, s, &e.list_entitlements, (&page,)).await,
+                    ContractVersion::V0_1 => {
+                        type Old = Result<v0_1::EntitlementPage, v0_1::ConnectorError>;
+                        let page: v0_1::PageRequest = page.adapt();
+                        invoke_adapted::<_, Old, _>(i, s, &e.list_entitlements, (&page,)).await
+                    }
+                }
+            })
         })
         .await
     }
@@ -459,7 +559,7 @@ impl Host {
     ) -> Result<CallReport<ChangeResult>, HostError> {
         self.call(tenant, move |i, e, s| {
             Box::pin(async move {
-                invoke(i, s, &e.grant, (&account, entitlement.as_str(), options)).await
+                change_of_one(i, s, e.version, &e.grant, account, &entitlement, options).await
             })
         })
         .await
@@ -475,7 +575,7 @@ impl Host {
     ) -> Result<CallReport<ChangeResult>, HostError> {
         self.call(tenant, move |i, e, s| {
             Box::pin(async move {
-                invoke(i, s, &e.revoke, (&account, entitlement.as_str(), options)).await
+                change_of_one(i, s, e.version, &e.revoke, account, &entitlement, options).await
             })
         })
         .await
@@ -492,8 +592,20 @@ impl Host {
     ) -> Result<CallReport<ChangeResult>, HostError> {
         self.call(tenant, move |i, e, s| {
             Box::pin(async move {
-                let params = (&account, exclusion_group.as_str(), entitlement.as_str(), options);
-                invoke(i, s, &e.set_entitlement, params).await
+                let func = &e.set_entitlement;
+                let (group, entitlement) = (exclusion_group.as_str(), entitlement.as_str());
+                match e.version {
+                    ContractVersion::V0_2 => {
+                        invoke(i, s, func, (&account, group, entitlement, options)).await
+                    }
+                    ContractVersion::V0_1 => {
+                        type Old = Result<v0_1::ChangeResult, v0_1::ConnectorError>;
+                        let account: v0_1::AccountRef = account.adapt();
+                        let options: v0_1::ChangeOptions = options.adapt();
+                        let params = (&account, group, entitlement, options);
+                        invoke_adapted::<_, Old, _>(i, s, func, params).await
+                    }
+                }
             })
         })
         .await
@@ -507,9 +619,23 @@ impl Host {
         options: ChangeOptions,
     ) -> Result<CallReport<Vec<Result<ChangeResult, ConnectorError>>>, HostError> {
         self.call(tenant, move |i, e, s| {
-            Box::pin(
-                async move { invoke(i, s, &e.apply_batch, (changes.as_slice(), options)).await },
-            )
+            Box::pin(async move {
+                match e.version {
+                    ContractVersion::V0_2 => {
+                        invoke(i, s, &e.apply_batch, (changes.as_slice(), options)).await
+                    }
+                    ContractVersion::V0_1 => {
+                        type Old = Result<
+                            Vec<Result<v0_1::ChangeResult, v0_1::ConnectorError>>,
+                            v0_1::ConnectorError,
+                        >;
+                        let changes: Vec<v0_1::Change> = changes.adapt();
+                        let options: v0_1::ChangeOptions = options.adapt();
+                        let params = (changes.as_slice(), options);
+                        invoke_adapted::<_, Old, _>(i, s, &e.apply_batch, params).await
+                    }
+                }
+            })
         })
         .await
     }

@@ -6,8 +6,9 @@ use wasmtime::component::Component;
 
 use crate::error::HostError;
 
-/// The contract interface every connector exports (any 0.x.y of the package).
-pub const CONTRACT_EXPORT: &str = "accessgov:connector/connector@0.1";
+/// The contract interface every connector exports (a version the host runs: see
+/// [`crate::contract::ContractVersion`]).
+pub const CONTRACT_EXPORT: &str = "accessgov:connector/connector@0.";
 
 /// Import families the sandbox provides. Everything else (sockets, filesystem, ...) is refused.
 pub const ALLOWED_IMPORTS: &[&str] = &[
@@ -24,7 +25,7 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:cli/environment@0.2",
     // Rust's std asks whether stdio is a terminal; the sandbox always answers no.
     "wasi:cli/terminal-",
-    "accessgov:connector/types@0.1",
+    "accessgov:connector/types@0.",
 ];
 
 /// What a component imports and exports, by interface name.

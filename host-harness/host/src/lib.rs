@@ -12,6 +12,7 @@ pub mod batch;
 pub mod bindings;
 pub mod cache;
 pub mod call;
+pub mod contract;
 pub mod egress;
 pub mod engine;
 pub mod error;

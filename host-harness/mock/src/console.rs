@@ -181,9 +181,7 @@ async fn settings(
 ) -> Response {
     reply(with_workspace(&service, &headers, &account_id, |data| {
         let ws = &data.workspaces[&account_id];
-        Ok(
-            json!({"id": ws.account_id, "default_seat_type": ws.default_seat_type, "plan_type": ws.plan}),
-        )
+        Ok(writes::settings_json(ws))
     }))
 }
 

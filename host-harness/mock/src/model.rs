@@ -15,6 +15,85 @@ pub const ROLES: [&str; 4] =
 /// Console seat type values.
 pub const SEAT_TYPES: [&str; 2] = ["default", "usage_based"];
 
+/// A ChatGPT plan: what a workspace may hold and how its seats change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    /// ChatGPT Business: Codex seats only if it had one before 2026-06-24; seat changes in the
+    /// console.
+    Business,
+    /// ChatGPT Enterprise: Codex seats and Analytics Viewers; seat changes through the account
+    /// manager.
+    #[default]
+    Enterprise,
+    /// ChatGPT Edu: no Codex seats.
+    Edu,
+    /// ChatGPT for Teachers: no Codex seats.
+    Teachers,
+    /// ChatGPT for Healthcare: no Codex seats.
+    Healthcare,
+}
+
+impl Plan {
+    /// `plan_type` in the settings object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Business => "business",
+            Plan::Enterprise => "enterprise",
+            Plan::Edu => "edu",
+            Plan::Teachers => "teachers",
+            Plan::Healthcare => "healthcare",
+        }
+    }
+
+    /// Whether a workspace of this plan can have Codex seats at all (Business only when
+    /// `codex_seats_enabled`).
+    pub fn has_codex_seats(self) -> bool {
+        matches!(self, Plan::Business | Plan::Enterprise)
+    }
+
+    /// How an existing member's seat type changes on this plan unless a fixture says otherwise.
+    pub fn default_seat_changes(self) -> SeatChanges {
+        match self {
+            Plan::Business => SeatChanges::SelfService,
+            _ => SeatChanges::AccountManager,
+        }
+    }
+}
+
+impl std::str::FromStr for Plan {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        let plans = [Plan::Business, Plan::Enterprise, Plan::Edu, Plan::Teachers, Plan::Healthcare];
+        plans.into_iter().find(|p| p.as_str() == name).ok_or_else(|| {
+            format!("no plan {name:?}; plans are business, enterprise, edu, teachers, healthcare")
+        })
+    }
+}
+
+impl std::str::FromStr for SeatChanges {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "account-manager" => Ok(SeatChanges::AccountManager),
+            "self-service" => Ok(SeatChanges::SelfService),
+            _ => Err(format!("no seat-change mode {name:?}; use account-manager or self-service")),
+        }
+    }
+}
+
+/// How an existing member's seat type changes (*assumed* in the reference: a switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeatChanges {
+    /// `PATCH {"seat_type"}` of a member is refused 403: the OpenAI account manager does it.
+    AccountManager,
+    /// An Owner changes it in the console.
+    SelfService,
+}
+
 /// A workspace member, serialized exactly as the console API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -137,8 +216,13 @@ pub struct Group {
 pub struct Workspace {
     /// Workspace (account) id.
     pub account_id: String,
-    /// `business`, `enterprise` or `edu`.
-    pub plan: String,
+    /// The plan.
+    pub plan: Plan,
+    /// Whether the workspace may hold Codex seats: always on Enterprise, never on Edu, Teachers
+    /// or Healthcare, and on Business only if it had one before 2026-06-24.
+    pub codex_seats_enabled: bool,
+    /// Switch: how an existing member's seat type changes.
+    pub seat_changes: SeatChanges,
     /// Seat type of invites that name none.
     pub default_seat_type: String,
     /// Members, in creation order.
@@ -241,7 +325,9 @@ impl Workspace {
     pub fn new(account_id: &str) -> Self {
         Workspace {
             account_id: account_id.to_string(),
-            plan: "enterprise".to_string(),
+            plan: Plan::Enterprise,
+            codex_seats_enabled: true,
+            seat_changes: SeatChanges::AccountManager,
             default_seat_type: "default".to_string(),
             members: Vec::new(),
             invites: Vec::new(),
@@ -255,6 +341,26 @@ impl Workspace {
             groups: Vec::new(),
             change_log: Vec::new(),
         }
+    }
+
+    /// Whether the workspace can hold seat type `seat` (console value).
+    pub fn allows_seat(&self, seat: &str) -> bool {
+        seat != "usage_based" || (self.plan.has_codex_seats() && self.codex_seats_enabled)
+    }
+
+    /// Whether the workspace can hold role `role` (console value): Analytics Viewer is
+    /// Enterprise's only.
+    pub fn allows_role(&self, role: &str) -> bool {
+        role != "analytics-viewer" || self.plan == Plan::Enterprise
+    }
+
+    /// Sets the plan, with what it implies for Codex seats and seat changes: Codex seats on
+    /// Enterprise and (when `codex_business`) Business, seat changes as the plan has them.
+    pub fn set_plan(&mut self, plan: Plan, codex_business: bool) {
+        self.plan = plan;
+        self.codex_seats_enabled =
+            plan == Plan::Enterprise || (plan == Plan::Business && codex_business);
+        self.seat_changes = plan.default_seat_changes();
     }
 
     /// Adds to the change log.

@@ -5,7 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::model::{
-    Invite, Member, MockData, MockService, ROLES, SEAT_TYPES, ScimEmail, Workspace,
+    Invite, Member, MockData, MockService, Plan, ROLES, SEAT_TYPES, ScimEmail, SeatChanges,
+    Workspace,
 };
 use super::scim::identity::{self, GroupFields, UserFields};
 
@@ -58,9 +59,17 @@ pub struct MockFixture {
 pub struct WorkspaceFixture {
     /// Workspace id.
     pub account_id: String,
-    /// `business`, `enterprise` or `edu`.
-    #[serde(default = "default_plan")]
-    pub plan: String,
+    /// `business`, `enterprise` (the default), `edu`, `teachers` or `healthcare`.
+    #[serde(default)]
+    pub plan: Plan,
+    /// Whether a Business workspace may hold Codex seats (it had one before 2026-06-24);
+    /// Enterprise always may, the other plans never. Default: false.
+    #[serde(default)]
+    pub codex_seats_enabled: bool,
+    /// Switch: how an existing member's seat type changes, `account-manager` or `self-service`
+    /// (default: self-service on Business, the account manager elsewhere).
+    #[serde(default)]
+    pub seat_changes: Option<SeatChanges>,
     /// `default` or `usage_based`.
     #[serde(default = "default_seat")]
     pub default_seat_type: String,
@@ -188,9 +197,6 @@ pub struct InviteFixture {
     pub is_scim_managed: bool,
 }
 
-fn default_plan() -> String {
-    "enterprise".to_string()
-}
 fn default_seat() -> String {
     "default".to_string()
 }
@@ -236,6 +242,32 @@ impl MockFixture {
                 spec.check().map_err(|e| format!("{at} generate: {e}"))?;
             }
             check_value(&at, "default_seat_type", &ws.default_seat_type, &SEAT_TYPES)?;
+            if ws.codex_seats_enabled && ws.plan != Plan::Business {
+                return Err(format!(
+                    "{at}: codex_seats_enabled is for Business workspaces; {} {}",
+                    ws.plan.as_str(),
+                    if ws.plan.has_codex_seats() { "always has them" } else { "never has them" }
+                ));
+            }
+            let mut rules = Workspace::new(&ws.account_id);
+            rules.set_plan(ws.plan, ws.codex_seats_enabled);
+            let fits = |at: &str, role: &str, seat: Option<&str>| -> Result<(), String> {
+                if !rules.allows_role(role) {
+                    return Err(format!(
+                        "{at}: role {role:?} does not exist on the {} plan",
+                        ws.plan.as_str()
+                    ));
+                }
+                match seat {
+                    Some(seat) if !rules.allows_seat(seat) => Err(format!(
+                        "{at}: seat_type {seat:?} is not available on this workspace's plan ({}{})",
+                        ws.plan.as_str(),
+                        if ws.plan == Plan::Business { " without codex_seats_enabled" } else { "" }
+                    )),
+                    _ => Ok(()),
+                }
+            };
+            fits(&at, "standard-user", Some(&ws.default_seat_type))?;
             for (i, t) in ws.tokens.iter().enumerate() {
                 check_value(&format!("{at} token[{i}]"), "role", &t.role, &ROLES)?;
             }
@@ -245,6 +277,7 @@ impl MockFixture {
                 if let Some(seat) = &m.seat_type {
                     check_value(&at, "seat_type", seat, &SEAT_TYPES)?;
                 }
+                fits(&at, &m.role, m.seat_type.as_deref())?;
                 check_email(&at, &m.email)?;
             }
             for (i, inv) in ws.invites.iter().enumerate() {
@@ -253,6 +286,7 @@ impl MockFixture {
                 if let Some(seat) = &inv.seat_type {
                     check_value(&at, "seat_type", seat, &SEAT_TYPES)?;
                 }
+                fits(&at, &inv.role, inv.seat_type.as_deref())?;
                 check_email(&at, &inv.email_address)?;
             }
             validate_scim(ws, &at)?;
@@ -277,7 +311,11 @@ impl MockFixture {
                 Some(spec) => generate(&fixture.account_id, spec),
                 None => Workspace::new(&fixture.account_id),
             };
-            ws.plan = fixture.plan.clone();
+            ws.set_plan(fixture.plan, fixture.codex_seats_enabled);
+            if let Some(mode) = fixture.seat_changes {
+                ws.seat_changes = mode;
+            }
+            fit_to_plan(&mut ws);
             ws.default_seat_type = fixture.default_seat_type.clone();
             ws.seat_limit = fixture.seat_limit;
             ws.owner_change_locked = fixture.owner_change_locked;
@@ -519,6 +557,30 @@ pub fn generate(account_id: &str, spec: GenerateSpec) -> Workspace {
         });
     }
     ws
+}
+
+/// Gives the people of a generated workspace only roles and seats its plan has: an Analytics
+/// Viewer outside Enterprise becomes a Member, a Codex seat where there are none a ChatGPT one.
+pub fn fit_to_plan(ws: &mut Workspace) {
+    let (role_ok, seat_ok) = (ws.allows_role("analytics-viewer"), ws.allows_seat("usage_based"));
+    let fit_role = |role: &mut String| {
+        if !role_ok && role == "analytics-viewer" {
+            *role = "standard-user".to_string();
+        }
+    };
+    let fit_seat = |seat: &mut String| {
+        if !seat_ok && seat == "usage_based" {
+            *seat = "default".to_string();
+        }
+    };
+    for m in &mut ws.members {
+        fit_role(&mut m.role);
+        fit_seat(&mut m.seat_type);
+    }
+    for i in &mut ws.invites {
+        fit_role(&mut i.role);
+        fit_seat(&mut i.seat_type);
+    }
 }
 
 fn capitalize(word: &str) -> String {

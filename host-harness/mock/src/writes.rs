@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::auth::{Refusal, authorize};
 use super::model::{
     AppliedChangeKind, ErroredEmailShape, Invite, MockData, MockService, ROLES, SEAT_TYPES,
-    Workspace,
+    SeatChanges, Workspace,
 };
 
 /// Most addresses one invite request may carry.
@@ -28,6 +28,27 @@ fn reply(result: Result<Value, Refusal>) -> Response {
 
 fn detail(status: StatusCode, text: &str) -> Refusal {
     (status, json!({"detail": text}))
+}
+
+/// The service's refusal of a seat type the plan does not have (*assumed* text).
+const NO_CODEX: &str = "Codex seats are not available on this plan.";
+
+/// Refuses a role or seat type the workspace's plan does not have.
+fn check_plan(ws: &Workspace, role: Option<&str>, seat: Option<&str>) -> Result<(), Refusal> {
+    if let Some(role) = role
+        && !ws.allows_role(role)
+    {
+        return Err(detail(
+            StatusCode::BAD_REQUEST,
+            &format!("Role {role} is not available on this plan."),
+        ));
+    }
+    if let Some(seat) = seat
+        && !ws.allows_seat(seat)
+    {
+        return Err(detail(StatusCode::BAD_REQUEST, NO_CODEX));
+    }
+    Ok(())
 }
 
 /// Parses a JSON body the way the real (FastAPI) service does: 422 with a `detail` list.
@@ -57,7 +78,7 @@ fn write<F>(
     f: F,
 ) -> Response
 where
-    F: FnOnce(&mut Workspace, &mut u64) -> Result<Value, Refusal>,
+    F: FnOnce(&mut Workspace, &mut u64, &str) -> Result<Value, Refusal>,
 {
     let mut data = service.lock();
     let result = authorize(&data, headers, account_id).and_then(|grant| {
@@ -68,11 +89,11 @@ where
         match workspaces.get_mut(account_id) {
             Some(ws) if ws.drop_writes => {
                 let kept = ws.clone();
-                let answer = f(ws, sequence);
+                let answer = f(ws, sequence, &grant.role);
                 *ws = kept;
                 answer
             }
-            Some(ws) => f(ws, sequence),
+            Some(ws) => f(ws, sequence, &grant.role),
             None => Err(detail(StatusCode::NOT_FOUND, "Account not found")),
         }
     });
@@ -87,7 +108,7 @@ pub async fn patch_member(
     body: Bytes,
 ) -> Response {
     let denied = "Only workspace owners can change member roles and seat types.";
-    write(&service, &headers, &account_id, &[OWNER], denied, |ws, _| {
+    write(&service, &headers, &account_id, &[OWNER], denied, |ws, _, _| {
         let body = body_json(&body)?;
         let role = body.get("role").map(|r| r.as_str().unwrap_or_default().to_string());
         let seat = body.get("seat_type").map(|s| s.as_str().unwrap_or_default().to_string());
@@ -113,11 +134,21 @@ pub async fn patch_member(
         {
             return Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid seat type: {seat}")));
         }
+        check_plan(ws, role.as_deref(), seat.as_deref())?;
+        let seat_changes = ws.seat_changes;
         let member = ws
             .members
             .iter_mut()
             .find(|m| m.id == user_id)
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "User not found"))?;
+        if seat.as_ref().is_some_and(|s| *s != member.seat_type)
+            && seat_changes == SeatChanges::AccountManager
+        {
+            return Err(detail(
+                StatusCode::FORBIDDEN,
+                "Seat type changes are handled by your OpenAI account manager.",
+            ));
+        }
         let mut applied = Vec::new();
         if let Some(role) = role
             && role != member.role
@@ -146,7 +177,7 @@ pub async fn remove_member(
     headers: HeaderMap,
 ) -> Response {
     let denied = "Only workspace owners and admins can remove members.";
-    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, _| {
+    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, _, _| {
         let index = ws
             .members
             .iter()
@@ -200,7 +231,7 @@ pub async fn invite(
     body: Bytes,
 ) -> Response {
     let denied = "Only workspace owners and admins can invite members.";
-    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, sequence| {
+    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, sequence, inviter| {
         let body = body_json(&body)?;
         let emails: Vec<String> = match body.get("email_addresses").and_then(Value::as_array) {
             Some(list) => {
@@ -215,6 +246,8 @@ pub async fn invite(
             ));
         }
         let role = match body.get("role").and_then(Value::as_str) {
+            // An Admin cannot give the Owner role: the service makes the invite a Member's.
+            Some(OWNER) if inviter != OWNER => "standard-user".to_string(),
             Some(role) if ROLES.contains(&role) => role.to_string(),
             Some(role) => {
                 return Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid role: {role}")));
@@ -231,6 +264,7 @@ pub async fn invite(
                 ));
             }
         };
+        check_plan(ws, Some(&role), Some(&seat))?;
         let mut fresh = Vec::new();
         let mut existing = Vec::new();
         let mut errors = Vec::new();
@@ -276,7 +310,7 @@ pub async fn cancel_invite(
     body: Bytes,
 ) -> Response {
     let denied = "Only workspace owners and admins can cancel invites.";
-    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, _| {
+    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, _, _| {
         let body = body_json(&body)?;
         let email = body
             .get("email_address")
@@ -287,6 +321,10 @@ pub async fn cancel_invite(
             .iter()
             .position(|i| i.email_address.eq_ignore_ascii_case(email))
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Invite not found"))?;
+        // The identity provider owns a SCIM-managed invite (*assumed* answer).
+        if ws.invites[index].is_scim_managed {
+            return Err(detail(StatusCode::BAD_REQUEST, "User is managed by SCIM"));
+        }
         let cancelled = ws.invites.remove(index);
         ws.log_change(&cancelled.email_address, AppliedChangeKind::InviteCancelled);
         Ok(json!({"success": true}))
@@ -301,9 +339,12 @@ pub async fn set_default_seat(
     body: Bytes,
 ) -> Response {
     let denied = "Only workspace owners can change the default seat type.";
-    write(&service, &headers, &account_id, &[OWNER], denied, |ws, _| {
+    write(&service, &headers, &account_id, &[OWNER], denied, |ws, _, _| {
         let body = body_json(&body)?;
         match body.get("value").and_then(Value::as_str) {
+            Some(seat) if SEAT_TYPES.contains(&seat) && !ws.allows_seat(seat) => {
+                return Err(detail(StatusCode::BAD_REQUEST, NO_CODEX));
+            }
             Some(seat) if SEAT_TYPES.contains(&seat) => ws.default_seat_type = seat.to_string(),
             Some(seat) => {
                 return Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid seat type: {seat}")));
@@ -316,5 +357,10 @@ pub async fn set_default_seat(
 
 /// The settings object.
 pub fn settings_json(ws: &Workspace) -> Value {
-    json!({"id": ws.account_id, "default_seat_type": ws.default_seat_type, "plan_type": ws.plan})
+    json!({
+        "id": ws.account_id,
+        "default_seat_type": ws.default_seat_type,
+        "plan_type": ws.plan.as_str(),
+        "codex_seats_enabled": ws.codex_seats_enabled,
+    })
 }
