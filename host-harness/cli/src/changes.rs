@@ -7,13 +7,16 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use accessgov_host::Host;
 use accessgov_host::batch::{self, BatchEvent, CallRecord, ChangeReport, ItemReport, ItemRequest};
-use accessgov_host::types::{ChangeOptions, ChangeOutcome, ChangeResult};
+use accessgov_host::types::{
+    Account, AccountRef, AccountStatus, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError,
+};
 
 use super::TenantArgs;
 use super::csv;
 use super::output::{self, out};
-use super::tenant_commands::{account_ref, answer, host_for};
+use super::tenant_commands::{account_ref, answer, host_for, host_with_config};
 
 /// Options of `harness grant` and `harness revoke`.
 #[derive(Debug, Args)]
@@ -189,6 +192,97 @@ impl RowReport {
     }
 }
 
+/// Where a CSV row's person stands, looked up through the connector.
+enum Standing {
+    /// In the workspace (a member or an invite), as this account.
+    Present(Account),
+    /// Not in it: the row invites them.
+    New,
+}
+
+/// Looks `email` up through the tenant's connector.
+async fn standing(host: &Host, tenant: &str, email: &str) -> anyhow::Result<Standing> {
+    let report = host.get_account(tenant, AccountRef::Email(email.to_string())).await?;
+    match report.result {
+        Ok(account) => Ok(Standing::Present(account)),
+        Err(accessgov_host::CallError::Connector(ConnectorError::NotFound(_))) => Ok(Standing::New),
+        Err(error) => bail!("could not look {email} up (call {}): {error}", report.call_id),
+    }
+}
+
+/// Settles the rows whose role depends on whether the person is new, as OpenAI's CSV rule
+/// (an unknown or not-permitted role becomes Member) is about invitations only: a row with an
+/// unknown role is malformed for someone already in the workspace (a typo must never demote
+/// anyone) and makes a new person a Member; an Owner row for a new person makes them a Member
+/// when the tenant's integration account is not an Owner (an Admin cannot give the Owner role).
+/// One lookup per such row; a row that cannot be looked up is malformed, with the reason.
+async fn settle_roles(
+    host: &Host,
+    tenant: &str,
+    integration: Option<&str>,
+    rows: Vec<csv::Row>,
+) -> anyhow::Result<(Vec<csv::Row>, Vec<csv::Malformed>)> {
+    let owner_rows = rows.iter().any(|r| r.role.as_deref() == Some("role:owner"));
+    let integration_is_owner = match integration {
+        Some(email) if owner_rows => match standing(host, tenant, email).await? {
+            Standing::Present(account) => {
+                account.status == AccountStatus::Active
+                    && account.entitlements.iter().any(|e| e == "role:owner")
+            }
+            Standing::New => false,
+        },
+        // Unknown: the connector checks when it names its integration account.
+        _ => true,
+    };
+    let (mut settled, mut malformed) = (Vec::new(), Vec::new());
+    for mut row in rows {
+        let owner_not_permitted =
+            !integration_is_owner && row.role.as_deref() == Some("role:owner");
+        if row.unknown_role.is_none() && !owner_not_permitted {
+            settled.push(row);
+            continue;
+        }
+        match standing(host, tenant, &row.email).await {
+            Err(error) => {
+                malformed.push(csv::Malformed { line: row.line, reason: format!("{error:#}") })
+            }
+            Ok(Standing::Present(account)) => match row.unknown_role.take() {
+                Some(value) => {
+                    let holds: Vec<&str> = account
+                        .entitlements
+                        .iter()
+                        .filter(|e| e.starts_with("role:"))
+                        .map(String::as_str)
+                        .collect();
+                    malformed.push(csv::Malformed {
+                        line: row.line,
+                        reason: format!(
+                            "role {value:?} is not owner, admin, member or analytics_viewer; {} is already in the workspace ({}), and a row never changes an existing role it cannot read: nothing was changed",
+                            row.email,
+                            holds.join(", ")
+                        ),
+                    });
+                }
+                // The connector refuses it, naming the integration account.
+                None => settled.push(row),
+            },
+            Ok(Standing::New) => {
+                let why = match row.unknown_role.take() {
+                    Some(value) => format!("role {value:?} is not a role"),
+                    None => format!(
+                        "the integration account {} is not an Owner, and only an Owner can give the Owner role",
+                        integration.unwrap_or_default()
+                    ),
+                };
+                row.notes.push(format!("{why}: invited as Member (OpenAI's CSV rule)"));
+                row.role = Some("role:member".to_string());
+                settled.push(row);
+            }
+        }
+    }
+    Ok((settled, malformed))
+}
+
 /// A JSON line of `apply --json`: a row, a call, or the closing summary.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
@@ -205,8 +299,12 @@ enum JsonLine<'a> {
 /// and per call as soon as each is known, then a summary line. The exit status is non-zero,
 /// after all of it is printed, when any row did not end where it was asked to be.
 pub async fn apply(args: ApplyArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let (rows, malformed) = csv::read(&args.csv)?;
-    let (host, tenant) = host_for(&args.tenant, cache_dir).await?;
+    let (rows, mut malformed) = csv::read(&args.csv)?;
+    let (host, config) = host_with_config(&args.tenant, cache_dir).await?;
+    let tenant = config.id.clone();
+    let integration = config.settings.get("integration-account").map(ToString::to_string);
+    let (rows, unsettled) = settle_roles(&host, &tenant, integration.as_deref(), rows).await?;
+    malformed.extend(unsettled);
     let json = args.tenant.json;
     let emit_json = |line: JsonLine<'_>| match output::json_line(&line) {
         Ok(text) => output::emit(&text),

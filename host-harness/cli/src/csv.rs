@@ -1,10 +1,12 @@
 //! OpenAI's bulk CSV (`email,role,seat type`) read into per-row intents.
 //!
 //! As OpenAI documents: values are case-insensitive; roles are `owner, admin, member,
-//! analytics_viewer`, and a missing or unknown role becomes `member`; seat types are `ChatGPT`
-//! and `Codex`, and a missing one becomes the workspace default. For people who are already
-//! members, an empty role or seat column leaves that attribute as it is (the rule is about
-//! invitations; a CSV that omits a column should not demote anyone).
+//! analytics_viewer`, and a missing, unknown or not-permitted role becomes `member`; seat types
+//! are `ChatGPT` and `Codex`, and a missing one becomes the workspace default. That rule is about
+//! invitations: a CSV must never demote anyone by accident, so for people already in the
+//! workspace an empty role or seat column leaves that attribute as it is, and an unknown role
+//! (`ownr`) makes the row malformed. Which people are new is known only to the connector: a row
+//! with an unknown role is held in [`Row::unknown_role`] until `apply` has looked the person up.
 //!
 //! Fields are read by the `csv` crate (RFC 4180: quoted fields with commas, doubled quotes,
 //! CRLF line ends, a byte-order mark). Whether an address is an email is the connector's to
@@ -28,6 +30,9 @@ pub struct Row {
     pub email: String,
     /// `role:*` entitlement, if the row names (or defaults) a role.
     pub role: Option<String>,
+    /// The role column's value when it names no role: the row changes no role until `apply`
+    /// has decided (a new person becomes Member, an existing one makes the row malformed).
+    pub unknown_role: Option<String>,
     /// `seat:*` entitlement, if the row names a seat type.
     pub seat: Option<String>,
     /// Notes about defaults applied, for the result table.
@@ -215,7 +220,6 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, String> {
         return Err("the email column is empty".to_string());
     }
     let email = raw.to_lowercase();
-    let mut notes = Vec::new();
     let role_field = fields.get(1).map(|r| r.to_lowercase()).unwrap_or_default();
     let role = match role_field.replace([' ', '-'], "_").as_str() {
         "" => None,
@@ -223,18 +227,23 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, String> {
         "admin" => Some("role:admin"),
         "member" => Some("role:member"),
         "analytics_viewer" => Some("role:analytics-viewer"),
-        _ => {
-            notes.push(format!("unknown role {role_field:?} treated as member"));
-            Some("role:member")
-        }
+        _ => None,
     };
+    let unknown_role = (role.is_none() && !role_field.is_empty()).then(|| fields[1].clone());
     let seat = match fields.get(2).map(|s| s.to_lowercase()).unwrap_or_default().as_str() {
         "" => None,
         "chatgpt" => Some("seat:chatgpt"),
         "codex" => Some("seat:codex"),
         other => return Err(format!("seat type {other:?} is not ChatGPT or Codex")),
     };
-    Ok(Row { line, email, role: role.map(String::from), seat: seat.map(String::from), notes })
+    Ok(Row {
+        line,
+        email,
+        role: role.map(String::from),
+        unknown_role,
+        seat: seat.map(String::from),
+        notes: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -254,8 +263,10 @@ mod tests {
         assert_eq!(rows[0].role.as_deref(), Some("role:admin"));
         assert_eq!(rows[0].seat.as_deref(), Some("seat:codex"));
         assert_eq!(rows[1].changes().len(), 1, "email only: workspace access");
-        assert_eq!(rows[2].role.as_deref(), Some("role:member"));
-        assert!(rows[2].notes[0].contains("boss"));
+        // An unknown role changes no role until the person is looked up.
+        assert_eq!(rows[2].role, None);
+        assert_eq!(rows[2].unknown_role.as_deref(), Some("boss"));
+        assert_eq!(rows[2].changes().len(), 1, "the seat only");
         assert_eq!(lines(&malformed), [5, 6, 8, 9]);
     }
 
@@ -267,8 +278,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].line, rows[0].email.as_str()), (2, "ann@x.com"));
         // A comma inside quotes is part of the field, not a fourth column.
-        assert_eq!(rows[1].role.as_deref(), Some("role:member"));
-        assert!(rows[1].notes[0].contains("member, please"), "{:?}", rows[1].notes);
+        assert_eq!(rows[1].unknown_role.as_deref(), Some("member, please"));
         assert_eq!(rows[1].seat.as_deref(), Some("seat:chatgpt"));
     }
 

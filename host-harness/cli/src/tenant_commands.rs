@@ -4,7 +4,7 @@ use super::output::out;
 use std::path::{Path, PathBuf};
 
 use accessgov_host::types::{Account, AccountRef, Entitlement, PageRequest};
-use accessgov_host::{CallReport, Host, HostConfig, TenantsFile};
+use accessgov_host::{CallReport, Host, HostConfig, TenantConfig, TenantsFile};
 use anyhow::{Context, anyhow};
 
 use super::TenantArgs;
@@ -15,6 +15,15 @@ pub async fn host_for(
     args: &TenantArgs,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<(Host, String)> {
+    let (host, config) = host_with_config(args, cache_dir).await?;
+    Ok((host, config.id))
+}
+
+/// [`host_for`], returning the tenant's configuration instead of its id.
+pub async fn host_with_config(
+    args: &TenantArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<(Host, TenantConfig)> {
     let file = TenantsFile::read(&args.tenants)?;
     let tenant = file
         .select(args.tenant.as_deref())
@@ -26,7 +35,7 @@ pub async fn host_for(
     })?;
     let base = args.tenants.parent().unwrap_or(Path::new("."));
     host.add_tenant_checked(tenant, base).await?;
-    Ok((host, tenant.id.clone()))
+    Ok((host, tenant.clone()))
 }
 
 /// The call's answer, or an error carrying the classification and the connector's output.

@@ -353,7 +353,9 @@ async fn workspace(
     service.put_workspace(seed::generate(ws, GenerateSpec { members, invites: 0, seed: 3 }));
     service.add_token(OWNER_TOKEN, ws, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
-    add(host, &tenant(&server, ws, ws, call_timeout_ms));
+    let mut tenant = tenant(&server, ws, ws, call_timeout_ms);
+    crate::common::self_service_seats(&service, ws, &mut tenant);
+    add(host, &tenant);
     (server, service)
 }
 

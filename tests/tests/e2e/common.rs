@@ -36,6 +36,16 @@ pub async fn mock(account_id: &str, members: usize, invites: usize) -> MockServe
     MockServer::start_local(service).await.unwrap()
 }
 
+/// Lets Owners change members' seat types in the console on workspace `account_id` (the mock's
+/// switch for that assumed rule: an Enterprise workspace sends them to the account manager) and
+/// tells `tenant` so, for tests that change members' seats on an Enterprise workspace.
+pub fn self_service_seats(service: &MockService, account_id: &str, tenant: &mut TenantConfig) {
+    if let Some(ws) = service.lock().workspaces.get_mut(account_id) {
+        ws.seat_changes = accessgov_mock::SeatChanges::SelfService;
+    }
+    tenant.settings.insert("seat-changes".into(), SettingValue::Text("self-service".into()));
+}
+
 /// Registers `tenant` on `host`.
 pub fn add(host: &Host, tenant: &TenantConfig) {
     host.add_tenant(tenant, Path::new(".")).unwrap();

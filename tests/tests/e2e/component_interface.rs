@@ -14,7 +14,7 @@ fn the_connector_exports_the_contract_and_imports_only_allowed_interfaces() {
     let found = imports::interfaces(host.engine(), &component);
     println!("imports: {:#?}\nexports: {:#?}", found.imports, found.exports);
 
-    assert_eq!(found.exports, vec!["accessgov:connector/connector@0.1.0".to_string()]);
+    assert_eq!(found.exports, vec!["accessgov:connector/connector@0.2.0".to_string()]);
     let allowed_families = [
         "wasi:http/",
         "wasi:config/",

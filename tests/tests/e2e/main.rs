@@ -13,5 +13,6 @@ mod mock_scim;
 mod provisioning;
 mod read_path;
 mod resilience;
+mod rules;
 mod sandbox;
 mod template;

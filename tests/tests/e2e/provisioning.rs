@@ -17,7 +17,9 @@ const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
 async fn setup(members: usize) -> (std::sync::Arc<Host>, MockServer) {
     let server = mock(WS, members, 0).await;
     let host = host();
-    add(&host, &server.chatgpt_tenant("t", WS, OWNER_TOKEN));
+    let mut tenant = server.chatgpt_tenant("t", WS, OWNER_TOKEN);
+    crate::common::self_service_seats(server.service(), WS, &mut tenant);
+    add(&host, &tenant);
     (host, server)
 }
 

@@ -284,6 +284,7 @@ async fn a_thousand_operations_at_a_twenty_percent_fault_rate_end_in_the_right_s
     tenant.settings.insert("retry-base-ms".into(), SettingValue::Integer(2));
     tenant.settings.insert("max-attempts".into(), SettingValue::Integer(8));
     tenant.limits.first_byte_timeout_ms = Some(150);
+    crate::common::self_service_seats(server.service(), "ws-random", &mut tenant);
     add(&host, &tenant);
     let start = server.service().workspace("ws-random").unwrap();
     let mut people: Vec<String> = start
