@@ -34,7 +34,11 @@ pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<(
     let service = MockService::new();
     let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 42 };
     spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
-    service.put_workspace(seed::generate(ACCOUNT_ID, spec));
+    let workspace = seed::generate(ACCOUNT_ID, spec);
+    // The generated workspace's first member is its Owner: the demo's integration account,
+    // which test-connection checks.
+    let integration = workspace.members.first().map(|m| m.email.clone());
+    service.put_workspace(workspace);
     service.add_token(TOKEN, ACCOUNT_ID, "account-owner");
     let server = MockServer::start_local(service.clone()).await?;
 
@@ -45,6 +49,9 @@ pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<(
     })?;
     let mut tenant = server.chatgpt_tenant("demo", ACCOUNT_ID, TOKEN);
     tenant.settings.insert("page-size".to_string(), SettingValue::Integer(5));
+    if let Some(email) = integration {
+        tenant.settings.insert("integration-account".to_string(), SettingValue::Text(email));
+    }
     host.add_tenant(&tenant, Path::new("."))?;
 
     let info = answer(host.info("demo").await?)?;

@@ -193,7 +193,9 @@ async fn campaign(host: Arc<Host>, scenario: Scenario, seed: u64) {
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let intents = intents(&service, &ws, 2000);
     let id = format!("{ws}-tenant");
-    add(&host, &tenant(&server, &id, &ws, 8_000));
+    let mut tenant = tenant(&server, &id, &ws, 8_000);
+    crate::common::self_service_seats(&service, &ws, &mut tenant);
+    add(&host, &tenant);
 
     let watcher = match scenario {
         Scenario::RandomFaults => {
