@@ -72,6 +72,9 @@ pub const ROLES: [Role; 4] = [
     },
 ];
 
+/// The Owner role, the only one that may change roles and seat types or give the Owner role.
+pub const OWNER: &Role = &ROLES[0];
+
 /// Every seat type.
 pub const SEATS: [Seat; 2] = [
     Seat {

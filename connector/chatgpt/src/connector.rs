@@ -75,14 +75,11 @@ impl<T: Transport> ChatGptConnector<T> {
         }
         let rules = WorkspaceRules::from_settings(&settings, self.settings.seat_changes);
         let _ = self.rules.set(rules);
-        match (&self.settings.integration_account, self.integration_account()?) {
-            (Some(email), Some(account)) if *account != IntegrationAccount::Owner => {
-                Err(ConnectorError::PermissionDenied(format!(
-                    "the integration account {email} {}; the connector acts as it, and role and seat changes need an active Owner",
-                    account.standing(&self.settings.account_id)
-                )))
-            }
-            _ => Ok(()),
+        match self.not_an_owner()? {
+            Some(why) => Err(ConnectorError::PermissionDenied(format!(
+                "{why}; the connector acts as it, and role and seat changes need an active Owner"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -117,7 +114,7 @@ impl<T: Transport> ChatGptConnector<T> {
         })?;
         let account = match member {
             Some(m) if m.deactivated_time.is_some() => IntegrationAccount::Deactivated,
-            Some(m) if m.role == catalog::ROLES[0].console => IntegrationAccount::Owner,
+            Some(m) if m.role == catalog::OWNER.console => IntegrationAccount::Owner,
             Some(m) => IntegrationAccount::Member { role: m.role },
             None => {
                 let invite = scan(&console, "invites", email, concurrency, |i: &Invite| {
@@ -133,17 +130,26 @@ impl<T: Transport> ChatGptConnector<T> {
         Ok(Some(self.integration.get_or_init(|| account)))
     }
 
+    /// Where the integration account stands ("the integration account x is an Admin of ..."),
+    /// when the tenant names one and it is not an active Owner.
+    fn not_an_owner(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(match (&self.settings.integration_account, self.integration_account()?) {
+            (Some(email), Some(account)) if *account != IntegrationAccount::Owner => Some(format!(
+                "the integration account {email} {}",
+                account.standing(&self.settings.account_id)
+            )),
+            _ => None,
+        })
+    }
+
     /// Refuses, before any request, a write that needs an Owner (`what`) when the integration
     /// account is known not to be one.
     pub(crate) fn require_owner(&self, what: &str) -> Result<(), ConnectorError> {
-        match (&self.settings.integration_account, self.integration_account()?) {
-            (Some(email), Some(account)) if *account != IntegrationAccount::Owner => {
-                Err(ConnectorError::PermissionDenied(format!(
-                    "{what} needs an Owner, and the integration account {email} {}; nothing was sent",
-                    account.standing(&self.settings.account_id)
-                )))
-            }
-            _ => Ok(()),
+        match self.not_an_owner()? {
+            Some(why) => Err(ConnectorError::PermissionDenied(format!(
+                "{what} needs an Owner, and {why}; nothing was sent"
+            ))),
+            None => Ok(()),
         }
     }
 

@@ -961,7 +961,6 @@ fn play<T: Transport>(
         *state =
             State { presence: Presence::Invited, role: role.to_string(), seat: seat.to_string() };
     };
-    let owner = catalog::ROLES[0].console;
     match (target, grant) {
         (Target::Workspace, true) => match state.presence {
             Presence::Absent => {
@@ -994,7 +993,7 @@ fn play<T: Transport>(
             match state.presence {
                 Presence::Invited if scim_invite => return managed_invite("role"),
                 Presence::Member => connector.require_owner("changing a member's role")?,
-                _ if role.console == owner => {
+                _ if role.console == catalog::OWNER.console => {
                     connector.require_owner("inviting someone as Owner")?
                 }
                 _ => {}
