@@ -50,7 +50,12 @@ impl WorkspaceSpec {
     pub fn generate(&self) -> accessgov_mock::Workspace {
         seed::generate(
             &self.account_id,
-            GenerateSpec { members: self.members, invites: self.invites, seed: SEED },
+            GenerateSpec {
+                members: self.members,
+                invites: self.invites,
+                seed: SEED,
+                join_requests: 0,
+            },
         )
     }
 }

@@ -17,7 +17,7 @@ async fn native_and_wasm_list_the_same_accounts_with_the_same_requests() {
     let service = MockService::new();
     service.put_workspace(seed::generate(
         account,
-        GenerateSpec { members: 650, invites: 30, seed: 3 },
+        GenerateSpec { members: 650, invites: 30, seed: 3, join_requests: 0 },
     ));
     service.add_token(&token_for(account), account, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();

@@ -5,11 +5,14 @@
 use connector_sdk::ConnectorError;
 use connector_sdk::types::{Account, AccountRef, AccountStatus};
 
-use crate::api::{Invite, Member};
+use crate::api::{Invite, JoinRequest, Member};
 use crate::catalog;
 
 /// Prefix of the ids of accounts that are pending invites, so an id says which listing holds it.
 pub const INVITE_ID_PREFIX: &str = "invite:";
+
+/// Prefix of the ids of accounts that are pending join requests.
+pub const REQUEST_ID_PREFIX: &str = "request:";
 
 /// Prefix of group entitlement ids.
 pub const GROUP_PREFIX: &str = "group:";
@@ -43,6 +46,24 @@ pub fn reference_key(reference: &AccountRef) -> Result<String, ConnectorError> {
 /// The key of a pending invite: `invite:<id>`.
 pub fn invite_key(invite: &Invite) -> String {
     format!("{}{}", INVITE_ID_PREFIX, invite.id)
+}
+
+/// The key of a pending join request: `request:<id>`.
+pub fn request_key(request: &JoinRequest) -> String {
+    format!("{}{}", REQUEST_ID_PREFIX, request.id)
+}
+
+/// The account of a pending join request: someone who asked to join and holds nothing yet.
+pub fn request_account(request: JoinRequest) -> Account {
+    Account {
+        id: request_key(&request),
+        email: Some(request.email),
+        display_name: request.name.filter(|n| !n.is_empty()),
+        status: AccountStatus::Requested,
+        entitlements: Vec::new(),
+        managed_by: None,
+        created_at: request.created_time,
+    }
 }
 
 /// The account of a console member.

@@ -58,6 +58,21 @@ pub struct Invite {
     pub is_scim_managed: bool,
 }
 
+/// A pending request to join the workspace, as the console lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct JoinRequest {
+    /// Request id (a UUID).
+    pub id: String,
+    /// The address of the person asking.
+    pub email: String,
+    /// Their name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// When they asked.
+    #[serde(default)]
+    pub created_time: Option<String>,
+}
+
 /// One page of a console listing.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct ListPage<T> {

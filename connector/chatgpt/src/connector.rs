@@ -4,8 +4,13 @@ use std::cell::OnceCell;
 
 use serde::de::DeserializeOwned;
 
-use crate::accounts::{INVITE_ID_PREFIX, member_account, validate_email, validate_id};
-use crate::api::{ConsoleClient, ConsoleReads, Invite, ListPage, Member, console_client};
+use crate::accounts::{
+    INVITE_ID_PREFIX, REQUEST_ID_PREFIX, member_account, request_account, validate_email,
+    validate_id,
+};
+use crate::api::{
+    ConsoleClient, ConsoleReads, Invite, JoinRequest, ListPage, Member, console_client,
+};
 use crate::catalog;
 use crate::cursor::{Cursor, Phase};
 use crate::scim;
@@ -153,14 +158,22 @@ impl<T: Transport> ChatGptConnector<T> {
         }
     }
 
-    /// One page of accounts: members first, then pending invites.
+    /// The listings of accounts, in listing order.
+    fn account_phases(&self) -> &'static [Phase] {
+        if self.settings.join_requests {
+            &[Phase::Members, Phase::Invites, Phase::Requests]
+        } else {
+            &[Phase::Members, Phase::Invites]
+        }
+    }
+
+    /// One page of accounts: members first, then pending invites, then pending join requests.
     pub fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>, ConnectorError> {
         let size = self.settings.effective_page_size(page.size)?;
+        let phases = self.account_phases();
         let mut cursor = match &page.cursor {
             None => Cursor { phase: Phase::Members, offset: 0, total: None },
-            Some(raw) => {
-                Cursor::decode(raw, &self.settings.account_id, &[Phase::Members, Phase::Invites])?
-            }
+            Some(raw) => Cursor::decode(raw, &self.settings.account_id, phases)?,
         };
         let console = self.console();
         let concurrency = self.settings.read_concurrency;
@@ -178,18 +191,26 @@ impl<T: Transport> ChatGptConnector<T> {
                         Ok(false)
                     })?
                 }
+                Phase::Requests => {
+                    let listed = walk(&console, JOIN_REQUESTS, "", concurrency, at, wanted, |r| {
+                        items.push(request_account(r));
+                        Ok(false)
+                    });
+                    listed.map_err(join_requests_unserved)?
+                }
                 _ => walk(&console, "users", "", concurrency, at, wanted, |member: Member| {
                     items.push(member_account(member));
                     Ok(false)
                 })?,
             };
-            cursor = match (stopped, cursor.phase) {
-                (None, Phase::Invites) => {
+            let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
+            cursor = match (stopped, next_phase) {
+                (None, None) => {
                     self.add_groups(&mut items)?;
                     return Ok(Page { items, next_cursor: None });
                 }
-                (None, _) => Cursor { phase: Phase::Invites, offset: 0, total: None },
-                (Some(at), phase) => Cursor { phase, offset: at.offset, total: at.total },
+                (None, Some(phase)) => Cursor { phase, offset: 0, total: None },
+                (Some(at), _) => Cursor { phase: cursor.phase, offset: at.offset, total: at.total },
             };
             if items.len() as u32 >= size {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
@@ -226,10 +247,15 @@ impl<T: Transport> ChatGptConnector<T> {
                 let invite = scan(&console, "invites", &email, concurrency, |i: &Invite| {
                     i.email_address.eq_ignore_ascii_case(&email)
                 })?;
-                match invite {
-                    Some(invite) => self.invite_account(&invite),
+                if let Some(invite) = invite {
+                    return self.invite_account(&invite);
+                }
+                match self
+                    .find_request(&console, &email, |r| r.email.eq_ignore_ascii_case(&email))?
+                {
+                    Some(request) => Ok(request_account(request)),
                     None => Err(ConnectorError::NotFound(format!(
-                        "no member or pending invite has the email {email:?}"
+                        "no member, pending invite or join request has the email {email:?}"
                     ))),
                 }
             }
@@ -237,22 +263,38 @@ impl<T: Transport> ChatGptConnector<T> {
                 let id = validate_id(id)?;
                 let console = self.console();
                 let concurrency = self.settings.read_concurrency;
-                let found = match id.strip_prefix(INVITE_ID_PREFIX) {
-                    Some(invite_id) => {
-                        scan(&console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?
-                            .map(|i| self.invite_account(&i))
-                            .transpose()?
-                    }
-                    None => scan(&console, "users", "", concurrency, |m: &Member| m.id == id)?
-                        .map(member_account),
+                let found = if let Some(invite_id) = id.strip_prefix(INVITE_ID_PREFIX) {
+                    scan(&console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?
+                        .map(|i| self.invite_account(&i))
+                        .transpose()?
+                } else if let Some(request_id) = id.strip_prefix(REQUEST_ID_PREFIX) {
+                    self.find_request(&console, "", |r| r.id == request_id)?.map(request_account)
+                } else {
+                    scan(&console, "users", "", concurrency, |m: &Member| m.id == id)?
+                        .map(member_account)
                 };
                 found.ok_or_else(|| {
                     ConnectorError::NotFound(format!(
-                        "no member or pending invite has the id {id:?}"
+                        "no member, pending invite or join request has the id {id:?}"
                     ))
                 })
             }
         }
+    }
+
+    /// The first join request matching `query` (empty: all) for which `matches` holds; `None`
+    /// also when the tenant does not list join requests.
+    pub(crate) fn find_request(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        query: &str,
+        matches: impl Fn(&JoinRequest) -> bool,
+    ) -> Result<Option<JoinRequest>, ConnectorError> {
+        if !self.settings.join_requests {
+            return Ok(None);
+        }
+        let concurrency = self.settings.read_concurrency;
+        scan(console, JOIN_REQUESTS, query, concurrency, matches).map_err(join_requests_unserved)
     }
 
     /// One page of entitlements: the fixed ones, then (with SCIM configured) one per group.
@@ -320,6 +362,20 @@ impl<T: Transport> ChatGptConnector<T> {
             managed_by: invite.is_scim_managed.then(|| "scim".to_string()),
             created_at: invite.created_time.clone(),
         })
+    }
+}
+
+/// The console's listing of pending join requests.
+pub(crate) const JOIN_REQUESTS: &str = "join_requests";
+
+/// A join-request listing the console does not serve (404) is a setting to change, not a
+/// missing account: the tenant is told which.
+pub(crate) fn join_requests_unserved(error: ConnectorError) -> ConnectorError {
+    match error {
+        ConnectorError::NotFound(message) => ConnectorError::InvalidConfig(format!(
+            "{message}; this workspace's console serves no join requests: set `join-requests = false` to work without them"
+        )),
+        other => other,
     }
 }
 
@@ -613,6 +669,7 @@ mod tests {
             read_concurrency,
             integration_account: None,
             seat_changes: None,
+            join_requests: false,
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay: std::time::Duration::from_millis(1),

@@ -13,6 +13,8 @@ pub enum Phase {
     Members,
     /// Accounts: `GET /invites`, after the members.
     Invites,
+    /// Accounts: `GET /join_requests`, after the invites.
+    Requests,
     /// The fixed entitlements.
     Entitlements,
 }
@@ -22,6 +24,7 @@ impl Listing for Phase {
         match self {
             Phase::Members => 'm',
             Phase::Invites => 'i',
+            Phase::Requests => 'r',
             Phase::Entitlements => 'e',
         }
     }

@@ -287,7 +287,8 @@ impl<T: Transport> ChatGptConnector<T> {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            let (member, invite) = found.get(&key).cloned().unwrap_or_default();
+            let crate::provision::Found { member, invite, .. } =
+                found.get(&key).cloned().unwrap_or_default();
             let account = match (member, invite) {
                 (Some(member), _) => member_account(member),
                 (None, Some(invite)) => self.invite_account(&invite)?,
@@ -530,6 +531,7 @@ mod tests {
             read_concurrency: 1,
             integration_account: None,
             seat_changes: None,
+            join_requests: true,
             retry: RetryPolicy {
                 max_attempts: 2,
                 base_delay: std::time::Duration::from_millis(1),

@@ -11,11 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::json;
 
 use crate::accounts::{
-    INVITE_ID_PREFIX, SNAPSHOT_THRESHOLD, group_id, invite_key, member_account, reference_key,
+    INVITE_ID_PREFIX, REQUEST_ID_PREFIX, SNAPSHOT_THRESHOLD, group_id, invite_key, member_account,
+    reference_key, request_account, request_key,
 };
-use crate::api::{ConsoleClient, ConsoleReads, Invite, InviteResponse, Member};
+use crate::api::{ConsoleClient, ConsoleReads, Invite, InviteResponse, JoinRequest, Member};
 use crate::catalog::{self, Role, Seat};
-use crate::connector::{ChatGptConnector, Position, scan, walk};
+use crate::connector::{
+    ChatGptConnector, JOIN_REQUESTS, Position, join_requests_unserved, scan, walk,
+};
 use crate::settings::MAX_PAGE_SIZE;
 use crate::workspace::SeatChanges;
 use connector_sdk::ConnectorError;
@@ -31,8 +34,26 @@ use connector_sdk::{ChangeAction, ChangeRequest};
 /// Largest number of addresses sent in one bulk invite.
 pub const INVITE_CHUNK: usize = 100;
 
-/// What a lookup found for one reference: the member and the pending invite, if any.
-type Found = (Option<Member>, Option<Invite>);
+/// What a lookup found for one reference: the member, the pending invite and the pending join
+/// request, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    /// The member.
+    pub member: Option<Member>,
+    /// The pending invite.
+    pub invite: Option<Invite>,
+    /// The pending join request.
+    pub request: Option<JoinRequest>,
+}
+
+/// How long each of the console's listings of people is; `requests` is `None` when the tenant
+/// does not list join requests.
+#[derive(Debug, Clone, Copy)]
+struct Lengths {
+    members: u64,
+    invites: u64,
+    requests: Option<u64>,
+}
 
 /// What an entitlement id names.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +84,8 @@ fn parse_target(id: &str) -> Result<Target, ConnectorError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Presence {
     Absent,
+    /// Asked to join; holds no role or seat until approved.
+    Requested,
     Invited,
     Member,
 }
@@ -76,10 +99,11 @@ struct State {
 }
 
 impl State {
-    /// Whether two states agree on everything that exists: someone absent has no role or seat.
+    /// Whether two states agree on everything that exists: someone absent, or who only asked
+    /// to join, has no role or seat.
     fn agrees_with(&self, other: &State) -> bool {
         self.presence == other.presence
-            && (self.presence == Presence::Absent
+            && (matches!(self.presence, Presence::Absent | Presence::Requested)
                 || (self.role == other.role && self.seat == other.seat))
     }
 }
@@ -90,6 +114,7 @@ struct Subject {
     email: String,
     member: Option<Member>,
     invite: Option<Invite>,
+    request: Option<JoinRequest>,
     initial: State,
     desired: State,
     planned: Vec<PlannedRequest>,
@@ -198,14 +223,14 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut effects: Vec<Result<(usize, Effect), ConnectorError>> = Vec::new();
         for (change, key) in changes.iter().zip(refs) {
             let effect = key.and_then(|key| {
-                let (member, invite) = found.get(&key).cloned().unwrap_or_default();
-                let subject = match (&change.account, &member, &invite) {
-                    (AccountRef::Id(id), None, None) => {
+                let person = found.get(&key).cloned().unwrap_or_default();
+                let subject = match (&change.account, &person) {
+                    (AccountRef::Id(id), Found { member: None, invite: None, request: None }) => {
                         return Err(ConnectorError::NotFound(format!(
-                            "no member or pending invite has the id {id:?}"
+                            "no member, pending invite or join request has the id {id:?}"
                         )));
                     }
-                    _ => new_subject(&key, member, invite, self)?,
+                    _ => new_subject(&key, person, self)?,
                 };
                 let identity = subject.email.clone();
                 let index = *index_of.entry(identity).or_insert_with(|| {
@@ -258,7 +283,7 @@ impl<T: Transport> ChatGptConnector<T> {
                     return Err(error.clone());
                 }
                 let invites = subject.desired.presence == Presence::Invited
-                    && subject.sent.iter().any(|r| r.method == "POST");
+                    && subject.sent.iter().any(is_invite);
                 Ok(ChangeResult {
                     outcome: if invites { ChangeOutcome::Pending } else { ChangeOutcome::Applied },
                     replaced: effect.replaced,
@@ -271,11 +296,13 @@ impl<T: Transport> ChatGptConnector<T> {
             .collect())
     }
 
-    /// Finds the member and invite of every reference: one lookup each, or the whole workspace
-    /// listed once when that waits for fewer round trips. For more than [`SNAPSHOT_THRESHOLD`]
-    /// people the two listings' lengths are read first (an item each): a lookup by email is a
-    /// search of each listing, but one by id reads its listing until the id turns up, as the
-    /// console looks up no one by id. A big workspace is then not listed for a few dozen emails.
+    /// Finds the member, invite and join request of every reference: one lookup each, or the
+    /// whole workspace listed once when that waits for fewer round trips. For more than
+    /// [`SNAPSHOT_THRESHOLD`] people the listings' lengths are read first (an item each): a
+    /// lookup by email is a search of each listing (of the join requests only for someone who is
+    /// neither a member nor invited), but one by id reads its listing until the id turns up, as
+    /// the console looks up no one by id. A big workspace is then not listed for a few dozen
+    /// emails.
     pub(crate) fn lookup(
         &self,
         console: &ConsoleClient<'_, T>,
@@ -287,17 +314,30 @@ impl<T: Transport> ChatGptConnector<T> {
         let concurrency = self.settings.read_concurrency;
         let lengths = if distinct.len() > SNAPSHOT_THRESHOLD {
             let members = listing_length::<T, Member>(console, "users")?;
-            Some((members, listing_length::<T, Invite>(console, "invites")?))
+            let invites = listing_length::<T, Invite>(console, "invites")?;
+            let requests = match self.settings.join_requests {
+                true => Some(
+                    listing_length::<T, JoinRequest>(console, JOIN_REQUESTS)
+                        .map_err(join_requests_unserved)?,
+                ),
+                false => None,
+            };
+            Some(Lengths { members, invites, requests })
         } else {
             None
         };
-        if let Some((members_total, invites_total)) = lengths
-            && listing_is_cheaper(&distinct, members_total, invites_total, concurrency)
+        if let Some(lengths) = lengths
+            && listing_is_cheaper(&distinct, lengths, concurrency)
         {
             let members: Vec<Member> =
-                list_everything(console, "users", concurrency, members_total)?;
+                list_everything(console, "users", concurrency, lengths.members)?;
             let invites: Vec<Invite> =
-                list_everything(console, "invites", concurrency, invites_total)?;
+                list_everything(console, "invites", concurrency, lengths.invites)?;
+            let requests: Vec<JoinRequest> = match lengths.requests {
+                Some(total) => list_everything(console, JOIN_REQUESTS, concurrency, total)
+                    .map_err(join_requests_unserved)?,
+                None => Vec::new(),
+            };
             for key in distinct {
                 let member = members
                     .iter()
@@ -307,7 +347,11 @@ impl<T: Transport> ChatGptConnector<T> {
                     .iter()
                     .find(|i| invite_key(i) == key || i.email_address.eq_ignore_ascii_case(&key))
                     .cloned();
-                found.insert(key, (member, invite));
+                let request = requests
+                    .iter()
+                    .find(|r| request_key(r) == key || r.email.eq_ignore_ascii_case(&key))
+                    .cloned();
+                found.insert(key, Found { member, invite, request });
             }
             return Ok(found);
         }
@@ -315,7 +359,10 @@ impl<T: Transport> ChatGptConnector<T> {
             let entry = if let Some(invite_id) = key.strip_prefix(INVITE_ID_PREFIX) {
                 let invite =
                     scan(console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?;
-                (None, invite)
+                Found { invite, ..Found::default() }
+            } else if let Some(request_id) = key.strip_prefix(REQUEST_ID_PREFIX) {
+                let request = self.find_request(console, "", |r| r.id == request_id)?;
+                Found { request, ..Found::default() }
             } else if key.contains('@') {
                 let member = scan(console, "users", &key, concurrency, |m: &Member| {
                     m.email.eq_ignore_ascii_case(&key)
@@ -323,9 +370,16 @@ impl<T: Transport> ChatGptConnector<T> {
                 let invite = scan(console, "invites", &key, concurrency, |i: &Invite| {
                     i.email_address.eq_ignore_ascii_case(&key)
                 })?;
-                (member, invite)
+                let request = match (&member, &invite) {
+                    (None, None) => {
+                        self.find_request(console, &key, |r| r.email.eq_ignore_ascii_case(&key))?
+                    }
+                    _ => None,
+                };
+                Found { member, invite, request }
             } else {
-                (scan(console, "users", "", concurrency, |m: &Member| m.id == key)?, None)
+                let member = scan(console, "users", "", concurrency, |m: &Member| m.id == key)?;
+                Found { member, ..Found::default() }
             };
             found.insert(key, entry);
         }
@@ -355,7 +409,22 @@ impl<T: Transport> ChatGptConnector<T> {
             path: format!("/accounts/{account}/invites"),
             body: Some(json!({"email_address": subject.email}).to_string()),
         };
+        let join_request = |verb: &str, body: Option<String>| {
+            subject.request.as_ref().map(|r| PlannedRequest {
+                method: "POST".to_string(),
+                path: format!("/accounts/{account}/{JOIN_REQUESTS}/{}/{verb}", r.id),
+                body,
+            })
+        };
         match (from.presence, to.presence, &subject.member) {
+            (Presence::Requested, Presence::Member, _) => {
+                let body = json!({"role": to.role, "seat_type": to.seat}).to_string();
+                join_request("approve", Some(body)).into_iter().collect()
+            }
+            // Rejected, or rejected and invited within one batch.
+            (Presence::Requested, Presence::Absent | Presence::Invited, _) => {
+                join_request("reject", None).into_iter().collect()
+            }
             // Removed, or removed and invited again within one batch.
             (Presence::Member, Presence::Absent | Presence::Invited, Some(m)) => {
                 vec![PlannedRequest {
@@ -414,7 +483,7 @@ impl<T: Transport> ChatGptConnector<T> {
         let prefix = format!("/accounts/{}/", self.settings.account_id);
         for subject in subjects.iter_mut() {
             let direct: Vec<PlannedRequest> =
-                subject.planned.iter().filter(|r| r.method != "POST").cloned().collect();
+                subject.planned.iter().filter(|r| !is_invite(r)).cloned().collect();
             for request in direct {
                 match self.send_confirmed(console, &prefix, &subject.email, &request) {
                     Ok(()) => subject.sent.push(request),
@@ -477,8 +546,7 @@ impl<T: Transport> ChatGptConnector<T> {
                     Err(WriteError::Unknown(error)) => error,
                 };
             let found = self.lookup(console, &[&AccountRef::Email(email.to_string())])?;
-            let (member, invite) = found.get(email).cloned().unwrap_or_default();
-            if visible(request, member.as_ref(), invite.as_ref()) {
+            if visible(request, &found.get(email).cloned().unwrap_or_default()) {
                 return Ok(());
             }
             if attempt >= console.policy().max_attempts || !console.backoff(attempt, None) {
@@ -525,8 +593,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 .iter()
                 .copied()
                 .filter(|&i| {
-                    let invite =
-                        found.get(&subjects[i].email).and_then(|(_, invite)| invite.as_ref());
+                    let invite = found.get(&subjects[i].email).and_then(|f| f.invite.as_ref());
                     !invite.is_some_and(|inv| {
                         inv.role == pending.role
                             && inv.seat_type.as_deref() == Some(pending.seat.as_str())
@@ -579,8 +646,8 @@ impl<T: Transport> ChatGptConnector<T> {
             }
         };
         for subject in subjects.iter_mut().filter(|s| s.error.is_none() && !s.sent.is_empty()) {
-            let (member, invite) = found.get(&subject.email).cloned().unwrap_or_default();
-            let actual = match state_of(member.as_ref(), invite.as_ref(), self) {
+            let person = found.get(&subject.email).cloned().unwrap_or_default();
+            let actual = match state_of(&person, self) {
                 Ok(actual) => actual,
                 Err(error) => {
                     subject.error = Some(unconfirmed(subject, &error));
@@ -596,10 +663,11 @@ impl<T: Transport> ChatGptConnector<T> {
                 )));
                 continue;
             }
-            subject.after = match (&member, &invite) {
-                (Some(m), _) => Some(member_account(m.clone())),
-                (None, Some(i)) => Some(self.invite_account(i)?),
-                (None, None) => None,
+            subject.after = match person {
+                Found { member: Some(m), .. } => Some(member_account(m)),
+                Found { invite: Some(i), .. } => Some(self.invite_account(&i)?),
+                Found { request: Some(r), .. } => Some(request_account(r)),
+                _ => None,
             };
         }
         Ok(())
@@ -614,9 +682,16 @@ impl<T: Transport> ChatGptConnector<T> {
         ];
         match (state.presence, &subject.member, &subject.invite) {
             (Presence::Absent, _, _) => None,
+            (Presence::Requested, _, _) => subject.request.clone().map(request_account),
             (Presence::Member, Some(m), _) => {
                 Some(Account { entitlements, ..member_account(m.clone()) })
             }
+            // An approved join request: a member whose id the service gives on approval.
+            (Presence::Member, None, _) => subject.request.clone().map(|r| Account {
+                status: AccountStatus::Active,
+                entitlements,
+                ..request_account(r)
+            }),
             (_, _, Some(i)) if *state == subject.initial => {
                 self.invite_account(i).ok().map(|a| Account { entitlements, ..a })
             }
@@ -673,17 +748,27 @@ fn invite_chunks<'a>(people: impl Iterator<Item = (usize, &'a Subject)>) -> Vec<
     chunks
 }
 
+/// Whether a planned request is a bulk invite (the other writes go one person at a time).
+fn is_invite(request: &PlannedRequest) -> bool {
+    request.method == "POST" && request.path.ends_with("/invites")
+}
+
 /// Whether the effect of a direct write shows in the person's state.
-fn visible(request: &PlannedRequest, member: Option<&Member>, invite: Option<&Invite>) -> bool {
+fn visible(request: &PlannedRequest, person: &Found) -> bool {
     let body: serde_json::Value =
         request.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+    let holds = |m: &Member| {
+        body.get("role").is_none_or(|r| r.as_str() == Some(m.role.as_str()))
+            && body.get("seat_type").is_none_or(|s| s.as_str() == Some(m.seat_type.as_str()))
+    };
     match request.method.as_str() {
-        "PATCH" => member.is_some_and(|m| {
-            body.get("role").is_none_or(|r| r.as_str() == Some(m.role.as_str()))
-                && body.get("seat_type").is_none_or(|s| s.as_str() == Some(m.seat_type.as_str()))
-        }),
-        "DELETE" if request.path.ends_with("/invites") => invite.is_none(),
-        "DELETE" => member.is_none(),
+        "PATCH" => person.member.as_ref().is_some_and(holds),
+        "POST" if request.path.ends_with("/approve") => person.member.as_ref().is_some_and(holds),
+        "POST" if request.path.ends_with("/reject") => {
+            person.request.is_none() && person.member.is_none()
+        }
+        "DELETE" if request.path.ends_with("/invites") => person.invite.is_none(),
+        "DELETE" => person.member.is_none(),
         _ => false,
     }
 }
@@ -750,14 +835,14 @@ fn listing_length<T: Transport, I: serde::de::DeserializeOwned>(
     Ok(first.ok_or_else(|| ConnectorError::Internal(format!("no answer for {listing}")))??.total)
 }
 
-/// Whether listing both of the console's listings (`members` and `invites` items long, in
-/// rounds of `concurrency` pages) waits for fewer round trips than looking each of `keys` up in
-/// turn: a search of each listing per email, the rounds of its listing per id (an upper bound:
-/// a scan stops with the round where the id turns up).
+/// Whether listing each of the console's listings of people (`lengths` long, in rounds of
+/// `concurrency` pages) waits for fewer round trips than looking each of `keys` up in turn: a
+/// search of each listing per email, the rounds of its listing per id (upper bounds: a scan
+/// stops with the round where the id turns up, and the join requests are searched only for
+/// someone neither a member nor invited).
 fn listing_is_cheaper(
     keys: &std::collections::BTreeSet<String>,
-    members: u64,
-    invites: u64,
+    lengths: Lengths,
     concurrency: u32,
 ) -> bool {
     let rounds = |items: u64| {
@@ -767,28 +852,32 @@ fn listing_is_cheaper(
         .iter()
         .map(|key| {
             if key.starts_with(INVITE_ID_PREFIX) {
-                rounds(invites)
+                rounds(lengths.invites)
+            } else if key.starts_with(REQUEST_ID_PREFIX) {
+                lengths.requests.map_or(0, rounds)
             } else if key.contains('@') {
-                2
+                2 + u64::from(lengths.requests.is_some())
             } else {
-                rounds(members)
+                rounds(lengths.members)
             }
         })
         .sum();
-    rounds(members) + rounds(invites) <= lookups
+    let listing =
+        rounds(lengths.members) + rounds(lengths.invites) + lengths.requests.map_or(0, rounds);
+    listing <= lookups
 }
 
 /// A person's state as read. Someone absent holds no role or seat, so theirs are left empty.
 fn state_of<T: Transport>(
-    member: Option<&Member>,
-    invite: Option<&Invite>,
+    person: &Found,
     connector: &ChatGptConnector<T>,
 ) -> Result<State, ConnectorError> {
-    Ok(match (member, invite) {
-        (Some(m), _) => {
+    let nothing = |presence| State { presence, role: String::new(), seat: String::new() };
+    Ok(match (&person.member, &person.invite, &person.request) {
+        (Some(m), _, _) => {
             State { presence: Presence::Member, role: m.role.clone(), seat: m.seat_type.clone() }
         }
-        (None, Some(i)) => State {
+        (None, Some(i), _) => State {
             presence: Presence::Invited,
             role: i.role.clone(),
             seat: match &i.seat_type {
@@ -796,28 +885,29 @@ fn state_of<T: Transport>(
                 None => connector.default_seat()?.to_string(),
             },
         },
-        (None, None) => {
-            State { presence: Presence::Absent, role: String::new(), seat: String::new() }
-        }
+        (None, None, Some(_)) => nothing(Presence::Requested),
+        (None, None, None) => nothing(Presence::Absent),
     })
 }
 
 fn new_subject<T: Transport>(
     key: &str,
-    member: Option<Member>,
-    invite: Option<Invite>,
+    person: Found,
     connector: &ChatGptConnector<T>,
 ) -> Result<Subject, ConnectorError> {
-    let state = state_of(member.as_ref(), invite.as_ref(), connector)?;
+    let state = state_of(&person, connector)?;
+    let Found { member, invite, request } = person;
     let email = member
         .as_ref()
         .map(|m| m.email.to_lowercase())
         .or_else(|| invite.as_ref().map(|i| i.email_address.to_lowercase()))
+        .or_else(|| request.as_ref().map(|r| r.email.to_lowercase()))
         .unwrap_or_else(|| key.to_string());
     Ok(Subject {
         email,
         member,
         invite,
+        request,
         initial: state.clone(),
         desired: state,
         planned: Vec::new(),
@@ -830,6 +920,7 @@ fn new_subject<T: Transport>(
 fn describe(state: &State) -> String {
     match state.presence {
         Presence::Absent => "no member or invite".to_string(),
+        Presence::Requested => "a pending join request".to_string(),
         Presence::Invited => format!(
             "an invite with {} and {}",
             catalog::role_entitlement(&state.role),
@@ -903,6 +994,9 @@ fn play<T: Transport>(
     let scim = subject.member.as_ref().map(|m| m.is_scim_managed).unwrap_or(false)
         || subject.invite.as_ref().map(|i| i.is_scim_managed).unwrap_or(false);
     let suspended = subject.member.as_ref().is_some_and(|m| m.deactivated_time.is_some());
+    // A member in the model who was a join request is being approved: their role and seat go
+    // in the approval, not in changes to an existing member.
+    let approving = subject.initial.presence == Presence::Requested;
     let state = &mut subject.desired;
     let unchanged = |note: String| {
         Ok(Effect { changed: false, replaced: Vec::new(), note, notices: Vec::new() })
@@ -961,11 +1055,19 @@ fn play<T: Transport>(
         *state =
             State { presence: Presence::Invited, role: role.to_string(), seat: seat.to_string() };
     };
+    let approve = |state: &mut State, role: &str, seat: &str| {
+        *state =
+            State { presence: Presence::Member, role: role.to_string(), seat: seat.to_string() };
+    };
     match (target, grant) {
         (Target::Workspace, true) => match state.presence {
             Presence::Absent => {
                 invite_new(state, "standard-user", connector.default_seat()?);
                 changed(Vec::new(), format!("invite {email}"))
+            }
+            Presence::Requested => {
+                approve(state, "standard-user", connector.default_seat()?);
+                changed(Vec::new(), format!("approve the join request of {email}"))
             }
             Presence::Member if suspended => Err(ConnectorError::Conflict(format!(
                 "{email} is a deactivated member; reactivate them in the ChatGPT admin console"
@@ -974,6 +1076,10 @@ fn play<T: Transport>(
         },
         (Target::Workspace, false) => match state.presence {
             Presence::Absent => unchanged(format!("{email} has no workspace access")),
+            Presence::Requested => {
+                state.presence = Presence::Absent;
+                changed(Vec::new(), format!("reject the join request of {email}"))
+            }
             _ if scim => Err(ConnectorError::ManagedExternally(format!(
                 "{email} is managed by SCIM; remove them in the identity provider, not the console"
             ))),
@@ -992,22 +1098,34 @@ fn play<T: Transport>(
             }
             match state.presence {
                 Presence::Invited if scim_invite => return managed_invite("role"),
-                Presence::Member => connector.require_owner("changing a member's role")?,
+                Presence::Member if !approving => {
+                    connector.require_owner("changing a member's role")?
+                }
                 _ if role.console == catalog::OWNER.console => {
-                    connector.require_owner("inviting someone as Owner")?
+                    connector.require_owner("inviting or approving someone as Owner")?
                 }
                 _ => {}
             }
-            if state.presence == Presence::Absent {
-                invite_new(state, role.console, connector.default_seat()?);
-                return changed(Vec::new(), format!("invite {email} as {}", role.name));
+            match state.presence {
+                Presence::Absent => {
+                    invite_new(state, role.console, connector.default_seat()?);
+                    return changed(Vec::new(), format!("invite {email} as {}", role.name));
+                }
+                Presence::Requested => {
+                    approve(state, role.console, connector.default_seat()?);
+                    let note = format!("approve the join request of {email} as {}", role.name);
+                    return changed(Vec::new(), note);
+                }
+                _ => {}
             }
             let replaced = vec![catalog::role_entitlement(&state.role)];
             state.role = role.console.to_string();
             changed(replaced, format!("make {email} {}", role.name))
         }
         (Target::Role(role), false) => {
-            if state.presence == Presence::Absent || state.role != role.console {
+            if matches!(state.presence, Presence::Absent | Presence::Requested)
+                || state.role != role.console
+            {
                 return unchanged(format!("{email} does not hold {}", role.id));
             }
             if role.console == "standard-user" {
@@ -1017,23 +1135,35 @@ fn play<T: Transport>(
             }
             match state.presence {
                 Presence::Invited if scim_invite => return managed_invite("role"),
-                Presence::Member => connector.require_owner("changing a member's role")?,
+                Presence::Member if !approving => {
+                    connector.require_owner("changing a member's role")?
+                }
                 _ => {}
             }
             state.role = "standard-user".to_string();
             changed(Vec::new(), format!("return {email} to role Member"))
         }
         (Target::Seat(seat), true) => {
-            if state.presence == Presence::Absent {
-                invite_new(state, "standard-user", seat.console);
-                return changed(Vec::new(), format!("invite {email} with a {} seat", seat.name));
+            match state.presence {
+                Presence::Absent => {
+                    invite_new(state, "standard-user", seat.console);
+                    let note = format!("invite {email} with a {} seat", seat.name);
+                    return changed(Vec::new(), note);
+                }
+                Presence::Requested => {
+                    approve(state, "standard-user", seat.console);
+                    let note =
+                        format!("approve the join request of {email} with a {} seat", seat.name);
+                    return changed(Vec::new(), note);
+                }
+                _ => {}
             }
             if state.seat == seat.console {
                 return unchanged(format!("{email} already holds {}", seat.id));
             }
             match state.presence {
                 Presence::Invited if scim_invite => return managed_invite("seat type"),
-                Presence::Member => member_seat_change()?,
+                Presence::Member if !approving => member_seat_change()?,
                 _ => {}
             }
             let replaced = vec![catalog::seat_entitlement(&state.seat)];
@@ -1041,7 +1171,9 @@ fn play<T: Transport>(
             changed(replaced, format!("give {email} a {} seat", seat.name))
         }
         (Target::Seat(seat), false) => {
-            if state.presence == Presence::Absent || state.seat != seat.console {
+            if matches!(state.presence, Presence::Absent | Presence::Requested)
+                || state.seat != seat.console
+            {
                 return unchanged(format!("{email} does not hold {}", seat.id));
             }
             let default_seat = connector.default_seat()?;
@@ -1053,7 +1185,7 @@ fn play<T: Transport>(
             }
             match state.presence {
                 Presence::Invited if scim_invite => return managed_invite("seat type"),
-                Presence::Member => member_seat_change()?,
+                Presence::Member if !approving => member_seat_change()?,
                 _ => {}
             }
             state.seat = default_seat.to_string();
@@ -1084,16 +1216,21 @@ mod tests {
             let emails = (0..emails).map(|n| format!("p{n}@x.com"));
             emails.chain((0..ids).map(|n| format!("user-{n}"))).collect()
         };
+        let lengths = |members, invites| Lengths { members, invites, requests: None };
         // 25 emails are 50 searches in turn; 3,000 members are 8 rounds of four pages, and the
         // (empty) invites one more.
-        assert!(listing_is_cheaper(&keys(25, 0), 3_000, 0, 4));
+        assert!(listing_is_cheaper(&keys(25, 0), lengths(3_000, 0), 4));
         // 25,000 members are 63 rounds.
-        assert!(!listing_is_cheaper(&keys(25, 0), 25_000, 0, 4));
+        assert!(!listing_is_cheaper(&keys(25, 0), lengths(25_000, 0), 4));
         // One page at a time, 6,000 members and 100 invites are 61 round trips.
-        assert!(!listing_is_cheaper(&keys(25, 0), 6_000, 100, 1));
+        assert!(!listing_is_cheaper(&keys(25, 0), lengths(6_000, 100), 1));
         // An id is found only by reading its listing, so 25 of them list even a big workspace.
-        assert!(listing_is_cheaper(&keys(0, 25), 25_000, 0, 4));
-        assert!(listing_is_cheaper(&keys(20, 5), 25_000, 0, 4));
+        assert!(listing_is_cheaper(&keys(0, 25), lengths(25_000, 0), 4));
+        assert!(listing_is_cheaper(&keys(20, 5), lengths(25_000, 0), 4));
+        // Listing join requests too costs their rounds, and a search of them per new person.
+        let with_requests = Lengths { members: 3_000, invites: 0, requests: Some(2_000) };
+        assert!(!listing_is_cheaper(&keys(4, 0), with_requests, 4));
+        assert!(listing_is_cheaper(&keys(25, 0), with_requests, 4));
     }
 
     /// A console in memory: members `(id, email, role, seat)`, invites `(email, role, seat)`.
@@ -1197,6 +1334,7 @@ mod tests {
             read_concurrency: 1,
             integration_account: None,
             seat_changes: None,
+            join_requests: false,
             retry,
         };
         ChatGptConnector::new(console, settings)

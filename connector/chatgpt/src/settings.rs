@@ -46,6 +46,8 @@ pub struct Settings {
     /// How an existing member's seat type changes, when the tenant says; `None` follows the
     /// plan (self-service on Business, the account manager elsewhere).
     pub seat_changes: Option<SeatChanges>,
+    /// Whether the workspace's pending join requests are listed and approved (default true).
+    pub join_requests: bool,
 }
 
 /// JSON Schema of the settings, published by `info`.
@@ -61,6 +63,7 @@ pub const CONFIG_SCHEMA: &str = concat!(
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
     "integration-account": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$", "description": "Email of the integration account the customer invited and made Owner; test-connection checks it is an active Owner, and writes that need an Owner are refused before sending when it is not"},
     "seat-changes": {"type": "string", "enum": ["account-manager", "self-service"], "description": "How an existing member's seat type changes: through the OpenAI account manager, or in the console (default: self-service on Business, the account manager on other plans)"},
+    "join-requests": {"type": "string", "enum": ["true", "false"], "description": "List pending join requests as accounts with status requested, approved by a grant and rejected by revoking `workspace` (default true); false for a workspace whose console serves none"},
     "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
     "#,
     connector_sdk::retry_schema_properties!(),
@@ -118,7 +121,17 @@ impl Settings {
                 ))
             })?),
         };
+        let join_requests = match settings.optional("join-requests")?.as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(ConnectorError::InvalidConfig(format!(
+                    "setting `join-requests` must be `true` or `false`, got {other:?}"
+                )));
+            }
+        };
         Ok(Settings {
+            join_requests,
             base_url,
             account_id,
             scim_base_url,
@@ -160,6 +173,7 @@ mod tests {
             ("account-id", "ws-1"),
             ("integration-account", "ops@acme.com"),
             ("seat-changes", "self-service"),
+            ("join-requests", "false"),
         ];
         connector_sdk::settings::check_schema(CONFIG_SCHEMA, &sample, Settings::read).unwrap();
     }

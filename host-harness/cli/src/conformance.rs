@@ -81,7 +81,7 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
             let service = MockService::new();
             service.put_workspace(seed::generate(
                 "acct-conformance",
-                GenerateSpec { members: 35, invites: 5, seed: 7 },
+                GenerateSpec { members: 35, invites: 5, seed: 7, join_requests: 0 },
             ));
             service.add_token("conformance-owner-token", "acct-conformance", "account-owner");
             let server = MockServer::start_local(service).await?;

@@ -32,7 +32,8 @@ const TOKEN: &str = "demo-owner-token";
 /// Runs `harness demo`.
 pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let service = MockService::new();
-    let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 42 };
+    let spec =
+        GenerateSpec { members: args.members, invites: args.invites, seed: 42, join_requests: 0 };
     spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
     let workspace = seed::generate(ACCOUNT_ID, spec);
     // The generated workspace's first member is its Owner: the demo's integration account,

@@ -24,7 +24,7 @@ pub struct MockArgs {
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// A JSON or TOML fixture of workspaces and tokens (see the README).
-    #[arg(long, conflicts_with_all = ["members", "invites"])]
+    #[arg(long, conflicts_with_all = ["members", "invites", "join_requests"])]
     seed: Option<PathBuf>,
     /// Generate a workspace with this many members.
     #[arg(long, default_value_t = 25)]
@@ -32,6 +32,9 @@ pub struct MockArgs {
     /// ... and this many pending invites.
     #[arg(long, default_value_t = 5)]
     invites: usize,
+    /// ... and this many pending join requests.
+    #[arg(long, default_value_t = 2)]
+    join_requests: usize,
     /// Plan of the generated workspace: business, enterprise, edu, teachers or healthcare. It
     /// decides which roles and seat types exist and how seats change (see docs/mock.md).
     #[arg(long, default_value = "enterprise", conflicts_with = "seed")]
@@ -75,7 +78,12 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
     match &args.seed {
         Some(path) => MockFixture::read(path)?.load_into(&service),
         None => {
-            let spec = GenerateSpec { members: args.members, invites: args.invites, seed: 1 };
+            let spec = GenerateSpec {
+                members: args.members,
+                invites: args.invites,
+                join_requests: args.join_requests,
+                seed: 1,
+            };
             spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
             if args.codex_seats && args.plan != accessgov_mock::Plan::Business {
                 bail!(

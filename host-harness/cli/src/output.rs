@@ -92,6 +92,7 @@ pub fn status(status: AccountStatus) -> &'static str {
         AccountStatus::Active => "active",
         AccountStatus::Invited => "invited",
         AccountStatus::Suspended => "suspended",
+        AccountStatus::Requested => "requested",
     }
 }
 

@@ -77,7 +77,10 @@ fn apply(tenants: &Path, csv: &Path, dry_run: bool) -> (bool, Vec<Value>, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
     let service = MockService::new();
-    service.put_workspace(seed::generate(WS, GenerateSpec { members: 200, invites: 10, seed: 5 }));
+    service.put_workspace(seed::generate(
+        WS,
+        GenerateSpec { members: 200, invites: 10, seed: 5, join_requests: 0 },
+    ));
     service.add_token(TOKEN, WS, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let ws = service.workspace(WS).unwrap();

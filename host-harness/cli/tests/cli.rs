@@ -39,8 +39,10 @@ fn demo_exits_zero_and_prints_the_accounts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_commands_work_against_a_running_mock() {
     let service = MockService::new();
-    service
-        .put_workspace(seed::generate("ws-cli", GenerateSpec { members: 30, invites: 4, seed: 3 }));
+    service.put_workspace(seed::generate(
+        "ws-cli",
+        GenerateSpec { members: 30, invites: 4, seed: 3, join_requests: 0 },
+    ));
     service.add_token("cli-token", "ws-cli", "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let dir = tempdir("tenant-commands");
@@ -214,7 +216,7 @@ async fn output_to_a_reader_that_left_ends_quietly() {
     let service = MockService::new();
     service.put_workspace(seed::generate(
         "ws-pipe",
-        GenerateSpec { members: 400, invites: 3, seed: 4 },
+        GenerateSpec { members: 400, invites: 3, seed: 4, join_requests: 0 },
     ));
     service.add_token("pipe-token", "ws-pipe", "account-owner");
     let server = MockServer::start_local(service).await.unwrap();
@@ -252,7 +254,7 @@ async fn a_listing_that_fails_partway_prints_no_truncated_json() {
     let service = MockService::new();
     service.put_workspace(seed::generate(
         "ws-part",
-        GenerateSpec { members: 40, invites: 0, seed: 4 },
+        GenerateSpec { members: 40, invites: 0, seed: 4, join_requests: 0 },
     ));
     service.add_token("part-token", "ws-part", "account-owner");
     // Pages of 5: the third page's read fails every attempt.
@@ -312,7 +314,7 @@ async fn conformance_refuses_a_subject_that_is_an_account_and_changes_nothing() 
     let service = MockService::new();
     service.put_workspace(seed::generate(
         "ws-subject",
-        GenerateSpec { members: 12, invites: 2, seed: 4 },
+        GenerateSpec { members: 12, invites: 2, seed: 4, join_requests: 0 },
     ));
     service.add_token("subject-token", "ws-subject", "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
@@ -338,8 +340,10 @@ async fn conformance_refuses_a_subject_that_is_an_account_and_changes_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_and_connector_files_that_are_wrong_are_named_once_and_plainly() {
     let service = MockService::new();
-    service
-        .put_workspace(seed::generate("ws-set", GenerateSpec { members: 3, invites: 0, seed: 4 }));
+    service.put_workspace(seed::generate(
+        "ws-set",
+        GenerateSpec { members: 3, invites: 0, seed: 4, join_requests: 0 },
+    ));
     service.add_token("set-token", "ws-set", "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let dir = tempdir("settings");
@@ -397,7 +401,7 @@ async fn a_single_change_cut_off_by_its_budget_prints_the_writes_it_may_have_mad
     let service = MockService::new();
     service.put_workspace(seed::generate(
         "ws-single",
-        GenerateSpec { members: 6, invites: 0, seed: 4 },
+        GenerateSpec { members: 6, invites: 0, seed: 4, join_requests: 0 },
     ));
     service.add_token("single-token", "ws-single", "account-owner");
     service.set_faults(accessgov_mock::FaultPlan {

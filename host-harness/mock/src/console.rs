@@ -28,6 +28,15 @@ pub fn routes() -> Router<MockService> {
             "/backend-api/accounts/{account_id}/invites",
             get(list_invites).post(writes::invite).delete(writes::cancel_invite),
         )
+        .route("/backend-api/accounts/{account_id}/join_requests", get(list_join_requests))
+        .route(
+            "/backend-api/accounts/{account_id}/join_requests/{request_id}/approve",
+            post(writes::approve_join_request),
+        )
+        .route(
+            "/backend-api/accounts/{account_id}/join_requests/{request_id}/reject",
+            post(writes::reject_join_request),
+        )
         .route("/backend-api/accounts/{account_id}/settings", get(settings))
         .route(
             "/backend-api/accounts/{account_id}/settings/default_seat_type",
@@ -163,6 +172,26 @@ async fn list_members(
     headers: HeaderMap,
 ) -> Response {
     listing(&service, &headers, &account_id, &params, |ws| &ws.members, |m| [&m.email, &m.name])
+}
+
+async fn list_join_requests(
+    State(service): State<MockService>,
+    Path(account_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let served = service.lock().workspaces.get(&account_id).is_none_or(|w| w.join_requests_served);
+    if !served {
+        return refused((StatusCode::NOT_FOUND, json!({"detail": "Not Found"})));
+    }
+    listing(
+        &service,
+        &headers,
+        &account_id,
+        &params,
+        |ws| &ws.join_requests,
+        |r| [&r.email, &r.name],
+    )
 }
 
 async fn list_invites(

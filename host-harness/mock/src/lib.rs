@@ -19,8 +19,8 @@ mod writes;
 
 pub use faults::{Fault, FaultPlan, FaultPlanError, FaultScript, RandomFaults};
 pub use model::{
-    AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, Member, MockService, Plan,
-    RecordedRequest, ScimEmail, ScimUser, SeatChanges, TokenInfo, Workspace,
+    AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, JoinRequest, Member,
+    MockService, Plan, RecordedRequest, ScimEmail, ScimUser, SeatChanges, TokenInfo, Workspace,
 };
 pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};

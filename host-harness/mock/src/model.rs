@@ -158,6 +158,19 @@ impl Invite {
     }
 }
 
+/// A pending request to join the workspace (*assumed* shape), serialized as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// A UUID.
+    pub id: String,
+    /// The address of the person asking.
+    pub email: String,
+    /// Their name.
+    pub name: String,
+    /// When they asked.
+    pub created_time: String,
+}
+
 /// An email of a SCIM user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimEmail {
@@ -229,6 +242,11 @@ pub struct Workspace {
     pub members: Vec<Member>,
     /// Pending invites, in creation order.
     pub invites: Vec<Invite>,
+    /// Pending join requests, in the order they were made.
+    pub join_requests: Vec<JoinRequest>,
+    /// Switch: whether the console serves join requests at all (their shapes are assumed; off,
+    /// the routes answer 404 as for any path the service does not have).
+    pub join_requests_served: bool,
     /// A deactivated workspace answers 401 `account_deactivated`.
     pub deactivated: bool,
     /// Paid seats: inviting beyond active members plus pending invites answers
@@ -290,6 +308,15 @@ pub enum AppliedChangeKind {
     },
     /// A pending invite was cancelled.
     InviteCancelled,
+    /// A join request was approved: the person became a member.
+    JoinApproved {
+        /// Their role.
+        role: String,
+        /// Their seat type.
+        seat: String,
+    },
+    /// A join request was rejected.
+    JoinRejected,
 }
 
 /// The shapes of `errored_emails` entries seen from the real service.
@@ -309,6 +336,11 @@ impl Workspace {
     /// The member with this email, case-insensitively.
     pub fn member_by_email(&self, email: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.email.eq_ignore_ascii_case(email))
+    }
+
+    /// The pending join request of this email, case-insensitively.
+    pub fn join_request_by_email(&self, email: &str) -> Option<&JoinRequest> {
+        self.join_requests.iter().find(|r| r.email.eq_ignore_ascii_case(email))
     }
 
     /// The pending invite for this email, case-insensitively.
@@ -331,6 +363,8 @@ impl Workspace {
             default_seat_type: "default".to_string(),
             members: Vec::new(),
             invites: Vec::new(),
+            join_requests: Vec::new(),
+            join_requests_served: true,
             deactivated: false,
             seat_limit: None,
             owner_change_locked: false,

@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::model::{
-    Invite, Member, MockData, MockService, Plan, ROLES, SEAT_TYPES, ScimEmail, SeatChanges,
-    Workspace,
+    Invite, JoinRequest, Member, MockData, MockService, Plan, ROLES, SEAT_TYPES, ScimEmail,
+    SeatChanges, Workspace,
 };
 use super::scim::identity::{self, GroupFields, UserFields};
 
@@ -25,6 +25,9 @@ pub struct GenerateSpec {
     /// Pending invites.
     #[serde(default)]
     pub invites: usize,
+    /// Pending join requests.
+    #[serde(default)]
+    pub join_requests: usize,
     /// Seed: the same seed gives the same workspace.
     #[serde(default)]
     pub seed: u64,
@@ -33,7 +36,12 @@ pub struct GenerateSpec {
 impl GenerateSpec {
     /// Refuses a spec beyond [`MAX_GENERATED`], naming the field.
     pub fn check(&self) -> Result<(), String> {
-        for (field, count) in [("members", self.members), ("invites", self.invites)] {
+        let counts = [
+            ("members", self.members),
+            ("invites", self.invites),
+            ("join_requests", self.join_requests),
+        ];
+        for (field, count) in counts {
             if count > MAX_GENERATED {
                 return Err(format!(
                     "`{field}` is {count}; a generated workspace has at most {MAX_GENERATED}"
@@ -97,6 +105,12 @@ pub struct WorkspaceFixture {
     /// Listed invites.
     #[serde(default, rename = "invite")]
     pub invites: Vec<InviteFixture>,
+    /// Listed join requests.
+    #[serde(default, rename = "join_request")]
+    pub join_requests: Vec<JoinRequestFixture>,
+    /// Switch: whether the console serves join requests (default true).
+    #[serde(default = "yes")]
+    pub join_requests_served: bool,
     /// The SCIM directory and its token; `None`: no SCIM.
     #[serde(default)]
     pub scim: Option<ScimFixture>,
@@ -116,6 +130,17 @@ pub struct ScimFixture {
     pub directory: String,
     /// Its bearer token.
     pub token: String,
+}
+
+/// A join request of a fixture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequestFixture {
+    /// The address of the person asking.
+    pub email: String,
+    /// Their name (default: from the email).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A SCIM user of a fixture.
@@ -289,6 +314,9 @@ impl MockFixture {
                 fits(&at, &inv.role, inv.seat_type.as_deref())?;
                 check_email(&at, &inv.email_address)?;
             }
+            for (i, request) in ws.join_requests.iter().enumerate() {
+                check_email(&format!("{at} join_request[{i}]"), &request.email)?;
+            }
             validate_scim(ws, &at)?;
         }
         let mut directories: Vec<&str> = self
@@ -352,6 +380,16 @@ impl MockFixture {
                     is_scim_managed: inv.is_scim_managed,
                 });
             }
+            for request in &fixture.join_requests {
+                let n = ws.members.len() + ws.invites.len() + ws.join_requests.len();
+                ws.join_requests.push(JoinRequest {
+                    id: ids.uuid(),
+                    email: request.email.to_lowercase(),
+                    name: request.name.clone().unwrap_or_else(|| name_from_email(&request.email)),
+                    created_time: timestamp(n as u64),
+                });
+            }
+            ws.join_requests_served = fixture.join_requests_served;
             service.put_workspace(ws);
             for token in &fixture.tokens {
                 service.add_token(&token.token, &fixture.account_id, &token.role);
@@ -556,6 +594,15 @@ pub fn generate(account_id: &str, spec: GenerateSpec) -> Workspace {
             is_scim_managed: false,
         });
     }
+    for i in 0..spec.join_requests {
+        let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()]);
+        ws.join_requests.push(JoinRequest {
+            id: rng.uuid(),
+            email: format!("{first}.{last}.asks{i}@acme.example.com"),
+            name: format!("{} {}", capitalize(first), capitalize(last)),
+            created_time: timestamp((spec.members + spec.invites + i) as u64),
+        });
+    }
     ws
 }
 
@@ -629,7 +676,7 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic_and_well_formed() {
-        let spec = GenerateSpec { members: 300, invites: 40, seed: 7 };
+        let spec = GenerateSpec { members: 300, invites: 40, seed: 7, join_requests: 0 };
         let a = generate("ws", spec);
         assert_eq!(a, generate("ws", spec));
         assert_eq!(a.members[0].role, "account-owner");

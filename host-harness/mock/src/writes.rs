@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
 use super::model::{
-    AppliedChangeKind, ErroredEmailShape, Invite, MockData, MockService, ROLES, SEAT_TYPES,
+    AppliedChangeKind, ErroredEmailShape, Invite, Member, MockData, MockService, ROLES, SEAT_TYPES,
     SeatChanges, Workspace,
 };
 
@@ -362,5 +362,100 @@ pub fn settings_json(ws: &Workspace) -> Value {
         "default_seat_type": ws.default_seat_type,
         "plan_type": ws.plan.as_str(),
         "codex_seats_enabled": ws.codex_seats_enabled,
+    })
+}
+
+/// The answer of a route the workspace does not serve: its join-request surface is switched off.
+fn not_served() -> Refusal {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// `POST /accounts/{account_id}/join_requests/{request_id}/approve` with an optional `role` and
+/// `seat_type`: the person becomes a member (*assumed* shapes).
+pub async fn approve_join_request(
+    State(service): State<MockService>,
+    Path((account_id, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let denied = "Only workspace owners and admins can approve join requests.";
+    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, sequence, approver| {
+        if !ws.join_requests_served {
+            return Err(not_served());
+        }
+        let body = if body.is_empty() { json!({}) } else { body_json(&body)? };
+        let index = ws
+            .join_requests
+            .iter()
+            .position(|r| r.id == request_id)
+            .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Join request not found"))?;
+        let role = match body.get("role") {
+            None | Some(Value::Null) => "standard-user".to_string(),
+            Some(Value::String(role)) if ROLES.contains(&role.as_str()) => role.clone(),
+            Some(other) => {
+                return Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid role: {other}")));
+            }
+        };
+        let seat = match body.get("seat_type") {
+            None | Some(Value::Null) => ws.default_seat_type.clone(),
+            Some(Value::String(seat)) if SEAT_TYPES.contains(&seat.as_str()) => seat.clone(),
+            Some(other) => {
+                return Err(detail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid seat type: {other}"),
+                ));
+            }
+        };
+        check_plan(ws, Some(&role), Some(&seat))?;
+        if role == OWNER && approver != OWNER {
+            return Err(detail(
+                StatusCode::FORBIDDEN,
+                "Only workspace owners can grant the Owner role.",
+            ));
+        }
+        if ws.seat_limit.is_some_and(|limit| ws.seats_used() + 1 > limit) {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"code": "seat_true_up_pending"}, "detail": "No seats left"}),
+            ));
+        }
+        let request = ws.join_requests.remove(index);
+        let created_time = super::seed::next_time(sequence);
+        let id = super::seed::user_id(*sequence);
+        ws.members.push(Member {
+            account_user_id: format!("{id}__{}", ws.account_id),
+            id,
+            email: request.email.to_lowercase(),
+            name: request.name,
+            role: role.clone(),
+            seat_type: seat.clone(),
+            created_time,
+            is_scim_managed: false,
+            deactivated_time: None,
+        });
+        ws.log_change(&request.email, AppliedChangeKind::JoinApproved { role, seat });
+        Ok(json!({"success": true}))
+    })
+}
+
+/// `POST /accounts/{account_id}/join_requests/{request_id}/reject`: the request is dropped.
+pub async fn reject_join_request(
+    State(service): State<MockService>,
+    Path((account_id, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let denied = "Only workspace owners and admins can reject join requests.";
+    write(&service, &headers, &account_id, &[OWNER, ADMIN], denied, |ws, _, _| {
+        if !ws.join_requests_served {
+            return Err(not_served());
+        }
+        let index = ws
+            .join_requests
+            .iter()
+            .position(|r| r.id == request_id)
+            .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Join request not found"))?;
+        let request = ws.join_requests.remove(index);
+        ws.log_change(&request.email, AppliedChangeKind::JoinRejected);
+        Ok(json!({"success": true}))
     })
 }

@@ -188,7 +188,10 @@ fn tenant(server: &MockServer, id: &str, ws: &str, call_timeout_ms: u64) -> Tena
 async fn campaign(host: Arc<Host>, scenario: Scenario, seed: u64) {
     let ws = format!("ws-campaign-{scenario:?}-{seed}").to_lowercase();
     let service = MockService::new();
-    service.put_workspace(seed::generate(&ws, GenerateSpec { members: 700, invites: 60, seed }));
+    service.put_workspace(seed::generate(
+        &ws,
+        GenerateSpec { members: 700, invites: 60, seed, join_requests: 0 },
+    ));
     service.add_token(OWNER_TOKEN, &ws, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let intents = intents(&service, &ws, 2000);
@@ -352,7 +355,10 @@ async fn workspace(
     call_timeout_ms: u64,
 ) -> (MockServer, MockService) {
     let service = MockService::new();
-    service.put_workspace(seed::generate(ws, GenerateSpec { members, invites: 0, seed: 3 }));
+    service.put_workspace(seed::generate(
+        ws,
+        GenerateSpec { members, invites: 0, seed: 3, join_requests: 0 },
+    ));
     service.add_token(OWNER_TOKEN, ws, "account-owner");
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let mut tenant = tenant(&server, ws, ws, call_timeout_ms);

@@ -31,7 +31,10 @@ pub fn host() -> Arc<Host> {
 /// A mock serving one generated workspace, with an Owner token.
 pub async fn mock(account_id: &str, members: usize, invites: usize) -> MockServer {
     let service = MockService::new();
-    service.put_workspace(seed::generate(account_id, GenerateSpec { members, invites, seed: 11 }));
+    service.put_workspace(seed::generate(
+        account_id,
+        GenerateSpec { members, invites, seed: 11, join_requests: 0 },
+    ));
     service.add_token(OWNER_TOKEN, account_id, "account-owner");
     MockServer::start_local(service).await.unwrap()
 }
@@ -246,4 +249,50 @@ pub fn tenant_through(
     tenant.credentials[0].origin = to.clone();
     tenant.settings.insert("base-url".to_string(), SettingValue::Text(format!("{to}/backend-api")));
     tenant
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rules-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tenants file in `dir` for tenant `t` of the mock's workspace `account_id`, holding `token`.
+pub fn tenants_file(
+    dir: &Path,
+    server: &MockServer,
+    account_id: &str,
+    token: &str,
+    settings: &[(&str, &str)],
+) -> PathBuf {
+    let origin = server.origin();
+    let mut file = format!(
+        "[[tenant]]\nid = \"t\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{origin}/backend-api\"\naccount-id = \"{account_id}\"\n"
+    );
+    for (key, value) in settings {
+        file.push_str(&format!("{key} = \"{value}\"\n"));
+    }
+    file.push_str(&format!(
+        "[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{account_id}\" }}\n"
+    ));
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+/// Runs the `harness` binary with `args` and `--tenants`: success, stdout, stderr.
+pub fn harness(args: &[&str], tenants: &Path) -> (bool, String, String) {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let output = std::process::Command::new(crate::conformance::harness())
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .arg("--tenants")
+        .arg(tenants)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
 }

@@ -8,6 +8,7 @@ mod batch;
 mod component_interface;
 mod conformance;
 mod groups;
+mod join_requests;
 mod mock_console;
 mod mock_scim;
 mod provisioning;

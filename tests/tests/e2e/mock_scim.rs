@@ -51,7 +51,10 @@ async fn console(server: &MockServer, method: &str, path: &str, body: Option<Val
 
 async fn start(members: usize) -> MockServer {
     let service = MockService::new();
-    service.put_workspace(seed::generate(WS, GenerateSpec { members, invites: 2, seed: 3 }));
+    service.put_workspace(seed::generate(
+        WS,
+        GenerateSpec { members, invites: 2, seed: 3, join_requests: 0 },
+    ));
     service.add_token(OWNER, WS, "account-owner");
     service.enable_scim(WS, DIR, TOKEN);
     MockServer::start_local(service).await.unwrap()

@@ -313,7 +313,7 @@ async fn a_wrong_token_is_unauthenticated_and_a_wrong_workspace_is_permission_de
     let server = mock("ws-auth", 5, 0).await;
     let other_ws = accessgov_mock::seed::generate(
         "ws-elsewhere",
-        accessgov_mock::GenerateSpec { members: 2, invites: 0, seed: 1 },
+        accessgov_mock::GenerateSpec { members: 2, invites: 0, seed: 1, join_requests: 0 },
     );
     server.service().put_workspace(other_ws);
     let host = host();

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use accessgov_host::tenant::SettingValue;
@@ -19,7 +18,9 @@ use accessgov_mock::{
 };
 use serde_json::json;
 
-use crate::common::{OWNER_TOKEN, add, bearer, host, list_all, raw};
+use crate::common::{
+    OWNER_TOKEN, add, bearer, harness, host, list_all, raw, scratch, tenants_file,
+};
 
 const WS: &str = "ws-rules";
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
@@ -49,7 +50,8 @@ fn person(ws: &Workspace, email: &str, role: &str) -> Member {
 /// `plain@…`, a pending invite `pending@…` with a ChatGPT seat and a SCIM-managed one
 /// `provisioned@…`; tokens for the Owner and the Admin.
 async fn mock_on(plan: Plan, codex_business: bool) -> MockServer {
-    let mut ws = seed::generate(WS, GenerateSpec { members: 30, invites: 0, seed: 5 });
+    let mut ws =
+        seed::generate(WS, GenerateSpec { members: 30, invites: 0, seed: 5, join_requests: 0 });
     ws.set_plan(plan, codex_business);
     seed::fit_to_plan(&mut ws);
     let people = [
@@ -294,7 +296,7 @@ async fn a_move_to_a_codex_seat_carries_its_notice_in_the_plan_and_the_result() 
 
     // The CLI prints it beside the change, for one change and for a CSV.
     let dir = scratch("codex-notice");
-    let tenants = tenants_file(&dir, &server, OWNER_TOKEN, &[]);
+    let tenants = tenants_file(&dir, &server, WS, OWNER_TOKEN, &[]);
     let single = harness(&["grant", plain, "seat:codex", "--dry-run"], &tenants);
     assert!(single.0, "{}", single.2);
     assert!(single.1.contains("NOTICE data access lost"), "{}", single.1);
@@ -369,7 +371,7 @@ async fn an_admin_integration_account_never_gives_the_owner_role() {
     // A CSV: an Owner row for a new person invites them as Member, with a note; the typo
     // `ownr` for an existing Owner changes nothing and names its line.
     let dir = scratch("admin-csv");
-    let tenants = tenants_file(&dir, &server, ADMIN_TOKEN, &settings);
+    let tenants = tenants_file(&dir, &server, WS, ADMIN_TOKEN, &settings);
     let csv = dir.join("people.csv");
     std::fs::write(&csv, "email,role\nboss@acme.example.com,Owner\n").unwrap();
     let (ok, stdout, stderr) = harness(&["apply", "--csv", csv.to_str().unwrap()], &tenants);
@@ -447,51 +449,6 @@ async fn a_connector_built_against_contract_0_1_0_still_runs() {
 /// The 0.1.0 build of the ChatGPT connector kept as a test artifact.
 fn fixture_0_1_0() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.1.0/chatgpt_connector.wasm")
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rules-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A tenants file in `dir` for tenant `t` of the mock's workspace, holding `token`.
-fn tenants_file(
-    dir: &Path,
-    server: &MockServer,
-    token: &str,
-    settings: &[(&str, &str)],
-) -> PathBuf {
-    let origin = server.origin();
-    let mut file = format!(
-        "[[tenant]]\nid = \"t\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{origin}/backend-api\"\naccount-id = \"{WS}\"\n"
-    );
-    for (key, value) in settings {
-        file.push_str(&format!("{key} = \"{value}\"\n"));
-    }
-    file.push_str(&format!(
-        "[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{token}\"\nheaders = {{ chatgpt-account-id = \"{WS}\" }}\n"
-    ));
-    let path = dir.join("tenants.toml");
-    std::fs::write(&path, file).unwrap();
-    path
-}
-
-/// Runs the `harness` binary with `args` and `--tenants`: success, stdout, stderr.
-fn harness(args: &[&str], tenants: &Path) -> (bool, String, String) {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    let output = Command::new(crate::conformance::harness())
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .arg("--tenants")
-        .arg(tenants)
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
 }
 
 #[test]
