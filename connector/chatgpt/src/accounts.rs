@@ -5,7 +5,7 @@
 use connector_sdk::ConnectorError;
 use connector_sdk::types::{Account, AccountRef, AccountStatus};
 
-use crate::api::{Invite, JoinRequest, Member};
+use crate::api::{AdminUser, Invite, JoinRequest, Member};
 use crate::catalog;
 
 /// Prefix of the ids of accounts that are pending invites, so an id says which listing holds it.
@@ -63,6 +63,29 @@ pub fn request_account(request: JoinRequest) -> Account {
         entitlements: Vec::new(),
         managed_by: None,
         created_at: request.created_time,
+    }
+}
+
+/// The account of a member as the Admin API lists it: an active member, seat types under the
+/// Admin API's names (`chatgpt`, `codex`).
+pub fn admin_user_account(user: AdminUser) -> Account {
+    let seat = match user.seat_type.as_str() {
+        "chatgpt" => "seat:chatgpt".to_string(),
+        "codex" => "seat:codex".to_string(),
+        other => format!("seat:{other}"),
+    };
+    Account {
+        id: user.id,
+        email: user.email,
+        display_name: user.name.filter(|n| !n.is_empty()),
+        status: AccountStatus::Active,
+        entitlements: vec![
+            catalog::WORKSPACE.to_string(),
+            catalog::role_entitlement(&user.role),
+            seat,
+        ],
+        managed_by: user.is_scim_managed.then(|| "scim".to_string()),
+        created_at: user.created_at.and_then(connector_sdk::time::rfc3339_from_unix),
     }
 }
 

@@ -73,6 +73,41 @@ pub struct JoinRequest {
     pub created_time: Option<String>,
 }
 
+/// A workspace member as the public Admin API lists it: active members only.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AdminUser {
+    /// `user-...` id, the console's.
+    pub id: String,
+    /// Email address; the API may answer `null`.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Role, as the console names it.
+    pub role: String,
+    /// `chatgpt` or `codex` (the console's `default` and `usage_based`).
+    pub seat_type: String,
+    /// Creation time, Unix seconds.
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    /// Whether SCIM owns the member (*assumed* field).
+    #[serde(default)]
+    pub is_scim_managed: bool,
+}
+
+/// One page of an Admin API listing, paged by key (`after`, `has_more`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AdminList<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// The id of the last item, from which the next page continues.
+    #[serde(default)]
+    pub last_id: Option<String>,
+    /// Whether more items follow.
+    pub has_more: bool,
+}
+
 /// One page of a console listing.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct ListPage<T> {
@@ -104,13 +139,15 @@ pub enum Surface {
     Console,
     /// The SCIM 2.0 directory (`scim-base-url`).
     Scim,
+    /// The public ChatGPT Admin API (`admin-api-base-url`).
+    AdminApi,
 }
 
 impl Surface {
     /// The media type of request bodies (RFC 7644 §3.1 names `application/scim+json`).
     pub fn media_type(self) -> &'static str {
         match self {
-            Surface::Console => "application/json",
+            Surface::Console | Surface::AdminApi => "application/json",
             Surface::Scim => "application/scim+json",
         }
     }
@@ -120,6 +157,7 @@ impl Surface {
         match self {
             Surface::Console => "the tenant's ChatGPT admin token",
             Surface::Scim => "the tenant's SCIM token",
+            Surface::AdminApi => "the tenant's ChatGPT Admin API key",
         }
     }
 
@@ -130,6 +168,9 @@ impl Surface {
                 "the token must belong to an Owner of this workspace and `account-id` must be that workspace"
             }
             Surface::Scim => "the SCIM token must belong to the directory in `scim-base-url`",
+            Surface::AdminApi => {
+                "the Admin key must belong to this workspace and hold the permission named (member reads need `chatgpt.enterprise.user.read`)"
+            }
         }
     }
 }
@@ -193,7 +234,7 @@ impl ApiRules for Surface {
     }
 
     fn refusal(&self, endpoint: &str, response: &HttpResponse) -> Option<ConnectorError> {
-        if *self == Surface::Scim || !matches!(response.status, 400 | 403) {
+        if *self != Surface::Console || !matches!(response.status, 400 | 403) {
             return None;
         }
         if is_seat_true_up(response) {

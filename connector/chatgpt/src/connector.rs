@@ -8,6 +8,7 @@ use crate::accounts::{
     INVITE_ID_PREFIX, REQUEST_ID_PREFIX, member_account, request_account, validate_email,
     validate_id,
 };
+use crate::api::Surface;
 use crate::api::{
     ConsoleClient, ConsoleReads, Invite, JoinRequest, ListPage, Member, console_client,
 };
@@ -17,11 +18,12 @@ use crate::scim;
 use crate::settings::{CONFIG_SCHEMA, MAX_PAGE_SIZE, Settings};
 use crate::workspace::WorkspaceRules;
 use connector_sdk::ConnectorError;
-use connector_sdk::client::RetryClock;
+use connector_sdk::client::{JsonClient, RetryClock};
 use connector_sdk::settings::ConfigSource;
 use connector_sdk::transport::Transport;
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, ChangeResult, ConnectorInfo, Entitlement, PageRequest,
+    Account, AccountRef, AccountStatus, ChangeResult, ConnectionReport, ConnectorInfo, Entitlement,
+    PageRequest,
 };
 use connector_sdk::{ChangeRequest, Connector, Page};
 
@@ -62,16 +64,48 @@ impl<T: Transport> ChatGptConnector<T> {
         }
     }
 
-    pub(crate) fn console(&self) -> ConsoleClient<'_, T> {
-        let base = self.settings.account_base();
-        console_client(&self.transport, base, self.settings.retry, self.retrying.clone())
+    /// A client of the console; `unsupported` for a read-only tenant, which has none.
+    pub(crate) fn console(&self) -> Result<ConsoleClient<'_, T>, ConnectorError> {
+        let base = self.settings.account_base().ok_or_else(|| {
+            ConnectorError::Unsupported(format!("{READ_ONLY}; this needs the console (`base-url`)"))
+        })?;
+        Ok(console_client(&self.transport, base, self.settings.retry, self.retrying.clone()))
+    }
+
+    /// A client of the public Admin API, when the tenant reads members through it.
+    pub(crate) fn admin(&self) -> Option<ConsoleClient<'_, T>> {
+        let base = self.settings.admin_base()?;
+        let (policy, clock) = (self.settings.retry, self.retrying.clone());
+        Some(JsonClient::on(Surface::AdminApi, &self.transport, base, policy, clock))
     }
 
     /// Reads the workspace settings, proving the token and account id work together, then
     /// (when the tenant names its integration account) checks with one listing request that
     /// the account is an active Owner, as role and seat changes need.
-    pub fn test_connection(&self) -> Result<(), ConnectorError> {
-        let settings = self.console().settings()?;
+    ///
+    /// A tenant reading through the Admin API has its key checked with one member read first;
+    /// a read-only one is then done, and its report says what it cannot see or do.
+    pub fn test_connection(&self) -> Result<ConnectionReport, ConnectorError> {
+        let mut limitations = Vec::new();
+        if let Some(admin) = self.admin() {
+            crate::admin::probe(&admin)?;
+            limitations.push(
+                "deactivated members are not listed: the Admin API lists active members only"
+                    .to_string(),
+            );
+        }
+        if self.settings.read_only() {
+            limitations.extend(
+                [
+                    "pending invites are not visible",
+                    "pending join requests are not visible",
+                    "writes (grant, revoke, set, batches) are unsupported: they need the console and an Owner integration account",
+                ]
+                .map(|what| format!("{what} ({READ_ONLY})")),
+            );
+            return Ok(ConnectionReport { limitations });
+        }
+        let settings = self.console()?.settings()?;
         if settings.id != self.settings.account_id {
             return Err(ConnectorError::InvalidConfig(format!(
                 "the service answered for workspace {:?}, not the configured `account-id` {:?}",
@@ -84,7 +118,7 @@ impl<T: Transport> ChatGptConnector<T> {
             Some(why) => Err(ConnectorError::PermissionDenied(format!(
                 "{why}; the connector acts as it, and role and seat changes need an active Owner"
             ))),
-            None => Ok(()),
+            None => Ok(ConnectionReport { limitations }),
         }
     }
 
@@ -93,8 +127,13 @@ impl<T: Transport> ChatGptConnector<T> {
         if let Some(rules) = self.rules.get() {
             return Ok(rules);
         }
-        let settings = self.console().settings()?;
-        let rules = WorkspaceRules::from_settings(&settings, self.settings.seat_changes);
+        let rules = match self.settings.read_only() {
+            true => WorkspaceRules::without_console(self.settings.plan_without_console.clone()),
+            false => {
+                let settings = self.console()?.settings()?;
+                WorkspaceRules::from_settings(&settings, self.settings.seat_changes)
+            }
+        };
         Ok(self.rules.get_or_init(|| rules))
     }
 
@@ -112,7 +151,7 @@ impl<T: Transport> ChatGptConnector<T> {
         if let Some(account) = self.integration.get() {
             return Ok(Some(account));
         }
-        let console = self.console();
+        let console = self.console()?;
         let concurrency = self.settings.read_concurrency;
         let member = scan(&console, "users", email, concurrency, |m: &Member| {
             m.email.eq_ignore_ascii_case(email)
@@ -158,12 +197,12 @@ impl<T: Transport> ChatGptConnector<T> {
         }
     }
 
-    /// The listings of accounts, in listing order.
+    /// The listings of accounts, in listing order: a read-only tenant sees members only.
     fn account_phases(&self) -> &'static [Phase] {
-        if self.settings.join_requests {
-            &[Phase::Members, Phase::Invites, Phase::Requests]
-        } else {
-            &[Phase::Members, Phase::Invites]
+        match (self.settings.read_only(), self.settings.join_requests) {
+            (true, _) => &[Phase::Members],
+            (false, true) => &[Phase::Members, Phase::Invites, Phase::Requests],
+            (false, false) => &[Phase::Members, Phase::Invites],
         }
     }
 
@@ -172,10 +211,9 @@ impl<T: Transport> ChatGptConnector<T> {
         let size = self.settings.effective_page_size(page.size)?;
         let phases = self.account_phases();
         let mut cursor = match &page.cursor {
-            None => Cursor { phase: Phase::Members, offset: 0, total: None },
+            None => Cursor::start(Phase::Members),
             Some(raw) => Cursor::decode(raw, &self.settings.account_id, phases)?,
         };
-        let console = self.console();
         let concurrency = self.settings.read_concurrency;
         let mut items = Vec::new();
         // The cursor's length (as the previous call last saw it) lets the first round ask for
@@ -184,24 +222,46 @@ impl<T: Transport> ChatGptConnector<T> {
         loop {
             let at = Position { offset: cursor.offset, total: cursor.total };
             let wanted = size - items.len() as u32;
-            let stopped = match cursor.phase {
-                Phase::Invites => {
-                    walk(&console, "invites", "", concurrency, at, wanted, |invite: Invite| {
-                        items.push(self.invite_account(&invite)?);
-                        Ok(false)
+            let resume =
+                |at: Option<Position>| at.map(|at| Cursor::at(cursor.phase, at.offset, at.total));
+            let stopped = match (cursor.phase, self.admin()) {
+                (Phase::Members, Some(admin)) => {
+                    crate::admin::list_members(&admin, &cursor, wanted, |member| {
+                        items.push(member);
                     })?
                 }
-                Phase::Requests => {
+                (Phase::Invites, _) => resume(walk(
+                    &self.console()?,
+                    "invites",
+                    "",
+                    concurrency,
+                    at,
+                    wanted,
+                    |invite: Invite| {
+                        items.push(self.invite_account(&invite)?);
+                        Ok(false)
+                    },
+                )?),
+                (Phase::Requests, _) => {
+                    let console = self.console()?;
                     let listed = walk(&console, JOIN_REQUESTS, "", concurrency, at, wanted, |r| {
                         items.push(request_account(r));
                         Ok(false)
                     });
-                    listed.map_err(join_requests_unserved)?
+                    resume(listed.map_err(join_requests_unserved)?)
                 }
-                _ => walk(&console, "users", "", concurrency, at, wanted, |member: Member| {
-                    items.push(member_account(member));
-                    Ok(false)
-                })?,
+                _ => resume(walk(
+                    &self.console()?,
+                    "users",
+                    "",
+                    concurrency,
+                    at,
+                    wanted,
+                    |member: Member| {
+                        items.push(member_account(member));
+                        Ok(false)
+                    },
+                )?),
             };
             let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
             cursor = match (stopped, next_phase) {
@@ -209,8 +269,8 @@ impl<T: Transport> ChatGptConnector<T> {
                     self.add_groups(&mut items)?;
                     return Ok(Page { items, next_cursor: None });
                 }
-                (None, Some(phase)) => Cursor { phase, offset: 0, total: None },
-                (Some(at), _) => Cursor { phase: cursor.phase, offset: at.offset, total: at.total },
+                (None, Some(phase)) => Cursor::start(phase),
+                (Some(next), _) => next,
             };
             if items.len() as u32 >= size {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
@@ -231,52 +291,70 @@ impl<T: Transport> ChatGptConnector<T> {
         Ok(account)
     }
 
-    /// One account by id or email, as the console shows it.
+    /// One account by id or email: a member through the Admin API when the tenant reads
+    /// through it, else the console; then the console's invites and join requests, when the
+    /// tenant has a console.
     fn console_account(&self, reference: &AccountRef) -> Result<Account, ConnectorError> {
+        let missing = |what: String| {
+            let unseen = match self.settings.read_only() {
+                true => {
+                    format!(" (pending invites and join requests are not visible: {READ_ONLY})")
+                }
+                false => String::new(),
+            };
+            ConnectorError::NotFound(format!("{what}{unseen}"))
+        };
+        let concurrency = self.settings.read_concurrency;
         match reference {
             AccountRef::Email(email) => {
                 let email = validate_email(email)?;
-                let console = self.console();
-                let concurrency = self.settings.read_concurrency;
-                let member = scan(&console, "users", &email, concurrency, |m: &Member| {
-                    m.email.eq_ignore_ascii_case(&email)
-                })?;
+                let member = match self.admin() {
+                    Some(admin) => crate::admin::member_by_email(&admin, &email)?,
+                    None => scan(&self.console()?, "users", &email, concurrency, |m: &Member| {
+                        m.email.eq_ignore_ascii_case(&email)
+                    })?
+                    .map(member_account),
+                };
                 if let Some(member) = member {
-                    return Ok(member_account(member));
+                    return Ok(member);
                 }
+                let not_found = || {
+                    missing(format!(
+                        "no member, pending invite or join request has the email {email:?}"
+                    ))
+                };
+                if self.settings.read_only() {
+                    return Err(not_found());
+                }
+                let console = self.console()?;
                 let invite = scan(&console, "invites", &email, concurrency, |i: &Invite| {
                     i.email_address.eq_ignore_ascii_case(&email)
                 })?;
                 if let Some(invite) = invite {
                     return self.invite_account(&invite);
                 }
-                match self
-                    .find_request(&console, &email, |r| r.email.eq_ignore_ascii_case(&email))?
-                {
-                    Some(request) => Ok(request_account(request)),
-                    None => Err(ConnectorError::NotFound(format!(
-                        "no member, pending invite or join request has the email {email:?}"
-                    ))),
-                }
+                self.find_request(&console, &email, |r| r.email.eq_ignore_ascii_case(&email))?
+                    .map(request_account)
+                    .ok_or_else(not_found)
             }
             AccountRef::Id(id) => {
                 let id = validate_id(id)?;
-                let console = self.console();
-                let concurrency = self.settings.read_concurrency;
                 let found = if let Some(invite_id) = id.strip_prefix(INVITE_ID_PREFIX) {
+                    let console = self.console()?;
                     scan(&console, "invites", "", concurrency, |i: &Invite| i.id == invite_id)?
                         .map(|i| self.invite_account(&i))
                         .transpose()?
                 } else if let Some(request_id) = id.strip_prefix(REQUEST_ID_PREFIX) {
+                    let console = self.console()?;
                     self.find_request(&console, "", |r| r.id == request_id)?.map(request_account)
+                } else if let Some(admin) = self.admin() {
+                    crate::admin::member_by_id(&admin, id)?
                 } else {
-                    scan(&console, "users", "", concurrency, |m: &Member| m.id == id)?
+                    scan(&self.console()?, "users", "", concurrency, |m: &Member| m.id == id)?
                         .map(member_account)
                 };
                 found.ok_or_else(|| {
-                    ConnectorError::NotFound(format!(
-                        "no member, pending invite or join request has the id {id:?}"
-                    ))
+                    missing(format!("no member, pending invite or join request has the id {id:?}"))
                 })
             }
         }
@@ -316,7 +394,7 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut items: Vec<Entitlement> = fixed.iter().skip(start).take(size).cloned().collect();
         let next = |offset: usize| {
             Some(
-                Cursor { phase: Phase::Entitlements, offset: offset as u64, total: None }
+                Cursor::at(Phase::Entitlements, offset as u64, None)
                     .encode(&self.settings.account_id),
             )
         };
@@ -364,6 +442,10 @@ impl<T: Transport> ChatGptConnector<T> {
         })
     }
 }
+
+/// What a read-only tenant is, for messages.
+pub(crate) const READ_ONLY: &str =
+    "this tenant reads members through the public Admin API only: it has no `base-url`";
 
 /// The console's listing of pending join requests.
 pub(crate) const JOIN_REQUESTS: &str = "join_requests";
@@ -557,7 +639,19 @@ impl<T: Transport + Default> Connector for ChatGptConnector<T> {
         info()
     }
 
-    fn test_connection(&self) -> Result<(), ConnectorError> {
+    /// A read-only review tenant (no console) can list but not change: it says so.
+    fn tenant_info(config: &dyn ConfigSource) -> ConnectorInfo {
+        let mut info = info();
+        if Settings::load(config).is_ok_and(|s| s.read_only()) {
+            info.application = "ChatGPT Enterprise/Edu workspace, read-only review through the Admin API: members only (no pending invites or join requests), no writes".to_string();
+            info.capabilities.write = false;
+            info.capabilities.batch = false;
+            info.capabilities.dry_run = false;
+        }
+        info
+    }
+
+    fn test_connection(&self) -> Result<ConnectionReport, ConnectorError> {
         ChatGptConnector::test_connection(self)
     }
 
@@ -662,7 +756,9 @@ mod tests {
 
     fn connector(console: &FakeConsole, read_concurrency: u32) -> ChatGptConnector<&FakeConsole> {
         let settings = Settings {
-            base_url: "https://x".into(),
+            base_url: Some("https://x".into()),
+            admin_api_base_url: None,
+            plan_without_console: crate::workspace::Plan::Enterprise,
             account_id: "ws".into(),
             scim_base_url: None,
             page_size: 100,

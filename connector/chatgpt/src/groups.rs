@@ -276,7 +276,7 @@ impl<T: Transport> ChatGptConnector<T> {
             .filter(|(_, c)| reference_key(&c.account).is_ok())
             .map(|(_, c)| &c.account)
             .collect();
-        let console = self.console();
+        let console = self.console()?;
         let found = self.lookup(&console, &refs)?;
         let mut people: HashMap<String, Result<usize, ConnectorError>> = HashMap::new();
         // Each person's key, console account and email, in the order the changes name them.
@@ -524,7 +524,9 @@ mod tests {
 
     fn connector(directory: &FakeDirectory) -> ChatGptConnector<&FakeDirectory> {
         let settings = Settings {
-            base_url: "https://x".into(),
+            base_url: Some("https://x".into()),
+            admin_api_base_url: None,
+            plan_without_console: crate::workspace::Plan::Enterprise,
             account_id: "ws".into(),
             scim_base_url: Some("https://x/scim".into()),
             page_size: 100,

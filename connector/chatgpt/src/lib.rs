@@ -13,6 +13,7 @@
 //! accounts with their groups.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod catalog;
 pub mod connector;

@@ -17,7 +17,7 @@ use crate::accounts::{
 use crate::api::{ConsoleClient, ConsoleReads, Invite, InviteResponse, JoinRequest, Member};
 use crate::catalog::{self, Role, Seat};
 use crate::connector::{
-    ChatGptConnector, JOIN_REQUESTS, Position, join_requests_unserved, scan, walk,
+    ChatGptConnector, JOIN_REQUESTS, Position, READ_ONLY, join_requests_unserved, scan, walk,
 };
 use crate::settings::MAX_PAGE_SIZE;
 use crate::workspace::SeatChanges;
@@ -143,6 +143,11 @@ impl<T: Transport> ChatGptConnector<T> {
         changes: &[ChangeRequest],
         dry_run: bool,
     ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
+        if self.settings.read_only() {
+            return Err(ConnectorError::Unsupported(format!(
+                "{READ_ONLY}, so it makes no change; changes need the console (`base-url`) and an Owner integration account"
+            )));
+        }
         let (group_changes, console_changes): (Vec<_>, Vec<_>) =
             changes.iter().enumerate().partition(|(_, c)| group_id(&c.entitlement).is_some());
         let console_only: Vec<ChangeRequest> =
@@ -205,7 +210,7 @@ impl<T: Transport> ChatGptConnector<T> {
         changes: &[ChangeRequest],
         dry_run: bool,
     ) -> Result<Vec<Result<ChangeResult, ConnectorError>>, ConnectorError> {
-        let console = self.console();
+        let console = self.console()?;
 
         // Resolve every account reference; a reference error belongs to its change only.
         let refs: Vec<Result<String, ConnectorError>> =
@@ -1327,7 +1332,9 @@ mod tests {
             budget: std::time::Duration::from_secs(1),
         };
         let settings = Settings {
-            base_url: "https://x".into(),
+            base_url: Some("https://x".into()),
+            admin_api_base_url: None,
+            plan_without_console: crate::workspace::Plan::Enterprise,
             account_id: "ws".into(),
             scim_base_url: None,
             page_size: 100,

@@ -1,7 +1,7 @@
 //! The connector's settings, read from the host's configuration store and validated once per call.
 
 use crate::accounts::validate_email;
-use crate::workspace::SeatChanges;
+use crate::workspace::{Plan, SeatChanges};
 use connector_sdk::ConnectorError;
 use connector_sdk::settings::{ConfigSource, RetryPolicy, SettingsReader};
 
@@ -26,8 +26,16 @@ pub const MAX_READ_CONCURRENCY: u32 = 16;
 /// Validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Base URL of the admin console API without a trailing slash, e.g. `https://chatgpt.com/backend-api`.
-    pub base_url: String,
+    /// Base URL of the admin console API without a trailing slash, e.g.
+    /// `https://chatgpt.com/backend-api`; `None` for a read-only review tenant, which reads
+    /// members through the public Admin API alone.
+    pub base_url: Option<String>,
+    /// Base URL of the public ChatGPT Admin API, e.g. `https://api.chatgpt.com/v1`: members are
+    /// read through it (1,000 a request, with a read-only key) when set.
+    pub admin_api_base_url: Option<String>,
+    /// The plan of a workspace read without a console (which would say it): `enterprise` or
+    /// `edu`, the plans the Admin API serves.
+    pub plan_without_console: Plan,
     /// The workspace (account) id.
     pub account_id: String,
     /// Base URL of the workspace's SCIM 2.0 directory, e.g.
@@ -57,7 +65,9 @@ pub const CONFIG_SCHEMA: &str = concat!(
   "title": "ChatGPT workspace connector settings",
   "type": "object",
   "properties": {
-    "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api"},
+    "base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Admin console API base, e.g. https://chatgpt.com/backend-api; leave it out (with admin-api-base-url set) for a read-only review tenant"},
+    "admin-api-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "Public ChatGPT Admin API base, e.g. https://api.chatgpt.com/v1 (Enterprise and Edu): members are read through it with a workspace-scoped Admin key holding chatgpt.enterprise.user.read, injected by the host for its origin"},
+    "plan": {"type": "string", "enum": ["enterprise", "edu"], "description": "The workspace's plan, for a read-only tenant without base-url (default enterprise); with a console the plan is read from the workspace"},
     "account-id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$", "description": "The workspace id"},
     "scim-base-url": {"type": "string", "format": "uri", "pattern": "^https?://", "description": "The workspace's SCIM 2.0 directory, e.g. https://<host>/scim/v2.0/<directory>; enables group entitlements (its token is injected by the host like the console's)"},
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
@@ -69,7 +79,7 @@ pub const CONFIG_SCHEMA: &str = concat!(
     connector_sdk::retry_schema_properties!(),
     r#"
   },
-  "required": ["base-url", "account-id"],
+  "required": ["account-id"],
   "additionalProperties": false
 }"#,
 );
@@ -82,7 +92,23 @@ impl Settings {
 
     /// [`Settings::load`] through `settings`, which remembers the keys read.
     pub fn read(settings: &SettingsReader<'_>) -> Result<Self, ConnectorError> {
-        let base_url = settings.base_url("base-url")?;
+        let base_url = settings.optional_base_url("base-url")?;
+        let admin_api_base_url = settings.optional_base_url("admin-api-base-url")?;
+        if base_url.is_none() && admin_api_base_url.is_none() {
+            return Err(ConnectorError::InvalidConfig(
+                "setting `base-url` is required (or, for a read-only review tenant, `admin-api-base-url`)"
+                    .to_string(),
+            ));
+        }
+        let plan_without_console = match settings.optional("plan")?.as_deref() {
+            None | Some("enterprise") => Plan::Enterprise,
+            Some("edu") => Plan::Edu,
+            Some(other) => {
+                return Err(ConnectorError::InvalidConfig(format!(
+                    "setting `plan` must be `enterprise` or `edu` (the plans the Admin API serves), got {other:?}"
+                )));
+            }
+        };
         let scim_base_url = settings.optional_base_url("scim-base-url")?;
         let account_id = settings.required("account-id")?;
         if account_id.len() > 128
@@ -133,6 +159,8 @@ impl Settings {
         Ok(Settings {
             join_requests,
             base_url,
+            admin_api_base_url,
+            plan_without_console,
             account_id,
             scim_base_url,
             page_size,
@@ -143,9 +171,23 @@ impl Settings {
         })
     }
 
-    /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`.
-    pub fn account_base(&self) -> String {
-        format!("{}/accounts/{}", self.base_url, self.account_id)
+    /// The URL every console path of this workspace sits below: `{base-url}/accounts/{id}`;
+    /// `None` for a tenant without a console.
+    pub fn account_base(&self) -> Option<String> {
+        self.base_url.as_ref().map(|base| format!("{base}/accounts/{}", self.account_id))
+    }
+
+    /// The URL every Admin API path of this workspace sits below:
+    /// `{admin-api-base-url}/manage/workspaces/{id}`.
+    pub fn admin_base(&self) -> Option<String> {
+        let base = self.admin_api_base_url.as_ref()?;
+        Some(format!("{base}/manage/workspaces/{}", self.account_id))
+    }
+
+    /// Whether the tenant reads through the Admin API alone: no console, so no invites, no join
+    /// requests and no writes.
+    pub fn read_only(&self) -> bool {
+        self.base_url.is_none()
     }
 
     /// Page size to use for a request that asked for `requested`.
@@ -174,6 +216,8 @@ mod tests {
             ("integration-account", "ops@acme.com"),
             ("seat-changes", "self-service"),
             ("join-requests", "false"),
+            ("admin-api-base-url", "https://api.chatgpt.com/v1"),
+            ("plan", "edu"),
         ];
         connector_sdk::settings::check_schema(CONFIG_SCHEMA, &sample, Settings::read).unwrap();
     }
@@ -202,16 +246,24 @@ mod tests {
             ("page-size", "25"),
         ]))
         .unwrap();
-        assert_eq!(s.base_url, "https://chatgpt.com/backend-api");
+        assert_eq!(s.base_url.as_deref(), Some("https://chatgpt.com/backend-api"));
         assert_eq!(s.page_size, 25);
         assert_eq!(s.read_concurrency, DEFAULT_READ_CONCURRENCY);
-        assert_eq!(s.account_base(), "https://chatgpt.com/backend-api/accounts/ws-1");
+        assert_eq!(s.account_base().unwrap(), "https://chatgpt.com/backend-api/accounts/ws-1");
     }
 
     #[test]
     fn names_the_bad_setting() {
         let cases = [
-            (vec![("account-id", "a")], "`base-url` is required"),
+            (vec![("account-id", "a")], "`base-url` is required (or, for a read-only"),
+            (
+                vec![
+                    ("admin-api-base-url", "https://x"),
+                    ("account-id", "a"),
+                    ("plan", "business"),
+                ],
+                "`plan` must be `enterprise` or `edu`",
+            ),
             (vec![("base-url", "ftp://x"), ("account-id", "a")], "`base-url` must start"),
             (vec![("base-url", "https://x")], "`account-id` is required"),
             (

@@ -109,6 +109,17 @@ impl WorkspaceRules {
         }
     }
 
+    /// The rules of a workspace read without its console, on `plan` (as the tenant says): the
+    /// console's defaults, which a tenant without a console never writes through.
+    pub fn without_console(plan: Plan) -> Self {
+        WorkspaceRules {
+            codex_seats: plan == Plan::Enterprise,
+            plan,
+            default_seat: "default".to_string(),
+            seat_changes: SeatChanges::AccountManager,
+        }
+    }
+
     /// Whether the workspace can hold `role`; if not, why.
     pub fn role_allowed(&self, role: &Role) -> Result<(), String> {
         if role.enterprise_only && self.plan != Plan::Enterprise {

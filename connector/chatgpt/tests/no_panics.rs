@@ -30,7 +30,7 @@ proptest! {
         total in proptest::option::of(any::<u64>()),
         flip in any::<prop::sample::Index>(),
     ) {
-        let cursor = Cursor { phase: Phase::Invites, offset, total };
+        let cursor = Cursor::at(Phase::Invites, offset, total);
         let raw = cursor.encode("ws");
         let phases = [Phase::Members, Phase::Invites];
         prop_assert_eq!(Cursor::decode(&raw, "ws", &phases).unwrap(), cursor);

@@ -3,8 +3,8 @@
 use crate::paging::Page;
 use crate::settings::ConfigSource;
 use crate::types::{
-    Account, AccountRef, Capabilities, Change, ChangeResult, ConnectorError, ConnectorInfo,
-    Entitlement, PageRequest,
+    Account, AccountRef, Capabilities, Change, ChangeResult, ConnectionReport, ConnectorError,
+    ConnectorInfo, Entitlement, PageRequest,
 };
 
 /// A connector: the contract's operations over one tenant's settings. Every operation but
@@ -20,8 +20,17 @@ pub trait Connector: Sized {
     /// Describes the connector: name, version, entitlement kinds, capabilities, settings schema.
     fn info() -> ConnectorInfo;
 
-    /// Checks the settings and credentials against the service.
-    fn test_connection(&self) -> Result<(), ConnectorError> {
+    /// [`Connector::info`] for a tenant whose settings are `config`: a connector whose
+    /// capabilities depend on the settings (a read-only tenant) says so here. Settings that do
+    /// not load leave the plain description (the operations then report what is wrong).
+    fn tenant_info(config: &dyn ConfigSource) -> ConnectorInfo {
+        let _ = config;
+        Self::info()
+    }
+
+    /// Checks the settings and credentials against the service; the report says what they
+    /// leave out of reach.
+    fn test_connection(&self) -> Result<ConnectionReport, ConnectorError> {
         Err(unsupported("test-connection"))
     }
 

@@ -1,6 +1,7 @@
 //! Opaque listing cursors.
 //!
-//! A cursor records where a listing stands (which upstream listing, and the offset) and is bound
+//! A cursor records where a listing stands (which upstream listing, and the offset, or for a
+//! listing paged by key the key to continue `after`) and is bound
 //! to the tenant's scope it came from (a workspace, an organization). It is base64url text with a
 //! checksum, so a cursor that was edited, truncated, or produced for another scope is refused as
 //! `invalid-argument` instead of silently listing the wrong thing.
@@ -17,7 +18,7 @@ pub trait Listing: Copy + Eq {
 }
 
 /// A position in a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor<L: Listing> {
     /// The listing.
     pub phase: L,
@@ -27,6 +28,21 @@ pub struct Cursor<L: Listing> {
     /// hint: the next call uses it to ask for its first pages together rather than one page
     /// first to learn the length, and the answers' own totals replace it.
     pub total: Option<u64>,
+    /// For a listing paged by key (`after=<id>`, `has_more`): the key of the last item listed,
+    /// from which the next page continues. `offset` then counts the items listed before it.
+    pub after: Option<String>,
+}
+
+impl<L: Listing> Cursor<L> {
+    /// The start of `phase`.
+    pub fn start(phase: L) -> Self {
+        Cursor { phase, offset: 0, total: None, after: None }
+    }
+
+    /// `phase` at `offset`, with the listing's length when known.
+    pub fn at(phase: L, offset: u64, total: Option<u64>) -> Self {
+        Cursor { phase, offset, total, after: None }
+    }
 }
 
 const VERSION: &str = "a1";
@@ -37,6 +53,9 @@ impl<L: Listing> Cursor<L> {
         let mut body = format!("{VERSION}:{}:{}", self.phase.code(), self.offset);
         if let Some(total) = self.total {
             body.push_str(&format!(":{total}"));
+        }
+        if let Some(after) = &self.after {
+            body.push_str(&format!(":k{}", URL_SAFE_NO_PAD.encode(after)));
         }
         let sum = checksum(account_id, &body);
         URL_SAFE_NO_PAD.encode(format!("{body}:{sum:016x}"))
@@ -72,13 +91,26 @@ impl<L: Listing> Cursor<L> {
             .next()
             .and_then(|o| o.parse::<u64>().ok())
             .ok_or_else(|| invalid("bad offset"))?;
-        // Cursors made before the total was carried end at the offset.
-        let total =
-            parts.next().map(|t| t.parse::<u64>().map_err(|_| invalid("bad total"))).transpose()?;
-        if parts.next().is_some() {
-            return Err(invalid("trailing data"));
+        // Cursors made before the total was carried end at the offset; a key, base64url after
+        // a `k`, comes last.
+        let (mut total, mut after) = (None, None);
+        for (index, part) in parts.enumerate() {
+            match part.strip_prefix('k') {
+                Some(key) if after.is_none() && index < 2 => {
+                    let key = URL_SAFE_NO_PAD.decode(key).map_err(|_| invalid("bad key"))?;
+                    let key = String::from_utf8(key).map_err(|_| invalid("bad key"))?;
+                    if key.is_empty() {
+                        return Err(invalid("empty key"));
+                    }
+                    after = Some(key);
+                }
+                None if index == 0 => {
+                    total = Some(part.parse::<u64>().map_err(|_| invalid("bad total"))?);
+                }
+                _ => return Err(invalid("trailing data")),
+            }
         }
-        Ok(Cursor { phase, offset, total })
+        Ok(Cursor { phase, offset, total, after })
     }
 }
 
@@ -122,9 +154,16 @@ mod tests {
     #[test]
     fn round_trips_and_binds_to_the_workspace() {
         let accounts = [Phase::Members, Phase::Invites];
-        let known = Cursor { phase: Phase::Members, offset: 1000, total: Some(2500) };
+        let known = Cursor::at(Phase::Members, 1000, Some(2500));
         assert_eq!(Cursor::decode(&known.encode("ws-a"), "ws-a", &accounts).unwrap(), known);
-        let c = Cursor { phase: Phase::Invites, offset: 200, total: None };
+        let keyed = Cursor {
+            after: Some("user-Ab:c/9".to_string()),
+            ..Cursor::at(Phase::Members, 1000, None)
+        };
+        assert_eq!(Cursor::decode(&keyed.encode("ws-a"), "ws-a", &accounts).unwrap(), keyed);
+        let both = Cursor { total: Some(3000), ..keyed.clone() };
+        assert_eq!(Cursor::decode(&both.encode("ws-a"), "ws-a", &accounts).unwrap(), both);
+        let c = Cursor::at(Phase::Invites, 200, None);
         let raw = c.encode("ws-a");
         assert_eq!(Cursor::decode(&raw, "ws-a", &accounts).unwrap(), c);
         assert!(Cursor::decode(&raw, "ws-a", &[Phase::Entitlements]).is_err());
@@ -136,7 +175,9 @@ mod tests {
 
     #[test]
     fn refuses_every_single_character_edit() {
-        let raw = Cursor { phase: Phase::Members, offset: 100, total: Some(900) }.encode("ws");
+        let raw =
+            Cursor { after: Some("user-1".into()), ..Cursor::at(Phase::Members, 100, Some(900)) }
+                .encode("ws");
         for i in 0..raw.len() {
             let mut edited: Vec<u8> = raw.clone().into_bytes();
             edited[i] = if edited[i] == b'A' { b'B' } else { b'A' };
@@ -157,9 +198,17 @@ mod tests {
     fn reads_cursors_made_before_the_total_was_carried_and_refuses_bad_totals() {
         assert_eq!(
             Cursor::decode(&signed("a1:m:300"), "ws", &[Phase::Members]).unwrap(),
-            Cursor { phase: Phase::Members, offset: 300, total: None }
+            Cursor::at(Phase::Members, 300, None)
         );
-        for body in ["a1:m:300:", "a1:m:300:-1", "a1:m:300:many", "a1:m:300:900:1"] {
+        for body in [
+            "a1:m:300:",
+            "a1:m:300:-1",
+            "a1:m:300:many",
+            "a1:m:300:900:1",
+            "a1:m:300:k",
+            "a1:m:300:k!!",
+            "a1:m:300:kdQ:kdQ",
+        ] {
             let error = Cursor::decode(&signed(body), "ws", &[Phase::Members]).unwrap_err();
             assert!(matches!(error, ConnectorError::InvalidArgument(_)), "{body}: {error:?}");
         }

@@ -34,10 +34,10 @@ fn single<C: Connector>(
 
 impl<C: Connector> Guest for Exported<C> {
     fn info() -> ConnectorInfo {
-        C::info()
+        C::tenant_info(&WasiConfig)
     }
 
-    fn test_connection() -> Result<(), ConnectorError> {
+    fn test_connection() -> Result<crate::types::ConnectionReport, ConnectorError> {
         load::<C>()?.test_connection()
     }
 

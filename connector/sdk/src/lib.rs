@@ -12,6 +12,7 @@
 //! - [`paging`] and [`cursor`]: offset paging and opaque, tenant-bound, tamper-checked cursors.
 //! - [`settings`]: typed settings from `wasi:config`, and a check of a connector's settings
 //!   schema against what it loads.
+//! - [`time`]: RFC 3339 times from Unix timestamps.
 //! - [`alloc`]: the allocator [`export_connector!`] installs in the component.
 //!
 //! A connector's logic runs over [`transport::Transport`] and [`settings::ConfigSource`], never
@@ -29,6 +30,7 @@ pub mod error;
 pub mod guest;
 pub mod paging;
 pub mod settings;
+pub mod time;
 pub mod transport;
 pub mod wasi_http;
 

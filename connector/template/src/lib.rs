@@ -8,8 +8,8 @@ use connector_sdk::paging::page_size;
 use connector_sdk::settings::{ConfigSource, RetryPolicy, SettingsReader};
 use connector_sdk::transport::{Method, Transport};
 use connector_sdk::types::{
-    Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, ConnectorInfo, Entitlement,
-    PageRequest, PlannedRequest,
+    Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, ConnectionReport,
+    ConnectorInfo, Entitlement, PageRequest, PlannedRequest,
 };
 use connector_sdk::{ChangeAction, ChangeRequest, Connector, ConnectorError, Page};
 use serde::Deserialize;
@@ -279,8 +279,9 @@ impl<T: Transport + Default> Connector for DirectoryConnector<T> {
         }
     }
 
-    fn test_connection(&self) -> Result<(), ConnectorError> {
-        self.client().get_json::<Users>("users?offset=0&limit=1").map(|_| ())
+    fn test_connection(&self) -> Result<ConnectionReport, ConnectorError> {
+        self.client().get_json::<Users>("users?offset=0&limit=1")?;
+        Ok(ConnectionReport { limitations: Vec::new() })
     }
 
     fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>, ConnectorError> {
@@ -292,9 +293,8 @@ impl<T: Transport + Default> Connector for DirectoryConnector<T> {
         let users: Users =
             self.client().get_json(&format!("users?offset={offset}&limit={size}"))?;
         let next = offset + users.users.len() as u64;
-        let next_cursor = (next < users.total && !users.users.is_empty()).then(|| {
-            Cursor { phase: People, offset: next, total: Some(users.total) }.encode(&self.base_url)
-        });
+        let next_cursor = (next < users.total && !users.users.is_empty())
+            .then(|| Cursor::at(People, next, Some(users.total)).encode(&self.base_url));
         // Deliberate defect for the conformance suite's tests: hand back the same cursor.
         #[cfg(feature = "bug-repeat-cursor")]
         let next_cursor = page.cursor.clone().or(next_cursor);

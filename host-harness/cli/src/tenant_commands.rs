@@ -105,11 +105,17 @@ pub async fn info(args: &TenantArgs, cache_dir: Option<PathBuf>) -> anyhow::Resu
 /// `harness test-connection`
 pub async fn test_connection(args: &TenantArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let (host, tenant) = host_for(args, cache_dir).await?;
-    answer(host.test_connection(&tenant).await?)?;
+    let report = answer(host.test_connection(&tenant).await?)?;
     if args.json {
-        output::print_json(&serde_json::json!({"tenant": tenant, "ok": true}))
+        let limitations = &report.limitations;
+        output::print_json(
+            &serde_json::json!({"tenant": tenant, "ok": true, "limitations": limitations}),
+        )
     } else {
         out!("tenant `{tenant}`: connection OK");
+        for limitation in &report.limitations {
+            out!("  limitation: {limitation}");
+        }
         Ok(())
     }
 }

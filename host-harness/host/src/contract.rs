@@ -125,6 +125,13 @@ records!(v0_1 => current:
     PlannedRequest { method, path, body }
     ChangeResult { outcome, replaced, account, detail, requests + notices: Vec::new() }
 );
+
+/// A 0.1.0 connector's successful test states no limitations.
+impl Adapt<current::ConnectionReport> for () {
+    fn adapt(self) -> current::ConnectionReport {
+        current::ConnectionReport { limitations: Vec::new() }
+    }
+}
 variants!(v0_1 => current:
     ConnectorError {
         InvalidConfig(m), Unauthenticated(m), PermissionDenied(m), NotFound(m),

@@ -15,8 +15,8 @@ use wasmtime::component::{
 use wasmtime::{Engine, Store};
 
 use crate::bindings::types::{
-    Account, AccountPage, AccountRef, Change, ChangeOptions, ChangeResult, ConnectorError,
-    ConnectorInfo, EntitlementPage, PageRequest,
+    Account, AccountPage, AccountRef, Change, ChangeOptions, ChangeResult, ConnectionReport,
+    ConnectorError, ConnectorInfo, EntitlementPage, PageRequest,
 };
 use crate::bindings::v0_1::types as v0_1;
 use crate::cache::{CacheOutcome, ComponentCache};
@@ -471,7 +471,10 @@ impl Host {
     }
 
     /// `test-connection`.
-    pub async fn test_connection(&self, tenant: &str) -> Result<CallReport<()>, HostError> {
+    pub async fn test_connection(
+        &self,
+        tenant: &str,
+    ) -> Result<CallReport<ConnectionReport>, HostError> {
         self.call(tenant, |i, e, s| {
             Box::pin(async move {
                 match e.version {

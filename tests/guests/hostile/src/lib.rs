@@ -92,35 +92,8 @@ impl Guest for Hostile {
         }
     }
 
-    fn test_connection() -> Result<(), wit::ConnectorError> {
-        let target = setting("target-url");
-        match setting("attack").as_str() {
-            "none" => Ok(()),
-            "loop" => {
-                let mut spin = 0u64;
-                loop {
-                    spin = black_box(spin.wrapping_add(1));
-                }
-            }
-            "memory" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![1u8; 1 << 20]);
-                    black_box(&hoard);
-                }
-            }
-            "recursion" => fail(format!("{}", recurse(0))),
-            "panic" => panic!("hostile guest panicked on purpose"),
-            "egress" | "private" | "big-body" | "slow-body" => get(&target, None),
-            "authorization" => get(&target, Some("Bearer stolen-or-forged")),
-            #[cfg(feature = "fs-and-sockets")]
-            "files" => {
-                let passwd = std::fs::read_to_string("/etc/passwd");
-                let socket = std::net::TcpStream::connect("203.0.113.1:80");
-                fail(format!("{passwd:?} {socket:?}"))
-            }
-            other => fail(format!("unknown attack {other:?}")),
-        }
+    fn test_connection() -> Result<wit::ConnectionReport, wit::ConnectorError> {
+        attack().map(|()| wit::ConnectionReport { limitations: Vec::new() })
     }
 
     fn list_accounts(_: wit::PageRequest) -> Result<wit::AccountPage, wit::ConnectorError> {
@@ -159,5 +132,37 @@ impl Guest for Hostile {
         _: wit::ChangeOptions,
     ) -> Result<Vec<Result<wit::ChangeResult, wit::ConnectorError>>, wit::ConnectorError> {
         unsupported()
+    }
+}
+
+/// Runs the attack the `attack` setting names, from `test-connection`.
+fn attack() -> Result<(), wit::ConnectorError> {
+    let target = setting("target-url");
+    match setting("attack").as_str() {
+        "none" => Ok(()),
+        "loop" => {
+            let mut spin = 0u64;
+            loop {
+                spin = black_box(spin.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                black_box(&hoard);
+            }
+        }
+        "recursion" => fail(format!("{}", recurse(0))),
+        "panic" => panic!("hostile guest panicked on purpose"),
+        "egress" | "private" | "big-body" | "slow-body" => get(&target, None),
+        "authorization" => get(&target, Some("Bearer stolen-or-forged")),
+        #[cfg(feature = "fs-and-sockets")]
+        "files" => {
+            let passwd = std::fs::read_to_string("/etc/passwd");
+            let socket = std::net::TcpStream::connect("203.0.113.1:80");
+            fail(format!("{passwd:?} {socket:?}"))
+        }
+        other => fail(format!("unknown attack {other:?}")),
     }
 }
