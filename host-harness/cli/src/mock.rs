@@ -55,6 +55,18 @@ pub struct MockArgs {
     /// SCIM directory id of the generated workspace (its SCIM surface serves groups).
     #[arg(long, default_value = "dir-mock")]
     scim_directory: String,
+    /// Key of the generated workspace's public Admin API (Enterprise and Edu); the printed
+    /// tenants file gets a read-only review tenant for it.
+    #[arg(long, default_value = "mock-admin-key", conflicts_with = "seed")]
+    admin_key: String,
+    /// Permissions of that key, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chatgpt.enterprise.user.read",
+        conflicts_with = "seed"
+    )]
+    admin_permissions: Vec<String>,
     /// SCIM bearer token of the generated workspace.
     #[arg(long, default_value = "mock-scim-token")]
     scim_token: String,
@@ -99,6 +111,9 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
             service.put_workspace(workspace);
             service.add_token(&args.token, &args.account_id, "account-owner");
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
+            let permissions: Vec<&str> =
+                args.admin_permissions.iter().map(String::as_str).collect();
+            service.add_admin_key(&args.admin_key, &args.account_id, &permissions);
         }
     }
     if let Some(plan) = fault_plan(args)? {
@@ -203,6 +218,20 @@ fn tenants_file(service: &MockService, server: &MockServer) -> String {
             role = grant.role,
             origin = server.origin(),
             base = server.base_url(),
+        ));
+    }
+    // A read-only review tenant per Admin API key: members through the Admin API, no console.
+    for (key, grant) in &data.admin_keys {
+        let served = data.workspaces.get(&grant.workspace_id).is_some_and(|w| {
+            matches!(w.plan, accessgov_mock::Plan::Enterprise | accessgov_mock::Plan::Edu)
+        });
+        if !served {
+            continue;
+        }
+        file.push_str(&format!(
+            "[[tenant]]\nid = \"{acct}-review\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nadmin-api-base-url = \"{origin}/v1\"\naccount-id = \"{acct}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\npath-prefix = \"/v1\"\nbearer-token = \"{key}\"\n\n",
+            acct = grant.workspace_id,
+            origin = server.origin(),
         ));
     }
     file

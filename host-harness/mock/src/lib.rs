@@ -6,6 +6,7 @@
 //! The state is in memory and shared with the caller through [`MockService`], so tests can seed
 //! and inspect it directly and read the log of every request the mock received.
 
+pub mod admin_api;
 mod auth;
 mod console;
 pub mod directory;
@@ -19,8 +20,9 @@ mod writes;
 
 pub use faults::{Fault, FaultPlan, FaultPlanError, FaultScript, RandomFaults};
 pub use model::{
-    AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, JoinRequest, Member,
-    MockService, Plan, RecordedRequest, ScimEmail, ScimUser, SeatChanges, TokenInfo, Workspace,
+    AdminKey, AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, JoinRequest,
+    Member, MockService, Plan, RecordedRequest, ScimEmail, ScimUser, SeatChanges, TokenInfo,
+    Workspace,
 };
 pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};

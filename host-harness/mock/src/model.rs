@@ -414,6 +414,15 @@ pub struct TokenInfo {
     pub revoked: bool,
 }
 
+/// A workspace-scoped key of the public Admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminKey {
+    /// The workspace it belongs to.
+    pub workspace_id: String,
+    /// The permissions chosen for it, e.g. `chatgpt.enterprise.user.read`.
+    pub permissions: Vec<String>,
+}
+
 /// Everything the mock holds.
 #[derive(Debug, Default)]
 pub struct MockData {
@@ -423,6 +432,8 @@ pub struct MockData {
     pub tokens: BTreeMap<String, TokenInfo>,
     /// SCIM bearer tokens: token to directory id.
     pub scim_tokens: BTreeMap<String, String>,
+    /// Admin API keys.
+    pub admin_keys: BTreeMap<String, AdminKey>,
     /// Sequence of ids and times handed out by writes.
     pub sequence: u64,
 }
@@ -490,6 +501,13 @@ impl MockService {
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.traffic.clear_requests();
+    }
+
+    /// Adds an Admin API key for `workspace_id` holding `permissions`.
+    pub fn add_admin_key(&self, key: &str, workspace_id: &str, permissions: &[&str]) {
+        let permissions = permissions.iter().map(|p| p.to_string()).collect();
+        let key_info = AdminKey { workspace_id: workspace_id.to_string(), permissions };
+        self.lock().admin_keys.insert(key.to_string(), key_info);
     }
 
     /// Serves workspace `account_id` over SCIM as `directory`, for bearer `token`.

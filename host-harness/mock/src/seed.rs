@@ -84,6 +84,9 @@ pub struct WorkspaceFixture {
     /// Tokens that may call it.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFixture>,
+    /// Keys of its public Admin API (Enterprise and Edu).
+    #[serde(default, rename = "admin_key")]
+    pub admin_keys: Vec<AdminKeyFixture>,
     /// Paid seats (members plus invites); unlimited when absent.
     #[serde(default)]
     pub seat_limit: Option<usize>,
@@ -169,6 +172,21 @@ pub struct GroupFixture {
     /// `user_name`s of the workspace's SCIM users (inactive ones are dropped, as on the wire).
     #[serde(default)]
     pub members: Vec<String>,
+}
+
+/// An Admin API key of a fixture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeyFixture {
+    /// The key.
+    pub key: String,
+    /// Its permissions (default: `chatgpt.enterprise.user.read` only).
+    #[serde(default = "user_read")]
+    pub permissions: Vec<String>,
+}
+
+fn user_read() -> Vec<String> {
+    vec![super::admin_api::USER_READ.to_string()]
 }
 
 /// A token of a fixture.
@@ -393,6 +411,10 @@ impl MockFixture {
             service.put_workspace(ws);
             for token in &fixture.tokens {
                 service.add_token(&token.token, &fixture.account_id, &token.role);
+            }
+            for key in &fixture.admin_keys {
+                let permissions: Vec<&str> = key.permissions.iter().map(String::as_str).collect();
+                service.add_admin_key(&key.key, &fixture.account_id, &permissions);
             }
             if let Some(scim) = &fixture.scim {
                 service.enable_scim(&fixture.account_id, &scim.directory, &scim.token);
@@ -657,6 +679,25 @@ pub(crate) fn next_time(sequence: &mut u64) -> String {
     timestamp(100_000 + *sequence)
 }
 
+/// An RFC 3339 time in UTC (`2026-01-01T00:00:00.000000Z`, fraction optional) as Unix seconds;
+/// `None` for anything else.
+pub fn unix_seconds(time: &str) -> Option<i64> {
+    let (date, clock) = time.strip_suffix('Z')?.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
+    let clock = clock.split('.').next()?;
+    let mut clock = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (clock.next()??, clock.next()??, clock.next()??);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// Days since 1970-01-01 to a civil date (year, month, day), by Howard Hinnant's algorithm.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -673,6 +714,16 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_reads_what_timestamp_writes() {
+        assert_eq!(unix_seconds(&timestamp(0)), Some(1_767_225_600));
+        assert_eq!(unix_seconds(&timestamp(1234)), Some(1_767_225_600 + 1234 * 60));
+        assert_eq!(unix_seconds("2000-02-29T12:00:00Z"), Some(951_825_600));
+        for bad in ["", "2026-01-01", "2026-01-01T00:00:00", "x-01-01T00:00:00Z"] {
+            assert_eq!(unix_seconds(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn generation_is_deterministic_and_well_formed() {

@@ -92,7 +92,10 @@ pub fn chatgpt_tenant_at(
 
 /// The mock's whole HTTP surface, its traffic recorded and faulted by the kit.
 pub fn router(service: MockService) -> Router {
-    let routes = console::routes().merge(scim::routes()).fallback(not_found);
+    let routes = console::routes()
+        .merge(scim::routes())
+        .merge(super::admin_api::routes())
+        .fallback(not_found);
     kit::with_traffic(routes, service.traffic().clone(), ChatGptVoice).with_state(service)
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admin_api;
 mod batch;
 mod component_interface;
 mod conformance;
