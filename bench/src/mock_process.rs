@@ -9,7 +9,7 @@ use std::time::Duration;
 use accessgov_mock::{Fault, FaultPlan, GenerateSpec, MockServer, MockService, RandomFaults, seed};
 use anyhow::{Context, bail};
 
-use connector_bench::tenants::token_for;
+use connector_bench::tenants::{admin_key_for, token_for};
 
 /// Seed of every generated workspace (the e2e tests' seed).
 pub const SEED: u64 = 11;
@@ -74,6 +74,8 @@ pub fn serve(workspaces: &[WorkspaceSpec], latency: Option<Duration>) -> anyhow:
         for spec in workspaces {
             service.put_workspace(spec.generate());
             service.add_token(&token_for(&spec.account_id), &spec.account_id, "account-owner");
+            let read = [accessgov_mock::admin_api::USER_READ];
+            service.add_admin_key(&admin_key_for(&spec.account_id), &spec.account_id, &read);
         }
         if let Some(latency) = latency {
             let millis = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);

@@ -17,6 +17,30 @@ pub fn chatgpt_tenant(id: &str, addr: SocketAddr, account_id: &str) -> TenantCon
     chatgpt_tenant_at(addr, id, account_id, &token_for(account_id))
 }
 
+/// The Admin API key (`chatgpt.enterprise.user.read` only) the benchmark's mock gives
+/// workspace `account_id`.
+pub fn admin_key_for(account_id: &str) -> String {
+    format!("admin-key-{account_id}")
+}
+
+/// A read-only review tenant `id` of workspace `account_id`: members through the public Admin
+/// API of the mock at `addr`, with the workspace's read-only key, and no console.
+pub fn review_tenant(id: &str, addr: SocketAddr, account_id: &str) -> TenantConfig {
+    use accessgov_host::tenant::{CredentialConfig, SettingValue};
+    let mut tenant = chatgpt_tenant(id, addr, account_id);
+    let origin = format!("http://{addr}");
+    tenant.settings.remove("base-url");
+    tenant.settings.insert("admin-api-base-url".into(), SettingValue::Text(format!("{origin}/v1")));
+    tenant.credentials = vec![CredentialConfig {
+        origin,
+        path_prefix: Some("/v1".to_string()),
+        bearer_token: Some(admin_key_for(account_id)),
+        bearer_token_env: None,
+        headers: std::collections::BTreeMap::new(),
+    }];
+    tenant
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use accessgov_mock::console_base_url;
 use chatgpt_connector::settings::DEFAULT_READ_CONCURRENCY;
 use connector_bench::native::{self, NativeTransport, SentRequest};
 use connector_bench::stats::summarize;
-use connector_bench::tenants::{chatgpt_tenant, token_for};
+use connector_bench::tenants::{chatgpt_tenant, review_tenant, token_for};
 
 /// Accounts per `list-accounts` call in the syncs: the console's own page (the connector's
 /// default), and the largest page a call returns, filled from ten console pages, as a platform
@@ -119,6 +119,10 @@ pub async fn syncs(
             &chatgpt_tenant(&format!("sync-{i}"), mock, &spec.account_id),
             Path::new("."),
         )?;
+        host.add_tenant(
+            &review_tenant(&format!("sync-admin-{i}"), mock, &spec.account_id),
+            Path::new("."),
+        )?;
     }
     let runs = workspaces
         .iter()
@@ -132,6 +136,17 @@ pub async fn syncs(
         let (mut native_cpu, mut wasm_cpu) = (Vec::new(), Vec::new());
         let mut requests = 0;
         let mut guest_peak = 0;
+        let mut admin = AdminSyncs::default();
+        let mut console_member_requests = 0;
+        if page == LARGEST_SYNC_PAGE {
+            admin.expected = spec
+                .generate()
+                .members
+                .into_iter()
+                .filter(|m| m.deactivated_time.is_none())
+                .map(|m| m.id)
+                .collect();
+        }
         for _ in 0..scale.sync_runs {
             let t = transport(mock, &spec.account_id);
             let (started, cpu_before) = (Instant::now(), thread_cpu()?);
@@ -139,6 +154,9 @@ pub async fn syncs(
             natives.push(started.elapsed());
             native_cpu.push(thread_cpu()?.saturating_sub(cpu_before));
             let recorded: Vec<SentRequest> = t.take_recorded();
+            let members_path = format!("/accounts/{}/users?", spec.account_id);
+            console_member_requests =
+                recorded.iter().filter(|r| r.target.contains(&members_path)).count();
 
             let (started, cpu_before) = (Instant::now(), thread_cpu()?);
             let synced = wasm::sync(host, &tenant, Some(page)).await?;
@@ -150,6 +168,10 @@ pub async fn syncs(
             let started = Instant::now();
             native::replay(&floor, &recorded)?;
             floors.push(started.elapsed());
+
+            if page == LARGEST_SYNC_PAGE {
+                admin.run(host, &format!("sync-admin-{i}")).await?;
+            }
 
             ensure!(
                 native_ids.len() == expected,
@@ -196,6 +218,9 @@ pub async fn syncs(
             ),
         );
         out.extend(measured);
+        if page == LARGEST_SYNC_PAGE {
+            out.extend(admin.rows(&what, median(&wasms), wasm_cpu, console_member_requests));
+        }
         notes.push(format!(
             "{what} (+{} invites, {requests} requests, median of {} runs): native {}, wasm {}, floor {}",
             spec.invites,
@@ -219,6 +244,59 @@ pub async fn syncs(
         );
     }
     Ok((out, notes))
+}
+
+/// The syncs of a workspace's members through the public Admin API (a read-only review
+/// tenant, pages of 1,000), beside the console's in the same run.
+#[derive(Default)]
+struct AdminSyncs {
+    /// The ids it must list: the workspace's active members, in order.
+    expected: Vec<String>,
+    walls: Vec<Duration>,
+    cpus: Vec<Duration>,
+    requests: usize,
+}
+
+impl AdminSyncs {
+    /// One sync through `tenant`, checked against the active members.
+    async fn run(&mut self, host: &Host, tenant: &str) -> anyhow::Result<()> {
+        let (started, cpu_before) = (Instant::now(), thread_cpu()?);
+        let synced = wasm::sync(host, tenant, Some(LARGEST_SYNC_PAGE)).await?;
+        self.walls.push(started.elapsed());
+        self.cpus.push(thread_cpu()?.saturating_sub(cpu_before));
+        ensure!(
+            synced.ids == self.expected,
+            "the Admin API listed {} accounts, not the {} active members in order",
+            synced.ids.len(),
+            self.expected.len()
+        );
+        self.requests = synced.requests;
+        Ok(())
+    }
+
+    /// Its rows against the console surface's sync (`wall`, `cpu`, `requests` to its member
+    /// listing) of the same workspace, in the host.
+    fn rows(&self, what: &str, wall: Duration, cpu: Duration, requests: usize) -> Vec<Row> {
+        let (admin_wall, admin_cpu) = (summarize(&self.walls).median, summarize(&self.cpus).median);
+        let label = format!(
+            "{what}: members through the Admin API, {} requests (baseline: the console, {} member requests)",
+            self.requests, requests
+        );
+        vec![
+            Row::plain(
+                &format!("3 {label}, wall"),
+                duration(admin_wall),
+                duration(wall),
+                ratio(admin_wall.as_secs_f64(), wall.as_secs_f64()),
+            ),
+            Row::plain(
+                &format!("3 {label}, CPU time of the syncing thread"),
+                duration(admin_cpu),
+                duration(cpu),
+                ratio(admin_cpu.as_secs_f64(), cpu.as_secs_f64()),
+            ),
+        ]
+    }
 }
 
 /// CPU time of the calling thread so far: the sync's own work, the mock's (another process) not.

@@ -119,11 +119,14 @@ fn limit(params: &HashMap<String, String>) -> Result<usize, Refusal> {
     }
 }
 
-/// A page of `items` after the one whose id is `after`, as the API lists it.
-fn page(
-    items: Vec<(String, Value)>,
+/// A page of `items` (with their ids) after the one whose id is `after`, as the API lists it;
+/// only the page's items are shown (`show`), so a page of a large listing costs the mock the
+/// page, not the listing.
+fn page<T>(
+    items: &[(&str, T)],
     after: Option<&String>,
     limit: usize,
+    show: impl Fn(&T) -> Value,
 ) -> Result<Value, Refusal> {
     let start = match after {
         None => 0,
@@ -139,7 +142,7 @@ fn page(
         }
     };
     let end = (start + limit).min(items.len());
-    let data: Vec<&Value> = items[start..end].iter().map(|(_, v)| v).collect();
+    let data: Vec<Value> = items[start..end].iter().map(|(_, item)| show(item)).collect();
     Ok(json!({
         "object": "list",
         "data": data,
@@ -174,14 +177,14 @@ async fn list_users(
     with_permission(&service, &headers, &workspace_id, USER_READ, |ws| {
         let limit = limit(&params)?;
         let email = params.get("email");
-        let users: Vec<(String, Value)> = ws
+        let users: Vec<(&str, &Member)> = ws
             .members
             .iter()
             .filter(|m| m.deactivated_time.is_none())
             .filter(|m| email.is_none_or(|e| m.email.eq_ignore_ascii_case(e)))
-            .map(|m| (m.id.clone(), user_json(ws, m)))
+            .map(|m| (m.id.as_str(), m))
             .collect();
-        page(users, params.get("after"), limit)
+        page(&users, params.get("after"), limit, |m| user_json(ws, m))
     })
 }
 
@@ -240,21 +243,19 @@ async fn group_users(
     with_permission(&service, &headers, &workspace_id, DIRECTORY_READ, |ws| {
         let limit = limit(&params)?;
         let group = group_of(ws, &group_id)?;
-        let rows: Vec<(String, Value)> = group
+        let rows: Vec<(&str, &super::model::ScimUser)> = group
             .members
             .iter()
             .filter_map(|id| ws.scim_users.iter().find(|u| &u.id == id))
-            .map(|user| {
-                let status = if user.active { "active" } else { "deactivated" };
-                let row = json!({
-                    "object": "directory.workspace.group.user",
-                    "id": user.id,
-                    "email": user.user_name,
-                    "status": status,
-                });
-                (user.id.clone(), row)
-            })
+            .map(|user| (user.id.as_str(), user))
             .collect();
-        page(rows, params.get("after"), limit)
+        page(&rows, params.get("after"), limit, |user| {
+            json!({
+                "object": "directory.workspace.group.user",
+                "id": user.id,
+                "email": user.user_name,
+                "status": if user.active { "active" } else { "deactivated" },
+            })
+        })
     })
 }
