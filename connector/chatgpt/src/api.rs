@@ -108,6 +108,32 @@ pub struct AdminList<T> {
     pub has_more: bool,
 }
 
+/// A console group, as the console lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ConsoleGroupInfo {
+    /// Group id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// How many members it has.
+    #[serde(default)]
+    pub member_count: u64,
+    /// Whether a SCIM group of the same name syncs it: its membership is the identity
+    /// provider's.
+    #[serde(default)]
+    pub is_scim_managed: bool,
+}
+
+/// A member of a console group, as the console lists them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member's console id.
+    pub id: String,
+}
+
 /// One page of a console listing.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct ListPage<T> {

@@ -13,6 +13,7 @@ use crate::api::{
     ConsoleClient, ConsoleReads, Invite, JoinRequest, ListPage, Member, console_client,
 };
 use crate::catalog;
+use crate::console_groups::console_group_entitlement;
 use crate::cursor::{Cursor, Phase};
 use crate::scim;
 use crate::settings::{CONFIG_SCHEMA, MAX_PAGE_SIZE, Settings};
@@ -45,7 +46,9 @@ pub fn info() -> ConnectorInfo {
         name: "chatgpt".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         application: "ChatGPT Business/Enterprise workspace".to_string(),
-        entitlement_kinds: ["access", "role", "seat", "group"].map(String::from).to_vec(),
+        entitlement_kinds: ["access", "role", "seat", "group", "console-group"]
+            .map(String::from)
+            .to_vec(),
         exclusion_groups: catalog::exclusion_groups(),
         capabilities: connector_sdk::connector::every_capability(),
         config_schema: CONFIG_SCHEMA.to_string(),
@@ -266,6 +269,7 @@ impl<T: Transport> ChatGptConnector<T> {
             let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
             cursor = match (stopped, next_phase) {
                 (None, None) => {
+                    self.add_console_groups(&mut items)?;
                     self.add_groups(&mut items)?;
                     return Ok(Page { items, next_cursor: None });
                 }
@@ -277,6 +281,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 // Deliberate defect for the conformance kit's tests: hand back the same cursor.
                 #[cfg(feature = "bug-repeat-cursor")]
                 let next_cursor = page.cursor.clone().or(next_cursor);
+                self.add_console_groups(&mut items)?;
                 self.add_groups(&mut items)?;
                 return Ok(Page { items, next_cursor });
             }
@@ -286,6 +291,7 @@ impl<T: Transport> ChatGptConnector<T> {
     /// One account by id or email, with the groups it is in.
     pub fn get_account(&self, reference: &AccountRef) -> Result<Account, ConnectorError> {
         let mut account = [self.console_account(reference)?];
+        self.add_console_groups(&mut account)?;
         self.add_groups(&mut account)?;
         let [account] = account;
         Ok(account)
@@ -375,51 +381,76 @@ impl<T: Transport> ChatGptConnector<T> {
         scan(console, JOIN_REQUESTS, query, concurrency, matches).map_err(join_requests_unserved)
     }
 
-    /// One page of entitlements: the fixed ones, then (with SCIM configured) one per group.
-    /// The cursor's offset counts through both, so group `n` (1-based `startIndex` in SCIM)
-    /// sits at offset `fixed + n - 1`.
+    /// The listings of entitlements, in listing order: the fixed ones, the console groups,
+    /// the SCIM groups, as the tenant has them.
+    fn entitlement_phases(&self) -> Vec<Phase> {
+        let mut phases = vec![Phase::Entitlements];
+        if self.console_groups_enabled() {
+            phases.push(Phase::ConsoleGroups);
+        }
+        if self.settings.scim_base_url.is_some() {
+            phases.push(Phase::ScimGroups);
+        }
+        phases
+    }
+
+    /// One page of entitlements: the fixed ones the plan allows, then one per console group,
+    /// then (with SCIM configured) one per SCIM group, a cursor's offset counting within its
+    /// listing (for SCIM groups, 0-based: `startIndex` is `offset + 1`).
     pub fn list_entitlements(
         &self,
         page: &PageRequest,
     ) -> Result<Page<Entitlement>, ConnectorError> {
-        let size = self.settings.effective_page_size(page.size)? as usize;
-        let offset = match &page.cursor {
-            None => 0,
-            Some(raw) => {
-                Cursor::decode(raw, &self.settings.account_id, &[Phase::Entitlements])?.offset
+        let size = self.settings.effective_page_size(page.size)?;
+        let phases = self.entitlement_phases();
+        let mut cursor = match &page.cursor {
+            None => Cursor::start(Phase::Entitlements),
+            Some(raw) => Cursor::decode(raw, &self.settings.account_id, &phases)?,
+        };
+        let mut items: Vec<Entitlement> = Vec::new();
+        loop {
+            let wanted = size - items.len() as u32;
+            let stopped = match cursor.phase {
+                Phase::ConsoleGroups => {
+                    let at = Position { offset: cursor.offset, total: cursor.total };
+                    let (groups, stopped) = self.console_groups_page(at, wanted)?;
+                    items.extend(groups.iter().map(console_group_entitlement));
+                    stopped.map(|at| Cursor::at(cursor.phase, at.offset, at.total))
+                }
+                Phase::ScimGroups => {
+                    let scim = self.scim().ok_or_else(|| {
+                        ConnectorError::Internal("a SCIM groups cursor without SCIM".to_string())
+                    })?;
+                    let groups = scim.list_groups(cursor.offset + 1, wanted)?;
+                    let got = groups.resources.len().min(wanted as usize);
+                    items.extend(groups.resources.iter().take(got).map(scim::group_entitlement));
+                    let seen = cursor.offset + got as u64;
+                    // An empty page ends the listing whatever `totalResults` says, so a
+                    // miscounting directory cannot hand out a cursor that never moves.
+                    (got > 0 && seen < groups.total_results)
+                        .then(|| Cursor::at(cursor.phase, seen, None))
+                }
+                _ => {
+                    let fixed = catalog::fixed_entitlements(self.workspace_rules()?);
+                    let start = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
+                    let taken: Vec<Entitlement> =
+                        fixed.iter().skip(start).take(wanted as usize).cloned().collect();
+                    let reached = start.saturating_add(taken.len());
+                    items.extend(taken);
+                    (reached < fixed.len()).then(|| Cursor::at(cursor.phase, reached as u64, None))
+                }
+            };
+            let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
+            cursor = match (stopped, next_phase) {
+                (None, None) => return Ok(Page { items, next_cursor: None }),
+                (None, Some(phase)) => Cursor::start(phase),
+                (Some(next), _) => next,
+            };
+            if items.len() as u32 >= size {
+                let next_cursor = Some(cursor.encode(&self.settings.account_id));
+                return Ok(Page { items, next_cursor });
             }
-        };
-        let fixed = catalog::fixed_entitlements(self.workspace_rules()?);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let mut items: Vec<Entitlement> = fixed.iter().skip(start).take(size).cloned().collect();
-        let next = |offset: usize| {
-            Some(
-                Cursor::at(Phase::Entitlements, offset as u64, None)
-                    .encode(&self.settings.account_id),
-            )
-        };
-        let reached = start.saturating_add(items.len());
-        let Some(scim) = self.scim() else {
-            let next_cursor = if reached < fixed.len() { next(reached) } else { None };
-            return Ok(Page { items, next_cursor });
-        };
-        if items.len() == size {
-            return Ok(Page { items, next_cursor: next(reached) });
         }
-        let group_offset = reached.saturating_sub(fixed.len());
-        let want = (size - items.len()) as u32;
-        let groups = scim.list_groups(group_offset as u64 + 1, want)?;
-        let got = groups.resources.len().min(want as usize);
-        items.extend(groups.resources.iter().take(want as usize).map(scim::group_entitlement));
-        let seen = group_offset + got;
-        // An empty page ends the listing whatever `totalResults` says, so a miscounting
-        // directory cannot hand out a cursor that never moves.
-        let next_cursor = if got > 0 && (seen as u64) < groups.total_results {
-            next(fixed.len() + seen)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
     }
 
     pub(crate) fn invite_account(&self, invite: &Invite) -> Result<Account, ConnectorError> {
@@ -766,6 +797,7 @@ mod tests {
             integration_account: None,
             seat_changes: None,
             join_requests: false,
+            console_groups: false,
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay: std::time::Duration::from_millis(1),

@@ -17,6 +17,10 @@ pub enum Phase {
     Requests,
     /// The fixed entitlements.
     Entitlements,
+    /// Entitlements: `GET /groups`, the console groups, after the fixed ones.
+    ConsoleGroups,
+    /// Entitlements: the SCIM directory's groups, after the console groups.
+    ScimGroups,
 }
 
 impl Listing for Phase {
@@ -26,6 +30,8 @@ impl Listing for Phase {
             Phase::Invites => 'i',
             Phase::Requests => 'r',
             Phase::Entitlements => 'e',
+            Phase::ConsoleGroups => 'c',
+            Phase::ScimGroups => 'g',
         }
     }
 }

@@ -534,6 +534,7 @@ mod tests {
             integration_account: None,
             seat_changes: None,
             join_requests: true,
+            console_groups: false,
             retry: RetryPolicy {
                 max_attempts: 2,
                 base_delay: std::time::Duration::from_millis(1),

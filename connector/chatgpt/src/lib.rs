@@ -17,6 +17,7 @@ pub mod admin;
 pub mod api;
 pub mod catalog;
 pub mod connector;
+pub mod console_groups;
 pub mod cursor;
 pub mod groups;
 pub mod provision;

@@ -161,8 +161,22 @@ impl<T: Transport> ChatGptConnector<T> {
                 results[*index] = Some(result);
             }
         }
-        for (index, result) in self.apply_group_changes(&group_changes, dry_run) {
-            results[index] = Some(result);
+        // Console groups are told from SCIM groups by reading each once; a failure to read
+        // them fails their changes, never the console changes already made.
+        match self.split_console_group_changes(&group_changes) {
+            Ok((groups, console_group_changes, scim_changes)) => {
+                let console_results =
+                    self.apply_console_group_changes(&console_group_changes, &groups, dry_run);
+                let scim_results = self.apply_group_changes(&scim_changes, dry_run);
+                for (index, result) in console_results.into_iter().chain(scim_results) {
+                    results[index] = Some(result);
+                }
+            }
+            Err(error) => {
+                for (index, _) in &group_changes {
+                    results[*index] = Some(Err(error.clone()));
+                }
+            }
         }
         Ok(results
             .into_iter()
@@ -375,8 +389,11 @@ impl<T: Transport> ChatGptConnector<T> {
                 let invite = scan(console, "invites", &key, concurrency, |i: &Invite| {
                     i.email_address.eq_ignore_ascii_case(&key)
                 })?;
+                // The join requests are searched for someone neither a member nor invited,
+                // unless their listing is known to be empty.
+                let requests_empty = lengths.is_some_and(|l| l.requests == Some(0));
                 let request = match (&member, &invite) {
-                    (None, None) => {
+                    (None, None) if !requests_empty => {
                         self.find_request(console, &key, |r| r.email.eq_ignore_ascii_case(&key))?
                     }
                     _ => None,
@@ -861,7 +878,7 @@ fn listing_is_cheaper(
             } else if key.starts_with(REQUEST_ID_PREFIX) {
                 lengths.requests.map_or(0, rounds)
             } else if key.contains('@') {
-                2 + u64::from(lengths.requests.is_some())
+                2 + u64::from(lengths.requests.is_some_and(|n| n > 0))
             } else {
                 rounds(lengths.members)
             }
@@ -1342,6 +1359,7 @@ mod tests {
             integration_account: None,
             seat_changes: None,
             join_requests: false,
+            console_groups: false,
             retry,
         };
         ChatGptConnector::new(console, settings)

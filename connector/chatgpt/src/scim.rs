@@ -261,7 +261,7 @@ pub fn group_entitlement(group: &ScimGroup) -> Entitlement {
         kind: "group".to_string(),
         display_name: group.display_name.clone(),
         description: format!(
-            "Member of the workspace group {:?} (used for RBAC and GPT and project sharing); managed through SCIM",
+            "Member of the SCIM group {:?} from the identity provider (used for RBAC and GPT and project sharing); changed through the workspace's SCIM directory",
             group.display_name
         ),
         exclusion_group: None,

@@ -56,6 +56,8 @@ pub struct Settings {
     pub seat_changes: Option<SeatChanges>,
     /// Whether the workspace's pending join requests are listed and approved (default true).
     pub join_requests: bool,
+    /// Whether the workspace's console groups are listed and changed (default true).
+    pub console_groups: bool,
 }
 
 /// JSON Schema of the settings, published by `info`.
@@ -73,6 +75,7 @@ pub const CONFIG_SCHEMA: &str = concat!(
     "page-size": {"type": "string", "pattern": "^[0-9]+$", "description": "Default page size of listings, 1 to 1000 (default 100)"},
     "integration-account": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$", "description": "Email of the integration account the customer invited and made Owner; test-connection checks it is an active Owner, and writes that need an Owner are refused before sending when it is not"},
     "seat-changes": {"type": "string", "enum": ["account-manager", "self-service"], "description": "How an existing member's seat type changes: through the OpenAI account manager, or in the console (default: self-service on Business, the account manager on other plans)"},
+    "console-groups": {"type": "string", "enum": ["true", "false"], "description": "List console groups as group:<id> entitlements (kind console-group), report the members in them and change their membership through the console (default true); false for a workspace whose console serves none"},
     "join-requests": {"type": "string", "enum": ["true", "false"], "description": "List pending join requests as accounts with status requested, approved by a grant and rejected by revoking `workspace` (default true); false for a workspace whose console serves none"},
     "read-concurrency": {"type": "string", "pattern": "^[0-9]+$", "description": "Console pages fetched at once by a listing of more than 100 accounts or a lookup scanning the console, 1 to 16 (default 4)"},
     "#,
@@ -147,17 +150,18 @@ impl Settings {
                 ))
             })?),
         };
-        let join_requests = match settings.optional("join-requests")?.as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(ConnectorError::InvalidConfig(format!(
-                    "setting `join-requests` must be `true` or `false`, got {other:?}"
-                )));
-            }
+        let switch = |key: &str| match settings.optional(key)?.as_deref() {
+            None | Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConnectorError::InvalidConfig(format!(
+                "setting `{key}` must be `true` or `false`, got {other:?}"
+            ))),
         };
+        let join_requests = switch("join-requests")?;
+        let console_groups = switch("console-groups")?;
         Ok(Settings {
             join_requests,
+            console_groups,
             base_url,
             admin_api_base_url,
             plan_without_console,
@@ -216,6 +220,7 @@ mod tests {
             ("integration-account", "ops@acme.com"),
             ("seat-changes", "self-service"),
             ("join-requests", "false"),
+            ("console-groups", "true"),
             ("admin-api-base-url", "https://api.chatgpt.com/v1"),
             ("plan", "edu"),
         ];

@@ -7,13 +7,13 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
 use super::model::{MockData, MockService, SEAT_TYPES, Workspace};
-use super::writes;
+use super::{console_groups, writes};
 
 /// The console routes.
 pub fn routes() -> Router<MockService> {
@@ -36,6 +36,24 @@ pub fn routes() -> Router<MockService> {
         .route(
             "/backend-api/accounts/{account_id}/join_requests/{request_id}/reject",
             post(writes::reject_join_request),
+        )
+        .route(
+            "/backend-api/accounts/{account_id}/groups",
+            get(console_groups::list).post(console_groups::create_group),
+        )
+        .route(
+            "/backend-api/accounts/{account_id}/groups/{group_id}",
+            get(console_groups::one).delete(console_groups::delete_group),
+        )
+        .route(
+            "/backend-api/accounts/{account_id}/groups/{group_id}/members",
+            get(console_groups::members)
+                .post(console_groups::add_members)
+                .delete(console_groups::remove_members),
+        )
+        .route(
+            "/backend-api/accounts/{account_id}/groups/{group_id}/members/{user_id}",
+            delete(console_groups::remove_member),
         )
         .route("/backend-api/accounts/{account_id}/settings", get(settings))
         .route(

@@ -9,6 +9,7 @@
 pub mod admin_api;
 mod auth;
 mod console;
+pub mod console_groups;
 pub mod directory;
 pub mod faults;
 pub mod kit;
@@ -20,9 +21,9 @@ mod writes;
 
 pub use faults::{Fault, FaultPlan, FaultPlanError, FaultScript, RandomFaults};
 pub use model::{
-    AdminKey, AppliedChange, AppliedChangeKind, ErroredEmailShape, Group, Invite, JoinRequest,
-    Member, MockService, Plan, RecordedRequest, ScimEmail, ScimUser, SeatChanges, TokenInfo,
-    Workspace,
+    AdminKey, AppliedChange, AppliedChangeKind, ConsoleGroup, ErroredEmailShape, Group, Invite,
+    JoinRequest, Member, MockService, Plan, RecordedRequest, ScimEmail, ScimUser, SeatChanges,
+    TokenInfo, Workspace,
 };
 pub use scim::{MAX_PAYLOAD_BYTES as SCIM_MAX_PAYLOAD_BYTES, MAX_RESULTS as SCIM_MAX_RESULTS};
 pub use seed::{GenerateSpec, MockFixture};

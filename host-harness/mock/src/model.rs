@@ -171,6 +171,22 @@ pub struct JoinRequest {
     pub created_time: String,
 }
 
+/// A group Owners and Admins made in the console (*assumed* shapes): it gates GPTs, projects
+/// and apps and never changes a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleGroup {
+    /// A UUID.
+    pub id: String,
+    /// Its name, unique case-insensitively.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Console ids of its members, in the order added.
+    pub members: Vec<String>,
+    /// Creation time.
+    pub created_time: String,
+}
+
 /// An email of a SCIM user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimEmail {
@@ -265,6 +281,11 @@ pub struct Workspace {
     pub scim_users: Vec<ScimUser>,
     /// SCIM groups, in creation order.
     pub groups: Vec<Group>,
+    /// Console groups, in creation order.
+    pub console_groups: Vec<ConsoleGroup>,
+    /// Switch: whether the console serves groups at all (their shapes are assumed; off, the
+    /// routes answer 404).
+    pub console_groups_served: bool,
     /// Every change of a member's or invite's state the console applied, in order: what a
     /// test compares a client's report of its changes with.
     pub change_log: Vec<AppliedChange>,
@@ -317,6 +338,16 @@ pub enum AppliedChangeKind {
     },
     /// A join request was rejected.
     JoinRejected,
+    /// A member was added to a console group.
+    AddedToGroup {
+        /// The group's id.
+        group: String,
+    },
+    /// A member was removed from a console group.
+    RemovedFromGroup {
+        /// The group's id.
+        group: String,
+    },
 }
 
 /// The shapes of `errored_emails` entries seen from the real service.
@@ -373,8 +404,16 @@ impl Workspace {
             scim_directory: None,
             scim_users: Vec::new(),
             groups: Vec::new(),
+            console_groups: Vec::new(),
+            console_groups_served: true,
             change_log: Vec::new(),
         }
+    }
+
+    /// Whether a console group is synced by SCIM: a SCIM group of the same name makes it so, and
+    /// its membership is then the identity provider's.
+    pub fn console_group_synced(&self, group: &ConsoleGroup) -> bool {
+        self.groups.iter().any(|g| g.display_name.eq_ignore_ascii_case(&group.name))
     }
 
     /// Whether the workspace can hold seat type `seat` (console value).
@@ -536,6 +575,29 @@ impl MockService {
         };
         let ws = workspaces.get_mut(account_id)?;
         super::scim::identity::create_group(ws, sequence, fields).ok().map(|g| g.id)
+    }
+
+    /// Creates a console group of `member_ids` (console ids of members; others are dropped) as
+    /// `POST /groups` and then `POST /groups/{id}/members` would. Returns its id; `None` when
+    /// the workspace is unknown, the name taken or the workspace full.
+    pub fn add_console_group(
+        &self,
+        account_id: &str,
+        name: &str,
+        member_ids: &[&str],
+    ) -> Option<String> {
+        let mut data = self.lock();
+        let MockData { workspaces, sequence, .. } = &mut *data;
+        let ws = workspaces.get_mut(account_id)?;
+        let group = super::console_groups::create(ws, sequence, name, None).ok()?;
+        let members: Vec<String> = member_ids
+            .iter()
+            .filter(|id| ws.members.iter().any(|m| m.id == **id))
+            .map(|id| id.to_string())
+            .collect();
+        let created = ws.console_groups.iter_mut().find(|g| g.id == group)?;
+        created.members = members;
+        Some(group)
     }
 
     /// The person invited as `email` accepts: the pending invite becomes a member with the

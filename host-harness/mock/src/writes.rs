@@ -187,6 +187,9 @@ pub async fn remove_member(
             return Err(detail(StatusCode::BAD_REQUEST, "User is managed by SCIM"));
         }
         let removed = ws.members.remove(index);
+        for group in &mut ws.console_groups {
+            group.members.retain(|m| *m != removed.id);
+        }
         ws.log_change(&removed.email, AppliedChangeKind::Removed);
         Ok(json!({"success": true}))
     })

@@ -89,15 +89,17 @@ async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in
     let first_requests = first.egress.len();
     let first = first.result.unwrap();
     assert_eq!(first.accounts.len(), 1_000);
-    assert_eq!(first_requests, 10, "ten console pages of 100");
+    // Ten console pages of 100, and the console groups' listing (none: no member pages more).
+    assert_eq!(first_requests, 11, "ten console pages of 100 and the groups");
     assert!(server.service().requests().iter().all(|r| r.query.contains("limit=100")));
 
-    // The rest: 150 members (two console pages) and the 30 invites, in one more call.
+    // The rest: 150 members (two console pages), the 30 invites, the (empty) join requests and
+    // the groups, in one more call.
     let second = host
         .list_accounts("wide", PageRequest { cursor: first.next_cursor, size: Some(5_000) })
         .await
         .unwrap();
-    assert_eq!(second.egress.len(), 3);
+    assert_eq!(second.egress.len(), 5);
     let second = second.result.unwrap();
     assert_eq!(second.accounts.len(), 180);
     assert_eq!(second.next_cursor, None);
@@ -154,7 +156,11 @@ async fn the_console_pages_of_a_call_go_out_together_up_to_the_read_concurrency(
     for other in &listed[1..] {
         assert!(*other == listed[0], "every concurrency lists the same, with the same requests");
     }
-    assert_eq!(listed[0].1.len(), 13, "12 pages of members, 1 of invites");
+    assert_eq!(
+        listed[0].1.len(),
+        16,
+        "12 pages of members, 1 of invites, 1 of join requests, the groups once a call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +182,9 @@ async fn a_call_from_a_cursor_sends_its_first_round_together() {
     assert_eq!((second.accounts.len(), second.next_cursor), (180, None));
     assert_eq!(accepted.load(Ordering::SeqCst) - before, 2, "two member pages went out together");
     let targets = targets(&server);
-    assert_eq!(targets.len(), 3, "{targets:?}");
-    assert!(targets[2].contains("/users?offset=1100&limit=100"), "{targets:?}");
+    // The members' two pages, the invites, the join requests and the console groups.
+    assert_eq!(targets.len(), 5, "{targets:?}");
+    assert!(targets[4].contains("/users?offset=1100&limit=100"), "{targets:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,8 +206,9 @@ async fn a_lookup_by_id_reads_the_console_in_rounds() {
         let found = host.get_account(&id, AccountRef::Id(wanted.clone())).await.unwrap().result;
         assert_eq!(found.unwrap().id, wanted);
         assert_eq!(accepted.load(Ordering::SeqCst) - before, connections, "{concurrency}");
-        // Pages of 100 up to the one holding the member, never past the listing's end.
-        assert_eq!(targets(&server).len(), 12, "{concurrency}");
+        // Pages of 100 up to the one holding the member, never past the listing's end, and
+        // the console groups it may be in.
+        assert_eq!(targets(&server).len(), 13, "{concurrency}");
     }
 }
 

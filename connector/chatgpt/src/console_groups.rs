@@ -1,0 +1,386 @@
+//! Console groups (`group:<id>`, kind `console-group`): the groups Owners and Admins make in the
+//! console, the only groups of a workspace without SCIM. Listed whether or not SCIM is
+//! configured; a change of membership goes to the console, one bulk request per group and
+//! direction (of up to [`GROUP_BULK`] people) per batch, and is read back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::json;
+
+use crate::accounts::{GROUP_PREFIX, INVITE_ID_PREFIX, REQUEST_ID_PREFIX, reference_key};
+use crate::api::{ConsoleClient, ConsoleGroupInfo, GroupMember};
+use crate::connector::{ChatGptConnector, Position, walk};
+use crate::groups::Positioned;
+use connector_sdk::ConnectorError;
+use connector_sdk::client::WriteError;
+use connector_sdk::error::describe;
+use connector_sdk::transport::{Method, Transport};
+use connector_sdk::types::{
+    Account, AccountRef, ChangeOutcome, ChangeResult, Entitlement, PlannedRequest,
+};
+use connector_sdk::{ChangeAction, ChangeRequest};
+
+/// The console's listing of groups.
+pub(crate) const GROUPS: &str = "groups";
+/// The most people one bulk membership request carries.
+pub const GROUP_BULK: usize = 100;
+
+/// The entitlement of a console group.
+pub fn console_group_entitlement(group: &ConsoleGroupInfo) -> Entitlement {
+    let what = group.description.as_deref().filter(|d| !d.is_empty()).unwrap_or("console group");
+    let synced = if group.is_scim_managed {
+        "; synced by SCIM: its members are changed in the identity provider"
+    } else {
+        ""
+    };
+    Entitlement {
+        id: format!("{GROUP_PREFIX}{}", group.id),
+        kind: "console-group".to_string(),
+        display_name: group.name.clone(),
+        description: format!(
+            "Member of the console group {:?} ({what}; gates GPTs, projects and apps){synced}",
+            group.name
+        ),
+        exclusion_group: None,
+        grantable: !group.is_scim_managed,
+    }
+}
+
+/// A console group listing the console does not serve (404) is a setting to change.
+pub(crate) fn console_groups_unserved(error: ConnectorError) -> ConnectorError {
+    match error {
+        ConnectorError::NotFound(message) => ConnectorError::InvalidConfig(format!(
+            "{message}; this workspace's console serves no groups: set `console-groups = false` to work without them"
+        )),
+        other => other,
+    }
+}
+
+/// What one change does to a group's membership.
+struct Effect {
+    group: String,
+    user: String,
+    changed: bool,
+    note: String,
+}
+
+impl<T: Transport> ChatGptConnector<T> {
+    /// Whether the tenant lists and changes console groups (it has a console, and the setting
+    /// is not off).
+    pub(crate) fn console_groups_enabled(&self) -> bool {
+        self.settings.console_groups && !self.settings.read_only()
+    }
+
+    /// One page of console groups from `at`, at most `limit`; `None` for the position: the
+    /// listing ended.
+    pub(crate) fn console_groups_page(
+        &self,
+        at: Position,
+        limit: u32,
+    ) -> Result<(Vec<ConsoleGroupInfo>, Option<Position>), ConnectorError> {
+        let console = self.console()?;
+        let mut groups = Vec::new();
+        let concurrency = self.settings.read_concurrency;
+        let stopped = walk(&console, GROUPS, "", concurrency, at, limit, |g| {
+            groups.push(g);
+            Ok(false)
+        })
+        .map_err(console_groups_unserved)?;
+        Ok((groups, stopped))
+    }
+
+    /// Every console group.
+    fn all_console_groups(&self) -> Result<Vec<ConsoleGroupInfo>, ConnectorError> {
+        let (groups, _) = self.console_groups_page(Position::START, u32::MAX)?;
+        Ok(groups)
+    }
+
+    /// The ids of every member of console group `group`.
+    fn console_group_members(
+        &self,
+        console: &ConsoleClient<'_, T>,
+        group: &str,
+    ) -> Result<BTreeSet<String>, ConnectorError> {
+        let mut members = BTreeSet::new();
+        let listing = format!("{GROUPS}/{group}/members");
+        let concurrency = self.settings.read_concurrency;
+        walk(console, &listing, "", concurrency, Position::START, u32::MAX, |m: GroupMember| {
+            members.insert(m.id);
+            Ok(false)
+        })?;
+        Ok(members)
+    }
+
+    /// Adds the console groups each member among `accounts` is in: the groups listed once, and
+    /// the members of each group that has any.
+    pub(crate) fn add_console_groups(
+        &self,
+        accounts: &mut [Account],
+    ) -> Result<(), ConnectorError> {
+        let is_member = |a: &Account| {
+            !a.id.starts_with(INVITE_ID_PREFIX) && !a.id.starts_with(REQUEST_ID_PREFIX)
+        };
+        if !self.console_groups_enabled() || !accounts.iter().any(is_member) {
+            return Ok(());
+        }
+        let console = self.console()?;
+        let mut held: HashMap<String, Vec<String>> = HashMap::new();
+        for group in self.all_console_groups()?.into_iter().filter(|g| g.member_count > 0) {
+            for member in self.console_group_members(&console, &group.id)? {
+                held.entry(member).or_default().push(format!("{GROUP_PREFIX}{}", group.id));
+            }
+        }
+        for account in accounts.iter_mut().filter(|a| is_member(a)) {
+            account.entitlements.extend(held.remove(&account.id).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Which of the batch's group changes name console groups: each distinct group read once.
+    /// Returns them with their groups, and the rest (SCIM groups, or unknown ones).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn split_console_group_changes<'c>(
+        &self,
+        changes: &[(usize, &'c ChangeRequest)],
+    ) -> Result<
+        (
+            BTreeMap<String, ConsoleGroupInfo>,
+            Vec<(usize, &'c ChangeRequest)>,
+            Vec<(usize, &'c ChangeRequest)>,
+        ),
+        ConnectorError,
+    > {
+        let mut groups = BTreeMap::new();
+        if !self.console_groups_enabled() {
+            return Ok((groups, Vec::new(), changes.to_vec()));
+        }
+        let console = self.console()?;
+        let (mut ours, mut rest) = (Vec::new(), Vec::new());
+        let mut not_console = BTreeSet::new();
+        for &(index, change) in changes {
+            let Some(Ok(id)) = crate::accounts::group_id(&change.entitlement) else {
+                rest.push((index, change));
+                continue;
+            };
+            if !groups.contains_key(id) && !not_console.contains(id) {
+                match console.get_json::<ConsoleGroupInfo>(&format!("{GROUPS}/{id}")) {
+                    Ok(group) => {
+                        groups.insert(id.to_string(), group);
+                    }
+                    Err(ConnectorError::NotFound(_)) => {
+                        not_console.insert(id.to_string());
+                    }
+                    Err(error) => return Err(console_groups_unserved(error)),
+                }
+            }
+            match groups.contains_key(id) {
+                true => ours.push((index, change)),
+                false => rest.push((index, change)),
+            }
+        }
+        Ok((groups, ours, rest))
+    }
+
+    /// Applies changes of console groups' membership (each with its position in the batch).
+    /// Every failure belongs to the changes it affects.
+    pub(crate) fn apply_console_group_changes(
+        &self,
+        changes: &[(usize, &ChangeRequest)],
+        groups: &BTreeMap<String, ConsoleGroupInfo>,
+        dry_run: bool,
+    ) -> Positioned {
+        match self.console_group_plan(changes, groups, dry_run) {
+            Ok(results) => results,
+            Err(error) => changes.iter().map(|(i, _)| (*i, Err(error.clone()))).collect(),
+        }
+    }
+
+    fn console_group_plan(
+        &self,
+        changes: &[(usize, &ChangeRequest)],
+        groups: &BTreeMap<String, ConsoleGroupInfo>,
+        dry_run: bool,
+    ) -> Result<Positioned, ConnectorError> {
+        let console = self.console()?;
+        let refs: Vec<&AccountRef> = changes
+            .iter()
+            .filter(|(_, c)| reference_key(&c.account).is_ok())
+            .map(|(_, c)| &c.account)
+            .collect();
+        let found = self.lookup(&console, &refs)?;
+        // The membership of each group the batch touches, as read and as wanted.
+        let mut initial: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for id in
+            changes.iter().filter_map(|(_, c)| crate::accounts::group_id(&c.entitlement)?.ok())
+        {
+            if !initial.contains_key(id) && groups.get(id).is_some_and(|g| !g.is_scim_managed) {
+                initial.insert(id.to_string(), self.console_group_members(&console, id)?);
+            }
+        }
+        let mut desired = initial.clone();
+        let mut effects: Vec<(usize, Result<Effect, ConnectorError>)> = Vec::new();
+        for &(index, change) in changes {
+            let effect = (|| {
+                let id = crate::accounts::group_id(&change.entitlement)
+                    .unwrap_or_else(|| Err(ConnectorError::Internal("not a group".into())))?;
+                let group = &groups[id];
+                let grant = match change.action {
+                    ChangeAction::Grant => true,
+                    ChangeAction::Revoke => false,
+                    ChangeAction::Set { .. } => {
+                        return Err(ConnectorError::InvalidArgument(format!(
+                            "{}: groups are not exclusive; grant or revoke them",
+                            change.entitlement
+                        )));
+                    }
+                };
+                if group.is_scim_managed {
+                    return Err(ConnectorError::ManagedExternally(format!(
+                        "console group {:?} is synced by SCIM; change its members in the identity provider",
+                        group.name
+                    )));
+                }
+                let key = reference_key(&change.account)?;
+                let person = found.get(&key).cloned().unwrap_or_default();
+                let Some(member) = person.member else {
+                    let what = if person.invite.is_some() {
+                        "has a pending invite"
+                    } else if person.request.is_some() {
+                        "has only asked to join"
+                    } else {
+                        "is not in the workspace"
+                    };
+                    return Err(ConnectorError::Conflict(format!(
+                        "{key} {what}; console groups hold members only"
+                    )));
+                };
+                let set = desired.entry(id.to_string()).or_default();
+                let changed =
+                    if grant { set.insert(member.id.clone()) } else { set.remove(&member.id) };
+                let verb = match (grant, changed) {
+                    (true, true) => "add {who} to",
+                    (true, false) => "{who} is already in",
+                    (false, true) => "remove {who} from",
+                    (false, false) => "{who} is not in",
+                };
+                let note = format!(
+                    "{} console group {:?}",
+                    verb.replace("{who}", &member.email),
+                    group.name
+                );
+                Ok(Effect { group: id.to_string(), user: member.id, changed, note })
+            })();
+            effects.push((index, effect));
+        }
+
+        // One bulk request per group and direction, in chunks.
+        let account = &self.settings.account_id;
+        let mut requests: Vec<(String, bool, Vec<String>, PlannedRequest)> = Vec::new();
+        for (group, wanted) in &desired {
+            let had = &initial[group];
+            for (add, people) in [
+                (true, wanted.difference(had).cloned().collect::<Vec<_>>()),
+                (false, had.difference(wanted).cloned().collect::<Vec<_>>()),
+            ] {
+                for chunk in people.chunks(GROUP_BULK) {
+                    let request = PlannedRequest {
+                        method: if add { "POST" } else { "DELETE" }.to_string(),
+                        path: format!("/accounts/{account}/{GROUPS}/{group}/members"),
+                        body: Some(json!({"user_ids": chunk}).to_string()),
+                    };
+                    requests.push((group.clone(), add, chunk.to_vec(), request));
+                }
+            }
+        }
+        let carrying = |group: &str, user: &str| -> Vec<PlannedRequest> {
+            requests
+                .iter()
+                .filter(|(g, _, people, _)| g == group && people.iter().any(|p| p == user))
+                .map(|(_, _, _, r)| r.clone())
+                .collect()
+        };
+
+        let mut failures: HashMap<(String, String), ConnectorError> = HashMap::new();
+        let mut after = initial.clone();
+        if !dry_run && !requests.is_empty() {
+            let prefix = format!("/accounts/{account}/");
+            for (group, _, people, request) in &requests {
+                let method = if request.method == "POST" { Method::Post } else { Method::Delete };
+                let path = request.path.trim_start_matches(&prefix);
+                if let Err(WriteError::Rejected(error)) =
+                    console.send_write::<serde_json::Value>(method, path, request.body.clone())
+                {
+                    for person in people {
+                        failures.insert((group.clone(), person.clone()), error.clone());
+                    }
+                }
+                // An unknown outcome is settled by the read-back below.
+            }
+            for group in desired.keys() {
+                match self.console_group_members(&console, group) {
+                    Ok(members) => {
+                        after.insert(group.clone(), members);
+                    }
+                    Err(error) => {
+                        for person in desired[group].symmetric_difference(&initial[group]) {
+                            failures.entry((group.clone(), person.clone())).or_insert_with(|| {
+                                ConnectorError::Unavailable(format!(
+                                    "the change was sent but the group could not be read back ({}); check it before retrying",
+                                    describe(&error)
+                                ))
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        Ok(effects
+            .into_iter()
+            .map(|(index, effect)| {
+                let result = effect.and_then(|effect| {
+                    if !effect.changed {
+                        return Ok(ChangeResult {
+                            outcome: ChangeOutcome::AlreadyInState,
+                            replaced: Vec::new(),
+                            account: None,
+                            detail: effect.note,
+                            requests: Vec::new(),
+                            notices: Vec::new(),
+                        });
+                    }
+                    let sent = carrying(&effect.group, &effect.user);
+                    if dry_run {
+                        return Ok(ChangeResult {
+                            outcome: ChangeOutcome::Planned,
+                            replaced: Vec::new(),
+                            account: None,
+                            detail: format!("would {}", effect.note),
+                            requests: sent,
+                            notices: Vec::new(),
+                        });
+                    }
+                    if let Some(error) = failures.get(&(effect.group.clone(), effect.user.clone())) {
+                        return Err(error.clone());
+                    }
+                    let wanted = desired[&effect.group].contains(&effect.user);
+                    if after[&effect.group].contains(&effect.user) != wanted {
+                        return Err(ConnectorError::Unavailable(format!(
+                            "{}: the console accepted the change but reading the group back shows it did not take effect; try again",
+                            effect.note
+                        )));
+                    }
+                    Ok(ChangeResult {
+                        outcome: ChangeOutcome::Applied,
+                        replaced: Vec::new(),
+                        account: None,
+                        detail: effect.note,
+                        requests: sent,
+                        notices: Vec::new(),
+                    })
+                });
+                (index, result)
+            })
+            .collect())
+    }
+}
