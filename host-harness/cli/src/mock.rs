@@ -35,6 +35,9 @@ pub struct MockArgs {
     /// ... and this many pending join requests.
     #[arg(long, default_value_t = 2)]
     join_requests: usize,
+    /// ... and this many console groups, each holding a few of the members.
+    #[arg(long, default_value_t = 3, conflicts_with = "seed")]
+    console_groups: usize,
     /// Plan of the generated workspace: business, enterprise, edu, teachers or healthcare. It
     /// decides which roles and seat types exist and how seats change (see docs/mock.md).
     #[arg(long, default_value = "enterprise", conflicts_with = "seed")]
@@ -108,7 +111,21 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
                 workspace.seat_changes = mode;
             }
             seed::fit_to_plan(&mut workspace);
+            if args.console_groups > accessgov_mock::console_groups::MAX_CONSOLE_GROUPS {
+                bail!(
+                    "--console-groups {}: a workspace holds at most {} groups",
+                    args.console_groups,
+                    accessgov_mock::console_groups::MAX_CONSOLE_GROUPS
+                );
+            }
+            let member_ids: Vec<String> = workspace.members.iter().map(|m| m.id.clone()).collect();
             service.put_workspace(workspace);
+            for n in 0..args.console_groups {
+                // Every fifth member from the group's own starting point, up to ten of them.
+                let ids: Vec<&str> =
+                    member_ids.iter().skip(n).step_by(5).take(10).map(String::as_str).collect();
+                service.add_console_group(&args.account_id, &format!("Team {}", n + 1), &ids);
+            }
             service.add_token(&args.token, &args.account_id, "account-owner");
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
             let permissions: Vec<&str> =

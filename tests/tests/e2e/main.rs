@@ -8,6 +8,7 @@ mod admin_api;
 mod batch;
 mod component_interface;
 mod conformance;
+mod console_groups;
 mod groups;
 mod join_requests;
 mod mock_console;
