@@ -3,9 +3,9 @@
 //! entitlements. A leaf: it imports none of the modules that plan or read.
 
 use connector_sdk::ConnectorError;
-use connector_sdk::types::{Account, AccountRef, AccountStatus};
+use connector_sdk::types::{Account, AccountRef, AccountStatus, Entitlement};
 
-use crate::api::{AdminUser, Invite, JoinRequest, Member};
+use crate::api::{AdminUser, ConsoleGroupInfo, Invite, JoinRequest, Member};
 use crate::catalog;
 
 /// Prefix of the ids of accounts that are pending invites, so an id says which listing holds it.
@@ -86,6 +86,27 @@ pub fn admin_user_account(user: AdminUser) -> Account {
         ],
         managed_by: user.is_scim_managed.then(|| "scim".to_string()),
         created_at: user.created_at.and_then(connector_sdk::time::rfc3339_from_unix),
+    }
+}
+
+/// The entitlement of a console group.
+pub fn console_group_entitlement(group: &ConsoleGroupInfo) -> Entitlement {
+    let what = group.description.as_deref().filter(|d| !d.is_empty()).unwrap_or("console group");
+    let synced = if group.is_scim_managed {
+        "; synced by SCIM: its members are changed in the identity provider"
+    } else {
+        ""
+    };
+    Entitlement {
+        id: format!("{GROUP_PREFIX}{}", group.id),
+        kind: "console-group".to_string(),
+        display_name: group.name.clone(),
+        description: format!(
+            "Member of the console group {:?} ({what}; gates GPTs, projects and apps){synced}",
+            group.name
+        ),
+        exclusion_group: None,
+        grantable: !group.is_scim_managed,
     }
 }
 

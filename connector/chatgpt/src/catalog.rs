@@ -1,6 +1,5 @@
 //! The ChatGPT entitlement model: which entitlements exist and how they map to console values.
 
-use crate::workspace::WorkspaceRules;
 use connector_sdk::types::{Entitlement, ExclusionGroup};
 
 /// Id of the workspace-access entitlement.
@@ -129,9 +128,12 @@ pub fn exclusion_groups() -> Vec<ExclusionGroup> {
     ]
 }
 
-/// The fixed entitlements the workspace's plan allows: workspace access, its roles and its seat
-/// types, in listing order.
-pub fn fixed_entitlements(rules: &WorkspaceRules) -> Vec<Entitlement> {
+/// The fixed entitlements a workspace can hold: workspace access, the roles and seat types for
+/// which `role_exists` and `seat_exists` hold (the plan's, see `workspace`), in listing order.
+pub fn fixed_entitlements(
+    role_exists: impl Fn(&Role) -> bool,
+    seat_exists: impl Fn(&Seat) -> bool,
+) -> Vec<Entitlement> {
     let mut all = vec![Entitlement {
         id: WORKSPACE.to_string(),
         kind: "access".to_string(),
@@ -141,7 +143,7 @@ pub fn fixed_entitlements(rules: &WorkspaceRules) -> Vec<Entitlement> {
         exclusion_group: None,
         grantable: true,
     }];
-    all.extend(ROLES.iter().filter(|r| rules.role_allowed(r).is_ok()).map(|r| Entitlement {
+    all.extend(ROLES.iter().filter(|r| role_exists(r)).map(|r| Entitlement {
         id: r.id.to_string(),
         kind: "role".to_string(),
         display_name: r.name.to_string(),
@@ -149,7 +151,7 @@ pub fn fixed_entitlements(rules: &WorkspaceRules) -> Vec<Entitlement> {
         exclusion_group: Some(ROLE_GROUP.to_string()),
         grantable: true,
     }));
-    all.extend(SEATS.iter().filter(|s| rules.seat_allowed(s).is_ok()).map(|s| Entitlement {
+    all.extend(SEATS.iter().filter(|s| seat_exists(s)).map(|s| Entitlement {
         id: s.id.to_string(),
         kind: "seat".to_string(),
         display_name: s.name.to_string(),
@@ -169,16 +171,11 @@ mod tests {
         assert_eq!(role_entitlement("account-admin"), "role:admin");
         assert_eq!(role_entitlement("billing-viewer"), "role:billing-viewer");
         assert_eq!(seat_entitlement("usage_based"), "seat:codex");
-        let enterprise = WorkspaceRules {
-            plan: crate::workspace::Plan::Enterprise,
-            default_seat: "default".into(),
-            codex_seats: true,
-            seat_changes: crate::workspace::SeatChanges::AccountManager,
-        };
-        assert_eq!(fixed_entitlements(&enterprise).len(), 7);
-        let edu =
-            WorkspaceRules { plan: crate::workspace::Plan::Edu, codex_seats: false, ..enterprise };
-        let ids: Vec<String> = fixed_entitlements(&edu).into_iter().map(|e| e.id).collect();
+        assert_eq!(fixed_entitlements(|_| true, |_| true).len(), 7);
+        let ids: Vec<String> = fixed_entitlements(|r| !r.enterprise_only, |s| !s.codex)
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(ids, ["workspace", "role:owner", "role:admin", "role:member", "seat:chatgpt"]);
     }
 }

@@ -5,15 +5,14 @@ use std::cell::OnceCell;
 use serde::de::DeserializeOwned;
 
 use crate::accounts::{
-    INVITE_ID_PREFIX, REQUEST_ID_PREFIX, member_account, request_account, validate_email,
-    validate_id,
+    INVITE_ID_PREFIX, REQUEST_ID_PREFIX, console_group_entitlement, member_account,
+    request_account, validate_email, validate_id,
 };
 use crate::api::Surface;
 use crate::api::{
     ConsoleClient, ConsoleReads, Invite, JoinRequest, ListPage, Member, console_client,
 };
 use crate::catalog;
-use crate::console_groups::console_group_entitlement;
 use crate::cursor::{Cursor, Phase};
 use crate::scim;
 use crate::settings::{CONFIG_SCHEMA, MAX_PAGE_SIZE, Settings};
@@ -431,7 +430,7 @@ impl<T: Transport> ChatGptConnector<T> {
                         .then(|| Cursor::at(cursor.phase, seen, None))
                 }
                 _ => {
-                    let fixed = catalog::fixed_entitlements(self.workspace_rules()?);
+                    let fixed = self.workspace_rules()?.entitlements();
                     let start = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
                     let taken: Vec<Entitlement> =
                         fixed.iter().skip(start).take(wanted as usize).cloned().collect();

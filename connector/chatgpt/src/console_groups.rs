@@ -15,36 +15,13 @@ use connector_sdk::ConnectorError;
 use connector_sdk::client::WriteError;
 use connector_sdk::error::describe;
 use connector_sdk::transport::{Method, Transport};
-use connector_sdk::types::{
-    Account, AccountRef, ChangeOutcome, ChangeResult, Entitlement, PlannedRequest,
-};
+use connector_sdk::types::{Account, AccountRef, ChangeOutcome, ChangeResult, PlannedRequest};
 use connector_sdk::{ChangeAction, ChangeRequest};
 
 /// The console's listing of groups.
 pub(crate) const GROUPS: &str = "groups";
 /// The most people one bulk membership request carries.
 pub const GROUP_BULK: usize = 100;
-
-/// The entitlement of a console group.
-pub fn console_group_entitlement(group: &ConsoleGroupInfo) -> Entitlement {
-    let what = group.description.as_deref().filter(|d| !d.is_empty()).unwrap_or("console group");
-    let synced = if group.is_scim_managed {
-        "; synced by SCIM: its members are changed in the identity provider"
-    } else {
-        ""
-    };
-    Entitlement {
-        id: format!("{GROUP_PREFIX}{}", group.id),
-        kind: "console-group".to_string(),
-        display_name: group.name.clone(),
-        description: format!(
-            "Member of the console group {:?} ({what}; gates GPTs, projects and apps){synced}",
-            group.name
-        ),
-        exclusion_group: None,
-        grantable: !group.is_scim_managed,
-    }
-}
 
 /// A console group listing the console does not serve (404) is a setting to change.
 pub(crate) fn console_groups_unserved(error: ConnectorError) -> ConnectorError {

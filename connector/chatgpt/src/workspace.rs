@@ -120,6 +120,14 @@ impl WorkspaceRules {
         }
     }
 
+    /// The fixed entitlements the workspace's plan allows, in listing order.
+    pub fn entitlements(&self) -> Vec<connector_sdk::types::Entitlement> {
+        crate::catalog::fixed_entitlements(
+            |role| self.role_allowed(role).is_ok(),
+            |seat| self.seat_allowed(seat).is_ok(),
+        )
+    }
+
     /// Whether the workspace can hold `role`; if not, why.
     pub fn role_allowed(&self, role: &Role) -> Result<(), String> {
         if role.enterprise_only && self.plan != Plan::Enterprise {

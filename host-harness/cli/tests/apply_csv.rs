@@ -82,6 +82,11 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
         GenerateSpec { members: 200, invites: 10, seed: 5, join_requests: 0 },
     ));
     service.add_token(TOKEN, WS, "account-owner");
+    // Seat changes of members are the console's here (the mock's switch; an Enterprise
+    // workspace sends them to the account manager by default), and the tenant says so.
+    if let Some(ws) = service.lock().workspaces.get_mut(WS) {
+        ws.seat_changes = accessgov_mock::SeatChanges::SelfService;
+    }
     let server = MockServer::start_local(service.clone()).await.unwrap();
     let ws = service.workspace(WS).unwrap();
     let default_seat = ws.default_seat_type.clone();
@@ -173,7 +178,7 @@ async fn a_500_row_csv_plans_then_applies_with_bulk_invites() {
     std::fs::write(
         &tenants,
         format!(
-            "[[tenant]]\nid = \"csv\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{o}\"]\n[tenant.settings]\nbase-url = \"{b}\"\naccount-id = \"{WS}\"\n[[tenant.credentials]]\norigin = \"{o}\"\nbearer-token = \"{TOKEN}\"\nheaders = {{ chatgpt-account-id = \"{WS}\" }}\n",
+            "[[tenant]]\nid = \"csv\"\nconnector = \"chatgpt\"\nallow-private-addresses = true\nallowed-origins = [\"{o}\"]\n[tenant.settings]\nbase-url = \"{b}\"\naccount-id = \"{WS}\"\nseat-changes = \"self-service\"\n[[tenant.credentials]]\norigin = \"{o}\"\nbearer-token = \"{TOKEN}\"\nheaders = {{ chatgpt-account-id = \"{WS}\" }}\n",
             o = server.origin(),
             b = server.base_url()
         ),

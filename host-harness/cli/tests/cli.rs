@@ -151,15 +151,33 @@ fn the_tenants_file_harness_mock_prints_works_for_console_and_scim() {
     std::fs::write(&tenants, &printed).unwrap();
     // Listing entitlements reads the SCIM groups: it fails unless the SCIM token reaches the
     // directory and the console token the console.
-    let (ok, stdout, stderr) = run(&mut tenant_cmd(&tenants, &["entitlements", "--json"]));
-    let (accounts_ok, accounts, _) = run(&mut tenant_cmd(&tenants, &["accounts", "--json"]));
+    let owner = ["--tenant", "acct-mock-account-owner"];
+    let (ok, stdout, stderr) =
+        run(&mut tenant_cmd(&tenants, &[&["entitlements", "--json"][..], &owner].concat()));
+    let (accounts_ok, accounts, _) =
+        run(&mut tenant_cmd(&tenants, &[&["accounts", "--json"][..], &owner].concat()));
+    // The read-only review tenant it prints for the Admin API key lists the active members.
+    let review = ["--tenant", "acct-mock-review"];
+    let (review_ok, reviewed, review_err) =
+        run(&mut tenant_cmd(&tenants, &[&["accounts", "--json"][..], &review].concat()));
+    let (tested_ok, tested, _) =
+        run(&mut tenant_cmd(&tenants, &[&["test-connection"][..], &review].concat()));
     let _ = mock.kill();
     let _ = mock.wait();
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("role:admin"), "{stdout}");
+    assert!(stdout.contains("role:admin") && stdout.contains("console-group"), "{stdout}");
     assert!(accounts_ok);
     let accounts: Vec<serde_json::Value> = serde_json::from_str(&accounts).unwrap();
-    assert_eq!(accounts.len(), 13);
+    // 12 members, an invite and the two join requests it generates by default.
+    assert_eq!(accounts.len(), 15);
+    assert!(review_ok, "{review_err}");
+    let reviewed: Vec<serde_json::Value> = serde_json::from_str(&reviewed).unwrap();
+    let active = accounts.iter().filter(|a| a["status"] == "active").count();
+    assert_eq!(reviewed.len(), active);
+    assert!(
+        tested_ok && tested.contains("limitation: pending invites are not visible"),
+        "{tested}"
+    );
 }
 
 #[test]
