@@ -200,7 +200,9 @@ impl<T: Transport> ChatGptConnector<T> {
             let effect = (|| {
                 let id = crate::accounts::group_id(&change.entitlement)
                     .unwrap_or_else(|| Err(ConnectorError::Internal("not a group".into())))?;
-                let group = &groups[id];
+                let group = groups.get(id).ok_or_else(|| {
+                    ConnectorError::Internal(format!("group {id:?} was not read"))
+                })?;
                 let grant = match change.action {
                     ChangeAction::Grant => true,
                     ChangeAction::Revoke => false,
@@ -253,8 +255,9 @@ impl<T: Transport> ChatGptConnector<T> {
         // One bulk request per group and direction, in chunks.
         let account = &self.settings.account_id;
         let mut requests: Vec<(String, bool, Vec<String>, PlannedRequest)> = Vec::new();
+        let none = BTreeSet::new();
         for (group, wanted) in &desired {
-            let had = &initial[group];
+            let had = initial.get(group).unwrap_or(&none);
             for (add, people) in [
                 (true, wanted.difference(had).cloned().collect::<Vec<_>>()),
                 (false, had.difference(wanted).cloned().collect::<Vec<_>>()),
@@ -293,13 +296,14 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
                 // An unknown outcome is settled by the read-back below.
             }
-            for group in desired.keys() {
+            for (group, wanted) in &desired {
                 match self.console_group_members(&console, group) {
                     Ok(members) => {
                         after.insert(group.clone(), members);
                     }
                     Err(error) => {
-                        for person in desired[group].symmetric_difference(&initial[group]) {
+                        let had = initial.get(group).unwrap_or(&none);
+                        for person in wanted.symmetric_difference(had) {
                             failures.entry((group.clone(), person.clone())).or_insert_with(|| {
                                 ConnectorError::Unavailable(format!(
                                     "the change was sent but the group could not be read back ({}); check it before retrying",
@@ -340,8 +344,10 @@ impl<T: Transport> ChatGptConnector<T> {
                     if let Some(error) = failures.get(&(effect.group.clone(), effect.user.clone())) {
                         return Err(error.clone());
                     }
-                    let wanted = desired[&effect.group].contains(&effect.user);
-                    if after[&effect.group].contains(&effect.user) != wanted {
+                    let holds = |state: &BTreeMap<String, BTreeSet<String>>| {
+                        state.get(&effect.group).is_some_and(|m| m.contains(&effect.user))
+                    };
+                    if holds(&after) != holds(&desired) {
                         return Err(ConnectorError::Unavailable(format!(
                             "{}: the console accepted the change but reading the group back shows it did not take effect; try again",
                             effect.note
