@@ -112,13 +112,22 @@ impl<T: Transport> ChatGptConnector<T> {
         dry_run: bool,
     ) -> Positioned {
         let Some(scim) = self.scim() else {
+            // Console groups were told apart before: what is left names no console group.
             return changes
                 .iter()
                 .map(|(i, c)| {
-                    (*i, Err(ConnectorError::Unsupported(format!(
-                        "{}: group entitlements need the workspace's SCIM directory; set the tenant's `scim-base-url` (and its SCIM token) to manage groups",
-                        c.entitlement
-                    ))))
+                    let error = if self.console_groups_enabled() {
+                        ConnectorError::NotFound(format!(
+                            "{}: no console group has this id, and SCIM groups need the tenant's `scim-base-url` (and its SCIM token)",
+                            c.entitlement
+                        ))
+                    } else {
+                        ConnectorError::Unsupported(format!(
+                            "{}: group entitlements need console groups or the workspace's SCIM directory; set the tenant's `scim-base-url` (and its SCIM token) to manage SCIM groups",
+                            c.entitlement
+                        ))
+                    };
+                    (*i, Err(error))
                 })
                 .collect();
         };

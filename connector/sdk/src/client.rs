@@ -614,15 +614,14 @@ mod tests {
         let clock = RetryClock::default();
         let one = JsonClient::on(JsonApi, &down, "https://x/a".into(), policy, clock.clone());
         let two = JsonClient::on(JsonApi, &down, "https://x/s".into(), policy, clock);
-        let started = Instant::now();
         for n in 0..40 {
             let client = if n % 2 == 0 { &one } else { &two };
             let error = client.get_json::<Value>(&format!("users/{n}"));
             assert!(matches!(error, Err(ConnectorError::Unavailable(_))), "{error:?}");
         }
         let attempts = down.requests().len();
+        // Without a shared budget each request would retry nine times: 400 attempts.
         assert!(attempts < 40 + 20, "{attempts} attempts for 40 requests");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         let last = one.get_json::<Value>("users/last").unwrap_err();
         assert!(
             matches!(&last, ConnectorError::Unavailable(m) if m.contains("retry budget")),

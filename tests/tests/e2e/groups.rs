@@ -270,7 +270,7 @@ async fn a_scim_created_user_is_a_managed_invite_the_console_cannot_remove() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_scim_there_are_no_group_entitlements_and_a_group_grant_is_unsupported() {
+async fn without_scim_there_are_no_scim_group_entitlements_and_an_unknown_group_is_not_found() {
     let server = mock(WS, 10, 0).await;
     let host = host();
     add(&host, &server.chatgpt_tenant("t", WS, OWNER_TOKEN));
@@ -280,11 +280,12 @@ async fn without_scim_there_are_no_group_entitlements_and_a_group_grant_is_unsup
     assert!(!ids.iter().any(|id| id.starts_with("group:")), "{ids:?}");
     let member = state(&server).members[1].clone();
     let before = writes(&server);
+    // Not a console group (the console says so), and the tenant has no SCIM directory.
     match change(&host, true, &AccountRef::Id(member.id), "group:anything", APPLY).await {
-        Err(CallError::Connector(ConnectorError::Unsupported(msg))) => {
-            assert!(msg.contains("scim-base-url"), "{msg}")
+        Err(CallError::Connector(ConnectorError::NotFound(msg))) => {
+            assert!(msg.contains("no console group") && msg.contains("scim-base-url"), "{msg}")
         }
-        other => panic!("expected unsupported, got {other:?}"),
+        other => panic!("expected not-found, got {other:?}"),
     }
     assert_eq!(writes(&server), before);
     assert!(server.service().requests().iter().all(|r| !r.path.starts_with("/scim/")));
