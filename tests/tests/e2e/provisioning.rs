@@ -351,7 +351,8 @@ async fn dry_run_plans_without_writing_and_bad_entitlements_are_refused() {
                 as fn(&ConnectorError) -> bool,
         ),
         ("", |e| matches!(e, ConnectorError::InvalidArgument(_))),
-        ("group:eng", |e| matches!(e, ConnectorError::Unsupported(_))),
+        // Neither a console group (the console says so) nor reachable as a SCIM group.
+        ("group:eng", |e| matches!(e, ConnectorError::NotFound(m) if m.contains("scim-base-url"))),
     ] {
         match grant(&host, &AccountRef::Id(m.id.clone()), entitlement).await {
             Err(CallError::Connector(e)) => assert!(is_expected(&e), "{entitlement}: {e:?}"),
