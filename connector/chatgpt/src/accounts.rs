@@ -91,7 +91,10 @@ pub fn admin_user_account(user: AdminUser) -> Account {
 
 /// The entitlement of a console group.
 pub fn console_group_entitlement(group: &ConsoleGroupInfo) -> Entitlement {
-    let what = group.description.as_deref().filter(|d| !d.is_empty()).unwrap_or("console group");
+    let what = match group.description.as_deref().filter(|d| !d.is_empty()) {
+        Some(description) => format!("{description}; "),
+        None => String::new(),
+    };
     let synced = if group.is_scim_managed {
         "; synced by SCIM: its members are changed in the identity provider"
     } else {
@@ -102,7 +105,7 @@ pub fn console_group_entitlement(group: &ConsoleGroupInfo) -> Entitlement {
         kind: "console-group".to_string(),
         display_name: group.name.clone(),
         description: format!(
-            "Member of the console group {:?} ({what}; gates GPTs, projects and apps){synced}",
+            "Member of the console group {:?} ({what}gates GPTs, projects and apps){synced}",
             group.name
         ),
         exclusion_group: None,

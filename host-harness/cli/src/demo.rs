@@ -28,18 +28,30 @@ pub struct DemoArgs {
 
 const ACCOUNT_ID: &str = "acct-demo";
 const TOKEN: &str = "demo-owner-token";
+/// Pending join requests of the demo's workspace: access asked for outside any platform.
+const DEMO_JOIN_REQUESTS: usize = 2;
 
 /// Runs `harness demo`.
 pub async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let service = MockService::new();
-    let spec =
-        GenerateSpec { members: args.members, invites: args.invites, seed: 42, join_requests: 0 };
+    let spec = GenerateSpec {
+        members: args.members,
+        invites: args.invites,
+        join_requests: DEMO_JOIN_REQUESTS,
+        seed: 42,
+    };
     spec.check().map_err(|e| anyhow::anyhow!("--members/--invites: {e}"))?;
     let workspace = seed::generate(ACCOUNT_ID, spec);
     // The generated workspace's first member is its Owner: the demo's integration account,
     // which test-connection checks.
     let integration = workspace.members.first().map(|m| m.email.clone());
+    let member_ids: Vec<String> = workspace.members.iter().map(|m| m.id.clone()).collect();
     service.put_workspace(workspace);
+    // Two console groups, so the listing shows who is in which.
+    for (n, name) in ["Research", "Support"].into_iter().enumerate() {
+        let ids: Vec<&str> = member_ids.iter().skip(n).step_by(3).map(String::as_str).collect();
+        service.add_console_group(ACCOUNT_ID, name, &ids);
+    }
     service.add_token(TOKEN, ACCOUNT_ID, "account-owner");
     let server = MockServer::start_local(service.clone()).await?;
 

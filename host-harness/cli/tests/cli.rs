@@ -27,7 +27,9 @@ fn run(command: &mut Command) -> (bool, String, String) {
 fn demo_exits_zero_and_prints_the_accounts() {
     let (ok, stdout, stderr) = run(harness().arg("demo"));
     assert!(ok, "stderr: {stderr}");
-    assert!(stdout.contains("15 accounts"), "{stdout}");
+    // 12 members, 3 invites and 2 join requests.
+    assert!(stdout.contains("17 accounts"), "{stdout}");
+    assert!(stdout.contains("requested") && stdout.contains("console-group"), "{stdout}");
     assert!(
         stdout.contains("ann.lee0@acme.example.com") && stdout.contains("role:owner"),
         "{stdout}"
