@@ -232,18 +232,14 @@ impl<T: Transport> ChatGptConnector<T> {
                         items.push(member);
                     })?
                 }
-                (Phase::Invites, _) => resume(walk(
-                    &self.console()?,
-                    "invites",
-                    "",
-                    concurrency,
-                    at,
-                    wanted,
-                    |invite: Invite| {
-                        items.push(self.invite_account(&invite)?);
+                (Phase::Invites, _) => {
+                    let console = self.console()?;
+                    let listed = walk(&console, "invites", "", concurrency, at, wanted, |i| {
+                        items.push(self.invite_account(&i)?);
                         Ok(false)
-                    },
-                )?),
+                    });
+                    resume(listed?)
+                }
                 (Phase::Requests, _) => {
                     let console = self.console()?;
                     let listed = walk(&console, JOIN_REQUESTS, "", concurrency, at, wanted, |r| {
@@ -252,18 +248,14 @@ impl<T: Transport> ChatGptConnector<T> {
                     });
                     resume(listed.map_err(join_requests_unserved)?)
                 }
-                _ => resume(walk(
-                    &self.console()?,
-                    "users",
-                    "",
-                    concurrency,
-                    at,
-                    wanted,
-                    |member: Member| {
-                        items.push(member_account(member));
+                _ => {
+                    let console = self.console()?;
+                    let listed = walk(&console, "users", "", concurrency, at, wanted, |m| {
+                        items.push(member_account(m));
                         Ok(false)
-                    },
-                )?),
+                    });
+                    resume(listed?)
+                }
             };
             let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
             cursor = match (stopped, next_phase) {

@@ -30,6 +30,15 @@ fn detail(status: StatusCode, text: &str) -> Refusal {
     (status, json!({"detail": text}))
 }
 
+/// The seat type a new person's request names (`seat_type`), the workspace default if none.
+fn seat_of(ws: &Workspace, body: &Value) -> Result<String, Refusal> {
+    match body.get("seat_type") {
+        None | Some(Value::Null) => Ok(ws.default_seat_type.clone()),
+        Some(Value::String(seat)) if SEAT_TYPES.contains(&seat.as_str()) => Ok(seat.clone()),
+        Some(other) => Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid seat type: {other}"))),
+    }
+}
+
 /// The service's refusal of a seat type the plan does not have (*assumed* text).
 const NO_CODEX: &str = "Codex seats are not available on this plan.";
 
@@ -257,16 +266,7 @@ pub async fn invite(
             }
             None => return Err(field_missing("role")),
         };
-        let seat = match body.get("seat_type") {
-            None | Some(Value::Null) => ws.default_seat_type.clone(),
-            Some(Value::String(seat)) if SEAT_TYPES.contains(&seat.as_str()) => seat.clone(),
-            Some(other) => {
-                return Err(detail(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Invalid seat type: {other}"),
-                ));
-            }
-        };
+        let seat = seat_of(ws, &body)?;
         check_plan(ws, Some(&role), Some(&seat))?;
         let mut fresh = Vec::new();
         let mut existing = Vec::new();
@@ -399,16 +399,7 @@ pub async fn approve_join_request(
                 return Err(detail(StatusCode::BAD_REQUEST, &format!("Invalid role: {other}")));
             }
         };
-        let seat = match body.get("seat_type") {
-            None | Some(Value::Null) => ws.default_seat_type.clone(),
-            Some(Value::String(seat)) if SEAT_TYPES.contains(&seat.as_str()) => seat.clone(),
-            Some(other) => {
-                return Err(detail(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Invalid seat type: {other}"),
-                ));
-            }
-        };
+        let seat = seat_of(ws, &body)?;
         check_plan(ws, Some(&role), Some(&seat))?;
         if role == OWNER && approver != OWNER {
             return Err(detail(
