@@ -16,12 +16,10 @@ pub const MAX_ADMIN_PAGE: u32 = 1000;
 /// The Admin API answers 404 for workspaces it does not serve, which only a tenant's settings
 /// can fix.
 fn unserved(error: ConnectorError) -> ConnectorError {
-    match error {
-        ConnectorError::NotFound(message) => ConnectorError::InvalidConfig(format!(
-            "{message}: the public Admin API serves only ChatGPT Enterprise and Edu workspaces; a Business workspace is read through the console (`base-url`), without `admin-api-base-url`"
-        )),
-        other => other,
-    }
+    crate::api::unserved(
+        error,
+        "the public Admin API serves only ChatGPT Enterprise and Edu workspaces; a Business workspace is read through the console (`base-url`), without `admin-api-base-url`",
+    )
 }
 
 /// One page of members after `after` (from the start when `None`), at most `limit`.

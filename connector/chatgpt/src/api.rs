@@ -355,6 +355,18 @@ fn is_seat_true_up(response: &HttpResponse) -> bool {
     error_code(response).is_some_and(|code| code == "seat_true_up_pending")
 }
 
+/// A 404 from a surface or listing the workspace does not have: the tenant's settings, not a
+/// missing object, are at fault, so it is `invalid-config` with `advice` (which setting to
+/// change); any other error is left as it is.
+pub fn unserved(error: ConnectorError, advice: &str) -> ConnectorError {
+    match error {
+        ConnectorError::NotFound(message) => {
+            ConnectorError::InvalidConfig(format!("{message}; {advice}"))
+        }
+        other => other,
+    }
+}
+
 /// Reads a successful JSON answer, or classifies the failure.
 pub fn parse_json<R: DeserializeOwned>(
     endpoint: &str,

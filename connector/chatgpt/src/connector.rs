@@ -475,12 +475,10 @@ pub(crate) const JOIN_REQUESTS: &str = "join_requests";
 /// A join-request listing the console does not serve (404) is a setting to change, not a
 /// missing account: the tenant is told which.
 pub(crate) fn join_requests_unserved(error: ConnectorError) -> ConnectorError {
-    match error {
-        ConnectorError::NotFound(message) => ConnectorError::InvalidConfig(format!(
-            "{message}; this workspace's console serves no join requests: set `join-requests = false` to work without them"
-        )),
-        other => other,
-    }
+    crate::api::unserved(
+        error,
+        "this workspace's console serves no join requests: set `join-requests = false` to work without them",
+    )
 }
 
 /// Where the tenant's integration account stands in the workspace.

@@ -25,12 +25,10 @@ pub const GROUP_BULK: usize = 100;
 
 /// A console group listing the console does not serve (404) is a setting to change.
 pub(crate) fn console_groups_unserved(error: ConnectorError) -> ConnectorError {
-    match error {
-        ConnectorError::NotFound(message) => ConnectorError::InvalidConfig(format!(
-            "{message}; this workspace's console serves no groups: set `console-groups = false` to work without them"
-        )),
-        other => other,
-    }
+    crate::api::unserved(
+        error,
+        "this workspace's console serves no groups: set `console-groups = false` to work without them",
+    )
 }
 
 /// What one change does to a group's membership.
