@@ -4,17 +4,17 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::auth::Refusal;
 use super::kit::bearer;
 use super::model::{Member, MockData, MockService, Plan, Workspace};
+use super::writes::reply;
 
 /// The permission member reads need.
 pub const USER_READ: &str = "chatgpt.enterprise.user.read";
@@ -35,13 +35,6 @@ pub fn routes() -> Router<MockService> {
 /// An error in the API's shape: `{"error": {"message", "type", "code"}}`.
 fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Refusal {
     (status, json!({"error": {"message": message, "type": kind, "code": code}}))
-}
-
-fn reply(result: Result<Value, Refusal>) -> Response {
-    match result {
-        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
-        Err((status, body)) => (status, Json(body)).into_response(),
-    }
 }
 
 /// Checks the key may use `permission` on `workspace_id` and runs `f` on the workspace.

@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::{Refusal, authorize};
 use super::model::{MockData, MockService, SEAT_TYPES, Workspace};
+use super::writes::reply;
 use super::{console_groups, writes};
 
 /// The console routes.
@@ -60,10 +61,6 @@ pub fn routes() -> Router<MockService> {
             "/backend-api/accounts/{account_id}/settings/default_seat_type",
             post(writes::set_default_seat),
         )
-}
-
-fn reply(result: Result<Value, Refusal>) -> Response {
-    result.map_or_else(refused, |body| (StatusCode::OK, Json(body)).into_response())
 }
 
 fn refused((status, body): Refusal) -> Response {

@@ -4,15 +4,15 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::auth::{Refusal, authorize};
 use super::model::{AppliedChangeKind, ConsoleGroup, MockService, Workspace};
+use super::writes::{detail, reply, write};
 
 /// The most groups a workspace holds.
 pub const MAX_CONSOLE_GROUPS: usize = 10_000;
@@ -22,51 +22,46 @@ pub const MAX_GROUP_BULK: usize = 100;
 const OWNER: &str = "account-owner";
 const ADMIN: &str = "account-admin";
 
-fn detail(status: StatusCode, text: &str) -> Refusal {
-    (status, json!({"detail": text}))
-}
+const DENIED: &str = "Only workspace owners and admins can manage groups.";
 
-fn reply(result: Result<Value, Refusal>) -> Response {
-    match result {
-        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
-        Err((status, body)) => (status, Json(body)).into_response(),
+/// Refuses a workspace whose console serves no groups (the switch), as a path it does not have.
+fn served(ws: &Workspace) -> Result<(), Refusal> {
+    match ws.console_groups_served {
+        true => Ok(()),
+        false => Err(detail(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
-/// Runs `f` on the workspace once the request may act on it (writes: as an Owner or Admin),
-/// and the console serves groups.
-fn on_workspace(
+/// Runs `f` on the workspace once the request may read it and the console serves groups.
+fn read(
     service: &MockService,
     headers: &HeaderMap,
     account_id: &str,
-    write: bool,
+    f: impl FnOnce(&Workspace) -> Result<Value, Refusal>,
+) -> Response {
+    let data = service.lock();
+    reply(authorize(&data, headers, account_id).and_then(|_| {
+        let ws = data
+            .workspaces
+            .get(account_id)
+            .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Account not found"))?;
+        served(ws)?;
+        f(ws)
+    }))
+}
+
+/// Runs `f` as the console's other writes run (an Owner or Admin, `drop_writes` honoured), once
+/// the console serves groups.
+fn change(
+    service: &MockService,
+    headers: &HeaderMap,
+    account_id: &str,
     f: impl FnOnce(&mut Workspace, &mut u64) -> Result<Value, Refusal>,
 ) -> Response {
-    let mut data = service.lock();
-    let grant = match authorize(&data, headers, account_id) {
-        Ok(grant) => grant,
-        Err(refusal) => return reply(Err(refusal)),
-    };
-    if write && ![OWNER, ADMIN].contains(&grant.role.as_str()) {
-        return reply(Err(detail(
-            StatusCode::FORBIDDEN,
-            "Only workspace owners and admins can manage groups.",
-        )));
-    }
-    let data = &mut *data;
-    let Some(ws) = data.workspaces.get_mut(account_id) else {
-        return reply(Err(detail(StatusCode::NOT_FOUND, "Account not found")));
-    };
-    if !ws.console_groups_served {
-        return reply(Err(detail(StatusCode::NOT_FOUND, "Not Found")));
-    }
-    if write && ws.drop_writes {
-        let kept = ws.clone();
-        let answer = f(ws, &mut data.sequence);
-        *ws = kept;
-        return reply(answer);
-    }
-    reply(f(ws, &mut data.sequence))
+    write(service, headers, account_id, &[OWNER, ADMIN], DENIED, |ws, sequence, _| {
+        served(ws)?;
+        f(ws, sequence)
+    })
 }
 
 fn group_json(ws: &Workspace, group: &ConsoleGroup) -> Value {
@@ -150,7 +145,7 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, false, |ws, _| {
+    read(&service, &headers, &account_id, |ws| {
         let (offset, limit) = paging(&params)?;
         let total = ws.console_groups.len();
         let items =
@@ -166,7 +161,7 @@ pub async fn create_group(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, true, |ws, sequence| {
+    change(&service, &headers, &account_id, |ws, sequence| {
         let body: Value = serde_json::from_slice(&body).map_err(|e| {
             detail(StatusCode::UNPROCESSABLE_ENTITY, &format!("JSON decode error: {e}"))
         })?;
@@ -187,7 +182,7 @@ pub async fn one(
     Path((account_id, group_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, false, |ws, _| {
+    read(&service, &headers, &account_id, |ws| {
         let index = group_index(ws, &group_id)?;
         Ok(group_json(ws, &ws.console_groups[index]))
     })
@@ -199,7 +194,7 @@ pub async fn delete_group(
     Path((account_id, group_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, true, |ws, _| {
+    change(&service, &headers, &account_id, |ws, _| {
         let index = group_index(ws, &group_id)?;
         ws.console_groups.remove(index);
         Ok(json!({"success": true}))
@@ -213,7 +208,7 @@ pub async fn members(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, false, |ws, _| {
+    read(&service, &headers, &account_id, |ws| {
         let (offset, limit) = paging(&params)?;
         let group = &ws.console_groups[group_index(ws, &group_id)?];
         let items = group
@@ -303,7 +298,7 @@ pub async fn add_members(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, true, |ws, _| {
+    change(&service, &headers, &account_id, |ws, _| {
         let ids = user_ids(ws, &body)?;
         change_members(ws, &group_id, &ids, true)
     })
@@ -316,7 +311,7 @@ pub async fn remove_members(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, true, |ws, _| {
+    change(&service, &headers, &account_id, |ws, _| {
         let ids = user_ids(ws, &body)?;
         change_members(ws, &group_id, &ids, false)
     })
@@ -328,7 +323,7 @@ pub async fn remove_member(
     Path((account_id, group_id, user_id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    on_workspace(&service, &headers, &account_id, true, |ws, _| {
+    change(&service, &headers, &account_id, |ws, _| {
         change_members(ws, &group_id, &[user_id], false)
     })
 }

@@ -19,14 +19,16 @@ pub const MAX_INVITE_BATCH: usize = 100;
 const OWNER: &str = "account-owner";
 const ADMIN: &str = "account-admin";
 
-fn reply(result: Result<Value, Refusal>) -> Response {
+/// The answer: the body with 200, or the refusal.
+pub(super) fn reply(result: Result<Value, Refusal>) -> Response {
     match result {
         Ok(body) => (StatusCode::OK, Json(body)).into_response(),
         Err((status, body)) => (status, Json(body)).into_response(),
     }
 }
 
-fn detail(status: StatusCode, text: &str) -> Refusal {
+/// A refusal in the console's `{"detail"}` shape.
+pub(super) fn detail(status: StatusCode, text: &str) -> Refusal {
     (status, json!({"detail": text}))
 }
 
@@ -78,7 +80,7 @@ fn field_missing(field: &str) -> Refusal {
 }
 
 /// Authorizes the request and runs `f` on the workspace, requiring one of `roles`.
-fn write<F>(
+pub(super) fn write<F>(
     service: &MockService,
     headers: &HeaderMap,
     account_id: &str,

@@ -30,11 +30,13 @@ pub fn host() -> Arc<Host> {
 
 /// A mock serving one generated workspace, with an Owner token.
 pub async fn mock(account_id: &str, members: usize, invites: usize) -> MockServer {
+    mock_of(account_id, GenerateSpec { members, invites, seed: 11, join_requests: 0 }).await
+}
+
+/// A mock serving the workspace `spec` generates, with an Owner token.
+pub async fn mock_of(account_id: &str, spec: GenerateSpec) -> MockServer {
     let service = MockService::new();
-    service.put_workspace(seed::generate(
-        account_id,
-        GenerateSpec { members, invites, seed: 11, join_requests: 0 },
-    ));
+    service.put_workspace(seed::generate(account_id, spec));
     service.add_token(OWNER_TOKEN, account_id, "account-owner");
     MockServer::start_local(service).await.unwrap()
 }

@@ -13,20 +13,16 @@ use accessgov_host::types::{
 };
 use accessgov_host::{CallError, Host};
 use accessgov_mock::console_groups::{MAX_CONSOLE_GROUPS, MAX_GROUP_BULK};
-use accessgov_mock::{GenerateSpec, MockServer, MockService, Workspace, seed};
+use accessgov_mock::{GenerateSpec, MockServer, Workspace};
 use serde_json::json;
 
-use crate::common::{OWNER_TOKEN, add, bearer, host, raw};
+use crate::common::{OWNER_TOKEN, add, bearer, host, mock_of, raw};
 
 const WS: &str = "ws-cgroups";
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
 
 async fn mock(members: usize) -> MockServer {
-    let service = MockService::new();
-    let spec = GenerateSpec { members, invites: 3, join_requests: 0, seed: 17 };
-    service.put_workspace(seed::generate(WS, spec));
-    service.add_token(OWNER_TOKEN, WS, "account-owner");
-    MockServer::start_local(service).await.unwrap()
+    mock_of(WS, GenerateSpec { members, invites: 3, join_requests: 0, seed: 17 }).await
 }
 
 fn state(server: &MockServer) -> Workspace {

@@ -11,19 +11,15 @@ use accessgov_host::types::{
     EntitlementChange, Notice,
 };
 use accessgov_host::{CallError, Host};
-use accessgov_mock::{AppliedChangeKind, GenerateSpec, MockServer, MockService, Workspace, seed};
+use accessgov_mock::{AppliedChangeKind, GenerateSpec, MockServer, Workspace};
 
-use crate::common::{OWNER_TOKEN, add, harness, host, list_all, scratch, tenants_file};
+use crate::common::{OWNER_TOKEN, add, harness, host, list_all, mock_of, scratch, tenants_file};
 
 const WS: &str = "ws-join";
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
 
 async fn mock(members: usize, invites: usize, join_requests: usize) -> MockServer {
-    let service = MockService::new();
-    let spec = GenerateSpec { members, invites, join_requests, seed: 9 };
-    service.put_workspace(seed::generate(WS, spec));
-    service.add_token(OWNER_TOKEN, WS, "account-owner");
-    MockServer::start_local(service).await.unwrap()
+    mock_of(WS, GenerateSpec { members, invites, join_requests, seed: 9 }).await
 }
 
 fn state(server: &MockServer) -> Workspace {
