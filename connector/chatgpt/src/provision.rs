@@ -27,7 +27,7 @@ use connector_sdk::error::describe as describe_error;
 use connector_sdk::transport::{Method, Transport};
 use connector_sdk::types::{
     Account, AccountRef, AccountStatus, ChangeOutcome, ChangeResult, DataAccessLoss, Notice,
-    PlannedRequest, RateLimit,
+    PlannedRequest,
 };
 use connector_sdk::{ChangeAction, ChangeRequest};
 
@@ -806,28 +806,14 @@ fn unconfirmed(subject: &Subject, error: &ConnectorError) -> ConnectorError {
 }
 
 /// Adds to an error what had already been done for the same person, so nothing half-applied
-/// goes unreported.
+/// goes unreported; a cancelled invite that was not sent again is named as such.
 fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorError {
-    if sent.is_empty() {
-        return error;
-    }
-    let done: Vec<String> = sent.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     let cancelled = sent.iter().any(|r| r.method == "DELETE" && r.path.ends_with("/invites"));
-    let note = format!(
-        " (already sent for this person: {}{})",
-        done.join(", "),
-        if cancelled { "; the cancelled invite was not restored" } else { "" }
-    );
-    match error {
-        ConnectorError::InvalidArgument(m) => ConnectorError::InvalidArgument(m + &note),
-        ConnectorError::Conflict(m) => ConnectorError::Conflict(m + &note),
-        ConnectorError::PermissionDenied(m) => ConnectorError::PermissionDenied(m + &note),
-        ConnectorError::Unavailable(m) => ConnectorError::Unavailable(m + &note),
-        ConnectorError::Unauthenticated(m) => ConnectorError::Unauthenticated(m + &note),
-        ConnectorError::RateLimited(RateLimit { retry_after_ms, message }) => {
-            ConnectorError::RateLimited(RateLimit { retry_after_ms, message: message + &note })
-        }
-        other => ConnectorError::Internal(format!("{}{note}", describe_error(&other))),
+    let error = connector_sdk::error::half_applied(sent, error);
+    if cancelled {
+        connector_sdk::error::with_note(error, "; the cancelled invite was not restored")
+    } else {
+        error
     }
 }
 

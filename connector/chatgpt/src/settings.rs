@@ -150,15 +150,8 @@ impl Settings {
                 ))
             })?),
         };
-        let switch = |key: &str| match settings.optional(key)?.as_deref() {
-            None | Some("true") => Ok(true),
-            Some("false") => Ok(false),
-            Some(other) => Err(ConnectorError::InvalidConfig(format!(
-                "setting `{key}` must be `true` or `false`, got {other:?}"
-            ))),
-        };
-        let join_requests = switch("join-requests")?;
-        let console_groups = switch("console-groups")?;
+        let join_requests = settings.flag("join-requests", true)?;
+        let console_groups = settings.flag("console-groups", true)?;
         Ok(Settings {
             join_requests,
             console_groups,

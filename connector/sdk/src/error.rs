@@ -1,6 +1,6 @@
 //! The contract's `connector-error`, and how it reads to people.
 
-use crate::types::{ConnectorError, RateLimit};
+use crate::types::{ConnectorError, PlannedRequest, RateLimit};
 
 /// The error as a person reads it: the contract's case, then its message, e.g.
 /// `not found: GET users/u-1: no such user`. (The generated `Display` prints the Rust value.)
@@ -50,6 +50,37 @@ pub fn rate_limited(retry_after_ms: Option<u64>, message: String) -> ConnectorEr
     ConnectorError::RateLimited(RateLimit { retry_after_ms, message })
 }
 
+/// `error` with `note` added to its message, its case kept; an `internal` error says which
+/// case it came from.
+pub fn with_note(error: ConnectorError, note: &str) -> ConnectorError {
+    match error {
+        ConnectorError::InvalidConfig(m) => ConnectorError::InvalidConfig(m + note),
+        ConnectorError::Unauthenticated(m) => ConnectorError::Unauthenticated(m + note),
+        ConnectorError::PermissionDenied(m) => ConnectorError::PermissionDenied(m + note),
+        ConnectorError::NotFound(m) => ConnectorError::NotFound(m + note),
+        ConnectorError::InvalidArgument(m) => ConnectorError::InvalidArgument(m + note),
+        ConnectorError::Conflict(m) => ConnectorError::Conflict(m + note),
+        ConnectorError::ManagedExternally(m) => ConnectorError::ManagedExternally(m + note),
+        ConnectorError::Unavailable(m) => ConnectorError::Unavailable(m + note),
+        ConnectorError::Timeout(m) => ConnectorError::Timeout(m + note),
+        ConnectorError::Unsupported(m) => ConnectorError::Unsupported(m + note),
+        ConnectorError::Internal(m) => ConnectorError::Internal(m + note),
+        ConnectorError::RateLimited(RateLimit { retry_after_ms, message }) => {
+            ConnectorError::RateLimited(RateLimit { retry_after_ms, message: message + note })
+        }
+    }
+}
+
+/// `error` of a change some of whose writes (`sent`) had already gone out, saying which: a
+/// failure part-way through a person's writes is never reported as if nothing was done.
+pub fn half_applied(sent: &[PlannedRequest], error: ConnectorError) -> ConnectorError {
+    if sent.is_empty() {
+        return error;
+    }
+    let done: Vec<String> = sent.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    with_note(error, &format!(" (already sent for this person: {})", done.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +92,17 @@ mod tests {
         let throttled = rate_limited(Some(2000), "slow down".to_string());
         assert_eq!(describe(&throttled), "rate limited: slow down");
         assert_eq!(message(&throttled), "slow down");
+    }
+
+    #[test]
+    fn a_half_applied_error_keeps_its_case_and_names_what_was_sent() {
+        let sent = [PlannedRequest { method: "DELETE".into(), path: "invites/i-1".into(), body: None }];
+        let error = half_applied(&sent, rate_limited(Some(5), "slow down".into()));
+        assert_eq!(
+            error,
+            rate_limited(Some(5), "slow down (already sent for this person: DELETE invites/i-1)".into())
+        );
+        let untouched = ConnectorError::Conflict("no".into());
+        assert_eq!(half_applied(&[], untouched.clone()), untouched);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`client`]: a JSON client that retries with backoff and jitter, honours `Retry-After`, and
 //!   never repeats a write whose outcome is unknown.
 //! - [`paging`] and [`cursor`]: offset paging and opaque, tenant-bound, tamper-checked cursors.
+//! - [`refs`]: email addresses and ids as callers give them, checked before use.
 //! - [`settings`]: typed settings from `wasi:config`, and a check of a connector's settings
 //!   schema against what it loads.
 //! - [`time`]: RFC 3339 times from Unix timestamps.
@@ -29,6 +30,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod guest;
 pub mod paging;
+pub mod refs;
 pub mod settings;
 pub mod time;
 pub mod transport;

@@ -1,4 +1,5 @@
-//! Offset paging: a page handed to the caller, and the upstream pages that fill it.
+//! Paging: a page handed to the caller, the upstream pages that fill it by offset, and the
+//! continuation of a listing paged by key.
 
 /// A page of items and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,23 @@ pub fn page_size(
     }
 }
 
+/// The key to continue a listing paged by key (`after=<key>` with `has_more`) after one of its
+/// pages: `None` at its end. A page that says more follow but gives no key to continue from is
+/// a broken answer, refused as `internal` rather than read again from the start for ever.
+pub fn continuation(
+    listing: &str,
+    has_more: bool,
+    key: Option<String>,
+) -> Result<Option<String>, crate::ConnectorError> {
+    match (has_more, key) {
+        (false, _) => Ok(None),
+        (true, Some(key)) if !key.is_empty() => Ok(Some(key)),
+        (true, _) => Err(crate::ConnectorError::Internal(format!(
+            "{listing}: the service said more items follow but gave no cursor to continue from; the listing stopped rather than start over"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +70,16 @@ mod tests {
         assert_eq!(offset_pages(100, 30, 100, Some(100)), vec![]);
         assert_eq!(offset_pages(u64::MAX - 1, 10, 100, None), vec![(u64::MAX - 1, 1)]);
         assert_eq!(offset_pages(0, 3, 0, None), vec![(0, 1), (1, 1), (2, 1)]);
+    }
+
+    #[test]
+    fn a_page_with_more_and_no_key_is_a_broken_answer() {
+        assert_eq!(continuation("GET users", true, Some("u-9".into())).unwrap(), Some("u-9".into()));
+        assert_eq!(continuation("GET users", false, None).unwrap(), None);
+        for key in [None, Some(String::new())] {
+            let error = continuation("GET users", true, key).unwrap_err();
+            assert!(matches!(&error, crate::ConnectorError::Internal(m) if m.contains("GET users")));
+        }
     }
 
     #[test]

@@ -84,6 +84,18 @@ impl<'a> SettingsReader<'a> {
         }
     }
 
+    /// `true` or `false`, `default` when unset.
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, ConnectorError> {
+        match self.optional(key)?.as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConnectorError::InvalidConfig(format!(
+                "setting `{key}` must be `true` or `false`, got {other:?}"
+            ))),
+        }
+    }
+
     /// An `http` or `https` base URL without a trailing `/`, a query, a fragment or credentials.
     pub fn base_url(&self, key: &str) -> Result<String, ConnectorError> {
         validate_base_url(key, &self.required(key)?)

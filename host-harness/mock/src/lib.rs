@@ -1,6 +1,7 @@
 //! Mock services on loopback, for tests and demos, standalone (`harness mock`) or inside tests:
 //! a faithful mock of the ChatGPT admin console API and its SCIM 2.0 surface
-//! (`../shared/chatgpt-api.md`), and [`directory`], the small service the template connector
+//! (`../shared/chatgpt-api.md`), a mock of the OpenAI API Platform's Admin API ([`platform`],
+//! `../shared/openai-platform-api.md`), and [`directory`], the small service the template connector
 //! manages. [`kit`] is what they share.
 //!
 //! The state is in memory and shared with the caller through [`MockService`], so tests can seed
@@ -14,6 +15,7 @@ pub mod directory;
 pub mod faults;
 pub mod kit;
 pub mod model;
+pub mod platform;
 mod scim;
 pub mod seed;
 mod server;
