@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use accessgov_conformance::{self as conformance, CheckResult, ConformanceOptions, Verdict};
 use accessgov_host::{Host, HostConfig, TenantsFile};
 use accessgov_mock::directory::{DirectoryServer, DirectoryService};
+use accessgov_mock::platform::{PlatformServer, PlatformService, PlatformSpec};
 use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 use anyhow::{anyhow, bail};
 use clap::Args;
@@ -16,14 +17,15 @@ use super::output;
 /// Options of `harness conformance`.
 #[derive(Debug, Args)]
 pub struct ConformanceArgs {
-    /// The connector to check (default: the tenant's, or the bundled `chatgpt`).
+    /// The connector to check (default: the tenant's, or the bundled connector of the mock).
     #[arg(long)]
     connector: Option<PathBuf>,
     /// A tenants file whose tenant points at the upstream to check against. Without it, an
     /// embedded mock (`--mock`) is started and used.
     #[arg(long, conflicts_with = "mock")]
     tenants: Option<PathBuf>,
-    /// The embedded mock to check against when no tenants file is given: `chatgpt`, or
+    /// The embedded mock to check against when no tenants file is given: `chatgpt`,
+    /// `platform` (an API Platform organization, for the bundled `openai-platform`), or
     /// `directory` (the service the template connector manages; give `--connector`).
     #[arg(long, value_enum, default_value = "chatgpt")]
     mock: EmbeddedMock,
@@ -43,6 +45,7 @@ pub struct ConformanceArgs {
 enum Running {
     Chatgpt(MockServer),
     Directory(DirectoryServer),
+    Platform(PlatformServer),
 }
 
 /// Runs `harness conformance`.
@@ -77,6 +80,14 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
             let tenant = server.tenant("conformance", "directory", token);
             (tenant, cwd.clone(), Some(Running::Directory(server)))
         }
+        None if args.mock == EmbeddedMock::Platform => {
+            let key = "conformance-admin-key";
+            let spec = PlatformSpec { users: 31, projects: 3, groups: 2, ..PlatformSpec::default() };
+            let org = accessgov_mock::platform::generate("conformance.example.com", spec);
+            let server = PlatformServer::start_local(PlatformService::new(org, key)).await?;
+            let tenant = server.tenant("conformance", "openai-platform", key);
+            (tenant, cwd.clone(), Some(Running::Platform(server)))
+        }
         None => {
             let service = MockService::new();
             service.put_workspace(seed::generate(
@@ -102,6 +113,7 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
     match mock {
         Some(Running::Chatgpt(server)) => server.stop().await,
         Some(Running::Directory(server)) => server.stop().await,
+        Some(Running::Platform(server)) => server.stop().await,
         None => {}
     }
     let results = results?;

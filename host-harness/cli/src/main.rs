@@ -1,4 +1,4 @@
-//! `harness`: run connectors for tenants, serve the mock ChatGPT service, or run the demo.
+//! `harness`: run connectors for tenants, serve the mock services, or run the demo.
 //!
 //! Argument parsing and the commands, each a thin client of the host library.
 
@@ -8,6 +8,7 @@ mod csv;
 mod demo;
 mod mock;
 mod output;
+mod people;
 mod tenant_commands;
 
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ pub struct Cli {
 enum Command {
     /// Start the mock ChatGPT service with a seeded workspace and run the connector against it.
     Demo(demo::DemoArgs),
-    /// Serve the mock ChatGPT service on loopback until interrupted.
+    /// Serve a mock service (ChatGPT, the API Platform, the directory) on loopback until
+    /// interrupted.
     Mock(mock::MockArgs),
     /// Describe the tenant's connector.
     Info(TenantArgs),
@@ -62,6 +64,9 @@ enum Command {
     Apply(changes::ApplyArgs),
     /// Run the contract-level conformance suite against a connector and its upstream.
     Conformance(conformance::ConformanceArgs),
+    /// List what each person of a customer holds in each of its tenants (`customer` in the
+    /// tenants file), tenant by tenant; `--email` for one person.
+    People(people::PeopleArgs),
     /// Show one account, by id or email.
     Account {
         /// An account id, or an email address.
@@ -125,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Set(a) => changes::single(changes::Single::Set(a), cache_dir).await,
         Command::Apply(a) => changes::apply(a, cache_dir).await,
         Command::Conformance(a) => conformance::run(a, cache_dir).await,
+        Command::People(a) => people::run(a, cache_dir).await,
         Command::Account { account, tenant } => {
             tenant_commands::account(&tenant, &account, cache_dir).await
         }

@@ -1,4 +1,5 @@
-//! `harness mock`: serve a mock service (ChatGPT, or the template's directory) until interrupted.
+//! `harness mock`: serve a mock service (ChatGPT, the API Platform, or the template's directory)
+//! until interrupted.
 
 use super::output::out;
 use std::net::{IpAddr, SocketAddr};
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 
 use accessgov_mock::directory::{DirectoryServer, DirectoryService};
 use accessgov_mock::faults::MAX_FAULT_PLAN_BYTES;
+use accessgov_mock::platform::{Organization, PlatformServer, PlatformService, PlatformSpec};
 use accessgov_mock::{FaultPlan, GenerateSpec, MockFixture, MockServer, MockService, seed};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -16,8 +18,9 @@ pub struct MockArgs {
     /// Address to listen on; only loopback addresses are accepted.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Which service: `chatgpt`, or `directory` (the template connector's; it takes `--members`,
-    /// `--token` and `--faults`).
+    /// Which service: `chatgpt`; `platform` (an API Platform organization: it takes `--users`,
+    /// `--projects`, `--groups`, `--admin-key`, `--faults`, and `--seed` as a JSON organization);
+    /// or `directory` (the template connector's; it takes `--members`, `--token` and `--faults`).
     #[arg(long, value_enum, default_value = "chatgpt")]
     service: EmbeddedMock,
     /// Port (0 picks a free one).
@@ -49,6 +52,15 @@ pub struct MockArgs {
     /// self-service. Default: as the plan has it.
     #[arg(long, conflicts_with = "seed")]
     seat_changes: Option<accessgov_mock::SeatChanges>,
+    /// API Platform: members of the generated organization.
+    #[arg(long, default_value_t = 40)]
+    users: usize,
+    /// API Platform: projects of the generated organization (the last one archived).
+    #[arg(long, default_value_t = 4)]
+    projects: usize,
+    /// API Platform: groups of the generated organization.
+    #[arg(long, default_value_t = 3)]
+    groups: usize,
     /// Id of the generated workspace.
     #[arg(long, default_value = "acct-mock")]
     account_id: String,
@@ -58,8 +70,8 @@ pub struct MockArgs {
     /// SCIM directory id of the generated workspace (its SCIM surface serves groups).
     #[arg(long, default_value = "dir-mock")]
     scim_directory: String,
-    /// Key of the generated workspace's public Admin API (Enterprise and Edu); the printed
-    /// tenants file gets a read-only review tenant for it.
+    /// Key of the generated workspace's public Admin API (Enterprise and Edu; the printed
+    /// tenants file gets a read-only review tenant for it), or of the API Platform organization.
     #[arg(long, default_value = "mock-admin-key", conflicts_with = "seed")]
     admin_key: String,
     /// Permissions of that key, comma-separated.
@@ -83,6 +95,8 @@ pub struct MockArgs {
 pub enum EmbeddedMock {
     /// The mock ChatGPT workspace (console and SCIM).
     Chatgpt,
+    /// The API Platform organization of the `openai-platform` connector.
+    Platform,
     /// The directory service of the template connector.
     Directory,
 }
@@ -154,8 +168,10 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         bail!("--host {} is not a loopback address; the mock only serves this machine", args.host);
     }
-    if args.service == EmbeddedMock::Directory {
-        return serve_directory(&args).await;
+    match args.service {
+        EmbeddedMock::Directory => return serve_directory(&args).await,
+        EmbeddedMock::Platform => return serve_platform(&args).await,
+        EmbeddedMock::Chatgpt => {}
     }
     let service = service(&args)?;
     let server = MockServer::start(service.clone(), SocketAddr::new(args.host, args.port))
@@ -201,6 +217,58 @@ async fn serve_directory(args: &MockArgs) -> anyhow::Result<()> {
     out!(
         "[[tenant]]\nid = \"directory\"\nconnector = \"target/wasm32-wasip2/release/template_connector.wasm\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{origin}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{}\"",
         args.token
+    );
+    out!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.stop().await;
+    Ok(())
+}
+
+/// The most people or projects a generated organization holds.
+const MAX_PLATFORM_ITEMS: usize = 100_000;
+
+/// The organization `--seed` holds, or one generated from `--users`, `--projects`, `--groups`.
+pub fn platform_organization(args: &MockArgs) -> anyhow::Result<Organization> {
+    if let Some(path) = &args.seed {
+        let text = accessgov_policy::bounded_read::read_text(path, 64 << 20)
+            .with_context(|| format!("--seed {}", path.display()))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("--seed {}: not an API Platform organization", path.display()));
+    }
+    for (flag, value) in [("--users", args.users), ("--projects", args.projects), ("--groups", args.groups)] {
+        if value > MAX_PLATFORM_ITEMS {
+            bail!("{flag} {value}: the API Platform mock holds at most {MAX_PLATFORM_ITEMS}");
+        }
+    }
+    let spec = PlatformSpec {
+        users: args.users,
+        projects: args.projects,
+        archived_projects: usize::from(args.projects > 1),
+        groups: args.groups,
+        invites: args.invites,
+        ..PlatformSpec::default()
+    };
+    Ok(accessgov_mock::platform::generate("platform.example.com", spec))
+}
+
+/// Serves an API Platform organization, printing a tenants file for it.
+async fn serve_platform(args: &MockArgs) -> anyhow::Result<()> {
+    let org = platform_organization(args)?;
+    let (users, projects) = (org.users.len(), org.projects.len());
+    let service = PlatformService::new(org, &args.admin_key);
+    if let Some(plan) = fault_plan(args)? {
+        service.traffic().set_faults(plan);
+    }
+    let server = PlatformServer::start(service, SocketAddr::new(args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    let origin = format!("http://{}", server.addr());
+    out!("mock API Platform Admin API at {} with {users} users and {projects} projects", server.base_url());
+    out!("tenants file for it:\n");
+    out!(
+        "[[tenant]]\nid = \"platform\"\nconnector = \"openai-platform\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{}\"",
+        server.base_url(),
+        args.admin_key
     );
     out!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use accessgov_host::bindings::types::{
-    Account, AccountRef, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError, Entitlement,
+    Account, AccountRef, AccountStatus, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError, Entitlement,
     PageRequest,
 };
 use accessgov_host::call::{CallError, CallReport};
@@ -467,6 +467,12 @@ async fn held(suite: &Suite<'_>, subject: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// Whether `subject` is an invited account (not a member).
+async fn invited(suite: &Suite<'_>, subject: &str) -> bool {
+    let report = suite.host.get_account(&suite.tenant, AccountRef::Email(subject.to_string())).await;
+    matches!(report.map(|r| r.result), Ok(Ok(account)) if account.status == AccountStatus::Invited)
+}
+
 /// grant, grant, revoke, revoke, grant of `entitlement` to `subject`, state read back each time.
 async fn cycle(
     suite: &mut Suite<'_>,
@@ -575,6 +581,17 @@ async fn check_cycles(suite: &mut Suite<'_>, entitlements: &[Entitlement], subje
             if last.is_ok() || !last.as_ref().is_err_and(|m| m.starts_with("revoke: ")) {
                 break;
             }
+        }
+        // The suite's subject is only ever invited (it never accepts an invitation), so a kind
+        // only members hold cannot be cycled on it: the connector's refusal, with `conflict`, is
+        // what it should say, and the check cannot be made here.
+        if let Err(message) = &last
+            && message.starts_with("grant: connector error: conflict")
+            && invited(suite, subject).await
+        {
+            let detail = format!("the subject is invited, not a member, and {message}");
+            suite.record(&name, Verdict::Skip, detail);
+            continue;
         }
         suite.check(&name, last);
     }

@@ -95,6 +95,9 @@ pub enum HostError {
     /// No tenant with that id is registered.
     #[error("no tenant `{0}` is registered")]
     UnknownTenant(String),
+    /// No registered tenant belongs to that customer.
+    #[error("no registered tenant belongs to customer `{0}`")]
+    UnknownCustomer(String),
     /// No connector with that name is registered.
     #[error("tenant `{tenant}` names connector `{connector}`, which is not registered")]
     UnknownConnector {

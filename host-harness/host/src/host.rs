@@ -444,6 +444,18 @@ impl Host {
         crate::settings_schema::problems(&info.config_schema, &settings).map_err(refuse)
     }
 
+    /// The ids of the registered tenants of `customer`, sorted.
+    pub fn customer_tenants(&self, customer: &str) -> Vec<String> {
+        let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> = tenants
+            .values()
+            .filter(|t| t.customer.as_deref() == Some(customer))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// The limits a registered tenant's calls run under.
     pub fn tenant_limits(&self, tenant: &str) -> Result<Limits, HostError> {
         let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());

@@ -19,6 +19,7 @@ pub mod error;
 pub mod host;
 pub mod imports;
 pub mod logs;
+pub mod people;
 pub mod settings_schema;
 pub mod tenant;
 

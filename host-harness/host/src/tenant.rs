@@ -160,6 +160,8 @@ pub struct Tenant {
     pub id: String,
     /// Connector name.
     pub connector: String,
+    /// The customer it belongs to, if any.
+    pub customer: Option<String>,
     /// Allowed origins.
     pub allowed_origins: Vec<Origin>,
     /// Settings served through `wasi:config`.
@@ -214,11 +216,15 @@ impl Tenant {
     pub fn validate(config: &TenantConfig, defaults: Limits) -> Result<Tenant, HostError> {
         let fail =
             |message: String| HostError::InvalidTenant { tenant: config.id.clone(), message };
-        if config.id.is_empty()
-            || config.id.len() > 128
-            || !config.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !is_id(&config.id) {
             return Err(fail("`id` must be 1 to 128 letters, digits, `-`, `_` or `.`".to_string()));
+        }
+        if let Some(customer) = &config.customer
+            && !is_id(customer)
+        {
+            return Err(fail(format!(
+                "`customer` {customer:?} must be 1 to 128 letters, digits, `-`, `_` or `.`"
+            )));
         }
         if config.connector.trim().is_empty() {
             return Err(fail("`connector` must name a connector or a .wasm file".to_string()));
@@ -301,6 +307,7 @@ impl Tenant {
         Ok(Tenant {
             id: config.id.clone(),
             connector: config.connector.clone(),
+            customer: config.customer.clone(),
             allowed_origins,
             settings: config.settings.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
             credentials,
@@ -312,6 +319,13 @@ impl Tenant {
             connection_owner: connection_owner(&config.id),
         })
     }
+}
+
+/// Whether `raw` may be a tenant or customer id: 1 to 128 letters, digits, `-`, `_` or `.`.
+fn is_id(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 128
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// A connection owner no other tenant registration in this process has.
@@ -347,6 +361,11 @@ headers = { chatgpt-account-id = "ws-1" }
         assert_eq!(tenant.settings[2], ("page-size".to_string(), "50".to_string()));
         assert_eq!(tenant.credentials[0].headers.len(), 2);
         assert!(!format!("{tenant:?}{file:?}").contains("tok-secret"));
+        assert_eq!(tenant.customer, None);
+        let file: TenantsFile =
+            toml::from_str(&FILE.replace("id = \"acme\"", "id = \"acme\"\ncustomer = \"acme\"")).unwrap();
+        let tenant = Tenant::validate(&file.tenants[0], Limits::default()).unwrap();
+        assert_eq!(tenant.customer.as_deref(), Some("acme"));
     }
 
     #[test]
@@ -358,6 +377,10 @@ headers = { chatgpt-account-id = "ws-1" }
                 "not in `allowed-origins`",
             ),
             (FILE.replace("id = \"acme\"", "id = \"a b\""), "`id` must be"),
+            (
+                FILE.replace("id = \"acme\"", "id = \"acme\"\ncustomer = \"acme corp\""),
+                "`customer` \"acme corp\" must be",
+            ),
             (
                 FILE.replace(
                     "bearer-token = \"tok-secret\"",

@@ -44,6 +44,7 @@ pub fn loopback_tenant(
     TenantConfig {
         id: tenant_id.to_string(),
         connector: connector.to_string(),
+        customer: None,
         allowed_origins: vec![origin.clone()],
         settings,
         credentials: vec![CredentialConfig {

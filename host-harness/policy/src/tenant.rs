@@ -23,8 +23,13 @@ pub struct TenantsFile {
 pub struct TenantConfig {
     /// Unique id: letters, digits, `-`, `_`, `.`.
     pub id: String,
-    /// A registered connector name (`chatgpt` is bundled) or a path to a `.wasm` component.
+    /// A registered connector name (`chatgpt` and `openai-platform` are bundled) or a path to a
+    /// `.wasm` component.
     pub connector: String,
+    /// The customer the tenant belongs to (letters, digits, `-`, `_`, `.`): one customer's
+    /// ChatGPT workspaces and API Platform organizations, viewed together by `harness people`.
+    #[serde(default)]
+    pub customer: Option<String>,
     /// Origins (`scheme://host[:port]`) the connector may send requests to; nothing else.
     #[serde(default)]
     pub allowed_origins: Vec<String>,

@@ -33,6 +33,7 @@ fn hostile(
     TenantConfig {
         id: id.to_string(),
         connector: env!("HOSTILE_GUEST_WASM").to_string(),
+        customer: None,
         allowed_origins: origins.to_vec(),
         settings: BTreeMap::from([
             ("attack".to_string(), SettingValue::Text(attack.to_string())),

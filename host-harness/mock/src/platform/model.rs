@@ -1,6 +1,6 @@
 //! The organization the API Platform mock serves, and how one is generated.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// 2026-01-01T00:00:00Z, the generated organization's epoch.
@@ -9,7 +9,7 @@ pub const EPOCH: i64 = 1_767_225_600;
 pub const INVITE_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
 /// A member of the organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgUser {
     /// `user-<n>`.
     pub id: String,
@@ -26,7 +26,7 @@ pub struct OrgUser {
 }
 
 /// An invite.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgInvite {
     /// `invite-<n>`.
     pub id: String,
@@ -47,7 +47,7 @@ pub struct OrgInvite {
 }
 
 /// A project's service account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgServiceAccount {
     /// `svc_acct_<n>`.
     pub id: String,
@@ -60,7 +60,7 @@ pub struct OrgServiceAccount {
 }
 
 /// A project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgProject {
     /// `proj_<n>`.
     pub id: String,
@@ -77,7 +77,7 @@ pub struct OrgProject {
 }
 
 /// A group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgGroup {
     /// `group_<n>`.
     pub id: String,
@@ -92,7 +92,7 @@ pub struct OrgGroup {
 }
 
 /// A role, predefined or custom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgRole {
     /// `role_<n>`, or the predefined role's name.
     pub id: String,
@@ -105,7 +105,8 @@ pub struct OrgRole {
 }
 
 /// One API Platform organization.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Organization {
     /// Members, in the order listed.
     pub users: Vec<OrgUser>,
