@@ -26,9 +26,15 @@ fn main() {
         &out,
     );
     println!("cargo:rustc-env=TEMPLATE_WASM={}", template.display());
-    // Each deliberately broken build, of the ChatGPT connector and of the template.
+    // Each deliberately broken build, of each connector and of the template.
     for (package, artifact, sources, prefix) in [
         ("chatgpt-connector", "chatgpt_connector", ["connector/chatgpt", "connector/sdk"], ""),
+        (
+            "openai-platform-connector",
+            "openai_platform_connector",
+            ["connector/openai-platform", "connector/sdk"],
+            "PLATFORM_",
+        ),
         ("template-connector", "template_connector", template_sources, "TEMPLATE_"),
     ] {
         for (feature, name, var) in [
