@@ -108,9 +108,8 @@ async fn platform_suite(connector: Option<&str>) -> Vec<CheckResult> {
     use accessgov_mock::platform::{PlatformServer, PlatformService, PlatformSpec, generate};
     let spec = PlatformSpec { users: 31, projects: 3, groups: 2, ..PlatformSpec::default() };
     let org = generate("conformance.example.com", spec);
-    let server = PlatformServer::start_local(PlatformService::new(org.clone(), "conf-key"))
-        .await
-        .unwrap();
+    let server =
+        PlatformServer::start_local(PlatformService::new(org.clone(), "conf-key")).await.unwrap();
     let host = host();
     let tenant = server.tenant("platform-conf", connector.unwrap_or("openai-platform"), "conf-key");
     let results = conformance::run(&host, &tenant, Path::new("."), &ConformanceOptions::default())

@@ -13,6 +13,7 @@ mod groups;
 mod join_requests;
 mod mock_console;
 mod mock_scim;
+mod platform;
 mod provisioning;
 mod read_path;
 mod resilience;
