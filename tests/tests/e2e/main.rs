@@ -14,6 +14,7 @@ mod join_requests;
 mod mock_console;
 mod mock_scim;
 mod platform;
+mod platform_faults;
 mod provisioning;
 mod read_path;
 mod resilience;
