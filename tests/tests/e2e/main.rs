@@ -13,6 +13,7 @@ mod groups;
 mod join_requests;
 mod mock_console;
 mod mock_scim;
+mod people;
 mod platform;
 mod platform_faults;
 mod provisioning;
