@@ -82,7 +82,8 @@ pub async fn run(args: ConformanceArgs, cache_dir: Option<PathBuf>) -> anyhow::R
         }
         None if args.mock == EmbeddedMock::Platform => {
             let key = "conformance-admin-key";
-            let spec = PlatformSpec { users: 31, projects: 3, groups: 2, ..PlatformSpec::default() };
+            let spec =
+                PlatformSpec { users: 31, projects: 3, groups: 2, ..PlatformSpec::default() };
             let org = accessgov_mock::platform::generate("conformance.example.com", spec);
             let server = PlatformServer::start_local(PlatformService::new(org, key)).await?;
             let tenant = server.tenant("conformance", "openai-platform", key);

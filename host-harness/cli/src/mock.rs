@@ -232,10 +232,13 @@ pub fn platform_organization(args: &MockArgs) -> anyhow::Result<Organization> {
     if let Some(path) = &args.seed {
         let text = accessgov_policy::bounded_read::read_text(path, 64 << 20)
             .with_context(|| format!("--seed {}", path.display()))?;
-        return serde_json::from_str(&text)
-            .with_context(|| format!("--seed {}: not an API Platform organization", path.display()));
+        return serde_json::from_str(&text).with_context(|| {
+            format!("--seed {}: not an API Platform organization", path.display())
+        });
     }
-    for (flag, value) in [("--users", args.users), ("--projects", args.projects), ("--groups", args.groups)] {
+    for (flag, value) in
+        [("--users", args.users), ("--projects", args.projects), ("--groups", args.groups)]
+    {
         if value > MAX_PLATFORM_ITEMS {
             bail!("{flag} {value}: the API Platform mock holds at most {MAX_PLATFORM_ITEMS}");
         }
@@ -263,7 +266,10 @@ async fn serve_platform(args: &MockArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
     let origin = format!("http://{}", server.addr());
-    out!("mock API Platform Admin API at {} with {users} users and {projects} projects", server.base_url());
+    out!(
+        "mock API Platform Admin API at {} with {users} users and {projects} projects",
+        server.base_url()
+    );
     out!("tenants file for it:\n");
     out!(
         "[[tenant]]\nid = \"platform\"\nconnector = \"openai-platform\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{}\"",

@@ -73,10 +73,9 @@ pub async fn run(args: PeopleArgs, cache_dir: Option<PathBuf>) -> anyhow::Result
                             t.accounts,
                             without(t.without_email)
                         ),
-                        Some(error) => format!(
-                            "# {}: FAILED after {} accounts: {error}",
-                            t.tenant, t.accounts
-                        ),
+                        Some(error) => {
+                            format!("# {}: FAILED after {} accounts: {error}", t.tenant, t.accounts)
+                        }
                     },
                 })
             };

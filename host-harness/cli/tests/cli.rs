@@ -36,6 +36,13 @@ fn demo_exits_zero_and_prints_the_accounts() {
     );
     assert!(stdout.contains("invited"), "{stdout}");
     assert!(stdout.contains("seat:codex") || stdout.contains("seat:chatgpt"));
+    // The API Platform organization, and one person seen in both.
+    assert!(
+        stdout.contains("API Platform organization") && stdout.contains("project:"),
+        "{stdout}"
+    );
+    let everywhere = stdout.split("One person across customer").nth(1).unwrap_or_default();
+    assert!(everywhere.contains("  demo  ") && everywhere.contains("demo-platform"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
