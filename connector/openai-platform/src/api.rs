@@ -274,9 +274,6 @@ impl<T: Transport> Reads<'_, '_, T> {
                 let mut items = first.data;
                 while let Some(after) = next {
                     let (more, then) = self.classic_page(path, Some(&after), CLASSIC_MAX_PAGE)?;
-                    if then.as_deref() == Some(after.as_str()) {
-                        return Err(repeated(path));
-                    }
                     items.extend(more);
                     next = then;
                 }
@@ -295,6 +292,9 @@ impl<T: Transport> Reads<'_, '_, T> {
         let page: RbacList<I> = self.0.get_json(&paged(path, limit.min(RBAC_MAX_PAGE), next))?;
         let endpoint = format!("GET {}", path.split('?').next().unwrap_or(path));
         let cursor = continuation(&endpoint, page.has_more, page.next)?;
+        if cursor.is_some() && cursor.as_deref() == next {
+            return Err(repeated(path));
+        }
         Ok((page.data, cursor))
     }
 
@@ -315,9 +315,6 @@ impl<T: Transport> Reads<'_, '_, T> {
                 let mut items = first.data;
                 while let Some(cursor) = next {
                     let (more, then) = self.rbac_page(path, Some(&cursor), RBAC_MAX_PAGE)?;
-                    if then.as_deref() == Some(cursor.as_str()) {
-                        return Err(repeated(path));
-                    }
                     items.extend(more);
                     next = then;
                 }
@@ -399,5 +396,13 @@ mod tests {
             Reads(&client).rbac_page::<GroupUser>("organization/groups", None, 10).unwrap_err();
         assert!(matches!(&error, ConnectorError::Internal(_)), "{error:?}");
         assert_eq!(transport.requests().len(), 2);
+        transport
+            .answer_json(200, r#"{"object":"list","data":[],"has_more":true,"last_id":"u-5"}"#);
+        let error =
+            Reads(&client).classic_page::<User>("organization/users", Some("u-5"), 10).unwrap_err();
+        assert!(
+            matches!(&error, ConnectorError::Internal(m) if m.contains("same cursor")),
+            "{error:?}"
+        );
     }
 }

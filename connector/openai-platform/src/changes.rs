@@ -752,3 +752,174 @@ fn read_back<T: Transport>(client: &Client<'_, T>, subjects: &mut [Subject]) {
         attempt += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Invite, Project, User};
+
+    fn settings(invite_on_role_grant: bool) -> Settings {
+        Settings {
+            base_url: "https://api.test/v1".into(),
+            page_size: 100,
+            invite_on_role_grant,
+            retry: connector_sdk::settings::RetryPolicy::default(),
+        }
+    }
+
+    fn org() -> Org {
+        let project = |id: &str, status: &str| Project {
+            id: id.into(),
+            name: id.to_uppercase(),
+            status: status.into(),
+        };
+        Org {
+            projects: vec![
+                project("p1", "active"),
+                project("p2", "active"),
+                project("old", "archived"),
+            ],
+            ..Org::default()
+        }
+    }
+
+    fn subject(person: Person, org: &Org) -> Subject {
+        let initial = holdings(&person, org, &HashMap::new());
+        let name = person.email().unwrap_or("new@acme.com").to_lowercase();
+        Subject {
+            reference: AccountRef::Email(name.clone()),
+            name,
+            person,
+            desired: initial.clone(),
+            initial,
+            planned: Vec::new(),
+            sent: Vec::new(),
+            error: None,
+            confirmed: false,
+            after: None,
+        }
+    }
+
+    fn member(role: &str) -> Person {
+        let user = User {
+            id: "user-1".into(),
+            name: None,
+            email: "ann@acme.com".into(),
+            role: role.into(),
+            added_at: None,
+            is_scim_managed: false,
+        };
+        Person { user: Some(user), ..Person::default() }
+    }
+
+    fn play_all(
+        subject: &mut Subject,
+        org: &Org,
+        changes: &[(ChangeAction, &str)],
+    ) -> Vec<Result<bool, ConnectorError>> {
+        changes
+            .iter()
+            .map(|(action, id)| {
+                let target = catalog::parse(id)?;
+                play(action, &target, subject, org, &settings(true)).map(|e| e.changed)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_project_roles_for_someone_new_become_one_invite() {
+        let org = org();
+        let mut s = subject(Person::default(), &org);
+        let grants =
+            [(ChangeAction::Grant, "project:p1:member"), (ChangeAction::Grant, "project:p2:owner")];
+        assert_eq!(play_all(&mut s, &org, &grants), [Ok(true), Ok(true)]);
+        let writes = plan(&s);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let body = writes[0].request().body.unwrap();
+        assert!(
+            body.contains(r#""projects":[{"id":"p1","role":"member"},{"id":"p2","role":"owner"}]"#),
+            "{body}"
+        );
+        assert!(body.contains(r#""role":"reader""#), "{body}");
+    }
+
+    #[test]
+    fn an_invites_role_changes_by_inviting_again() {
+        let org = org();
+        let invite = Invite {
+            id: "invite-1".into(),
+            email: "bo@acme.com".into(),
+            role: "reader".into(),
+            status: "pending".into(),
+            created_at: None,
+            projects: Vec::new(),
+        };
+        let mut s = subject(Person { invite: Some(invite), ..Person::default() }, &org);
+        assert_eq!(play_all(&mut s, &org, &[(ChangeAction::Grant, "org-role:owner")]), [Ok(true)]);
+        let paths: Vec<String> = plan(&s)
+            .iter()
+            .map(|w| format!("{} {}", w.request().method, w.request().path))
+            .collect();
+        assert_eq!(paths, ["DELETE /organization/invites/invite-1", "POST /organization/invites"]);
+    }
+
+    #[test]
+    fn an_owners_project_role_is_not_revoked_and_an_archived_project_not_changed() {
+        let org = org();
+        let mut s = subject(member("owner"), &org);
+        let results = play_all(
+            &mut s,
+            &org,
+            &[
+                (ChangeAction::Revoke, "project:p1:owner"),
+                (ChangeAction::Grant, "project:old:member"),
+            ],
+        );
+        assert!(
+            matches!(&results[0], Err(ConnectorError::Conflict(m)) if m.contains("organization owner"))
+        );
+        assert!(matches!(&results[1], Err(ConnectorError::Conflict(m)) if m.contains("archived")));
+        assert!(plan(&s).is_empty());
+    }
+
+    #[test]
+    fn a_tenant_that_does_not_invite_for_roles_refuses_saying_so() {
+        let org = org();
+        let mut s = subject(Person::default(), &org);
+        let target = catalog::parse("project:p1:member").unwrap();
+        let refused = play(&ChangeAction::Grant, &target, &mut s, &org, &settings(false));
+        assert!(
+            matches!(refused, Err(ConnectorError::Conflict(m)) if m.contains("invite-on-role-grant"))
+        );
+        let access = catalog::parse("organization").unwrap();
+        assert!(play(&ChangeAction::Grant, &access, &mut s, &org, &settings(false)).is_ok());
+    }
+
+    #[test]
+    fn a_members_changes_merge_into_the_fewest_writes() {
+        let org = org();
+        let mut s = subject(member("reader"), &org);
+        let changes = [
+            (ChangeAction::Grant, "project:p1:member"),
+            (ChangeAction::Set { group: "project:p1".into() }, "project:p1:owner"),
+            (ChangeAction::Grant, "org-role:owner"),
+            (ChangeAction::Grant, "org-role:owner"),
+            (ChangeAction::Set { group: "org-role".into() }, "project:p2:owner"),
+        ];
+        let results = play_all(&mut s, &org, &changes);
+        assert_eq!(results[..4], [Ok(true), Ok(true), Ok(true), Ok(false)]);
+        assert!(matches!(&results[4], Err(ConnectorError::InvalidArgument(_))));
+        let writes = plan(&s);
+        assert_eq!(
+            writes,
+            [
+                Write::SetOrgRole { user: "user-1".into(), role: "owner".into() },
+                Write::AddToProject {
+                    project: "p1".into(),
+                    user: "user-1".into(),
+                    role: "owner".into()
+                },
+            ]
+        );
+    }
+}
