@@ -5,6 +5,8 @@
 //! (groups, group users, roles, role assignments) answer `has_more` and an opaque `next`. A page
 //! that says more follow without a key to continue from is refused, never looped on.
 
+use std::collections::HashSet;
+
 use connector_sdk::ConnectorError;
 use connector_sdk::client::{ApiRules, JsonClient, classify_status, encode_query};
 use connector_sdk::paging::continuation;
@@ -255,6 +257,9 @@ impl<T: Transport> Reads<'_, '_, T> {
         let page: ClassicList<I> =
             self.0.get_json(&paged(path, limit.min(CLASSIC_MAX_PAGE), after))?;
         let next = classic_next(path, &page)?;
+        if next.is_some() && next.as_deref() == after {
+            return Err(repeated(path));
+        }
         Ok((page.data, next))
     }
 
@@ -272,8 +277,12 @@ impl<T: Transport> Reads<'_, '_, T> {
                 let first = first?;
                 let mut next = classic_next(path, &first)?;
                 let mut items = first.data;
+                let mut seen = HashSet::new();
                 while let Some(after) = next {
                     let (more, then) = self.classic_page(path, Some(&after), CLASSIC_MAX_PAGE)?;
+                    if !seen.insert(after) {
+                        return Err(repeated(path));
+                    }
                     items.extend(more);
                     next = then;
                 }
@@ -313,8 +322,12 @@ impl<T: Transport> Reads<'_, '_, T> {
                 let endpoint = format!("GET {}", path.split('?').next().unwrap_or(path));
                 let mut next = continuation(&endpoint, first.has_more, first.next)?;
                 let mut items = first.data;
+                let mut seen = HashSet::new();
                 while let Some(cursor) = next {
                     let (more, then) = self.rbac_page(path, Some(&cursor), RBAC_MAX_PAGE)?;
+                    if !seen.insert(cursor) {
+                        return Err(repeated(path));
+                    }
                     items.extend(more);
                     next = then;
                 }
@@ -324,10 +337,10 @@ impl<T: Transport> Reads<'_, '_, T> {
     }
 }
 
-/// A listing whose next page is the page just read: a broken answer that would loop for ever.
+/// A listing whose next page is one already read: a broken answer that would loop for ever.
 fn repeated(path: &str) -> ConnectorError {
     ConnectorError::Internal(format!(
-        "GET {}: the service gave the same cursor twice; the listing stopped rather than loop",
+        "GET {}: the service gave a cursor it had given before; the listing stopped rather than loop",
         path.split('?').next().unwrap_or(path)
     ))
 }
@@ -401,7 +414,7 @@ mod tests {
         let error =
             Reads(&client).classic_page::<User>("organization/users", Some("u-5"), 10).unwrap_err();
         assert!(
-            matches!(&error, ConnectorError::Internal(m) if m.contains("same cursor")),
+            matches!(&error, ConnectorError::Internal(m) if m.contains("given before")),
             "{error:?}"
         );
     }
