@@ -96,11 +96,15 @@ mod tests {
 
     #[test]
     fn a_half_applied_error_keeps_its_case_and_names_what_was_sent() {
-        let sent = [PlannedRequest { method: "DELETE".into(), path: "invites/i-1".into(), body: None }];
+        let sent =
+            [PlannedRequest { method: "DELETE".into(), path: "invites/i-1".into(), body: None }];
         let error = half_applied(&sent, rate_limited(Some(5), "slow down".into()));
         assert_eq!(
             error,
-            rate_limited(Some(5), "slow down (already sent for this person: DELETE invites/i-1)".into())
+            rate_limited(
+                Some(5),
+                "slow down (already sent for this person: DELETE invites/i-1)".into()
+            )
         );
         let untouched = ConnectorError::Conflict("no".into());
         assert_eq!(half_applied(&[], untouched.clone()), untouched);

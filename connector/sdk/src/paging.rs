@@ -74,11 +74,16 @@ mod tests {
 
     #[test]
     fn a_page_with_more_and_no_key_is_a_broken_answer() {
-        assert_eq!(continuation("GET users", true, Some("u-9".into())).unwrap(), Some("u-9".into()));
+        assert_eq!(
+            continuation("GET users", true, Some("u-9".into())).unwrap(),
+            Some("u-9".into())
+        );
         assert_eq!(continuation("GET users", false, None).unwrap(), None);
         for key in [None, Some(String::new())] {
             let error = continuation("GET users", true, key).unwrap_err();
-            assert!(matches!(&error, crate::ConnectorError::Internal(m) if m.contains("GET users")));
+            assert!(
+                matches!(&error, crate::ConnectorError::Internal(m) if m.contains("GET users"))
+            );
         }
     }
 

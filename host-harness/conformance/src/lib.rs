@@ -14,8 +14,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use accessgov_host::bindings::types::{
-    Account, AccountRef, AccountStatus, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError, Entitlement,
-    PageRequest,
+    Account, AccountRef, AccountStatus, ChangeOptions, ChangeOutcome, ChangeResult, ConnectorError,
+    Entitlement, PageRequest,
 };
 use accessgov_host::call::{CallError, CallReport};
 use accessgov_host::error::HostError;
@@ -469,7 +469,8 @@ async fn held(suite: &Suite<'_>, subject: &str) -> Result<Vec<String>, String> {
 
 /// Whether `subject` is an invited account (not a member).
 async fn invited(suite: &Suite<'_>, subject: &str) -> bool {
-    let report = suite.host.get_account(&suite.tenant, AccountRef::Email(subject.to_string())).await;
+    let report =
+        suite.host.get_account(&suite.tenant, AccountRef::Email(subject.to_string())).await;
     matches!(report.map(|r| r.result), Ok(Ok(account)) if account.status == AccountStatus::Invited)
 }
 

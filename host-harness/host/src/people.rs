@@ -67,8 +67,12 @@ impl Host {
         let wanted = email.map(str::to_lowercase);
         let mut outcomes = Vec::new();
         for tenant in tenants {
-            let mut outcome =
-                TenantOutcome { tenant: tenant.clone(), accounts: 0, without_email: 0, error: None };
+            let mut outcome = TenantOutcome {
+                tenant: tenant.clone(),
+                accounts: 0,
+                without_email: 0,
+                error: None,
+            };
             let mut show = |account: Account, outcome: &mut TenantOutcome| match &account.email {
                 Some(address) => {
                     outcome.accounts += 1;

@@ -363,7 +363,8 @@ headers = { chatgpt-account-id = "ws-1" }
         assert!(!format!("{tenant:?}{file:?}").contains("tok-secret"));
         assert_eq!(tenant.customer, None);
         let file: TenantsFile =
-            toml::from_str(&FILE.replace("id = \"acme\"", "id = \"acme\"\ncustomer = \"acme\"")).unwrap();
+            toml::from_str(&FILE.replace("id = \"acme\"", "id = \"acme\"\ncustomer = \"acme\""))
+                .unwrap();
         let tenant = Tenant::validate(&file.tenants[0], Limits::default()).unwrap();
         assert_eq!(tenant.customer.as_deref(), Some("acme"));
     }
