@@ -72,8 +72,9 @@ pub struct MockArgs {
     scim_directory: String,
     /// Key of the generated workspace's public Admin API (Enterprise and Edu; the printed
     /// tenants file gets a read-only review tenant for it), or of the API Platform organization.
-    #[arg(long, default_value = "mock-admin-key", conflicts_with = "seed")]
-    admin_key: String,
+    /// Default `mock-admin-key`; a ChatGPT `--seed` fixture carries its own keys.
+    #[arg(long)]
+    admin_key: Option<String>,
     /// Permissions of that key, comma-separated.
     #[arg(
         long,
@@ -105,6 +106,9 @@ pub enum EmbeddedMock {
 pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
     let service = MockService::new();
     match &args.seed {
+        Some(_) if args.admin_key.is_some() => {
+            bail!("--admin-key: a ChatGPT --seed fixture names its own Admin API keys")
+        }
         Some(path) => MockFixture::read(path)?.load_into(&service),
         None => {
             let spec = GenerateSpec {
@@ -144,13 +148,18 @@ pub fn service(args: &MockArgs) -> anyhow::Result<MockService> {
             service.enable_scim(&args.account_id, &args.scim_directory, &args.scim_token);
             let permissions: Vec<&str> =
                 args.admin_permissions.iter().map(String::as_str).collect();
-            service.add_admin_key(&args.admin_key, &args.account_id, &permissions);
+            service.add_admin_key(admin_key(args), &args.account_id, &permissions);
         }
     }
     if let Some(plan) = fault_plan(args)? {
         service.set_faults(plan);
     }
     Ok(service)
+}
+
+/// `--admin-key`, or its default.
+fn admin_key(args: &MockArgs) -> &str {
+    args.admin_key.as_deref().unwrap_or("mock-admin-key")
 }
 
 /// The fault plan `--faults` names, if any.
@@ -258,7 +267,7 @@ pub fn platform_organization(args: &MockArgs) -> anyhow::Result<Organization> {
 async fn serve_platform(args: &MockArgs) -> anyhow::Result<()> {
     let org = platform_organization(args)?;
     let (users, projects) = (org.users.len(), org.projects.len());
-    let service = PlatformService::new(org, &args.admin_key);
+    let service = PlatformService::new(org, admin_key(args));
     if let Some(plan) = fault_plan(args)? {
         service.traffic().set_faults(plan);
     }
@@ -274,7 +283,7 @@ async fn serve_platform(args: &MockArgs) -> anyhow::Result<()> {
     out!(
         "[[tenant]]\nid = \"platform\"\nconnector = \"openai-platform\"\nallow-private-addresses = true\nallowed-origins = [\"{origin}\"]\n[tenant.settings]\nbase-url = \"{}\"\n[[tenant.credentials]]\norigin = \"{origin}\"\nbearer-token = \"{}\"",
         server.base_url(),
-        args.admin_key
+        admin_key(args)
     );
     out!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

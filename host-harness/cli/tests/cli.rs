@@ -465,3 +465,79 @@ async fn a_single_change_cut_off_by_its_budget_prints_the_writes_it_may_have_mad
         "{stdout}"
     );
 }
+
+/// Serves `harness mock` with `args` and returns it with the tenants file it printed.
+fn served_mock(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut mock =
+        harness().arg("mock").args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut printed = String::new();
+    let mut in_file = false;
+    for line in BufReader::new(mock.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("press Ctrl-C") {
+            break;
+        }
+        if line.starts_with("tenants file") {
+            in_file = true;
+        } else if in_file {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+    }
+    (mock, printed)
+}
+
+#[test]
+fn harness_mock_serves_an_api_platform_organization_generated_or_from_a_fixture() {
+    let dir = tempdir("platform-mock");
+    let (mut mock, printed) =
+        served_mock(&["--service", "platform", "--port", "0", "--users", "30", "--projects", "3"]);
+    let tenants = dir.join("generated.toml");
+    std::fs::write(&tenants, &printed).unwrap();
+    let (ok, stdout, stderr) = run(&mut tenant_cmd(&tenants, &["accounts", "--json"]));
+    mock.kill().unwrap();
+    let _ = mock.wait();
+    assert!(ok, "{stderr}");
+    let accounts: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let users = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"].as_str().unwrap().starts_with("user-"));
+    assert_eq!(users.count(), 30);
+
+    // A fixture: an organization as the mock serializes it.
+    let spec =
+        accessgov_mock::platform::PlatformSpec { users: 4, projects: 2, ..Default::default() };
+    let org = accessgov_mock::platform::generate("fixture.example.com", spec);
+    let fixture = dir.join("organization.json");
+    std::fs::write(&fixture, serde_json::to_string(&org).unwrap()).unwrap();
+    let path = fixture.to_str().unwrap();
+    let (mut mock, printed) = served_mock(&[
+        "--service",
+        "platform",
+        "--port",
+        "0",
+        "--seed",
+        path,
+        "--admin-key",
+        "k-1",
+    ]);
+    let tenants = dir.join("fixture.toml");
+    std::fs::write(&tenants, &printed).unwrap();
+    let (ok, stdout, stderr) =
+        run(&mut tenant_cmd(&tenants, &["account", "user2@fixture.example.com"]));
+    mock.kill().unwrap();
+    let _ = mock.wait();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("organization") && stdout.contains("org-role:reader"), "{stdout}");
+
+    // Bad arguments are refused saying which.
+    let (ok, _, stderr) =
+        run(harness().args(["mock", "--service", "platform", "--users", "100001"]));
+    assert!(!ok && stderr.contains("--users 100001"), "{stderr}");
+    std::fs::write(&fixture, "{\"users\": 3}").unwrap();
+    let (ok, _, stderr) = run(harness().args(["mock", "--service", "platform", "--seed", path]));
+    assert!(!ok && stderr.contains("not an API Platform organization"), "{stderr}");
+}
