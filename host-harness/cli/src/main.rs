@@ -9,6 +9,7 @@ mod demo;
 mod mock;
 mod output;
 mod people;
+mod serve;
 mod tenant_commands;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     /// Serve a mock service (ChatGPT, the API Platform, the directory) on loopback until
     /// interrupted.
     Mock(mock::MockArgs),
+    /// Serve the host as an HTTP/JSON service (OpenAPI at /openapi.json) until SIGTERM.
+    Serve(serve::ServeArgs),
     /// Describe the tenant's connector.
     Info(TenantArgs),
     /// Check the tenant's settings and credentials against the service.
@@ -131,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(a) => changes::apply(a, cache_dir).await,
         Command::Conformance(a) => conformance::run(a, cache_dir).await,
         Command::People(a) => people::run(a, cache_dir).await,
+        Command::Serve(a) => serve::run(a, cache_dir).await,
         Command::Account { account, tenant } => {
             tenant_commands::account(&tenant, &account, cache_dir).await
         }

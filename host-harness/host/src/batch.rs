@@ -245,13 +245,49 @@ pub async fn apply(
     tenant: &str,
     items: &[Vec<Change>],
     dry_run: bool,
+    sink: impl FnMut(BatchEvent),
+) -> Result<BatchSummary, HostError> {
+    let options = BatchOptions { dry_run, ..BatchOptions::default() };
+    apply_with(host, tenant, items, &options, sink).await
+}
+
+/// How [`apply_with`] runs a batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// Only plan.
+    pub dry_run: bool,
+    /// The most items one writing call carries (none: as many as fit the call's budget). A
+    /// caller that reports progress or may cancel sets it, so a batch is not one call.
+    pub max_items_per_call: Option<usize>,
+    /// Set to stop the batch: no call starts after it is seen, the call under way finishes
+    /// and is reported, and every item not yet sent is reported `not-attempted`.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl BatchOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// [`apply`] with options: a cap on the items of a call, and cancellation.
+pub async fn apply_with(
+    host: &Host,
+    tenant: &str,
+    items: &[Vec<Change>],
+    options: &BatchOptions,
     mut sink: impl FnMut(BatchEvent),
 ) -> Result<BatchSummary, HostError> {
+    let dry_run = options.dry_run;
     let budget = host.tenant_limits(tenant)?.call_timeout;
     let mut run = Run { host, tenant, items, sink: &mut sink, summary: BatchSummary::default() };
     let mut per_write = FIRST_WRITE_ESTIMATE;
     let all: Vec<usize> = (0..items.len()).collect();
-    for chunk in all.chunks(PLAN_CHUNK) {
+    let plan_chunk = options.max_items_per_call.map_or(PLAN_CHUNK, |n| n.clamp(1, PLAN_CHUNK));
+    for chunk in all.chunks(plan_chunk) {
+        if options.cancelled() && run.summary.stopped.is_none() {
+            run.summary.stopped = Some(CANCELLED.to_string());
+        }
         if run.summary.stopped.is_some() {
             run.not_attempted(chunk);
             continue;
@@ -271,6 +307,9 @@ pub async fn apply(
         }
         let mut queue = queue.into_iter().peekable();
         while queue.peek().is_some() {
+            if options.cancelled() && run.summary.stopped.is_none() {
+                run.summary.stopped = Some(CANCELLED.to_string());
+            }
             if run.summary.stopped.is_some() {
                 let rest: Vec<usize> = queue.by_ref().map(|p| p.item).collect();
                 run.not_attempted(&rest);
@@ -287,7 +326,8 @@ pub async fn apply(
                     .filter(|r| !planned_writes.contains(r))
                     .cloned()
                     .collect();
-                if !call.is_empty() && planned_writes.len() + new.len() > target {
+                let full = options.max_items_per_call.is_some_and(|n| call.len() >= n.max(1));
+                if !call.is_empty() && (full || planned_writes.len() + new.len() > target) {
                     break;
                 }
                 planned_writes.extend(new);
@@ -303,6 +343,9 @@ pub async fn apply(
     }
     Ok(run.summary)
 }
+
+/// Why a cancelled batch stopped.
+pub const CANCELLED: &str = "the batch was cancelled";
 
 /// How many writes fit the share of `budget` a call may fill, at `per_write` each.
 fn writes_fitting(budget: Duration, per_write: Duration) -> usize {

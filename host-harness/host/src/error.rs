@@ -95,6 +95,14 @@ pub enum HostError {
     /// No tenant with that id is registered.
     #[error("no tenant `{0}` is registered")]
     UnknownTenant(String),
+    /// A connector cannot be removed while tenants run it.
+    #[error("connector `{connector}` is run by tenants {}; remove or move them first", tenants.join(", "))]
+    ConnectorInUse {
+        /// The connector.
+        connector: String,
+        /// The tenants running it.
+        tenants: Vec<String>,
+    },
     /// No registered tenant belongs to that customer.
     #[error("no registered tenant belongs to customer `{0}`")]
     UnknownCustomer(String),

@@ -347,6 +347,58 @@ impl Host {
         Ok(outcome)
     }
 
+    /// The names of the registered connectors, sorted (bundled ones appear once a tenant has
+    /// loaded them).
+    pub fn connector_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.connectors.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Removes a connector. Refused while a registered tenant runs it, naming them; false when
+    /// no connector has that name.
+    pub fn remove_connector(&self, name: &str) -> Result<bool, HostError> {
+        let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut users: Vec<String> = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|t| t.connector == name)
+            .map(|t| t.id.clone())
+            .collect();
+        if !users.is_empty() {
+            users.sort();
+            return Err(HostError::ConnectorInUse { connector: name.to_string(), tenants: users });
+        }
+        Ok(self.connectors.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some())
+    }
+
+    /// The ids of the registered tenants, sorted.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> =
+            self.tenants.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A registered tenant's connector and customer.
+    pub fn tenant_summary(&self, tenant: &str) -> Option<(String, Option<String>)> {
+        let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        tenants.get(tenant).map(|t| (t.connector.clone(), t.customer.clone()))
+    }
+
+    /// Removes a tenant; calls already running finish under the policy they started with.
+    /// False when no tenant has that id.
+    pub fn remove_tenant(&self, tenant: &str) -> bool {
+        let removed = self.tenants.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
+        if let Some(removed) = &removed {
+            self.connections.forget(&removed.connection_owner);
+        }
+        removed.is_some()
+    }
+
     /// Compiles or loads a component without registering it, for inspection.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, HostError> {
         Ok(self.cache.load(&self.engine, name, bytes)?.0)

@@ -1,0 +1,88 @@
+//! `harness serve`: the host as an HTTP/JSON service until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use accessgov_host::{Host, HostConfig};
+use accessgov_server::{Server, ServerConfig};
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// Options of `harness serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The server's configuration file (keys, limits, audit log, tenants; see docs/server.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to listen, overriding the file's `listen` (port 0 picks a free one). Anything
+    /// but loopback needs TLS in the configuration.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+/// Runs `harness serve`.
+pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = ServerConfig::read(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if !config.listen.ip().is_loopback() && config.tls.is_none() {
+        bail!(
+            "listen {}: serving beyond loopback needs TLS; give [tls] certificate and private-key in {}",
+            config.listen,
+            args.config.display()
+        );
+    }
+    let host = Arc::new(Host::new(HostConfig {
+        cache_dir,
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    })?);
+    // The bundled connectors are listed and usable by name from the start.
+    for (name, bytes) in bundled_connectors::named() {
+        host.add_connector(&name, &bytes)?;
+    }
+    let server = Server::new(&config, host).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    eprintln!("harness serve: listening on {scheme}://{addr}");
+    let report = server.serve(listener, shutdown_signal()).await?;
+    eprintln!(
+        "harness serve: stopped; {} call(s) were in flight, {} cut off{}",
+        report.in_flight_at_start,
+        report.cut_off.len(),
+        if report.cut_off.is_empty() { String::new() } else { format!(": {}", report.cut_off.join("; ")) }
+    );
+    if !report.cut_off.is_empty() {
+        bail!("{} call(s) were cut off by the shutdown (see the audit log)", report.cut_off.len());
+    }
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                eprintln!("harness serve: SIGTERM cannot be watched ({e}); stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,178 @@
+//! Batch jobs: a batch of any size run in calls of a bounded number of changes, with its
+//! progress readable while it runs and a cancellation that takes effect between calls. Every
+//! writing call's requests go to the audit log as soon as the call ends, and the job's final
+//! record lists what became of every change, so a cancelled job, or a client that went away,
+//! still leaves the record of what was sent and what was not.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use accessgov_host::Host;
+use accessgov_host::batch::{self, BatchEvent, BatchOptions, CallPurpose, ItemOutcome};
+use accessgov_host::types::Change;
+
+use crate::audit::{AuditLog, AuditRecord, SentRequest};
+use crate::model::{BatchChange, Job, JobItem, JobState};
+
+struct Entry {
+    job: Job,
+    items: Vec<JobItem>,
+    cancel: Arc<AtomicBool>,
+    /// The key that started it.
+    key: String,
+}
+
+/// The jobs of this server, kept for its lifetime.
+#[derive(Default)]
+pub struct Jobs {
+    entries: Mutex<HashMap<String, Entry>>,
+    next: AtomicU64,
+}
+
+/// What a job runs.
+pub struct JobSpec {
+    /// The tenant.
+    pub tenant: String,
+    /// The key starting it.
+    pub key: String,
+    /// The changes, each an item of its own.
+    pub changes: Vec<BatchChange>,
+    /// Their contract form, in the same order.
+    pub contract: Vec<Change>,
+    /// Only plan.
+    pub dry_run: bool,
+    /// Changes per call.
+    pub per_call: usize,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts `spec` on `host` in a task of its own, returning the job as it starts.
+    pub fn start(self: &Arc<Self>, host: Arc<Host>, audit: Arc<AuditLog>, spec: JobSpec) -> Job {
+        let id = format!("job-{}", self.next.fetch_add(1, Ordering::SeqCst) + 1);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            id: id.clone(),
+            tenant: spec.tenant.clone(),
+            state: JobState::Running,
+            dry_run: spec.dry_run,
+            total: spec.changes.len(),
+            reported: 0,
+            applied: 0,
+            already_in_state: 0,
+            not_attempted: 0,
+            failed: 0,
+            stopped: None,
+            items: None,
+        };
+        self.lock().insert(
+            id.clone(),
+            Entry { job: job.clone(), items: Vec::new(), cancel: cancel.clone(), key: spec.key.clone() },
+        );
+        let jobs = self.clone();
+        tokio::spawn(async move { jobs.run(host, audit, id, spec, cancel).await });
+        job
+    }
+
+    async fn run(&self, host: Arc<Host>, audit: Arc<AuditLog>, id: String, spec: JobSpec, cancel: Arc<AtomicBool>) {
+        let items: Vec<Vec<Change>> = spec.contract.iter().cloned().map(|c| vec![c]).collect();
+        let options = BatchOptions {
+            dry_run: spec.dry_run,
+            max_items_per_call: Some(spec.per_call),
+            cancel: Some(cancel.clone()),
+        };
+        let record = |operation: &str| {
+            let mut record = AuditRecord::new(&spec.key, &spec.tenant, operation, spec.dry_run);
+            record.job = Some(id.clone());
+            record
+        };
+        let outcome = batch::apply_with(&host, &spec.tenant, &items, &options, |event| match event {
+            BatchEvent::Call(call) => {
+                if call.purpose == CallPurpose::Apply || !call.writes.is_empty() {
+                    let mut entry = record("job-call");
+                    entry.changes = call.items.iter().filter_map(|&i| spec.changes.get(i).cloned()).collect();
+                    entry.sent = call.writes.iter().map(|w| SentRequest { method: w.method.clone(), path: w.path.clone(), status: w.status }).collect();
+                    entry.calls = vec![call.call_id];
+                    entry.error = call.error.clone();
+                    if let Err(e) = audit.write(&entry) {
+                        tracing::error!("audit log: {e}");
+                    }
+                }
+            }
+            BatchEvent::Item(report) => {
+                let mut entries = self.lock();
+                if let Some(entry) = entries.get_mut(&id) {
+                    let job = &mut entry.job;
+                    job.reported += 1;
+                    match report.outcome {
+                        ItemOutcome::Applied | ItemOutcome::Pending | ItemOutcome::Planned => job.applied += 1,
+                        ItemOutcome::AlreadyInState => job.already_in_state += 1,
+                        ItemOutcome::NotAttempted => job.not_attempted += 1,
+                        ItemOutcome::Partial | ItemOutcome::Failed | ItemOutcome::Unknown => job.failed += 1,
+                    }
+                    entry.items.push(JobItem::from(report));
+                }
+            }
+        })
+        .await;
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&id) else { return };
+        let mut last = record("job");
+        last.changes = spec.changes.clone();
+        entry.items.sort_by_key(|i| i.index);
+        last.outcomes = entry.items.iter().map(|i| i.outcome.clone()).collect();
+        last.sent = entry
+            .items
+            .iter()
+            .flat_map(|i| &i.requests)
+            .filter(|r| r.status.is_some() || !spec.dry_run)
+            .map(|r| SentRequest { method: r.method.clone(), path: r.path.clone(), status: r.status })
+            .collect();
+        match outcome {
+            Ok(summary) => {
+                entry.job.stopped = summary.stopped.clone();
+                entry.job.state = if cancel.load(Ordering::SeqCst) && summary.stopped.is_some() {
+                    JobState::Cancelled
+                } else {
+                    JobState::Done
+                };
+                last.error = summary.stopped;
+            }
+            Err(error) => {
+                entry.job.stopped = Some(error.to_string());
+                entry.job.state = JobState::Done;
+                last.error = Some(error.to_string());
+            }
+        }
+        if let Err(e) = audit.write(&last) {
+            tracing::error!("audit log: {e}");
+        }
+    }
+
+    /// The job `id`, with its items when `with_items`; its tenant is returned for the caller to
+    /// check the key's scope.
+    pub fn get(&self, id: &str, with_items: bool) -> Option<Job> {
+        let entries = self.lock();
+        let entry = entries.get(id)?;
+        let mut job = entry.job.clone();
+        if with_items {
+            let mut items = entry.items.clone();
+            items.sort_by_key(|i| i.index);
+            job.items = Some(items);
+        }
+        Some(job)
+    }
+
+    /// Asks job `id` to stop; the key that asks is recorded in the log.
+    pub fn cancel(&self, id: &str, key: &str) -> Option<Job> {
+        let entries = self.lock();
+        let entry = entries.get(id)?;
+        entry.cancel.store(true, Ordering::SeqCst);
+        tracing::info!(job = id, key, started_by = entry.key.as_str(), "job cancellation asked");
+        Some(entry.job.clone())
+    }
+}

@@ -1,0 +1,738 @@
+//! The endpoints, their state, and the OpenAPI document generated from the same types.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use accessgov_host::Host;
+use accessgov_host::call::CallReport;
+use accessgov_host::types as contract;
+use accessgov_policy::tenant::{CredentialConfig, LimitsConfig, TenantConfig};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+
+use crate::audit::{AuditLog, AuditRecord, SentRequest};
+use crate::auth::{Keys, Principal, Refusal};
+use crate::config::ServerLimits;
+use crate::error::ApiError;
+use crate::jobs::{JobSpec, Jobs};
+use crate::metrics::Metrics;
+use crate::model::*;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The host.
+    pub host: Arc<Host>,
+    /// API keys.
+    pub keys: Keys,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Batch jobs.
+    pub jobs: Arc<Jobs>,
+    /// Limits.
+    pub limits: ServerLimits,
+    /// Set once shutdown begins: new calls are refused with 503.
+    pub draining: AtomicBool,
+    /// Turns true when the drain's bound has passed: calls still running answer 503 at once.
+    pub cut_off: watch::Receiver<bool>,
+    /// Calls running now, by number, with what they are.
+    pub running: Mutex<HashMap<u64, String>>,
+    /// What was cut off by shutdown.
+    pub cut: Mutex<Vec<String>>,
+    next_call: AtomicU64,
+}
+
+impl AppState {
+    /// State over `host`.
+    pub fn new(host: Arc<Host>, keys: Keys, audit: AuditLog, limits: ServerLimits, cut_off: watch::Receiver<bool>) -> Self {
+        AppState {
+            host,
+            keys,
+            audit: Arc::new(audit),
+            metrics: Metrics::default(),
+            jobs: Arc::new(Jobs::default()),
+            limits,
+            draining: AtomicBool::new(false),
+            cut_off,
+            running: Mutex::new(HashMap::new()),
+            cut: Mutex::new(Vec::new()),
+            next_call: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `work` as a call of its own task, so a client that disconnects does not stop a
+    /// write half-way (the task finishes and writes its audit record). If shutdown's bound
+    /// passes first, the caller is answered 503 at once and the call is listed as cut off.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: String,
+        work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let number = self.next_call.fetch_add(1, Ordering::SeqCst);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(number, what.clone());
+        self.metrics.in_flight(1);
+        let task = tokio::spawn(work);
+        let mut cut_off = self.cut_off.clone();
+        let outcome = tokio::select! {
+            joined = task => joined.unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("the call's task failed: {e}")))),
+            _ = cut_off.wait_for(|cut| *cut) => {
+                self.cut.lock().unwrap_or_else(|p| p.into_inner()).push(what.clone());
+                tracing::error!(call = what.as_str(), "cut off by shutdown");
+                Err(ApiError::draining(format!("{what} was cut off by the server's shutdown before it finished; its outcome is unknown (see the audit log)")))
+            }
+        };
+        self.metrics.in_flight(-1);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&number);
+        outcome
+    }
+
+    /// The tenant `id` if the key may use it; otherwise the same 404 as for no tenant.
+    fn tenant_in_scope(&self, principal: &Principal, id: &str) -> Result<(), ApiError> {
+        match self.host.tenant_summary(id) {
+            Some((_, customer)) if principal.may_use(id, customer.as_deref()) => Ok(()),
+            _ => Err(ApiError::not_found("such tenant")),
+        }
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "accessgov host", description = "Sandboxed access-governance connectors as a service: tenants, connectors and every operation of the accessgov:connector contract."),
+    paths(
+        healthz, readyz, metrics_text, list_connectors, put_connector, delete_connector,
+        list_tenants, put_tenant, delete_tenant, info, test_connection, accounts, account,
+        entitlements, grant, revoke, set, batch, sync, start_job, get_job, cancel_job
+    ),
+    modifiers(&Security),
+    tags((name = "accessgov"))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The router over `state`.
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    let upload_limit = state.limits.max_upload_bytes;
+    let api = Router::new()
+        .route("/v1/connectors", get(list_connectors))
+        .route(
+            "/v1/connectors/{name}",
+            put(put_connector).delete(delete_connector).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/tenants", get(list_tenants))
+        .route("/v1/tenants/{tenant}", put(put_tenant).delete(delete_tenant))
+        .route("/v1/tenants/{tenant}/info", get(info))
+        .route("/v1/tenants/{tenant}/test-connection", post(test_connection))
+        .route("/v1/tenants/{tenant}/accounts", get(accounts))
+        .route("/v1/tenants/{tenant}/accounts/{account}", get(account))
+        .route("/v1/tenants/{tenant}/entitlements", get(entitlements))
+        .route("/v1/tenants/{tenant}/grant", post(grant))
+        .route("/v1/tenants/{tenant}/revoke", post(revoke))
+        .route("/v1/tenants/{tenant}/set", post(set))
+        .route("/v1/tenants/{tenant}/batch", post(batch))
+        .route("/v1/tenants/{tenant}/sync", get(sync))
+        .route("/v1/tenants/{tenant}/jobs", post(start_job))
+        .route("/v1/jobs/{job}", get(get_job).delete(cancel_job))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// Counts every answer by route and status.
+async fn count(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    state.metrics.http(&route, response.status().as_u16());
+    response
+}
+
+/// Checks the key and its rate, refuses new work while draining, and hands the handler the
+/// key's principal.
+async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    if state.draining.load(Ordering::SeqCst) {
+        return ApiError::draining("the server is shutting down; send this again to another instance").into_response();
+    }
+    let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    match state.keys.authenticate(header) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(Refusal::Unauthenticated) => ApiError::unauthenticated().into_response(),
+        Err(Refusal::RateLimited(seconds)) => {
+            ApiError::rate_limited(seconds, "this key's rate limit is reached").into_response()
+        }
+    }
+}
+
+/// The answer of a call: its result, or the error it ended in; the call is counted.
+fn answered<T, U>(state: &AppState, tenant: &str, operation: &str, report: CallReport<T>, lift: impl FnOnce(T) -> U) -> Result<U, ApiError> {
+    let outcome = match &report.result {
+        Ok(_) => "ok".to_string(),
+        Err(error) => ApiError::call(error).body.error.unwrap_or_else(|| "error".to_string()),
+    };
+    state.metrics.call(tenant, operation, &outcome, report.duration_ms as f64 / 1000.0, &report.egress);
+    report.result.map(lift).map_err(|e| ApiError::call(&e))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: 503 once shutdown has begun.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = String), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<Shared>) -> Result<&'static str, ApiError> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::draining("shutting down"));
+    }
+    Ok("ready")
+}
+
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(text) => ([("content-type", "application/json")], text).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()).into_response(),
+    }
+}
+
+/// Prometheus metrics (an operator's key).
+#[utoipa::path(get, path = "/metrics", security(("api_key" = [])), responses((status = 200, description = "Prometheus text", body = String), (status = 403, body = ErrorBody)))]
+async fn metrics_text(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Result<Response, ApiError> {
+    if !principal.operator {
+        return Err(ApiError::forbidden("metrics name every tenant: they need an operator's key"));
+    }
+    let text = state.metrics.render(state.host.idle_connections());
+    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// The registered connectors.
+#[utoipa::path(get, path = "/v1/connectors", security(("api_key" = [])), responses((status = 200, body = [ConnectorSummary]), (status = 401, body = ErrorBody)))]
+async fn list_connectors(State(state): State<Shared>) -> Json<Vec<ConnectorSummary>> {
+    Json(state.host.connector_names().into_iter().map(|name| ConnectorSummary { name }).collect())
+}
+
+/// Uploads or replaces a connector (a WebAssembly component), checked as the host checks any:
+/// its imports, its exports, the tenants running it.
+#[utoipa::path(put, path = "/v1/connectors/{name}", security(("api_key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm"), params(("name" = String, Path, description = "The connector's name")),
+    responses((status = 200, body = ConnectorSummary), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>, body: Bytes) -> Result<Json<ConnectorSummary>, ApiError> {
+    operator_writes(&principal)?;
+    check_name(&name, "connector name")?;
+    let host = state.host.clone();
+    let (n, bytes) = (name.clone(), body.to_vec());
+    state
+        .run(format!("upload of connector {name}"), async move {
+            tokio::task::spawn_blocking(move || host.add_connector(&n, &bytes))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
+                .map_err(|e| ApiError::host(&e))
+        })
+        .await?;
+    let mut record = AuditRecord::new(&principal.key_id, "", "put-connector", false);
+    record.outcomes.push(format!("connector {name} registered"));
+    audit(&state, &record);
+    Ok(Json(ConnectorSummary { name }))
+}
+
+/// Removes a connector no tenant runs.
+#[utoipa::path(delete, path = "/v1/connectors/{name}", security(("api_key" = [])), params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>) -> Result<StatusCode, ApiError> {
+    operator_writes(&principal)?;
+    match state.host.remove_connector(&name) {
+        Ok(true) => {
+            let mut record = AuditRecord::new(&principal.key_id, "", "delete-connector", false);
+            record.outcomes.push(format!("connector {name} removed"));
+            audit(&state, &record);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::not_found("such connector")),
+        Err(e) => Err(ApiError::host(&e)),
+    }
+}
+
+fn operator_writes(principal: &Principal) -> Result<(), ApiError> {
+    if !principal.operator || !principal.may_write() {
+        return Err(ApiError::forbidden("connectors are shared by every tenant: managing them needs an operator's read-write key"));
+    }
+    Ok(())
+}
+
+/// Names and ids: 1 to 128 letters, digits, `-`, `_` or `.`.
+fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if valid { Ok(()) } else { Err(ApiError::bad_request(format!("{what} {name:?} must be 1 to 128 letters, digits, `-`, `_` or `.`"))) }
+}
+
+/// The tenants the key may use.
+#[utoipa::path(get, path = "/v1/tenants", security(("api_key" = [])), responses((status = 200, body = [TenantSummary]), (status = 401, body = ErrorBody)))]
+async fn list_tenants(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Json<Vec<TenantSummary>> {
+    let tenants = state
+        .host
+        .tenant_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let (connector, customer) = state.host.tenant_summary(&id)?;
+            principal.may_use(&id, customer.as_deref()).then_some(TenantSummary { id, connector, customer })
+        })
+        .collect();
+    Json(tenants)
+}
+
+/// Registers or replaces a tenant, validated as a tenants file's tenant is; its settings are
+/// checked against its connector's settings schema.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}", security(("api_key" = [])), request_body = TenantSpec, params(("tenant" = String, Path)),
+    responses((status = 200, body = TenantSummary), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<TenantSpec>, axum::extract::rejection::JsonRejection>) -> Result<Json<TenantSummary>, ApiError> {
+    let Json(spec) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_name(&tenant, "tenant id")?;
+    if !principal.may_use(&tenant, spec.customer.as_deref()) {
+        return Err(ApiError::forbidden(format!("this key may not register tenant {tenant} (customer {:?})", spec.customer)));
+    }
+    if let Some((_, customer)) = state.host.tenant_summary(&tenant)
+        && !principal.may_use(&tenant, customer.as_deref())
+    {
+        return Err(ApiError::forbidden(format!("this key may not register tenant {tenant}")));
+    }
+    if !principal.may_write() {
+        return Err(ApiError::forbidden("this key is read-only"));
+    }
+    let config = tenant_config(&tenant, spec)?;
+    let host = state.host.clone();
+    let summary = TenantSummary { id: tenant.clone(), connector: config.connector.clone(), customer: config.customer.clone() };
+    state
+        .run(format!("registration of tenant {tenant}"), async move {
+            host.add_tenant_checked(&config, Path::new(".")).await.map_err(|e| ApiError::host(&e))
+        })
+        .await?;
+    let mut record = AuditRecord::new(&principal.key_id, &tenant, "put-tenant", false);
+    record.outcomes.push(format!("tenant registered with connector {}", summary.connector));
+    audit(&state, &record);
+    Ok(Json(summary))
+}
+
+/// The host's tenant of `spec`, secrets resolved: a file's token read now, an environment
+/// variable's by the host's validation.
+fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
+    if spec.connector.ends_with(".wasm") {
+        return Err(ApiError::bad_request("`connector` must name a registered connector; upload components to /v1/connectors"));
+    }
+    let mut credentials = Vec::new();
+    for (n, c) in spec.credentials.into_iter().enumerate() {
+        let given = [c.bearer_token.is_some(), c.bearer_token_env.is_some(), c.bearer_token_file.is_some()];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(ApiError::bad_request(format!("credentials[{n}]: give one of `bearer_token`, `bearer_token_env`, `bearer_token_file`")));
+        }
+        let token = match &c.bearer_token_file {
+            Some(path) => Some(
+                accessgov_policy::bounded_read::read_text(Path::new(path), 64 << 10)
+                    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("credentials[{n}].bearer_token_file: {e}")))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => c.bearer_token,
+        };
+        credentials.push(CredentialConfig { origin: c.origin, path_prefix: c.path_prefix, bearer_token: token, bearer_token_env: c.bearer_token_env, headers: c.headers });
+    }
+    let settings = spec
+        .settings
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                SettingValue::Text(t) => accessgov_policy::tenant::SettingValue::Text(t),
+                SettingValue::Integer(n) => accessgov_policy::tenant::SettingValue::Integer(n),
+                SettingValue::Flag(b) => accessgov_policy::tenant::SettingValue::Flag(b),
+            };
+            (k, value)
+        })
+        .collect::<BTreeMap<_, _>>();
+    Ok(TenantConfig {
+        id: id.to_string(),
+        connector: spec.connector,
+        customer: spec.customer,
+        allowed_origins: spec.allowed_origins,
+        settings,
+        credentials,
+        allow_private_addresses: spec.allow_private_addresses,
+        limits: LimitsConfig {
+            call_timeout_ms: spec.limits.call_timeout_ms,
+            memory_mib: spec.limits.memory_mib,
+            max_response_bytes: spec.limits.max_response_bytes,
+            max_concurrent_requests: spec.limits.max_concurrent_requests,
+            ..LimitsConfig::default()
+        },
+    })
+}
+
+/// Removes a tenant.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", security(("api_key" = [])), params(("tenant" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<StatusCode, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    if !principal.may_write() {
+        return Err(ApiError::forbidden("this key is read-only"));
+    }
+    state.host.remove_tenant(&tenant);
+    audit(&state, &AuditRecord::new(&principal.key_id, &tenant, "delete-tenant", false));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant's connector, as it describes itself for the tenant.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/info", security(("api_key" = [])), params(("tenant" = String, Path)),
+    responses((status = 200, body = ConnectorInfo), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn info(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectorInfo>, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let (s, t) = (state.clone(), tenant.clone());
+    let info = state
+        .run(format!("info of {tenant}"), async move {
+            let report = s.host.info(&t).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "info", report, ConnectorInfo::from)
+        })
+        .await?;
+    Ok(Json(info))
+}
+
+/// Checks the tenant's settings and credentials against the service.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/test-connection", security(("api_key" = [])), params(("tenant" = String, Path)),
+    responses((status = 200, body = ConnectionReport), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn test_connection(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectionReport>, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let (s, t) = (state.clone(), tenant.clone());
+    let report = state
+        .run(format!("test-connection of {tenant}"), async move {
+            let report = s.host.test_connection(&t).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "test-connection", report, |r| ConnectionReport { limitations: r.limitations })
+        })
+        .await?;
+    Ok(Json(report))
+}
+
+/// A page's position.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Items wanted (the connector may give fewer).
+    size: Option<u32>,
+}
+
+fn page_query(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<contract::PageRequest, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if q.size == Some(0) {
+        return Err(ApiError::bad_request("`size` must be at least 1"));
+    }
+    Ok(contract::PageRequest { cursor: q.cursor, size: q.size })
+}
+
+/// One page of accounts.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
+    responses((status = 200, body = AccountPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn accounts(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<AccountPage>, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let page = page_query(query)?;
+    let (s, t) = (state.clone(), tenant.clone());
+    let page = state
+        .run(format!("accounts of {tenant}"), async move {
+            let report = s.host.list_accounts(&t, page).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "list-accounts", report, |p| AccountPage { accounts: p.accounts.into_iter().map(Account::from).collect(), next_cursor: p.next_cursor })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// One account, by id, or by email when it has an `@`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts/{account}", security(("api_key" = [])), params(("tenant" = String, Path), ("account" = String, Path, description = "An account id, or an email address")),
+    responses((status = 200, body = Account), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn account(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath((tenant, account)): UrlPath<(String, String)>) -> Result<Json<Account>, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let reference = if account.contains('@') { contract::AccountRef::Email(account) } else { contract::AccountRef::Id(account) };
+    let (s, t) = (state.clone(), tenant.clone());
+    let found = state
+        .run(format!("account of {tenant}"), async move {
+            let report = s.host.get_account(&t, reference).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "get-account", report, Account::from)
+        })
+        .await?;
+    Ok(Json(found))
+}
+
+/// One page of entitlements.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/entitlements", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
+    responses((status = 200, body = EntitlementPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn entitlements(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<EntitlementPage>, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let page = page_query(query)?;
+    let (s, t) = (state.clone(), tenant.clone());
+    let page = state
+        .run(format!("entitlements of {tenant}"), async move {
+            let report = s.host.list_entitlements(&t, page).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "list-entitlements", report, |p| EntitlementPage { entitlements: p.entitlements.into_iter().map(Entitlement::from).collect(), next_cursor: p.next_cursor })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", e.body_text()),
+        _ => ApiError::bad_request(e.body_text()),
+    })
+}
+
+/// Runs changes as one `apply-batch` call in a task of its own, auditing what was sent.
+async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, operation: &'static str, changes: Vec<BatchChange>, dry_run: bool) -> Result<Vec<BatchItemResult>, ApiError> {
+    state.tenant_in_scope(principal, &tenant)?;
+    if !principal.may_write() {
+        return Err(ApiError::forbidden("this key is read-only: it may not change anything, even in a dry run"));
+    }
+    let contract_changes = changes.iter().map(BatchChange::to_contract).collect::<Result<Vec<_>, _>>().map_err(ApiError::bad_request)?;
+    let s = state.clone();
+    let key = principal.key_id.clone();
+    let what = format!("{operation} for {tenant} ({} change(s))", changes.len());
+    state
+        .run(what, async move {
+            let mut record = AuditRecord::new(&key, &tenant, operation, dry_run);
+            record.changes = changes;
+            let report = s.host.apply_batch(&tenant, contract_changes, contract::ChangeOptions { dry_run }).await;
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    record.error = Some(e.to_string());
+                    audit(&s, &record);
+                    return Err(ApiError::host(&e));
+                }
+            };
+            record.calls.push(report.call_id);
+            record.sent = report.egress.iter().filter(|r| r.may_have_written()).map(|r| SentRequest { method: r.method.clone(), path: r.path.clone(), status: r.status }).collect();
+            match &report.result {
+                Ok(results) => record.outcomes = results.iter().map(|r| match r {
+                    Ok(result) => serde_json::to_value(ChangeResult::from(result.clone()).outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    Err(error) => format!("error: {}", ApiError::connector(error).body.message),
+                }).collect(),
+                Err(error) => record.error = Some(error.to_string()),
+            }
+            audit(&s, &record);
+            answered(&s, &tenant, operation, report, |results| {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(result) => BatchItemResult { result: Some(ChangeResult::from(result)), error: None },
+                        Err(error) => BatchItemResult { result: None, error: Some(ApiError::connector(&error).body) },
+                    })
+                    .collect()
+            })
+        })
+        .await
+}
+
+/// The one result of a single change, or its error.
+fn single(mut results: Vec<BatchItemResult>) -> Result<Json<ChangeResult>, ApiError> {
+    let item = results.pop().filter(|_| results.is_empty()).ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "call", "the connector answered a change with other than one result"))?;
+    match (item.result, item.error) {
+        (Some(result), _) => Ok(Json(result)),
+        (None, Some(body)) => {
+            let status = match body.error.as_deref() {
+                Some("not-found") => StatusCode::NOT_FOUND,
+                Some("conflict") => StatusCode::CONFLICT,
+                Some("rate-limited") => StatusCode::TOO_MANY_REQUESTS,
+                Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
+                Some("unavailable" | "internal" | "unauthenticated" | "permission-denied") => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            Err(ApiError { status, body })
+        }
+        (None, None) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "call", "the connector gave neither a result nor an error")),
+    }
+}
+
+/// Grants an entitlement (an email not yet an account is invited).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/grant", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
+    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn grant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+    let r = json_body(body)?;
+    let change = BatchChange { action: Action::Grant, account: r.account, entitlement: r.entitlement, exclusion_group: None };
+    single(apply_changes(&state, &principal, tenant, "grant", vec![change], r.dry_run).await?)
+}
+
+/// Revokes an entitlement.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/revoke", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
+    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn revoke(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+    let r = json_body(body)?;
+    let change = BatchChange { action: Action::Revoke, account: r.account, entitlement: r.entitlement, exclusion_group: None };
+    single(apply_changes(&state, &principal, tenant, "revoke", vec![change], r.dry_run).await?)
+}
+
+/// Makes an entitlement the one the account holds in its exclusion group.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/set", security(("api_key" = [])), request_body = SetRequest, params(("tenant" = String, Path)),
+    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn set(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<SetRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+    let r = json_body(body)?;
+    let change = BatchChange { action: Action::Set, account: r.account, entitlement: r.entitlement, exclusion_group: Some(r.exclusion_group) };
+    single(apply_changes(&state, &principal, tenant, "set", vec![change], r.dry_run).await?)
+}
+
+/// Applies changes in one call of the connector's batch operation: a result or an error per
+/// change, in order. For thousands of changes, with progress and cancellation, start a job.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/batch", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn batch(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<BatchResponse>, ApiError> {
+    let r = json_body(body)?;
+    if r.changes.is_empty() {
+        return Err(ApiError::bad_request("`changes` is empty"));
+    }
+    let results = apply_changes(&state, &principal, tenant, "batch", r.changes, r.dry_run).await?;
+    Ok(Json(BatchResponse { results }))
+}
+
+/// Every account of the tenant, as NDJSON: one account a line, read page by page so memory
+/// stays bounded however large the workspace. A failure part-way ends the stream with one
+/// line `{"error": {...}}` in the error shape.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sync", security(("api_key" = [])), params(("tenant" = String, Path), ("size" = Option<u32>, Query, description = "Accounts per page read from the connector")),
+    responses((status = 200, description = "NDJSON: one Account a line, or a last line {\"error\": ErrorBody}", content_type = "application/x-ndjson", body = Account), (status = 404, body = ErrorBody)))]
+async fn sync(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    state.tenant_in_scope(&principal, &tenant)?;
+    let first = page_query(query)?;
+    // Two pages may wait in the channel: the reader is never more than that behind.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut request = first;
+        loop {
+            let report = match s.host.list_accounts(&tenant, request.clone()).await {
+                Ok(report) => report,
+                Err(e) => {
+                    let _ = sender.send(error_line(ApiError::host(&e))).await;
+                    return;
+                }
+            };
+            let page = match answered(&s, &tenant, "sync", report, |p| p) {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = sender.send(error_line(e)).await;
+                    return;
+                }
+            };
+            let mut chunk = Vec::with_capacity(page.accounts.len() * 256);
+            for account in page.accounts {
+                if serde_json::to_writer(&mut chunk, &Account::from(account)).is_ok() {
+                    chunk.push(b'\n');
+                }
+            }
+            if sender.send(Bytes::from(chunk)).await.is_err() {
+                return; // the client went away
+            }
+            match page.next_cursor {
+                Some(next) => request = contract::PageRequest { cursor: Some(next), size: request.size },
+                None => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|bytes| (Ok::<_, std::io::Error>(bytes), receiver))
+    });
+    Ok(([("content-type", "application/x-ndjson")], Body::from_stream(stream)).into_response())
+}
+
+fn error_line(error: ApiError) -> Bytes {
+    let line = serde_json::json!({"error": error.body});
+    Bytes::from(format!("{line}\n"))
+}
+
+/// Query of a job.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    /// Include every item reported so far.
+    #[serde(default)]
+    items: bool,
+}
+
+/// Starts a batch of any size as a job, run in calls of a bounded number of changes; poll it
+/// for progress and cancel it with DELETE.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn start_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Job>), ApiError> {
+    let r = json_body(body)?;
+    state.tenant_in_scope(&principal, &tenant)?;
+    if !principal.may_write() {
+        return Err(ApiError::forbidden("this key is read-only"));
+    }
+    if r.changes.is_empty() {
+        return Err(ApiError::bad_request("`changes` is empty"));
+    }
+    let contract = r.changes.iter().map(BatchChange::to_contract).collect::<Result<Vec<_>, _>>().map_err(ApiError::bad_request)?;
+    let spec = JobSpec { tenant, key: principal.key_id.clone(), changes: r.changes, contract, dry_run: r.dry_run, per_call: state.limits.job_items_per_call };
+    let job = state.jobs.start(state.host.clone(), state.audit.clone(), spec);
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// A job's progress, and with `items=true` every item reported so far.
+#[utoipa::path(get, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path), JobQuery),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+async fn get_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>, query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Job>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let found = state.jobs.get(&job, q.items).ok_or_else(|| ApiError::not_found("such job"))?;
+    state.tenant_in_scope(&principal, &found.tenant).map_err(|_| ApiError::not_found("such job"))?;
+    Ok(Json(found))
+}
+
+/// Cancels a job: no call starts after this, the call under way finishes, and every change not
+/// sent is reported `not-attempted`.
+#[utoipa::path(delete, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path)),
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn cancel_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>) -> Result<(StatusCode, Json<Job>), ApiError> {
+    let found = state.jobs.get(&job, false).ok_or_else(|| ApiError::not_found("such job"))?;
+    state.tenant_in_scope(&principal, &found.tenant).map_err(|_| ApiError::not_found("such job"))?;
+    if !principal.may_write() {
+        return Err(ApiError::forbidden("this key is read-only"));
+    }
+    let cancelled = state.jobs.cancel(&job, &principal.key_id).ok_or_else(|| ApiError::not_found("such job"))?;
+    Ok((StatusCode::ACCEPTED, Json(cancelled)))
+}
+
+fn audit(state: &AppState, record: &AuditRecord) {
+    if let Err(e) = state.audit.write(record) {
+        tracing::error!("audit log: {e}");
+    }
+}
