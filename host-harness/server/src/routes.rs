@@ -108,6 +108,45 @@ impl AppState {
 
 type Shared = Arc<AppState>;
 
+/// The errors an endpoint may answer, each in the one error shape.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Failures {
+    /// The request is malformed.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// No key, or an unknown one.
+    #[response(status = 401)]
+    Unauthenticated(#[to_schema] ErrorBody),
+    /// The key may not do this.
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
+    /// No such tenant (or one the key may not see), account, job or connector.
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// The change conflicts with the current state.
+    #[response(status = 409)]
+    Conflict(#[to_schema] ErrorBody),
+    /// The body is over the server's limit.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
+    /// The connector, or the host, refused it.
+    #[response(status = 422)]
+    Refused(#[to_schema] ErrorBody),
+    /// The key's rate, or the service's, is exceeded; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(#[to_schema] ErrorBody),
+    /// The service failed, or the call was stopped by the sandbox.
+    #[response(status = 502)]
+    BadGateway(#[to_schema] ErrorBody),
+    /// The server is shutting down, or cut the call off doing so.
+    #[response(status = 503)]
+    Draining(#[to_schema] ErrorBody),
+    /// The service or the call ran out of time.
+    #[response(status = 504)]
+    Timeout(#[to_schema] ErrorBody),
+}
+
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
@@ -219,7 +258,7 @@ async fn healthz() -> &'static str {
 }
 
 /// Readiness: 503 once shutdown has begun.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = String), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = String), (status = 503, description = "shutting down", body = ErrorBody)))]
 async fn readyz(State(state): State<Shared>) -> Result<&'static str, ApiError> {
     if state.draining.load(Ordering::SeqCst) {
         return Err(ApiError::draining("shutting down"));
@@ -235,7 +274,7 @@ async fn openapi() -> Response {
 }
 
 /// Prometheus metrics (an operator's key).
-#[utoipa::path(get, path = "/metrics", security(("api_key" = [])), responses((status = 200, description = "Prometheus text", body = String), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/metrics", security(("api_key" = [])), responses((status = 200, description = "Prometheus text", body = String), Failures))]
 async fn metrics_text(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Result<Response, ApiError> {
     if !principal.operator {
         return Err(ApiError::forbidden("metrics name every tenant: they need an operator's key"));
@@ -245,7 +284,7 @@ async fn metrics_text(State(state): State<Shared>, Extension(principal): Extensi
 }
 
 /// The registered connectors.
-#[utoipa::path(get, path = "/v1/connectors", security(("api_key" = [])), responses((status = 200, body = [ConnectorSummary]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/connectors", security(("api_key" = [])), responses((status = 200, body = [ConnectorSummary]), Failures))]
 async fn list_connectors(State(state): State<Shared>) -> Json<Vec<ConnectorSummary>> {
     Json(state.host.connector_names().into_iter().map(|name| ConnectorSummary { name }).collect())
 }
@@ -253,9 +292,13 @@ async fn list_connectors(State(state): State<Shared>) -> Json<Vec<ConnectorSumma
 /// Uploads or replaces a connector (a WebAssembly component), checked as the host checks any:
 /// its imports, its exports, the tenants running it.
 #[utoipa::path(put, path = "/v1/connectors/{name}", security(("api_key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm"), params(("name" = String, Path, description = "The connector's name")),
-    responses((status = 200, body = ConnectorSummary), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn put_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>, body: Bytes) -> Result<Json<ConnectorSummary>, ApiError> {
+    responses((status = 200, body = ConnectorSummary), Failures))]
+async fn put_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<ConnectorSummary>, ApiError> {
     operator_writes(&principal)?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", format!("the component is larger than this server's limit of {} bytes", state.limits.max_upload_bytes)),
+        _ => ApiError::bad_request(e.body_text()),
+    })?;
     check_name(&name, "connector name")?;
     let host = state.host.clone();
     let (n, bytes) = (name.clone(), body.to_vec());
@@ -275,7 +318,7 @@ async fn put_connector(State(state): State<Shared>, Extension(principal): Extens
 
 /// Removes a connector no tenant runs.
 #[utoipa::path(delete, path = "/v1/connectors/{name}", security(("api_key" = [])), params(("name" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), Failures))]
 async fn delete_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>) -> Result<StatusCode, ApiError> {
     operator_writes(&principal)?;
     match state.host.remove_connector(&name) {
@@ -304,7 +347,7 @@ fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
 }
 
 /// The tenants the key may use.
-#[utoipa::path(get, path = "/v1/tenants", security(("api_key" = [])), responses((status = 200, body = [TenantSummary]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants", security(("api_key" = [])), responses((status = 200, body = [TenantSummary]), Failures))]
 async fn list_tenants(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Json<Vec<TenantSummary>> {
     let tenants = state
         .host
@@ -321,7 +364,7 @@ async fn list_tenants(State(state): State<Shared>, Extension(principal): Extensi
 /// Registers or replaces a tenant, validated as a tenants file's tenant is; its settings are
 /// checked against its connector's settings schema.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", security(("api_key" = [])), request_body = TenantSpec, params(("tenant" = String, Path)),
-    responses((status = 200, body = TenantSummary), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = TenantSummary), Failures))]
 async fn put_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<TenantSpec>, axum::extract::rejection::JsonRejection>) -> Result<Json<TenantSummary>, ApiError> {
     let Json(spec) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_name(&tenant, "tenant id")?;
@@ -405,7 +448,7 @@ fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
 
 /// Removes a tenant.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", security(("api_key" = [])), params(("tenant" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), Failures))]
 async fn delete_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<StatusCode, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     if !principal.may_write() {
@@ -418,7 +461,7 @@ async fn delete_tenant(State(state): State<Shared>, Extension(principal): Extens
 
 /// The tenant's connector, as it describes itself for the tenant.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/info", security(("api_key" = [])), params(("tenant" = String, Path)),
-    responses((status = 200, body = ConnectorInfo), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = ConnectorInfo), Failures))]
 async fn info(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectorInfo>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let (s, t) = (state.clone(), tenant.clone());
@@ -433,7 +476,7 @@ async fn info(State(state): State<Shared>, Extension(principal): Extension<Princ
 
 /// Checks the tenant's settings and credentials against the service.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/test-connection", security(("api_key" = [])), params(("tenant" = String, Path)),
-    responses((status = 200, body = ConnectionReport), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionReport), Failures))]
 async fn test_connection(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectionReport>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let (s, t) = (state.clone(), tenant.clone());
@@ -466,7 +509,7 @@ fn page_query(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRej
 
 /// One page of accounts.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
-    responses((status = 200, body = AccountPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = AccountPage), Failures))]
 async fn accounts(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<AccountPage>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let page = page_query(query)?;
@@ -482,7 +525,7 @@ async fn accounts(State(state): State<Shared>, Extension(principal): Extension<P
 
 /// One account, by id, or by email when it has an `@`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts/{account}", security(("api_key" = [])), params(("tenant" = String, Path), ("account" = String, Path, description = "An account id, or an email address")),
-    responses((status = 200, body = Account), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = Account), Failures))]
 async fn account(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath((tenant, account)): UrlPath<(String, String)>) -> Result<Json<Account>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let reference = if account.contains('@') { contract::AccountRef::Email(account) } else { contract::AccountRef::Id(account) };
@@ -498,7 +541,7 @@ async fn account(State(state): State<Shared>, Extension(principal): Extension<Pr
 
 /// One page of entitlements.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/entitlements", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
-    responses((status = 200, body = EntitlementPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = EntitlementPage), Failures))]
 async fn entitlements(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<EntitlementPage>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let page = page_query(query)?;
@@ -587,7 +630,7 @@ fn single(mut results: Vec<BatchItemResult>) -> Result<Json<ChangeResult>, ApiEr
 
 /// Grants an entitlement (an email not yet an account is invited).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/grant", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
-    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    responses((status = 200, body = ChangeResult), Failures))]
 async fn grant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
     let change = BatchChange { action: Action::Grant, account: r.account, entitlement: r.entitlement, exclusion_group: None };
@@ -596,7 +639,7 @@ async fn grant(State(state): State<Shared>, Extension(principal): Extension<Prin
 
 /// Revokes an entitlement.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/revoke", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
-    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    responses((status = 200, body = ChangeResult), Failures))]
 async fn revoke(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
     let change = BatchChange { action: Action::Revoke, account: r.account, entitlement: r.entitlement, exclusion_group: None };
@@ -605,7 +648,7 @@ async fn revoke(State(state): State<Shared>, Extension(principal): Extension<Pri
 
 /// Makes an entitlement the one the account holds in its exclusion group.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/set", security(("api_key" = [])), request_body = SetRequest, params(("tenant" = String, Path)),
-    responses((status = 200, body = ChangeResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = ChangeResult), Failures))]
 async fn set(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<SetRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
     let change = BatchChange { action: Action::Set, account: r.account, entitlement: r.entitlement, exclusion_group: Some(r.exclusion_group) };
@@ -615,7 +658,7 @@ async fn set(State(state): State<Shared>, Extension(principal): Extension<Princi
 /// Applies changes in one call of the connector's batch operation: a result or an error per
 /// change, in order. For thousands of changes, with progress and cancellation, start a job.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/batch", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
-    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    responses((status = 200, body = BatchResponse), Failures))]
 async fn batch(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<BatchResponse>, ApiError> {
     let r = json_body(body)?;
     if r.changes.is_empty() {
@@ -629,7 +672,7 @@ async fn batch(State(state): State<Shared>, Extension(principal): Extension<Prin
 /// stays bounded however large the workspace. A failure part-way ends the stream with one
 /// line `{"error": {...}}` in the error shape.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sync", security(("api_key" = [])), params(("tenant" = String, Path), ("size" = Option<u32>, Query, description = "Accounts per page read from the connector")),
-    responses((status = 200, description = "NDJSON: one Account a line, or a last line {\"error\": ErrorBody}", content_type = "application/x-ndjson", body = Account), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "NDJSON: one Account a line, or a last line {\"error\": ErrorBody}", content_type = "application/x-ndjson", body = Account), Failures))]
 async fn sync(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let first = page_query(query)?;
@@ -691,7 +734,7 @@ struct JobQuery {
 /// Starts a batch of any size as a job, run in calls of a bounded number of changes; poll it
 /// for progress and cancel it with DELETE.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
-    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 202, body = Job), Failures))]
 async fn start_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Job>), ApiError> {
     let r = json_body(body)?;
     state.tenant_in_scope(&principal, &tenant)?;
@@ -709,7 +752,7 @@ async fn start_job(State(state): State<Shared>, Extension(principal): Extension<
 
 /// A job's progress, and with `items=true` every item reported so far.
 #[utoipa::path(get, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path), JobQuery),
-    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Job), Failures))]
 async fn get_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>, query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Job>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let found = state.jobs.get(&job, q.items).ok_or_else(|| ApiError::not_found("such job"))?;
@@ -720,7 +763,7 @@ async fn get_job(State(state): State<Shared>, Extension(principal): Extension<Pr
 /// Cancels a job: no call starts after this, the call under way finishes, and every change not
 /// sent is reported `not-attempted`.
 #[utoipa::path(delete, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path)),
-    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Job), Failures))]
 async fn cancel_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>) -> Result<(StatusCode, Json<Job>), ApiError> {
     let found = state.jobs.get(&job, false).ok_or_else(|| ApiError::not_found("such job"))?;
     state.tenant_in_scope(&principal, &found.tenant).map_err(|_| ApiError::not_found("such job"))?;

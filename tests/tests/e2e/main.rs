@@ -21,4 +21,5 @@ mod read_path;
 mod resilience;
 mod rules;
 mod sandbox;
+mod server;
 mod template;

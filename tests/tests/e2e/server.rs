@@ -1,0 +1,700 @@
+//! `harness serve` end to end: the real server over HTTP, the real host, the mocks on loopback.
+//! Every endpoint and every error status, each answer checked against the OpenAPI document the
+//! server serves; keys that see only their own tenants; a cancelled job that says what it sent;
+//! a large sync in bounded memory; SIGTERM under load; and the Python client.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use accessgov_mock::platform::PlatformServer;
+use accessgov_mock::{Fault, FaultPlan, FaultScript, MockServer};
+use accessgov_server::config::key_hash;
+use accessgov_server::{Server, ServerConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::common::{OWNER_TOKEN, host, mock, scratch};
+use crate::platform::{ADMIN_KEY, platform};
+
+/// An answer of the server.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    bytes: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> Answer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut request =
+        hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let payload = match body {
+        Some((content_type, bytes)) => {
+            request = request.header("content-type", content_type);
+            bytes
+        }
+        None => Vec::new(),
+    };
+    let response =
+        sender.send_request(request.body(Full::new(Bytes::from(payload))).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer { status, content_type, headers, bytes }
+}
+
+fn json_body(value: &Value) -> Option<(&'static str, Vec<u8>)> {
+    Some(("application/json", value.to_string().into_bytes()))
+}
+
+/// The server's OpenAPI document, and every answer seen, to be checked against it.
+struct Contract {
+    doc: Value,
+    seen: Mutex<Vec<(String, String, u16, Answer)>>,
+}
+
+impl Contract {
+    /// Checks every answer seen against the document, and that every documented operation
+    /// was exercised.
+    fn verify(&self) {
+        let components = self.doc["components"].clone();
+        let mut exercised = BTreeSet::new();
+        for (template, method, status, answer) in self.seen.lock().unwrap().iter() {
+            let operation = &self.doc["paths"][template][method.to_lowercase()];
+            assert!(operation.is_object(), "{method} {template} is not in the document");
+            exercised.insert((template.clone(), method.to_lowercase()));
+            let response = &operation["responses"][status.to_string()];
+            assert!(
+                response.is_object(),
+                "{method} {template}: status {status} is not documented: {}",
+                answer.text()
+            );
+            let content = &response["content"];
+            let Some((media, described)) = content.as_object().and_then(|c| c.iter().next()) else {
+                assert!(
+                    answer.bytes.is_empty(),
+                    "{method} {template} {status}: a body where none is documented"
+                );
+                continue;
+            };
+            if media != "application/json" {
+                assert!(
+                    answer.content_type.starts_with(media.split(';').next().unwrap()),
+                    "{method} {template}: {} is not {media}",
+                    answer.content_type
+                );
+                continue;
+            }
+            let mut schema = described["schema"].clone();
+            schema.as_object_mut().unwrap().insert("components".into(), components.clone());
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            let body = answer.json();
+            let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{method} {template} {status}: {errors:?} in {body}");
+        }
+        for (template, item) in self.doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                assert!(
+                    exercised.contains(&(template.clone(), method.clone())),
+                    "{method} {template} never exercised"
+                );
+            }
+        }
+    }
+}
+
+/// A server running in this process.
+struct Running {
+    addr: SocketAddr,
+    audit: PathBuf,
+    contract: Arc<Contract>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    /// Sends a request as `key`; `template` names the documented path it is checked against.
+    async fn send(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let answer = call(self.addr, method, path, key, body).await;
+        let copy = Answer {
+            status: answer.status,
+            content_type: answer.content_type.clone(),
+            headers: answer.headers.clone(),
+            bytes: answer.bytes.clone(),
+        };
+        self.contract.seen.lock().unwrap().push((
+            template.into(),
+            method.into(),
+            answer.status,
+            copy,
+        ));
+        answer
+    }
+
+    fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The keys of the tests, by secret: `ops` (an operator of customer acme), `reader` (read-only,
+/// acme), `other` (tenant globex only), `slow` (two requests a minute).
+const KEYS: &str = r#"
+[[key]]
+id = "ops"
+sha256 = "OPS"
+customers = ["acme"]
+access = "read-write"
+operator = true
+[[key]]
+id = "reader"
+sha256 = "READER"
+customers = ["acme"]
+access = "read-only"
+[[key]]
+id = "other"
+sha256 = "OTHER"
+tenants = ["globex"]
+access = "read-write"
+[[key]]
+id = "slow"
+sha256 = "SLOW"
+customers = ["acme"]
+access = "read-only"
+requests-per-minute = 2
+"#;
+
+async fn start(name: &str, limits: &str) -> Running {
+    let dir = scratch(&format!("server-{name}"));
+    let keys = KEYS
+        .replace("\"OPS\"", &format!("\"{}\"", key_hash("ops-key")))
+        .replace("\"READER\"", &format!("\"{}\"", key_hash("reader-key")))
+        .replace("\"OTHER\"", &format!("\"{}\"", key_hash("other-key")))
+        .replace("\"SLOW\"", &format!("\"{}\"", key_hash("slow-key")));
+    let text = format!("audit-log = \"audit.jsonl\"\n{limits}\n{keys}");
+    std::fs::write(dir.join("server.toml"), &text).unwrap();
+    let config = ServerConfig::read(&dir.join("server.toml")).unwrap();
+    let host = host();
+    for (name, bytes) in bundled_connectors::named() {
+        host.add_connector(&name, &bytes).unwrap();
+    }
+    let server = Server::new(&config, host).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let doc: Value = call(addr, "GET", "/openapi.json", None, None).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let contract = Arc::new(Contract { doc, seen: Mutex::new(Vec::new()) });
+    Running { addr, audit: config.audit_log.clone(), contract, stop: Some(stop) }
+}
+
+/// The JSON to register a tenant of the ChatGPT mock.
+fn chatgpt_spec(server: &MockServer, workspace: &str, customer: &str) -> Value {
+    json!({
+        "connector": "chatgpt",
+        "customer": customer,
+        "allowed_origins": [server.origin()],
+        "allow_private_addresses": true,
+        "settings": {"base-url": server.base_url(), "account-id": workspace, "retry-base-ms": 5},
+        "credentials": [{"origin": server.origin(), "bearer_token": OWNER_TOKEN, "headers": {"chatgpt-account-id": workspace}}]
+    })
+}
+
+/// The JSON to register a tenant of the API Platform mock, its key in a file.
+fn platform_spec(server: &PlatformServer, key_file: &Path) -> Value {
+    let origin = format!("http://{}", server.addr());
+    json!({
+        "connector": "openai-platform",
+        "customer": "acme",
+        "allowed_origins": [origin],
+        "allow_private_addresses": true,
+        "settings": {"base-url": server.base_url(), "retry-base-ms": 5},
+        "credentials": [{"origin": origin, "bearer_token_file": key_file.display().to_string()}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_as_its_openapi_document_says() {
+    let api =
+        start("endpoints", "[limits]\nmax-body-bytes = 65536\nmax-upload-bytes = 4194304").await;
+    let ops = Some("ops-key");
+    let workspace = mock("ws-api", 30, 3).await;
+    let org = platform("api.example.com", Default::default()).await;
+    let dir = scratch("server-endpoints-files");
+    let key_file = dir.join("platform.key");
+    std::fs::write(&key_file, ADMIN_KEY).unwrap();
+
+    // Health, readiness, the document itself.
+    assert_eq!(api.send("GET", "/healthz", "/healthz", None, None).await.status, 200);
+    assert_eq!(api.send("GET", "/readyz", "/readyz", None, None).await.status, 200);
+
+    // Connectors: listed, uploaded (checked as the host checks any), removed.
+    let listed = api.send("GET", "/v1/connectors", "/v1/connectors", ops, None).await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.json().as_array().unwrap().iter().any(|c| c["name"] == "openai-platform"));
+    let template = std::fs::read(env!("TEMPLATE_WASM")).unwrap();
+    let path = "/v1/connectors/{name}";
+    let up = api
+        .send(
+            "PUT",
+            path,
+            "/v1/connectors/directory",
+            ops,
+            Some(("application/wasm", template.clone())),
+        )
+        .await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    let refused = api
+        .send(
+            "PUT",
+            path,
+            "/v1/connectors/junk",
+            ops,
+            Some(("application/wasm", b"\0asm junk".to_vec())),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.json()["type"].as_str()),
+        (422, Some("invalid")),
+        "{}",
+        refused.text()
+    );
+    let big = api
+        .send(
+            "PUT",
+            path,
+            "/v1/connectors/big",
+            ops,
+            Some(("application/wasm", vec![0u8; 5 << 20])),
+        )
+        .await;
+    assert_eq!(big.status, 413);
+    let not_operator = api
+        .send(
+            "PUT",
+            path,
+            "/v1/connectors/directory",
+            Some("reader-key"),
+            Some(("application/wasm", template)),
+        )
+        .await;
+    assert_eq!(not_operator.status, 403);
+    assert_eq!(api.send("DELETE", path, "/v1/connectors/directory", ops, None).await.status, 204);
+    assert_eq!(api.send("DELETE", path, "/v1/connectors/directory", ops, None).await.status, 404);
+
+    // Tenants: registered (a secret inline, one from a file), refused by name, listed.
+    let tenant_path = "/v1/tenants/{tenant}";
+    let put = api
+        .send(
+            "PUT",
+            tenant_path,
+            "/v1/tenants/acme-ws",
+            ops,
+            json_body(&chatgpt_spec(&workspace, "ws-api", "acme")),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let put = api
+        .send(
+            "PUT",
+            tenant_path,
+            "/v1/tenants/acme-org",
+            ops,
+            json_body(&platform_spec(&org, &key_file)),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let mut misspelt = chatgpt_spec(&workspace, "ws-api", "acme");
+    misspelt["settings"]["acount-id"] = json!("x");
+    let bad = api.send("PUT", tenant_path, "/v1/tenants/acme-bad", ops, json_body(&misspelt)).await;
+    assert_eq!(bad.status, 422, "{}", bad.text());
+    assert!(bad.json()["message"].as_str().unwrap().contains("acount-id"));
+    let malformed = api
+        .send(
+            "PUT",
+            tenant_path,
+            "/v1/tenants/acme-bad",
+            ops,
+            Some(("application/json", b"{\"connector\": 3}".to_vec())),
+        )
+        .await;
+    assert_eq!((malformed.status, malformed.json()["type"].as_str()), (400, Some("bad-request")));
+    let listed = api.send("GET", "/v1/tenants", "/v1/tenants", ops, None).await;
+    let listed_json = listed.json();
+    let ids: Vec<&str> =
+        listed_json.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["acme-org", "acme-ws"]);
+    assert!(
+        !listed.text().contains(OWNER_TOKEN) && !listed.text().contains(ADMIN_KEY),
+        "no secret is returned"
+    );
+    let in_use = api.send("DELETE", path, "/v1/connectors/chatgpt", ops, None).await;
+    assert_eq!(in_use.status, 409);
+
+    // Reads.
+    let t = |suffix: &str| format!("/v1/tenants/acme-ws{suffix}");
+    assert_eq!(
+        api.send("GET", "/v1/tenants/{tenant}/info", &t("/info"), ops, None).await.json()["name"],
+        "chatgpt"
+    );
+    let tested = api
+        .send("POST", "/v1/tenants/{tenant}/test-connection", &t("/test-connection"), ops, None)
+        .await;
+    assert_eq!(tested.status, 200, "{}", tested.text());
+    let page = api
+        .send("GET", "/v1/tenants/{tenant}/accounts", &t("/accounts?size=5"), ops, None)
+        .await
+        .json();
+    assert_eq!(page["accounts"].as_array().unwrap().len(), 5);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let next = api
+        .send(
+            "GET",
+            "/v1/tenants/{tenant}/accounts",
+            &t(&format!("/accounts?size=5&cursor={cursor}")),
+            ops,
+            None,
+        )
+        .await;
+    assert_eq!(next.status, 200);
+    let tampered = api
+        .send("GET", "/v1/tenants/{tenant}/accounts", &t("/accounts?cursor=nonsense"), ops, None)
+        .await;
+    assert_eq!(
+        (tampered.status, tampered.json()["error"].as_str()),
+        (422, Some("invalid-argument"))
+    );
+    let zero =
+        api.send("GET", "/v1/tenants/{tenant}/accounts", &t("/accounts?size=0"), ops, None).await;
+    assert_eq!(zero.status, 400);
+    let email = page["accounts"][1]["email"].as_str().unwrap().to_string();
+    let one = api
+        .send(
+            "GET",
+            "/v1/tenants/{tenant}/accounts/{account}",
+            &t(&format!("/accounts/{email}")),
+            ops,
+            None,
+        )
+        .await;
+    assert_eq!(one.json()["email"], email.as_str());
+    let none = api
+        .send(
+            "GET",
+            "/v1/tenants/{tenant}/accounts/{account}",
+            &t("/accounts/nobody@nowhere.example.com"),
+            ops,
+            None,
+        )
+        .await;
+    assert_eq!((none.status, none.json()["error"].as_str()), (404, Some("not-found")));
+    let ents =
+        api.send("GET", "/v1/tenants/{tenant}/entitlements", &t("/entitlements"), ops, None).await;
+    assert!(ents.json()["entitlements"].as_array().unwrap().len() > 4);
+
+    // Writes, dry run first.
+    let who = json!({"email": "new.hire@acme.example.com"});
+    let planned = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/grant",
+            &t("/grant"),
+            ops,
+            json_body(&json!({"account": who, "entitlement": "role:admin", "dry_run": true})),
+        )
+        .await;
+    assert_eq!(planned.json()["outcome"], "planned", "{}", planned.text());
+    let granted = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/grant",
+            &t("/grant"),
+            ops,
+            json_body(&json!({"account": who, "entitlement": "role:admin"})),
+        )
+        .await;
+    assert_eq!(granted.json()["outcome"], "pending", "{}", granted.text());
+    let set = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/set",
+            &t("/set"),
+            ops,
+            json_body(
+                &json!({"account": who, "exclusion_group": "role", "entitlement": "role:member"}),
+            ),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let revoked = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/revoke",
+            &t("/revoke"),
+            ops,
+            json_body(&json!({"account": who, "entitlement": "workspace"})),
+        )
+        .await;
+    assert_eq!(revoked.json()["outcome"], "applied", "{}", revoked.text());
+    let batch = json!({"changes": [
+        {"action": "grant", "account": {"email": "b1@acme.example.com"}, "entitlement": "workspace"},
+        {"action": "grant", "account": {"email": "b2@acme.example.com"}, "entitlement": "no-such-thing"}
+    ]});
+    let answered = api
+        .send("POST", "/v1/tenants/{tenant}/batch", &t("/batch"), ops, json_body(&batch))
+        .await
+        .json();
+    assert_eq!(answered["results"][0]["result"]["outcome"], "pending");
+    assert_eq!(answered["results"][1]["error"]["error"], "not-found");
+    let unknown = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/grant",
+            &t("/grant"),
+            ops,
+            json_body(&json!({"account": who, "entitlement": "role:nonsense"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let bad_set =
+        json!({"changes": [{"action": "set", "account": who, "entitlement": "role:admin"}]});
+    assert_eq!(
+        api.send("POST", "/v1/tenants/{tenant}/batch", &t("/batch"), ops, json_body(&bad_set))
+            .await
+            .status,
+        400
+    );
+    let huge = json!({"changes": vec![json!({"action": "grant", "account": who, "entitlement": "workspace"}); 2000]});
+    assert_eq!(
+        api.send("POST", "/v1/tenants/{tenant}/batch", &t("/batch"), ops, json_body(&huge))
+            .await
+            .status,
+        413
+    );
+
+    // The connector's own refusals (422) and conflicts (409), on the organization.
+    let o = |suffix: &str| format!("/v1/tenants/acme-org{suffix}");
+    let org_state = org.service().organization();
+    let bot = org_state.projects[0].service_accounts[0].id.clone();
+    let refused = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/grant",
+            &o("/grant"),
+            ops,
+            json_body(&json!({"account": {"id": bot}, "entitlement": "org-role:owner"})),
+        )
+        .await;
+    assert_eq!((refused.status, refused.json()["error"].as_str()), (422, Some("unsupported")));
+    let archived = org_state.projects.iter().find(|p| p.is_archived()).unwrap().id.clone();
+    let reader = org_state.users.iter().find(|u| u.role == "reader").unwrap().email.clone();
+    let conflict = api.send("POST", "/v1/tenants/{tenant}/grant", &o("/grant"), ops, json_body(&json!({"account": {"email": reader}, "entitlement": format!("project:{archived}:member")}))).await;
+    assert_eq!((conflict.status, conflict.json()["error"].as_str()), (409, Some("conflict")));
+
+    // Upstream failures: the service failing (502) and too slow for the call's budget (504).
+    workspace.service().set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "GET".into(),
+            path_suffix: "/users".into(),
+            attempts: vec![Some(Fault::ServerError { status: 503 }); 20],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let failing =
+        api.send("GET", "/v1/tenants/{tenant}/accounts", &t("/accounts"), ops, None).await;
+    assert_eq!(
+        (failing.status, failing.json()["error"].as_str()),
+        (502, Some("unavailable")),
+        "{}",
+        failing.text()
+    );
+    workspace.service().set_faults(FaultPlan::default());
+    let mut slow = chatgpt_spec(&workspace, "ws-api", "acme");
+    slow["limits"] = json!({"call_timeout_ms": 300});
+    assert_eq!(
+        api.send("PUT", tenant_path, "/v1/tenants/acme-slow", ops, json_body(&slow)).await.status,
+        200
+    );
+    workspace.service().set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "GET".into(),
+            path_suffix: "/users".into(),
+            attempts: vec![Some(Fault::Slow { millis: 2000 }); 4],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let late = api
+        .send("GET", "/v1/tenants/{tenant}/accounts", "/v1/tenants/acme-slow/accounts", ops, None)
+        .await;
+    assert_eq!(
+        (late.status, late.json()["error"].as_str()),
+        (504, Some("deadline")),
+        "{}",
+        late.text()
+    );
+    workspace.service().set_faults(FaultPlan::default());
+
+    // Keys: none (401), read-only writing (403), over its rate (429), a tenant out of scope (404).
+    assert_eq!(api.send("GET", "/v1/tenants", "/v1/tenants", None, None).await.status, 401);
+    assert_eq!(
+        api.send("GET", "/v1/tenants", "/v1/tenants", Some("wrong-key"), None).await.status,
+        401
+    );
+    let read_only = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/grant",
+            &t("/grant"),
+            Some("reader-key"),
+            json_body(&json!({"account": who, "entitlement": "workspace"})),
+        )
+        .await;
+    assert_eq!(read_only.status, 403);
+    for _ in 0..2 {
+        assert_eq!(
+            api.send("GET", "/v1/tenants", "/v1/tenants", Some("slow-key"), None).await.status,
+            200
+        );
+    }
+    let throttled = api.send("GET", "/v1/tenants", "/v1/tenants", Some("slow-key"), None).await;
+    assert_eq!(throttled.status, 429);
+    assert!(
+        throttled.headers.iter().any(|(n, v)| n == "retry-after" && v.parse::<u64>().unwrap() >= 1)
+    );
+    let hidden = api
+        .send(
+            "GET",
+            "/v1/tenants/{tenant}/info",
+            "/v1/tenants/acme-ws/info",
+            Some("other-key"),
+            None,
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+
+    // Jobs, metrics, removal.
+    let job = api.send("POST", "/v1/tenants/{tenant}/jobs", &t("/jobs"), ops, json_body(&json!({"changes": [{"action": "grant", "account": {"email": "j1@acme.example.com"}, "entitlement": "workspace"}]}))).await;
+    assert_eq!(job.status, 202, "{}", job.text());
+    let id = job.json()["id"].as_str().unwrap().to_string();
+    let done = loop {
+        let polled = api
+            .send("GET", "/v1/jobs/{job}", &format!("/v1/jobs/{id}?items=true"), ops, None)
+            .await
+            .json();
+        if polled["state"] != "running" {
+            break polled;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["items"][0]["outcome"], "pending", "{done}");
+    assert_eq!(
+        api.send("DELETE", "/v1/jobs/{job}", &format!("/v1/jobs/{id}"), ops, None).await.status,
+        202
+    );
+    assert_eq!(api.send("GET", "/v1/jobs/{job}", "/v1/jobs/job-999", ops, None).await.status, 404);
+    let metrics = api.send("GET", "/metrics", "/metrics", ops, None).await;
+    assert!(
+        metrics.text().contains(
+            "accessgov_calls_total{tenant=\"acme-ws\",operation=\"list-accounts\",outcome=\"ok\"}"
+        ),
+        "{}",
+        metrics.text()
+    );
+    assert!(metrics.text().contains("accessgov_egress_requests_total"));
+    assert_eq!(api.send("GET", "/metrics", "/metrics", Some("reader-key"), None).await.status, 403);
+    let synced = api.send("GET", "/v1/tenants/{tenant}/sync", &t("/sync?size=7"), ops, None).await;
+    assert_eq!(synced.content_type, "application/x-ndjson");
+    let accounts = workspace.service().workspace("ws-api").unwrap();
+    assert!(synced.text().lines().count() >= accounts.members.len());
+    assert_eq!(
+        api.send("DELETE", tenant_path, "/v1/tenants/acme-slow", ops, None).await.status,
+        204
+    );
+    assert_eq!(
+        api.send("DELETE", tenant_path, "/v1/tenants/acme-slow", ops, None).await.status,
+        404
+    );
+
+    // Every write is on the audit log, with who, which tenant, which change and its outcome.
+    let records = api.audit_records();
+    let grant = records
+        .iter()
+        .find(|r| {
+            r["operation"] == "grant"
+                && !r["dry_run"].as_bool().unwrap()
+                && r["tenant"] == "acme-ws"
+        })
+        .unwrap();
+    assert_eq!(grant["key"], "ops");
+    assert_eq!(grant["changes"][0]["entitlement"], "role:admin");
+    assert_eq!(grant["outcomes"][0], "pending");
+    assert!(grant["sent"].as_array().unwrap().iter().any(|s| s["method"] == "POST"));
+    assert!(records.iter().any(|r| r["operation"] == "grant"
+        && r["dry_run"] == true
+        && r["sent"].as_array().unwrap().is_empty()));
+    let text = std::fs::read_to_string(&api.audit).unwrap();
+    assert!(!text.contains(OWNER_TOKEN) && !text.contains(ADMIN_KEY), "no secret is logged");
+
+    api.contract.verify();
+}
