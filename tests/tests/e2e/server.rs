@@ -96,6 +96,19 @@ impl Contract {
     /// Checks every answer seen against the document, and that every documented operation
     /// was exercised.
     fn verify(&self) {
+        let exercised = self.verify_answers();
+        for (template, item) in self.doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                assert!(
+                    exercised.contains(&(template.clone(), method.clone())),
+                    "{method} {template} never exercised"
+                );
+            }
+        }
+    }
+
+    /// Checks every answer seen against the document; returns the operations exercised.
+    fn verify_answers(&self) -> BTreeSet<(String, String)> {
         let components = self.doc["components"].clone();
         let mut exercised = BTreeSet::new();
         for (template, method, status, answer) in self.seen.lock().unwrap().iter() {
@@ -131,14 +144,7 @@ impl Contract {
             let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{method} {template} {status}: {errors:?} in {body}");
         }
-        for (template, item) in self.doc["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
-                assert!(
-                    exercised.contains(&(template.clone(), method.clone())),
-                    "{method} {template} never exercised"
-                );
-            }
-        }
+        exercised
     }
 }
 
@@ -697,4 +703,242 @@ async fn every_endpoint_answers_as_its_openapi_document_says() {
     assert!(!text.contains(OWNER_TOKEN) && !text.contains(ADMIN_KEY), "no secret is logged");
 
     api.contract.verify();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_never_sees_another_keys_tenants_and_a_read_only_key_writes_nothing() {
+    let api = start("scopes", "").await;
+    let acme = mock("ws-acme-scope", 12, 1).await;
+    let globex = mock("ws-globex-scope", 12, 1).await;
+    let tenant_path = "/v1/tenants/{tenant}";
+    let put = api
+        .send(
+            "PUT",
+            tenant_path,
+            "/v1/tenants/acme-ws",
+            Some("ops-key"),
+            json_body(&chatgpt_spec(&acme, "ws-acme-scope", "acme")),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let mut spec = chatgpt_spec(&globex, "ws-globex-scope", "globex");
+    spec["customer"] = Value::Null;
+    let put = api
+        .send("PUT", tenant_path, "/v1/tenants/globex", Some("other-key"), json_body(&spec))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+
+    // Neither lists, reads, writes or learns of the other's tenant: it answers as no tenant.
+    for (key, mine, theirs) in
+        [("ops-key", "acme-ws", "globex"), ("other-key", "globex", "acme-ws")]
+    {
+        let listed = api.send("GET", "/v1/tenants", "/v1/tenants", Some(key), None).await.json();
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed[0]["id"], mine);
+        let absent = api
+            .send(
+                "GET",
+                "/v1/tenants/{tenant}/info",
+                "/v1/tenants/no-such-tenant/info",
+                Some(key),
+                None,
+            )
+            .await;
+        for (method, template, suffix, body) in [
+            ("GET", "/v1/tenants/{tenant}/info", "/info", None),
+            ("GET", "/v1/tenants/{tenant}/accounts", "/accounts", None),
+            (
+                "POST",
+                "/v1/tenants/{tenant}/grant",
+                "/grant",
+                json_body(
+                    &json!({"account": {"email": "x@y.example.com"}, "entitlement": "workspace"}),
+                ),
+            ),
+            ("DELETE", tenant_path, "", None),
+        ] {
+            let answer = api
+                .send(method, template, &format!("/v1/tenants/{theirs}{suffix}"), Some(key), body)
+                .await;
+            assert_eq!(answer.status, 404, "{key} {method} {theirs}{suffix}");
+            assert_eq!(
+                answer.json(),
+                absent.json(),
+                "the same answer as a tenant that does not exist"
+            );
+        }
+        // Nor can it take the other's tenant over by registering one with its id.
+        let taken = api
+            .send(
+                "PUT",
+                tenant_path,
+                &format!("/v1/tenants/{theirs}"),
+                Some(key),
+                json_body(&chatgpt_spec(&acme, "ws-acme-scope", "acme")),
+            )
+            .await;
+        assert_eq!(taken.status, 403, "{key}: {}", taken.text());
+    }
+    assert_eq!(globex.service().workspace("ws-globex-scope").unwrap().invites.len(), 1);
+
+    // A read-only key's write is refused, dry run or not, and nothing reaches the service.
+    acme.service().traffic().clear_requests();
+    for dry_run in [false, true] {
+        let answer = api.send("POST", "/v1/tenants/{tenant}/grant", "/v1/tenants/acme-ws/grant", Some("reader-key"), json_body(&json!({"account": {"email": "x@acme.example.com"}, "entitlement": "workspace", "dry_run": dry_run}))).await;
+        assert_eq!((answer.status, answer.json()["type"].as_str()), (403, Some("forbidden")));
+    }
+    let job = api.send("POST", "/v1/tenants/{tenant}/jobs", "/v1/tenants/acme-ws/jobs", Some("reader-key"), json_body(&json!({"changes": [{"action": "revoke", "account": {"email": "x@acme.example.com"}, "entitlement": "workspace"}]}))).await;
+    assert_eq!(job.status, 403);
+    assert!(acme.service().requests().is_empty(), "nothing reached the mock");
+    // It still reads.
+    assert_eq!(
+        api.send(
+            "GET",
+            "/v1/tenants/{tenant}/accounts",
+            "/v1/tenants/acme-ws/accounts",
+            Some("reader-key"),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    api.contract.verify_answers();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
+    let api = start("job", "[limits]\njob-items-per-call = 100").await;
+    let workspace = mock("ws-job", 5000, 0).await;
+    let put = api
+        .send(
+            "PUT",
+            "/v1/tenants/{tenant}",
+            "/v1/tenants/acme-job",
+            Some("ops-key"),
+            json_body(&chatgpt_spec(&workspace, "ws-job", "acme")),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let members = workspace.service().workspace("ws-job").unwrap().members;
+    let targets: Vec<_> = members
+        .iter()
+        .filter(|m| m.role == "standard-user" && !m.is_scim_managed && m.deactivated_time.is_none())
+        .take(5000)
+        .collect();
+    assert!(targets.len() > 4000, "{}", targets.len());
+    let changes: Vec<Value> = targets
+        .iter()
+        .map(|m| json!({"action": "grant", "account": {"id": m.id}, "entitlement": "role:admin"}))
+        .collect();
+    let total = changes.len();
+    let started = api
+        .send(
+            "POST",
+            "/v1/tenants/{tenant}/jobs",
+            "/v1/tenants/acme-job/jobs",
+            Some("ops-key"),
+            json_body(&json!({"changes": changes})),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text());
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    // Progress grows; halfway, the job is cancelled.
+    let mut seen_progress = Vec::new();
+    loop {
+        let job = api
+            .send("GET", "/v1/jobs/{job}", &format!("/v1/jobs/{id}"), Some("ops-key"), None)
+            .await
+            .json();
+        let reported = job["reported"].as_u64().unwrap();
+        seen_progress.push(reported);
+        if reported >= total as u64 / 2 {
+            break;
+        }
+        assert_eq!(job["state"], "running", "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancel = api
+        .send("DELETE", "/v1/jobs/{job}", &format!("/v1/jobs/{id}"), Some("ops-key"), None)
+        .await;
+    assert_eq!(cancel.status, 202);
+    let job = loop {
+        let job = api
+            .send(
+                "GET",
+                "/v1/jobs/{job}",
+                &format!("/v1/jobs/{id}?items=true"),
+                Some("ops-key"),
+                None,
+            )
+            .await
+            .json();
+        if job["state"] != "running" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(job["state"], "cancelled", "{}", job["stopped"]);
+    assert!(
+        seen_progress.windows(2).any(|w| w[1] > w[0]),
+        "progress was reported as it went: {seen_progress:?}"
+    );
+    let items = job["items"].as_array().unwrap();
+    assert_eq!(items.len(), total, "every change reported");
+    let applied: Vec<usize> = items
+        .iter()
+        .filter(|i| i["outcome"] == "applied")
+        .map(|i| i["index"].as_u64().unwrap() as usize)
+        .collect();
+    let not_sent: Vec<usize> = items
+        .iter()
+        .filter(|i| i["outcome"] == "not-attempted")
+        .map(|i| i["index"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(
+        applied.len() + not_sent.len(),
+        total,
+        "each change applied or not sent: {}",
+        job["failed"]
+    );
+    assert!(
+        applied.len() >= total / 2 && !not_sent.is_empty(),
+        "{} applied, {} not sent",
+        applied.len(),
+        not_sent.len()
+    );
+    assert_eq!(job["applied"].as_u64().unwrap() as usize, applied.len());
+    assert_eq!(job["not_attempted"].as_u64().unwrap() as usize, not_sent.len());
+    // The mock's state is exactly that.
+    let after = workspace.service().workspace("ws-job").unwrap();
+    let role = |id: &str| after.members.iter().find(|m| m.id == id).unwrap().role.clone();
+    for &i in &applied {
+        assert_eq!(role(&targets[i].id), "account-admin", "change {i} applied");
+    }
+    for &i in &not_sent {
+        assert_eq!(role(&targets[i].id), "standard-user", "change {i} not sent");
+    }
+    let patches = workspace
+        .service()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && (200..300).contains(&r.status))
+        .count();
+    assert_eq!(patches, applied.len(), "one write per applied change");
+    // The audit log says the same: every call's writes as it ended, then every change's outcome.
+    let records = api.audit_records();
+    let last =
+        records.iter().rev().find(|r| r["operation"] == "job" && r["job"] == id.as_str()).unwrap();
+    let outcomes = last["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), total);
+    assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), applied.len());
+    assert_eq!(last["sent"].as_array().unwrap().len(), applied.len());
+    assert_eq!(last["error"], "the batch was cancelled");
+    let call_writes: usize = records
+        .iter()
+        .filter(|r| r["operation"] == "job-call" && r["job"] == id.as_str())
+        .map(|r| r["sent"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(call_writes, applied.len());
+    api.contract.verify_answers();
 }
