@@ -942,3 +942,175 @@ async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
     assert_eq!(call_writes, applied.len());
     api.contract.verify_answers();
 }
+
+/// `harness serve` as a process of its own.
+struct Process {
+    child: std::process::Child,
+    addr: SocketAddr,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn start(dir: &Path, config: &str) -> Process {
+        use std::io::{BufRead, BufReader};
+        std::fs::write(dir.join("server.toml"), config).unwrap();
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+        let mut child = std::process::Command::new(crate::conformance::harness())
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.join("server.toml"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, stderr) = std::sync::mpsc::channel();
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let first = stderr.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+        let addr = first.rsplit("http://").next().unwrap().trim().parse().unwrap();
+        Process { child, addr, stderr }
+    }
+
+    /// The peak resident memory of the process so far, in bytes.
+    fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn process_config(drain_ms: u64) -> String {
+    format!(
+        "audit-log = \"audit.jsonl\"\n[limits]\ndrain-timeout-ms = {drain_ms}\n[[key]]\nid = \"ops\"\nsha256 = \"{}\"\ncustomers = [\"acme\"]\naccess = \"read-write\"\n",
+        key_hash("ops-key")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_of_100000_members_streams_in_memory_that_does_not_grow_with_the_workspace() {
+    let dir = scratch("server-memory");
+    let server = Process::start(&dir, &process_config(5000));
+    let mut peaks = Vec::new();
+    for (members, ws) in [(10_000, "ws-mem-10k"), (100_000, "ws-mem-100k")] {
+        let workspace = mock(ws, members, 0).await;
+        let tenant = format!("/v1/tenants/{ws}");
+        let put = call(
+            server.addr,
+            "PUT",
+            &tenant,
+            Some("ops-key"),
+            json_body(&chatgpt_spec(&workspace, ws, "acme")),
+        )
+        .await;
+        assert_eq!(put.status, 200, "{}", put.text());
+        let synced =
+            call(server.addr, "GET", &format!("{tenant}/sync?size=1000"), Some("ops-key"), None)
+                .await;
+        assert_eq!(synced.status, 200);
+        let mut ids = BTreeSet::new();
+        for line in synced.text().lines() {
+            let account: Value = serde_json::from_str(line).unwrap();
+            assert!(account.get("error").is_none(), "{line}");
+            ids.insert(account["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(ids.len(), members, "every member once");
+        peaks.push(server.peak_memory());
+        workspace.stop().await;
+    }
+    let (small, large) = (peaks[0], peaks[1]);
+    println!(
+        "server peak memory: {:.1} MiB after 10,000 members, {:.1} MiB after 100,000",
+        small as f64 / 1048576.0,
+        large as f64 / 1048576.0
+    );
+    // Ten times the members, and the peak grows by at most a page's worth, not with the size.
+    assert!(large <= small + (16 << 20), "{small} -> {large}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_50_calls_finishes_or_reports_each_and_exits_within_its_bound() {
+    let dir = scratch("server-sigterm");
+    let server = Process::start(&dir, &process_config(1500));
+    let workspace = mock("ws-term", 40, 0).await;
+    let put = call(
+        server.addr,
+        "PUT",
+        "/v1/tenants/acme-term",
+        Some("ops-key"),
+        json_body(&chatgpt_spec(&workspace, "ws-term", "acme")),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    // Half the calls' reads are answered at once, half only after the drain's bound.
+    let mut attempts = vec![Some(Fault::Slow { millis: 100 }); 25];
+    attempts.extend(vec![Some(Fault::Slow { millis: 8000 }); 200]);
+    workspace.service().set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "GET".into(),
+            path_suffix: "/users".into(),
+            attempts,
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let addr = server.addr;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            tokio::spawn(async move {
+                call(addr, "GET", "/v1/tenants/acme-term/accounts?size=5", Some("ops-key"), None)
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let sent = std::time::Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut completed = 0;
+    let mut cut_off = 0;
+    for handle in calls {
+        let answer = handle.await.unwrap();
+        match answer.status {
+            200 => completed += 1,
+            503 => {
+                assert_eq!(answer.json()["type"], "draining", "{}", answer.text());
+                assert!(
+                    answer.json()["message"].as_str().unwrap().contains("cut off"),
+                    "{}",
+                    answer.text()
+                );
+                cut_off += 1;
+            }
+            other => panic!("a call ended {other}: {}", answer.text()),
+        }
+    }
+    let mut server = server;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(8),
+            "the server did not exit within its bound"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    println!("{completed} completed, {cut_off} cut off, exited after {:?}", sent.elapsed());
+    assert_eq!(completed + cut_off, 50, "no call lost");
+    assert!(completed >= 1 && cut_off >= 1, "{completed} completed, {cut_off} cut off");
+    assert!(!status.success(), "calls were cut off, and the exit says so");
+    let stderr: Vec<String> = server.stderr.try_iter().collect();
+    let report = stderr.iter().find(|l| l.contains("harness serve: stopped")).unwrap();
+    assert!(report.contains(&format!("{cut_off} cut off")), "{report}");
+}
