@@ -9,12 +9,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::model::BatchChange;
 
 /// A write request as the host saw it go out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SentRequest {
     /// Method.
     pub method: String,
@@ -25,7 +26,7 @@ pub struct SentRequest {
 }
 
 /// One record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {
     /// Unix milliseconds.
     pub at_ms: u128,
@@ -36,7 +37,7 @@ pub struct AuditRecord {
     /// `grant`, `revoke`, `set`, `batch`, `job`, or a management operation (`put-tenant`...).
     pub operation: String,
     /// The job, for records of a job.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
     /// Whether it only planned.
     pub dry_run: bool,
@@ -49,7 +50,7 @@ pub struct AuditRecord {
     /// The host's call ids.
     pub calls: Vec<u64>,
     /// An error of the whole operation, or how it was cut off.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -75,13 +76,34 @@ impl AuditRecord {
 /// The log file.
 pub struct AuditLog {
     file: Mutex<File>,
+    path: std::path::PathBuf,
 }
 
 impl AuditLog {
     /// Opens `path` for appending, creating it.
     pub fn open(path: &Path) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AuditLog { file: Mutex::new(file) })
+        Ok(AuditLog { file: Mutex::new(file), path: path.to_path_buf() })
+    }
+
+    /// The last `limit` records that `keep` accepts, oldest first, read from the file a line at
+    /// a time (a record that does not parse is skipped: the file is append-only, and a line
+    /// being written is incomplete).
+    pub fn read_last(&self, limit: usize, keep: impl Fn(&AuditRecord) -> bool) -> std::io::Result<Vec<AuditRecord>> {
+        use std::io::BufRead;
+        let _held = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let reader = std::io::BufReader::new(File::open(&self.path)?);
+        let mut last = std::collections::VecDeque::with_capacity(limit.min(1024));
+        for line in reader.lines() {
+            let Ok(record) = serde_json::from_str::<AuditRecord>(&line?) else { continue };
+            if keep(&record) {
+                if last.len() == limit {
+                    last.pop_front();
+                }
+                last.push_back(record);
+            }
+        }
+        Ok(last.into())
     }
 
     /// Appends `record` as one line and flushes it.

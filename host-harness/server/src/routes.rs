@@ -154,7 +154,7 @@ enum Failures {
     paths(
         healthz, readyz, metrics_text, list_connectors, put_connector, delete_connector,
         list_tenants, put_tenant, delete_tenant, info, test_connection, accounts, account,
-        entitlements, grant, revoke, set, batch, sync, start_job, get_job, cancel_job
+        entitlements, grant, revoke, set, batch, sync, start_job, get_job, cancel_job, audit_records
     ),
     modifiers(&Security),
     tags((name = "accessgov"))
@@ -198,6 +198,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/tenants/{tenant}/sync", get(sync))
         .route("/v1/tenants/{tenant}/jobs", post(start_job))
         .route("/v1/jobs/{job}", get(get_job).delete(cancel_job))
+        .route("/v1/audit", get(audit_records))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
@@ -772,6 +773,40 @@ async fn cancel_job(State(state): State<Shared>, Extension(principal): Extension
     }
     let cancelled = state.jobs.cancel(&job, &principal.key_id).ok_or_else(|| ApiError::not_found("such job"))?;
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
+}
+
+/// Which audit records to read.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Only this tenant's.
+    tenant: Option<String>,
+    /// The last this many (default 100, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// The audit log's last records of the tenants the key may use, oldest first.
+#[utoipa::path(get, path = "/v1/audit", security(("api_key" = [])), params(AuditQuery), responses((status = 200, body = [AuditRecord]), Failures))]
+async fn audit_records(State(state): State<Shared>, Extension(principal): Extension<Principal>, query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 10000"));
+    }
+    if let Some(tenant) = &q.tenant {
+        state.tenant_in_scope(&principal, tenant)?;
+    }
+    let s = state.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        s.audit.read_last(limit, |r| {
+            let in_scope = s.host.tenant_summary(&r.tenant).is_some_and(|(_, c)| principal.may_use(&r.tenant, c.as_deref()));
+            in_scope && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("audit log: {e}")))?;
+    Ok(Json(records))
 }
 
 fn audit(state: &AppState, record: &AuditRecord) {

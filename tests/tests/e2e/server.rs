@@ -702,6 +702,18 @@ async fn every_endpoint_answers_as_its_openapi_document_says() {
     let text = std::fs::read_to_string(&api.audit).unwrap();
     assert!(!text.contains(OWNER_TOKEN) && !text.contains(ADMIN_KEY), "no secret is logged");
 
+    let read = api.send("GET", "/v1/audit", "/v1/audit?tenant=acme-ws&limit=50", ops, None).await;
+    assert_eq!(read.status, 200);
+    let read = read.json();
+    assert!(read.as_array().unwrap().iter().all(|r| r["tenant"] == "acme-ws"));
+    assert!(read.as_array().unwrap().iter().any(|r| r["operation"] == "grant"));
+    assert_eq!(api.send("GET", "/v1/audit", "/v1/audit?limit=0", ops, None).await.status, 400);
+    let foreign =
+        api.send("GET", "/v1/audit", "/v1/audit?tenant=acme-ws", Some("other-key"), None).await;
+    assert_eq!(foreign.status, 404);
+    let own = api.send("GET", "/v1/audit", "/v1/audit", Some("other-key"), None).await;
+    assert_eq!(own.json(), json!([]), "a key reads no other key's tenants' records");
+
     api.contract.verify();
 }
 
@@ -1113,4 +1125,41 @@ async fn sigterm_during_50_calls_finishes_or_reports_each_and_exits_within_its_b
     let stderr: Vec<String> = server.stderr.try_iter().collect();
     let report = stderr.iter().find(|l| l.contains("harness serve: stopped")).unwrap();
     assert!(report.contains(&format!("{cut_off} cut off")), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_registers_syncs_applies_a_batch_and_reads_the_audit_log() {
+    let api = start("python", "").await;
+    let workspace = mock("ws-python", 25, 2).await;
+    let script = crate::common::workspace_root().join("examples/python/example.py");
+    let url = format!("http://{}", api.addr);
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--url",
+            &url,
+            "--key",
+            "ops-key",
+            "--base-url",
+            &workspace.base_url(),
+            "--account-id",
+            "ws-python",
+            "--token",
+            OWNER_TOKEN,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["synced"], 25, "{summary}");
+    assert_eq!(summary["planned"], json!(["planned", "planned", "planned", "planned"]));
+    assert_eq!(summary["applied"], json!(["pending", "pending", "pending", "applied"]));
+    assert_eq!(summary["audit"]["key"], "ops");
+    assert_eq!(summary["audit"]["dry_run_sent"], 0);
+    let ws = workspace.service().workspace("ws-python").unwrap();
+    for n in 0..3 {
+        assert!(ws.invite_by_email(&format!("python-example-{n}@example.com")).is_some());
+    }
 }
