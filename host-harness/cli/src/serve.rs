@@ -55,7 +55,11 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
         "harness serve: stopped; {} call(s) were in flight, {} cut off{}",
         report.in_flight_at_start,
         report.cut_off.len(),
-        if report.cut_off.is_empty() { String::new() } else { format!(": {}", report.cut_off.join("; ")) }
+        if report.cut_off.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", report.cut_off.join("; "))
+        }
     );
     if !report.cut_off.is_empty() {
         bail!("{} call(s) were cut off by the shutdown (see the audit log)", report.cut_off.len());

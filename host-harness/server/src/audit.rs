@@ -89,7 +89,11 @@ impl AuditLog {
     /// The last `limit` records that `keep` accepts, oldest first, read from the file a line at
     /// a time (a record that does not parse is skipped: the file is append-only, and a line
     /// being written is incomplete).
-    pub fn read_last(&self, limit: usize, keep: impl Fn(&AuditRecord) -> bool) -> std::io::Result<Vec<AuditRecord>> {
+    pub fn read_last(
+        &self,
+        limit: usize,
+        keep: impl Fn(&AuditRecord) -> bool,
+    ) -> std::io::Result<Vec<AuditRecord>> {
         use std::io::BufRead;
         let _held = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let reader = std::io::BufReader::new(File::open(&self.path)?);

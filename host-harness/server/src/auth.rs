@@ -163,6 +163,8 @@ mod tests {
             assert_eq!(keys.authenticate(bad).unwrap_err(), Refusal::Unauthenticated, "{bad:?}");
         }
         assert!(keys.authenticate(Some("Bearer secret-b")).is_ok());
-        assert!(matches!(keys.authenticate(Some("Bearer secret-b")), Err(Refusal::RateLimited(s)) if s >= 1));
+        assert!(
+            matches!(keys.authenticate(Some("Bearer secret-b")), Err(Refusal::RateLimited(s)) if s >= 1)
+        );
     }
 }

@@ -249,7 +249,12 @@ mod tests {
             (good.replace(&hash, "abc"), "64 hex digits"),
             (good.replace("customers = [\"acme\"]\n", ""), "give `tenants` or `customers`"),
             (good.replace("read-only", "root"), "unknown variant"),
-            (format!("{good}[[key]]\nid = \"a\"\nsha256 = \"{hash}\"\ntenants = [\"t\"]\naccess = \"read-only\"\n"), "unique"),
+            (
+                format!(
+                    "{good}[[key]]\nid = \"a\"\nsha256 = \"{hash}\"\ntenants = [\"t\"]\naccess = \"read-only\"\n"
+                ),
+                "unique",
+            ),
             (good.replace("audit-log", "audit-file"), "unknown field"),
         ] {
             let error = ServerConfig::parse(&bad).unwrap_err();

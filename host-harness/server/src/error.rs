@@ -74,8 +74,12 @@ impl ApiError {
         let (status, case) = match error {
             ConnectorError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ConnectorError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ConnectorError::InvalidArgument(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-argument"),
-            ConnectorError::InvalidConfig(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-config"),
+            ConnectorError::InvalidArgument(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-argument")
+            }
+            ConnectorError::InvalidConfig(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-config")
+            }
             ConnectorError::ManagedExternally(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "managed-externally")
             }
@@ -89,7 +93,11 @@ impl ApiError {
             ConnectorError::Internal(_) => (StatusCode::BAD_GATEWAY, "internal"),
             ConnectorError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         };
-        let mut api = Self::new(status, "connector", accessgov_host::call::CallError::Connector(error.clone()).to_string());
+        let mut api = Self::new(
+            status,
+            "connector",
+            accessgov_host::call::CallError::Connector(error.clone()).to_string(),
+        );
         api.body.error = Some(case.to_string());
         if let ConnectorError::RateLimited(limit) = error {
             api.body.retry_after_seconds = limit.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1));

@@ -71,14 +71,26 @@ impl Jobs {
         };
         self.lock().insert(
             id.clone(),
-            Entry { job: job.clone(), items: Vec::new(), cancel: cancel.clone(), key: spec.key.clone() },
+            Entry {
+                job: job.clone(),
+                items: Vec::new(),
+                cancel: cancel.clone(),
+                key: spec.key.clone(),
+            },
         );
         let jobs = self.clone();
         tokio::spawn(async move { jobs.run(host, audit, id, spec, cancel).await });
         job
     }
 
-    async fn run(&self, host: Arc<Host>, audit: Arc<AuditLog>, id: String, spec: JobSpec, cancel: Arc<AtomicBool>) {
+    async fn run(
+        &self,
+        host: Arc<Host>,
+        audit: Arc<AuditLog>,
+        id: String,
+        spec: JobSpec,
+        cancel: Arc<AtomicBool>,
+    ) {
         let items: Vec<Vec<Change>> = spec.contract.iter().cloned().map(|c| vec![c]).collect();
         let options = BatchOptions {
             dry_run: spec.dry_run,
@@ -90,35 +102,52 @@ impl Jobs {
             record.job = Some(id.clone());
             record
         };
-        let outcome = batch::apply_with(&host, &spec.tenant, &items, &options, |event| match event {
-            BatchEvent::Call(call) => {
-                if call.purpose == CallPurpose::Apply || !call.writes.is_empty() {
-                    let mut entry = record("job-call");
-                    entry.changes = call.items.iter().filter_map(|&i| spec.changes.get(i).cloned()).collect();
-                    entry.sent = call.writes.iter().map(|w| SentRequest { method: w.method.clone(), path: w.path.clone(), status: w.status }).collect();
-                    entry.calls = vec![call.call_id];
-                    entry.error = call.error.clone();
-                    if let Err(e) = audit.write(&entry) {
-                        tracing::error!("audit log: {e}");
+        let outcome =
+            batch::apply_with(&host, &spec.tenant, &items, &options, |event| match event {
+                BatchEvent::Call(call) => {
+                    if call.purpose == CallPurpose::Apply || !call.writes.is_empty() {
+                        let mut entry = record("job-call");
+                        entry.changes = call
+                            .items
+                            .iter()
+                            .filter_map(|&i| spec.changes.get(i).cloned())
+                            .collect();
+                        entry.sent = call
+                            .writes
+                            .iter()
+                            .map(|w| SentRequest {
+                                method: w.method.clone(),
+                                path: w.path.clone(),
+                                status: w.status,
+                            })
+                            .collect();
+                        entry.calls = vec![call.call_id];
+                        entry.error = call.error.clone();
+                        if let Err(e) = audit.write(&entry) {
+                            tracing::error!("audit log: {e}");
+                        }
                     }
                 }
-            }
-            BatchEvent::Item(report) => {
-                let mut entries = self.lock();
-                if let Some(entry) = entries.get_mut(&id) {
-                    let job = &mut entry.job;
-                    job.reported += 1;
-                    match report.outcome {
-                        ItemOutcome::Applied | ItemOutcome::Pending | ItemOutcome::Planned => job.applied += 1,
-                        ItemOutcome::AlreadyInState => job.already_in_state += 1,
-                        ItemOutcome::NotAttempted => job.not_attempted += 1,
-                        ItemOutcome::Partial | ItemOutcome::Failed | ItemOutcome::Unknown => job.failed += 1,
+                BatchEvent::Item(report) => {
+                    let mut entries = self.lock();
+                    if let Some(entry) = entries.get_mut(&id) {
+                        let job = &mut entry.job;
+                        job.reported += 1;
+                        match report.outcome {
+                            ItemOutcome::Applied | ItemOutcome::Pending | ItemOutcome::Planned => {
+                                job.applied += 1
+                            }
+                            ItemOutcome::AlreadyInState => job.already_in_state += 1,
+                            ItemOutcome::NotAttempted => job.not_attempted += 1,
+                            ItemOutcome::Partial | ItemOutcome::Failed | ItemOutcome::Unknown => {
+                                job.failed += 1
+                            }
+                        }
+                        entry.items.push(JobItem::from(report));
                     }
-                    entry.items.push(JobItem::from(report));
                 }
-            }
-        })
-        .await;
+            })
+            .await;
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(&id) else { return };
         let mut last = record("job");
@@ -130,7 +159,11 @@ impl Jobs {
             .iter()
             .flat_map(|i| &i.requests)
             .filter(|r| r.status.is_some() || !spec.dry_run)
-            .map(|r| SentRequest { method: r.method.clone(), path: r.path.clone(), status: r.status })
+            .map(|r| SentRequest {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                status: r.status,
+            })
             .collect();
         match outcome {
             Ok(summary) => {

@@ -80,9 +80,9 @@ impl Server {
             message: e.to_string(),
         })?;
         for tenant in &config.tenants {
-            host.add_tenant_checked(tenant, &config.base_dir)
-                .await
-                .map_err(|e| ServerError::Tenant { tenant: tenant.id.clone(), message: e.to_string() })?;
+            host.add_tenant_checked(tenant, &config.base_dir).await.map_err(|e| {
+                ServerError::Tenant { tenant: tenant.id.clone(), message: e.to_string() }
+            })?;
         }
         let tls = match &config.tls {
             Some(tls) => Some(acceptor(&tls.certificate, &tls.private_key)?),
@@ -91,7 +91,12 @@ impl Server {
         let (cut_off, watching) = watch::channel(false);
         let keys = Keys::new(&config.keys);
         let state = Arc::new(AppState::new(host, keys, audit, config.limits.clone(), watching));
-        Ok(Server { state, cut_off, tls, drain: Duration::from_millis(config.limits.drain_timeout_ms) })
+        Ok(Server {
+            state,
+            cut_off,
+            tls,
+            drain: Duration::from_millis(config.limits.drain_timeout_ms),
+        })
     }
 
     /// The router, for serving it another way or calling it in tests.
@@ -129,7 +134,9 @@ impl Server {
             });
             match &self.tls {
                 None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
                     let watched = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(e) = watched.await {
@@ -202,7 +209,8 @@ fn acceptor(certificate: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor,
     if chain.is_empty() {
         return Err(ServerError::Tls(format!("{}: no certificate", certificate.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -39,7 +39,14 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a call of `operation` for `tenant` that ended in `outcome` after `seconds`, with
     /// its egress records.
-    pub fn call(&self, tenant: &str, operation: &str, outcome: &str, seconds: f64, egress: &[EgressRecord]) {
+    pub fn call(
+        &self,
+        tenant: &str,
+        operation: &str,
+        outcome: &str,
+        seconds: f64,
+        egress: &[EgressRecord],
+    ) {
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         *c.calls.entry((tenant.into(), operation.into(), outcome.into())).or_default() += 1;
         let h = c.durations.entry(operation.into()).or_default();
@@ -79,40 +86,80 @@ impl Metrics {
     pub fn render(&self, idle_connections: usize) -> String {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP accessgov_calls_total Connector calls by tenant, operation and outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP accessgov_calls_total Connector calls by tenant, operation and outcome."
+        );
         let _ = writeln!(out, "# TYPE accessgov_calls_total counter");
         for ((tenant, op, outcome), n) in &c.calls {
-            let _ = writeln!(out, "accessgov_calls_total{{tenant=\"{}\",operation=\"{op}\",outcome=\"{outcome}\"}} {n}", escape(tenant));
+            let _ = writeln!(
+                out,
+                "accessgov_calls_total{{tenant=\"{}\",operation=\"{op}\",outcome=\"{outcome}\"}} {n}",
+                escape(tenant)
+            );
         }
         let _ = writeln!(out, "# HELP accessgov_call_duration_seconds Connector call durations.");
         let _ = writeln!(out, "# TYPE accessgov_call_duration_seconds histogram");
         for (op, h) in &c.durations {
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(out, "accessgov_call_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "accessgov_call_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {n}"
+                );
             }
-            let _ = writeln!(out, "accessgov_call_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "accessgov_call_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
-            let _ = writeln!(out, "accessgov_call_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "accessgov_call_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "accessgov_call_duration_seconds_sum{{operation=\"{op}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "accessgov_call_duration_seconds_count{{operation=\"{op}\"}} {}",
+                h.count
+            );
         }
-        let _ = writeln!(out, "# HELP accessgov_egress_requests_total Requests connectors sent, by tenant and answer status.");
+        let _ = writeln!(
+            out,
+            "# HELP accessgov_egress_requests_total Requests connectors sent, by tenant and answer status."
+        );
         let _ = writeln!(out, "# TYPE accessgov_egress_requests_total counter");
         for ((tenant, status), n) in &c.egress {
-            let _ = writeln!(out, "accessgov_egress_requests_total{{tenant=\"{}\",status=\"{status}\"}} {n}", escape(tenant));
+            let _ = writeln!(
+                out,
+                "accessgov_egress_requests_total{{tenant=\"{}\",status=\"{status}\"}} {n}",
+                escape(tenant)
+            );
         }
-        let _ = writeln!(out, "# HELP accessgov_egress_denied_total Requests the egress policy refused, by rule.");
+        let _ = writeln!(
+            out,
+            "# HELP accessgov_egress_denied_total Requests the egress policy refused, by rule."
+        );
         let _ = writeln!(out, "# TYPE accessgov_egress_denied_total counter");
         for (rule, n) in &c.denials {
             let _ = writeln!(out, "accessgov_egress_denied_total{{rule=\"{}\"}} {n}", escape(rule));
         }
-        let _ = writeln!(out, "# HELP accessgov_http_responses_total Answers of the server, by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP accessgov_http_responses_total Answers of the server, by route and status."
+        );
         let _ = writeln!(out, "# TYPE accessgov_http_responses_total counter");
         for ((route, status), n) in &c.http {
-            let _ = writeln!(out, "accessgov_http_responses_total{{route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+            let _ = writeln!(
+                out,
+                "accessgov_http_responses_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
         }
         let _ = writeln!(out, "# HELP accessgov_calls_in_flight Connector calls running now.");
         let _ = writeln!(out, "# TYPE accessgov_calls_in_flight gauge");
         let _ = writeln!(out, "accessgov_calls_in_flight {}", self.calls_in_flight());
-        let _ = writeln!(out, "# HELP accessgov_idle_connections Pooled idle upstream connections.");
+        let _ =
+            writeln!(out, "# HELP accessgov_idle_connections Pooled idle upstream connections.");
         let _ = writeln!(out, "# TYPE accessgov_idle_connections gauge");
         let _ = writeln!(out, "accessgov_idle_connections {idle_connections}");
         out

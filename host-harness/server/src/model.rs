@@ -165,7 +165,11 @@ impl From<contract::ConnectorInfo> for ConnectorInfo {
             exclusion_groups: i
                 .exclusion_groups
                 .into_iter()
-                .map(|g| ExclusionGroup { id: g.id, required: g.required, description: g.description })
+                .map(|g| ExclusionGroup {
+                    id: g.id,
+                    required: g.required,
+                    description: g.description,
+                })
                 .collect(),
             capabilities: Capabilities {
                 read_accounts: c.read_accounts,
@@ -563,7 +567,12 @@ impl From<ChangeReport> for ItemChange {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        ItemChange { action: c.action.to_string(), entitlement: c.entitlement, status, detail: c.detail }
+        ItemChange {
+            action: c.action.to_string(),
+            entitlement: c.entitlement,
+            status,
+            detail: c.detail,
+        }
     }
 }
 

@@ -55,7 +55,13 @@ pub struct AppState {
 
 impl AppState {
     /// State over `host`.
-    pub fn new(host: Arc<Host>, keys: Keys, audit: AuditLog, limits: ServerLimits, cut_off: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        host: Arc<Host>,
+        keys: Keys,
+        audit: AuditLog,
+        limits: ServerLimits,
+        cut_off: watch::Receiver<bool>,
+    ) -> Self {
         AppState {
             host,
             keys,
@@ -227,7 +233,10 @@ async fn count(State(state): State<Shared>, request: Request, next: Next) -> Res
 /// key's principal.
 async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
     if state.draining.load(Ordering::SeqCst) {
-        return ApiError::draining("the server is shutting down; send this again to another instance").into_response();
+        return ApiError::draining(
+            "the server is shutting down; send this again to another instance",
+        )
+        .into_response();
     }
     let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
     match state.keys.authenticate(header) {
@@ -243,12 +252,24 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
 }
 
 /// The answer of a call: its result, or the error it ended in; the call is counted.
-fn answered<T, U>(state: &AppState, tenant: &str, operation: &str, report: CallReport<T>, lift: impl FnOnce(T) -> U) -> Result<U, ApiError> {
+fn answered<T, U>(
+    state: &AppState,
+    tenant: &str,
+    operation: &str,
+    report: CallReport<T>,
+    lift: impl FnOnce(T) -> U,
+) -> Result<U, ApiError> {
     let outcome = match &report.result {
         Ok(_) => "ok".to_string(),
         Err(error) => ApiError::call(error).body.error.unwrap_or_else(|| "error".to_string()),
     };
-    state.metrics.call(tenant, operation, &outcome, report.duration_ms as f64 / 1000.0, &report.egress);
+    state.metrics.call(
+        tenant,
+        operation,
+        &outcome,
+        report.duration_ms as f64 / 1000.0,
+        &report.egress,
+    );
     report.result.map(lift).map_err(|e| ApiError::call(&e))
 }
 
@@ -270,13 +291,18 @@ async fn readyz(State(state): State<Shared>) -> Result<&'static str, ApiError> {
 async fn openapi() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(text) => ([("content-type", "application/json")], text).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()).into_response(),
+        Err(e) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()).into_response()
+        }
     }
 }
 
 /// Prometheus metrics (an operator's key).
 #[utoipa::path(get, path = "/metrics", security(("api_key" = [])), responses((status = 200, description = "Prometheus text", body = String), Failures))]
-async fn metrics_text(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Result<Response, ApiError> {
+async fn metrics_text(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, ApiError> {
     if !principal.operator {
         return Err(ApiError::forbidden("metrics name every tenant: they need an operator's key"));
     }
@@ -294,10 +320,22 @@ async fn list_connectors(State(state): State<Shared>) -> Json<Vec<ConnectorSumma
 /// its imports, its exports, the tenants running it.
 #[utoipa::path(put, path = "/v1/connectors/{name}", security(("api_key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm"), params(("name" = String, Path, description = "The connector's name")),
     responses((status = 200, body = ConnectorSummary), Failures))]
-async fn put_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<ConnectorSummary>, ApiError> {
+async fn put_connector(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<ConnectorSummary>, ApiError> {
     operator_writes(&principal)?;
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", format!("the component is larger than this server's limit of {} bytes", state.limits.max_upload_bytes)),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!(
+                "the component is larger than this server's limit of {} bytes",
+                state.limits.max_upload_bytes
+            ),
+        ),
         _ => ApiError::bad_request(e.body_text()),
     })?;
     check_name(&name, "connector name")?;
@@ -307,7 +345,9 @@ async fn put_connector(State(state): State<Shared>, Extension(principal): Extens
         .run(format!("upload of connector {name}"), async move {
             tokio::task::spawn_blocking(move || host.add_connector(&n, &bytes))
                 .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string())
+                })?
                 .map_err(|e| ApiError::host(&e))
         })
         .await?;
@@ -320,7 +360,11 @@ async fn put_connector(State(state): State<Shared>, Extension(principal): Extens
 /// Removes a connector no tenant runs.
 #[utoipa::path(delete, path = "/v1/connectors/{name}", security(("api_key" = [])), params(("name" = String, Path)),
     responses((status = 204), Failures))]
-async fn delete_connector(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(name): UrlPath<String>) -> Result<StatusCode, ApiError> {
+async fn delete_connector(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
     operator_writes(&principal)?;
     match state.host.remove_connector(&name) {
         Ok(true) => {
@@ -336,27 +380,44 @@ async fn delete_connector(State(state): State<Shared>, Extension(principal): Ext
 
 fn operator_writes(principal: &Principal) -> Result<(), ApiError> {
     if !principal.operator || !principal.may_write() {
-        return Err(ApiError::forbidden("connectors are shared by every tenant: managing them needs an operator's read-write key"));
+        return Err(ApiError::forbidden(
+            "connectors are shared by every tenant: managing them needs an operator's read-write key",
+        ));
     }
     Ok(())
 }
 
 /// Names and ids: 1 to 128 letters, digits, `-`, `_` or `.`.
 fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if valid { Ok(()) } else { Err(ApiError::bad_request(format!("{what} {name:?} must be 1 to 128 letters, digits, `-`, `_` or `.`"))) }
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} {name:?} must be 1 to 128 letters, digits, `-`, `_` or `.`"
+        )))
+    }
 }
 
 /// The tenants the key may use.
 #[utoipa::path(get, path = "/v1/tenants", security(("api_key" = [])), responses((status = 200, body = [TenantSummary]), Failures))]
-async fn list_tenants(State(state): State<Shared>, Extension(principal): Extension<Principal>) -> Json<Vec<TenantSummary>> {
+async fn list_tenants(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+) -> Json<Vec<TenantSummary>> {
     let tenants = state
         .host
         .tenant_ids()
         .into_iter()
         .filter_map(|id| {
             let (connector, customer) = state.host.tenant_summary(&id)?;
-            principal.may_use(&id, customer.as_deref()).then_some(TenantSummary { id, connector, customer })
+            principal.may_use(&id, customer.as_deref()).then_some(TenantSummary {
+                id,
+                connector,
+                customer,
+            })
         })
         .collect();
     Json(tenants)
@@ -366,11 +427,19 @@ async fn list_tenants(State(state): State<Shared>, Extension(principal): Extensi
 /// checked against its connector's settings schema.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", security(("api_key" = [])), request_body = TenantSpec, params(("tenant" = String, Path)),
     responses((status = 200, body = TenantSummary), Failures))]
-async fn put_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<TenantSpec>, axum::extract::rejection::JsonRejection>) -> Result<Json<TenantSummary>, ApiError> {
+async fn put_tenant(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<TenantSpec>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<TenantSummary>, ApiError> {
     let Json(spec) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_name(&tenant, "tenant id")?;
     if !principal.may_use(&tenant, spec.customer.as_deref()) {
-        return Err(ApiError::forbidden(format!("this key may not register tenant {tenant} (customer {:?})", spec.customer)));
+        return Err(ApiError::forbidden(format!(
+            "this key may not register tenant {tenant} (customer {:?})",
+            spec.customer
+        )));
     }
     if let Some((_, customer)) = state.host.tenant_summary(&tenant)
         && !principal.may_use(&tenant, customer.as_deref())
@@ -382,7 +451,11 @@ async fn put_tenant(State(state): State<Shared>, Extension(principal): Extension
     }
     let config = tenant_config(&tenant, spec)?;
     let host = state.host.clone();
-    let summary = TenantSummary { id: tenant.clone(), connector: config.connector.clone(), customer: config.customer.clone() };
+    let summary = TenantSummary {
+        id: tenant.clone(),
+        connector: config.connector.clone(),
+        customer: config.customer.clone(),
+    };
     state
         .run(format!("registration of tenant {tenant}"), async move {
             host.add_tenant_checked(&config, Path::new(".")).await.map_err(|e| ApiError::host(&e))
@@ -398,24 +471,41 @@ async fn put_tenant(State(state): State<Shared>, Extension(principal): Extension
 /// variable's by the host's validation.
 fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
     if spec.connector.ends_with(".wasm") {
-        return Err(ApiError::bad_request("`connector` must name a registered connector; upload components to /v1/connectors"));
+        return Err(ApiError::bad_request(
+            "`connector` must name a registered connector; upload components to /v1/connectors",
+        ));
     }
     let mut credentials = Vec::new();
     for (n, c) in spec.credentials.into_iter().enumerate() {
-        let given = [c.bearer_token.is_some(), c.bearer_token_env.is_some(), c.bearer_token_file.is_some()];
+        let given =
+            [c.bearer_token.is_some(), c.bearer_token_env.is_some(), c.bearer_token_file.is_some()];
         if given.iter().filter(|g| **g).count() > 1 {
-            return Err(ApiError::bad_request(format!("credentials[{n}]: give one of `bearer_token`, `bearer_token_env`, `bearer_token_file`")));
+            return Err(ApiError::bad_request(format!(
+                "credentials[{n}]: give one of `bearer_token`, `bearer_token_env`, `bearer_token_file`"
+            )));
         }
         let token = match &c.bearer_token_file {
             Some(path) => Some(
                 accessgov_policy::bounded_read::read_text(Path::new(path), 64 << 10)
-                    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("credentials[{n}].bearer_token_file: {e}")))?
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid",
+                            format!("credentials[{n}].bearer_token_file: {e}"),
+                        )
+                    })?
                     .trim()
                     .to_string(),
             ),
             None => c.bearer_token,
         };
-        credentials.push(CredentialConfig { origin: c.origin, path_prefix: c.path_prefix, bearer_token: token, bearer_token_env: c.bearer_token_env, headers: c.headers });
+        credentials.push(CredentialConfig {
+            origin: c.origin,
+            path_prefix: c.path_prefix,
+            bearer_token: token,
+            bearer_token_env: c.bearer_token_env,
+            headers: c.headers,
+        });
     }
     let settings = spec
         .settings
@@ -450,7 +540,11 @@ fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
 /// Removes a tenant.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", security(("api_key" = [])), params(("tenant" = String, Path)),
     responses((status = 204), Failures))]
-async fn delete_tenant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<StatusCode, ApiError> {
+async fn delete_tenant(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     if !principal.may_write() {
         return Err(ApiError::forbidden("this key is read-only"));
@@ -463,7 +557,11 @@ async fn delete_tenant(State(state): State<Shared>, Extension(principal): Extens
 /// The tenant's connector, as it describes itself for the tenant.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/info", security(("api_key" = [])), params(("tenant" = String, Path)),
     responses((status = 200, body = ConnectorInfo), Failures))]
-async fn info(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectorInfo>, ApiError> {
+async fn info(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+) -> Result<Json<ConnectorInfo>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let (s, t) = (state.clone(), tenant.clone());
     let info = state
@@ -478,13 +576,19 @@ async fn info(State(state): State<Shared>, Extension(principal): Extension<Princ
 /// Checks the tenant's settings and credentials against the service.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/test-connection", security(("api_key" = [])), params(("tenant" = String, Path)),
     responses((status = 200, body = ConnectionReport), Failures))]
-async fn test_connection(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>) -> Result<Json<ConnectionReport>, ApiError> {
+async fn test_connection(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+) -> Result<Json<ConnectionReport>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let (s, t) = (state.clone(), tenant.clone());
     let report = state
         .run(format!("test-connection of {tenant}"), async move {
             let report = s.host.test_connection(&t).await.map_err(|e| ApiError::host(&e))?;
-            answered(&s, &t, "test-connection", report, |r| ConnectionReport { limitations: r.limitations })
+            answered(&s, &t, "test-connection", report, |r| ConnectionReport {
+                limitations: r.limitations,
+            })
         })
         .await?;
     Ok(Json(report))
@@ -500,7 +604,9 @@ struct PageQuery {
     size: Option<u32>,
 }
 
-fn page_query(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<contract::PageRequest, ApiError> {
+fn page_query(
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<contract::PageRequest, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if q.size == Some(0) {
         return Err(ApiError::bad_request("`size` must be at least 1"));
@@ -511,14 +617,22 @@ fn page_query(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRej
 /// One page of accounts.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
     responses((status = 200, body = AccountPage), Failures))]
-async fn accounts(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<AccountPage>, ApiError> {
+async fn accounts(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AccountPage>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let page = page_query(query)?;
     let (s, t) = (state.clone(), tenant.clone());
     let page = state
         .run(format!("accounts of {tenant}"), async move {
             let report = s.host.list_accounts(&t, page).await.map_err(|e| ApiError::host(&e))?;
-            answered(&s, &t, "list-accounts", report, |p| AccountPage { accounts: p.accounts.into_iter().map(Account::from).collect(), next_cursor: p.next_cursor })
+            answered(&s, &t, "list-accounts", report, |p| AccountPage {
+                accounts: p.accounts.into_iter().map(Account::from).collect(),
+                next_cursor: p.next_cursor,
+            })
         })
         .await?;
     Ok(Json(page))
@@ -527,9 +641,17 @@ async fn accounts(State(state): State<Shared>, Extension(principal): Extension<P
 /// One account, by id, or by email when it has an `@`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/accounts/{account}", security(("api_key" = [])), params(("tenant" = String, Path), ("account" = String, Path, description = "An account id, or an email address")),
     responses((status = 200, body = Account), Failures))]
-async fn account(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath((tenant, account)): UrlPath<(String, String)>) -> Result<Json<Account>, ApiError> {
+async fn account(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath((tenant, account)): UrlPath<(String, String)>,
+) -> Result<Json<Account>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
-    let reference = if account.contains('@') { contract::AccountRef::Email(account) } else { contract::AccountRef::Id(account) };
+    let reference = if account.contains('@') {
+        contract::AccountRef::Email(account)
+    } else {
+        contract::AccountRef::Id(account)
+    };
     let (s, t) = (state.clone(), tenant.clone());
     let found = state
         .run(format!("account of {tenant}"), async move {
@@ -543,33 +665,59 @@ async fn account(State(state): State<Shared>, Extension(principal): Extension<Pr
 /// One page of entitlements.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/entitlements", security(("api_key" = [])), params(("tenant" = String, Path), PageQuery),
     responses((status = 200, body = EntitlementPage), Failures))]
-async fn entitlements(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<EntitlementPage>, ApiError> {
+async fn entitlements(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EntitlementPage>, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let page = page_query(query)?;
     let (s, t) = (state.clone(), tenant.clone());
     let page = state
         .run(format!("entitlements of {tenant}"), async move {
-            let report = s.host.list_entitlements(&t, page).await.map_err(|e| ApiError::host(&e))?;
-            answered(&s, &t, "list-entitlements", report, |p| EntitlementPage { entitlements: p.entitlements.into_iter().map(Entitlement::from).collect(), next_cursor: p.next_cursor })
+            let report =
+                s.host.list_entitlements(&t, page).await.map_err(|e| ApiError::host(&e))?;
+            answered(&s, &t, "list-entitlements", report, |p| EntitlementPage {
+                entitlements: p.entitlements.into_iter().map(Entitlement::from).collect(),
+                next_cursor: p.next_cursor,
+            })
         })
         .await?;
     Ok(Json(page))
 }
 
-fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", e.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", e.body_text())
+        }
         _ => ApiError::bad_request(e.body_text()),
     })
 }
 
 /// Runs changes as one `apply-batch` call in a task of its own, auditing what was sent.
-async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, operation: &'static str, changes: Vec<BatchChange>, dry_run: bool) -> Result<Vec<BatchItemResult>, ApiError> {
+async fn apply_changes(
+    state: &Shared,
+    principal: &Principal,
+    tenant: String,
+    operation: &'static str,
+    changes: Vec<BatchChange>,
+    dry_run: bool,
+) -> Result<Vec<BatchItemResult>, ApiError> {
     state.tenant_in_scope(principal, &tenant)?;
     if !principal.may_write() {
-        return Err(ApiError::forbidden("this key is read-only: it may not change anything, even in a dry run"));
+        return Err(ApiError::forbidden(
+            "this key is read-only: it may not change anything, even in a dry run",
+        ));
     }
-    let contract_changes = changes.iter().map(BatchChange::to_contract).collect::<Result<Vec<_>, _>>().map_err(ApiError::bad_request)?;
+    let contract_changes = changes
+        .iter()
+        .map(BatchChange::to_contract)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::bad_request)?;
     let s = state.clone();
     let key = principal.key_id.clone();
     let what = format!("{operation} for {tenant} ({} change(s))", changes.len());
@@ -577,7 +725,10 @@ async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, op
         .run(what, async move {
             let mut record = AuditRecord::new(&key, &tenant, operation, dry_run);
             record.changes = changes;
-            let report = s.host.apply_batch(&tenant, contract_changes, contract::ChangeOptions { dry_run }).await;
+            let report = s
+                .host
+                .apply_batch(&tenant, contract_changes, contract::ChangeOptions { dry_run })
+                .await;
             let report = match report {
                 Ok(report) => report,
                 Err(e) => {
@@ -587,12 +738,33 @@ async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, op
                 }
             };
             record.calls.push(report.call_id);
-            record.sent = report.egress.iter().filter(|r| r.may_have_written()).map(|r| SentRequest { method: r.method.clone(), path: r.path.clone(), status: r.status }).collect();
+            record.sent = report
+                .egress
+                .iter()
+                .filter(|r| r.may_have_written())
+                .map(|r| SentRequest {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    status: r.status,
+                })
+                .collect();
             match &report.result {
-                Ok(results) => record.outcomes = results.iter().map(|r| match r {
-                    Ok(result) => serde_json::to_value(ChangeResult::from(result.clone()).outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                    Err(error) => format!("error: {}", ApiError::connector(error).body.message),
-                }).collect(),
+                Ok(results) => {
+                    record.outcomes = results
+                        .iter()
+                        .map(|r| match r {
+                            Ok(result) => {
+                                serde_json::to_value(ChangeResult::from(result.clone()).outcome)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_string))
+                                    .unwrap_or_default()
+                            }
+                            Err(error) => {
+                                format!("error: {}", ApiError::connector(error).body.message)
+                            }
+                        })
+                        .collect()
+                }
                 Err(error) => record.error = Some(error.to_string()),
             }
             audit(&s, &record);
@@ -600,8 +772,14 @@ async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, op
                 results
                     .into_iter()
                     .map(|r| match r {
-                        Ok(result) => BatchItemResult { result: Some(ChangeResult::from(result)), error: None },
-                        Err(error) => BatchItemResult { result: None, error: Some(ApiError::connector(&error).body) },
+                        Ok(result) => BatchItemResult {
+                            result: Some(ChangeResult::from(result)),
+                            error: None,
+                        },
+                        Err(error) => BatchItemResult {
+                            result: None,
+                            error: Some(ApiError::connector(&error).body),
+                        },
                     })
                     .collect()
             })
@@ -611,7 +789,13 @@ async fn apply_changes(state: &Shared, principal: &Principal, tenant: String, op
 
 /// The one result of a single change, or its error.
 fn single(mut results: Vec<BatchItemResult>) -> Result<Json<ChangeResult>, ApiError> {
-    let item = results.pop().filter(|_| results.is_empty()).ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "call", "the connector answered a change with other than one result"))?;
+    let item = results.pop().filter(|_| results.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "call",
+            "the connector answered a change with other than one result",
+        )
+    })?;
     match (item.result, item.error) {
         (Some(result), _) => Ok(Json(result)),
         (None, Some(body)) => {
@@ -620,39 +804,75 @@ fn single(mut results: Vec<BatchItemResult>) -> Result<Json<ChangeResult>, ApiEr
                 Some("conflict") => StatusCode::CONFLICT,
                 Some("rate-limited") => StatusCode::TOO_MANY_REQUESTS,
                 Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
-                Some("unavailable" | "internal" | "unauthenticated" | "permission-denied") => StatusCode::BAD_GATEWAY,
+                Some("unavailable" | "internal" | "unauthenticated" | "permission-denied") => {
+                    StatusCode::BAD_GATEWAY
+                }
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             Err(ApiError { status, body })
         }
-        (None, None) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "call", "the connector gave neither a result nor an error")),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "call",
+            "the connector gave neither a result nor an error",
+        )),
     }
 }
 
 /// Grants an entitlement (an email not yet an account is invited).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/grant", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
     responses((status = 200, body = ChangeResult), Failures))]
-async fn grant(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+async fn grant(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
-    let change = BatchChange { action: Action::Grant, account: r.account, entitlement: r.entitlement, exclusion_group: None };
+    let change = BatchChange {
+        action: Action::Grant,
+        account: r.account,
+        entitlement: r.entitlement,
+        exclusion_group: None,
+    };
     single(apply_changes(&state, &principal, tenant, "grant", vec![change], r.dry_run).await?)
 }
 
 /// Revokes an entitlement.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/revoke", security(("api_key" = [])), request_body = ChangeRequest, params(("tenant" = String, Path)),
     responses((status = 200, body = ChangeResult), Failures))]
-async fn revoke(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+async fn revoke(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
-    let change = BatchChange { action: Action::Revoke, account: r.account, entitlement: r.entitlement, exclusion_group: None };
+    let change = BatchChange {
+        action: Action::Revoke,
+        account: r.account,
+        entitlement: r.entitlement,
+        exclusion_group: None,
+    };
     single(apply_changes(&state, &principal, tenant, "revoke", vec![change], r.dry_run).await?)
 }
 
 /// Makes an entitlement the one the account holds in its exclusion group.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/set", security(("api_key" = [])), request_body = SetRequest, params(("tenant" = String, Path)),
     responses((status = 200, body = ChangeResult), Failures))]
-async fn set(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<SetRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<ChangeResult>, ApiError> {
+async fn set(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<SetRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ChangeResult>, ApiError> {
     let r = json_body(body)?;
-    let change = BatchChange { action: Action::Set, account: r.account, entitlement: r.entitlement, exclusion_group: Some(r.exclusion_group) };
+    let change = BatchChange {
+        action: Action::Set,
+        account: r.account,
+        entitlement: r.entitlement,
+        exclusion_group: Some(r.exclusion_group),
+    };
     single(apply_changes(&state, &principal, tenant, "set", vec![change], r.dry_run).await?)
 }
 
@@ -660,7 +880,12 @@ async fn set(State(state): State<Shared>, Extension(principal): Extension<Princi
 /// change, in order. For thousands of changes, with progress and cancellation, start a job.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/batch", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
     responses((status = 200, body = BatchResponse), Failures))]
-async fn batch(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<Json<BatchResponse>, ApiError> {
+async fn batch(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<BatchResponse>, ApiError> {
     let r = json_body(body)?;
     if r.changes.is_empty() {
         return Err(ApiError::bad_request("`changes` is empty"));
@@ -674,7 +899,12 @@ async fn batch(State(state): State<Shared>, Extension(principal): Extension<Prin
 /// line `{"error": {...}}` in the error shape.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sync", security(("api_key" = [])), params(("tenant" = String, Path), ("size" = Option<u32>, Query, description = "Accounts per page read from the connector")),
     responses((status = 200, description = "NDJSON: one Account a line, or a last line {\"error\": ErrorBody}", content_type = "application/x-ndjson", body = Account), Failures))]
-async fn sync(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+async fn sync(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let first = page_query(query)?;
     // Two pages may wait in the channel: the reader is never more than that behind.
@@ -707,7 +937,9 @@ async fn sync(State(state): State<Shared>, Extension(principal): Extension<Princ
                 return; // the client went away
             }
             match page.next_cursor {
-                Some(next) => request = contract::PageRequest { cursor: Some(next), size: request.size },
+                Some(next) => {
+                    request = contract::PageRequest { cursor: Some(next), size: request.size }
+                }
                 None => return,
             }
         }
@@ -736,7 +968,12 @@ struct JobQuery {
 /// for progress and cancel it with DELETE.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
     responses((status = 202, body = Job), Failures))]
-async fn start_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(tenant): UrlPath<String>, body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Job>), ApiError> {
+async fn start_job(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(tenant): UrlPath<String>,
+    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let r = json_body(body)?;
     state.tenant_in_scope(&principal, &tenant)?;
     if !principal.may_write() {
@@ -745,8 +982,20 @@ async fn start_job(State(state): State<Shared>, Extension(principal): Extension<
     if r.changes.is_empty() {
         return Err(ApiError::bad_request("`changes` is empty"));
     }
-    let contract = r.changes.iter().map(BatchChange::to_contract).collect::<Result<Vec<_>, _>>().map_err(ApiError::bad_request)?;
-    let spec = JobSpec { tenant, key: principal.key_id.clone(), changes: r.changes, contract, dry_run: r.dry_run, per_call: state.limits.job_items_per_call };
+    let contract = r
+        .changes
+        .iter()
+        .map(BatchChange::to_contract)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::bad_request)?;
+    let spec = JobSpec {
+        tenant,
+        key: principal.key_id.clone(),
+        changes: r.changes,
+        contract,
+        dry_run: r.dry_run,
+        per_call: state.limits.job_items_per_call,
+    };
     let job = state.jobs.start(state.host.clone(), state.audit.clone(), spec);
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
@@ -754,10 +1003,17 @@ async fn start_job(State(state): State<Shared>, Extension(principal): Extension<
 /// A job's progress, and with `items=true` every item reported so far.
 #[utoipa::path(get, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path), JobQuery),
     responses((status = 200, body = Job), Failures))]
-async fn get_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>, query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Job>, ApiError> {
+async fn get_job(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(job): UrlPath<String>,
+    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Job>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let found = state.jobs.get(&job, q.items).ok_or_else(|| ApiError::not_found("such job"))?;
-    state.tenant_in_scope(&principal, &found.tenant).map_err(|_| ApiError::not_found("such job"))?;
+    state
+        .tenant_in_scope(&principal, &found.tenant)
+        .map_err(|_| ApiError::not_found("such job"))?;
     Ok(Json(found))
 }
 
@@ -765,13 +1021,22 @@ async fn get_job(State(state): State<Shared>, Extension(principal): Extension<Pr
 /// sent is reported `not-attempted`.
 #[utoipa::path(delete, path = "/v1/jobs/{job}", security(("api_key" = [])), params(("job" = String, Path)),
     responses((status = 202, body = Job), Failures))]
-async fn cancel_job(State(state): State<Shared>, Extension(principal): Extension<Principal>, UrlPath(job): UrlPath<String>) -> Result<(StatusCode, Json<Job>), ApiError> {
+async fn cancel_job(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(job): UrlPath<String>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let found = state.jobs.get(&job, false).ok_or_else(|| ApiError::not_found("such job"))?;
-    state.tenant_in_scope(&principal, &found.tenant).map_err(|_| ApiError::not_found("such job"))?;
+    state
+        .tenant_in_scope(&principal, &found.tenant)
+        .map_err(|_| ApiError::not_found("such job"))?;
     if !principal.may_write() {
         return Err(ApiError::forbidden("this key is read-only"));
     }
-    let cancelled = state.jobs.cancel(&job, &principal.key_id).ok_or_else(|| ApiError::not_found("such job"))?;
+    let cancelled = state
+        .jobs
+        .cancel(&job, &principal.key_id)
+        .ok_or_else(|| ApiError::not_found("such job"))?;
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
 }
 
@@ -787,7 +1052,11 @@ struct AuditQuery {
 
 /// The audit log's last records of the tenants the key may use, oldest first.
 #[utoipa::path(get, path = "/v1/audit", security(("api_key" = [])), params(AuditQuery), responses((status = 200, body = [AuditRecord]), Failures))]
-async fn audit_records(State(state): State<Shared>, Extension(principal): Extension<Principal>, query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+async fn audit_records(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -799,13 +1068,18 @@ async fn audit_records(State(state): State<Shared>, Extension(principal): Extens
     let s = state.clone();
     let records = tokio::task::spawn_blocking(move || {
         s.audit.read_last(limit, |r| {
-            let in_scope = s.host.tenant_summary(&r.tenant).is_some_and(|(_, c)| principal.may_use(&r.tenant, c.as_deref()));
+            let in_scope = s
+                .host
+                .tenant_summary(&r.tenant)
+                .is_some_and(|(_, c)| principal.may_use(&r.tenant, c.as_deref()));
             in_scope && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
         })
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("audit log: {e}")))?;
+    .map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("audit log: {e}"))
+    })?;
     Ok(Json(records))
 }
 

@@ -983,7 +983,7 @@ impl Process {
             }
         });
         let first = stderr.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
-        let addr = first.rsplit("http://").next().unwrap().trim().parse().unwrap();
+        let addr = first.rsplit("://").next().unwrap().trim().parse().unwrap();
         Process { child, addr, stderr }
     }
 
@@ -1162,4 +1162,86 @@ async fn the_python_client_registers_syncs_applies_a_batch_and_reads_the_audit_l
     for n in 0..3 {
         assert!(ws.invite_by_email(&format!("python-example-{n}@example.com")).is_some());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_speaks_http2_and_tls_with_a_certificate() {
+    // HTTP/2 without TLS (prior knowledge), as a platform's own proxy would speak it.
+    let api = start("h2c", "").await;
+    let stream = tokio::net::TcpStream::connect(api.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .uri(format!("http://{}/v1/connectors", api.addr))
+        .header("authorization", "Bearer ops-key")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!((response.status().as_u16(), response.version()), (200, hyper::Version::HTTP_2));
+
+    // HTTPS with the configured certificate, HTTP/2 offered by ALPN.
+    let dir = scratch("server-tls");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("server.crt"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), certified.key_pair.serialize_pem()).unwrap();
+    let config = process_config(1000).replacen(
+        "[limits]",
+        "[tls]\ncertificate = \"server.crt\"\nprivate-key = \"server.key\"\n[limits]",
+        1,
+    );
+    let server = Process::start(&dir, &config);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .uri(format!("https://localhost:{}/v1/tenants", server.addr.port()))
+        .header("authorization", "Bearer ops-key")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Plain HTTP to the HTTPS port gets no answer.
+    let plain = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let handshake =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await;
+        match handshake {
+            Ok((mut sender, connection)) => {
+                tokio::spawn(connection);
+                let request = hyper::Request::builder()
+                    .uri("/healthz")
+                    .header("host", "x")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                sender.send_request(request).await.is_ok()
+            }
+            Err(_) => false,
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(!plain, "plain HTTP is not served on the TLS port");
 }
