@@ -596,6 +596,7 @@ async fn test_connection(
 
 /// A page's position.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
     /// The `next_cursor` of the previous page.
@@ -957,6 +958,7 @@ fn error_line(error: ApiError) -> Bytes {
 
 /// Query of a job.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct JobQuery {
     /// Include every item reported so far.
@@ -1042,6 +1044,7 @@ async fn cancel_job(
 
 /// Which audit records to read.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only this tenant's.

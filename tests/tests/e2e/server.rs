@@ -821,7 +821,7 @@ async fn a_key_never_sees_another_keys_tenants_and_a_read_only_key_writes_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
     let api = start("job", "[limits]\njob-items-per-call = 100").await;
-    let workspace = mock("ws-job", 5000, 0).await;
+    let workspace = mock("ws-job", 6000, 0).await;
     let put = api
         .send(
             "PUT",
@@ -838,7 +838,7 @@ async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
         .filter(|m| m.role == "standard-user" && !m.is_scim_managed && m.deactivated_time.is_none())
         .take(5000)
         .collect();
-    assert!(targets.len() > 4000, "{}", targets.len());
+    assert_eq!(targets.len(), 5000);
     let changes: Vec<Value> = targets
         .iter()
         .map(|m| json!({"action": "grant", "account": {"id": m.id}, "entitlement": "role:admin"}))
@@ -1244,4 +1244,132 @@ async fn the_server_speaks_http2_and_tls_with_a_certificate() {
     .await
     .unwrap_or(false);
     assert!(!plain, "plain HTTP is not served on the TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_leaves_its_write_finished_and_on_the_record() {
+    let api = start("disconnect", "").await;
+    let workspace = mock("ws-gone", 10, 0).await;
+    let put = api
+        .send(
+            "PUT",
+            "/v1/tenants/{tenant}",
+            "/v1/tenants/acme-gone",
+            Some("ops-key"),
+            json_body(&chatgpt_spec(&workspace, "ws-gone", "acme")),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let member = workspace
+        .service()
+        .workspace("ws-gone")
+        .unwrap()
+        .members
+        .iter()
+        .find(|m| m.role == "standard-user" && !m.is_scim_managed)
+        .unwrap()
+        .clone();
+    // The role change's answer is slow; the client gives up and goes before it comes.
+    workspace.service().set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: format!("/users/{}", member.id),
+            attempts: vec![Some(Fault::Slow { millis: 800 })],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let body = json!({"account": {"id": member.id}, "entitlement": "role:admin"}).to_string();
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        call(
+            api.addr,
+            "POST",
+            "/v1/tenants/acme-gone/grant",
+            Some("ops-key"),
+            Some(("application/json", body.into_bytes())),
+        ),
+    )
+    .await;
+    assert!(gone.is_err(), "the client left before the answer");
+    let record = loop {
+        let records = api.audit_records();
+        if let Some(record) =
+            records.into_iter().find(|r| r["operation"] == "grant" && r["tenant"] == "acme-gone")
+        {
+            break record;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["outcomes"][0], "applied", "{record}");
+    assert_eq!(record["sent"][0]["method"], "PATCH");
+    let now = workspace.service().workspace("ws-gone").unwrap();
+    assert_eq!(now.members.iter().find(|m| m.id == member.id).unwrap().role, "account-admin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_well_formed() {
+    let api = start("document", "").await;
+    let doc = &api.contract.doc;
+    assert_eq!(doc["openapi"], "3.1.0");
+    // Every schema is a valid JSON Schema (2020-12, as OpenAPI 3.1 has it) and every
+    // reference resolves.
+    let components = doc["components"].clone();
+    for (name, schema) in components["schemas"].as_object().unwrap() {
+        let mut rooted = schema.clone();
+        if let Some(object) = rooted.as_object_mut() {
+            object.insert("components".into(), components.clone());
+        }
+        assert!(jsonschema::validator_for(&rooted).is_ok(), "schema {name}");
+    }
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(!all.is_empty());
+    for reference in all {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "{reference} resolves");
+    }
+    // Operation ids are unique, every path parameter is declared, every operation answers.
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                ids.insert(operation["operationId"].as_str().unwrap().to_string()),
+                "{method} {path}"
+            );
+            assert!(
+                operation["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let in_path: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            assert_eq!(declared, in_path, "{method} {path}");
+            if path.starts_with("/v1/") {
+                assert!(operation["security"].is_array(), "{method} {path} says it needs a key");
+            }
+        }
+    }
 }
