@@ -200,6 +200,32 @@ impl Jobs {
         Some(job)
     }
 
+    /// Jobs still running.
+    pub fn running(&self) -> usize {
+        self.lock().values().filter(|e| e.job.state == JobState::Running).count()
+    }
+
+    /// The running jobs, each described for a shutdown report.
+    pub fn running_described(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .filter(|e| e.job.state == JobState::Running)
+            .map(|e| {
+                format!(
+                    "job {} of tenant {} ({} of {} changes reported)",
+                    e.job.id, e.job.tenant, e.job.reported, e.job.total
+                )
+            })
+            .collect()
+    }
+
+    /// Asks every running job to stop after its call under way (on shutdown).
+    pub fn cancel_all(&self) {
+        for entry in self.lock().values().filter(|e| e.job.state == JobState::Running) {
+            entry.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Asks job `id` to stop; the key that asks is recorded in the log.
     pub fn cancel(&self, id: &str, key: &str) -> Option<Job> {
         let entries = self.lock();

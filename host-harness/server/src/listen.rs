@@ -178,14 +178,20 @@ impl Server {
         self.state.draining.store(true, Ordering::SeqCst);
         let in_flight_at_start = self.state.running.lock().unwrap_or_else(|p| p.into_inner()).len();
         tracing::info!(in_flight = in_flight_at_start, "shutting down: no new calls, draining");
+        // Jobs stop after their call under way; their records are written as they stop.
+        self.state.jobs.cancel_all();
         let state = self.state.clone();
         let calls_done = async move {
-            while !state.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            while !state.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                || state.jobs.running() > 0
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
         if tokio::time::timeout(self.drain, calls_done).await.is_err() {
             let _ = self.cut_off.send(true);
+            let jobs = self.state.jobs.running_described();
+            self.state.cut.lock().unwrap_or_else(|p| p.into_inner()).extend(jobs);
         }
         // Answers (the 503s of calls cut off included) go out; connections then close.
         if tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await.is_err() {

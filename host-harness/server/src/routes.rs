@@ -914,6 +914,13 @@ async fn sync(
     tokio::spawn(async move {
         let mut request = first;
         loop {
+            if *s.cut_off.borrow() {
+                let cut = ApiError::draining(
+                    "the sync was cut off by the server's shutdown; start it again",
+                );
+                let _ = sender.send(error_line(cut)).await;
+                return;
+            }
             let report = match s.host.list_accounts(&tenant, request.clone()).await {
                 Ok(report) => report,
                 Err(e) => {
