@@ -707,7 +707,7 @@ async fn apply_changes(
     operation: &'static str,
     changes: Vec<BatchChange>,
     dry_run: bool,
-) -> Result<Vec<BatchItemResult>, ApiError> {
+) -> Result<Vec<Result<ChangeResult, ApiError>>, ApiError> {
     state.tenant_in_scope(principal, &tenant)?;
     if !principal.may_write() {
         return Err(ApiError::forbidden(
@@ -772,16 +772,7 @@ async fn apply_changes(
             answered(&s, &tenant, operation, report, |results| {
                 results
                     .into_iter()
-                    .map(|r| match r {
-                        Ok(result) => BatchItemResult {
-                            result: Some(ChangeResult::from(result)),
-                            error: None,
-                        },
-                        Err(error) => BatchItemResult {
-                            result: None,
-                            error: Some(ApiError::connector(&error).body),
-                        },
-                    })
+                    .map(|r| r.map(ChangeResult::from).map_err(|e| ApiError::connector(&e)))
                     .collect()
             })
         })
@@ -789,35 +780,36 @@ async fn apply_changes(
 }
 
 /// The one result of a single change, or its error.
-fn single(mut results: Vec<BatchItemResult>) -> Result<Json<ChangeResult>, ApiError> {
-    let item = results.pop().filter(|_| results.is_empty()).ok_or_else(|| {
-        ApiError::new(
+fn single(
+    mut results: Vec<Result<ChangeResult, ApiError>>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    match (results.pop(), results.is_empty()) {
+        (Some(result), true) => result.map(Json),
+        _ => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "call",
             "the connector answered a change with other than one result",
-        )
-    })?;
-    match (item.result, item.error) {
-        (Some(result), _) => Ok(Json(result)),
-        (None, Some(body)) => {
-            let status = match body.error.as_deref() {
-                Some("not-found") => StatusCode::NOT_FOUND,
-                Some("conflict") => StatusCode::CONFLICT,
-                Some("rate-limited") => StatusCode::TOO_MANY_REQUESTS,
-                Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
-                Some("unavailable" | "internal" | "unauthenticated" | "permission-denied") => {
-                    StatusCode::BAD_GATEWAY
-                }
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            Err(ApiError { status, body })
-        }
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "call",
-            "the connector gave neither a result nor an error",
         )),
     }
+}
+
+/// A grant or revoke of one entitlement.
+async fn one_change(
+    state: &Shared,
+    principal: &Principal,
+    tenant: String,
+    action: Action,
+    body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    let r = json_body(body)?;
+    let operation = if action == Action::Grant { "grant" } else { "revoke" };
+    let change = BatchChange {
+        action,
+        account: r.account,
+        entitlement: r.entitlement,
+        exclusion_group: None,
+    };
+    single(apply_changes(state, principal, tenant, operation, vec![change], r.dry_run).await?)
 }
 
 /// Grants an entitlement (an email not yet an account is invited).
@@ -829,14 +821,7 @@ async fn grant(
     UrlPath(tenant): UrlPath<String>,
     body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ChangeResult>, ApiError> {
-    let r = json_body(body)?;
-    let change = BatchChange {
-        action: Action::Grant,
-        account: r.account,
-        entitlement: r.entitlement,
-        exclusion_group: None,
-    };
-    single(apply_changes(&state, &principal, tenant, "grant", vec![change], r.dry_run).await?)
+    one_change(&state, &principal, tenant, Action::Grant, body).await
 }
 
 /// Revokes an entitlement.
@@ -848,14 +833,7 @@ async fn revoke(
     UrlPath(tenant): UrlPath<String>,
     body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ChangeResult>, ApiError> {
-    let r = json_body(body)?;
-    let change = BatchChange {
-        action: Action::Revoke,
-        account: r.account,
-        entitlement: r.entitlement,
-        exclusion_group: None,
-    };
-    single(apply_changes(&state, &principal, tenant, "revoke", vec![change], r.dry_run).await?)
+    one_change(&state, &principal, tenant, Action::Revoke, body).await
 }
 
 /// Makes an entitlement the one the account holds in its exclusion group.
@@ -892,6 +870,13 @@ async fn batch(
         return Err(ApiError::bad_request("`changes` is empty"));
     }
     let results = apply_changes(&state, &principal, tenant, "batch", r.changes, r.dry_run).await?;
+    let results = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(result) => BatchItemResult { result: Some(result), error: None },
+            Err(error) => BatchItemResult { result: None, error: Some(error.body) },
+        })
+        .collect();
     Ok(Json(BatchResponse { results }))
 }
 
