@@ -1134,6 +1134,7 @@ async fn the_python_client_registers_syncs_applies_a_batch_and_reads_the_audit_l
     let script = crate::common::workspace_root().join("examples/python/example.py");
     let url = format!("http://{}", api.addr);
     let output = tokio::process::Command::new("python3")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(&script)
         .args([
             "--url",
