@@ -66,6 +66,16 @@ enum Helper {
     /// The tenants-at-scale run by the native connector in one process.
     #[command(hide = true)]
     NativeWorker(WorkerArgs),
+    /// A host's memory before its first call, and per idle tenant registered.
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long)]
+        mock: SocketAddr,
+        #[arg(long)]
+        tenants: usize,
+        #[arg(long)]
+        cache_dir: PathBuf,
+    },
     /// Only measurement 2 (instantiate + `info`), for profiling the per-call path: prints the
     /// median and p99. Needs no mock (`info` sends no request).
     PerCall {
@@ -162,6 +172,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Helper::ProcessWorker(a)) => print_json(&phases::scale::process_worker(a.workload())?),
         Some(Helper::NativeWorker(a)) => print_json(&phases::scale::native_worker(a.workload())?),
+        Some(Helper::IdleWorker { mock, tenants, cache_dir }) => {
+            print_json(&phases::scale::idle_worker(mock, tenants, cache_dir)?)
+        }
         Some(Helper::PerCall { calls, concurrency, on_demand }) => {
             let cache =
                 std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()));

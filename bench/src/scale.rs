@@ -25,6 +25,8 @@ pub struct Scale {
     pub tenant_members: usize,
     /// Calls (or processes) in flight at once in the scale runs.
     pub concurrency: usize,
+    /// Tenants registered, and left idle, to weigh what one holds.
+    pub idle_tenants: usize,
 }
 
 impl Scale {
@@ -41,6 +43,7 @@ impl Scale {
         tenants: 1_000,
         tenant_members: 1_000,
         concurrency: 32,
+        idle_tenants: 10_000,
     };
 
     /// Small sizes, for checking that the bench works.
@@ -56,6 +59,7 @@ impl Scale {
         tenants: 40,
         tenant_members: 300,
         concurrency: 8,
+        idle_tenants: 500,
     };
 
     /// Pending invites of a synced workspace of `members` (1%), so both listings are paged.

@@ -22,6 +22,27 @@ fn a_zero_count_is_refused_by_name() {
     }
     let err = refused(&["per-call", "--calls=-3"]);
     assert!(err.contains("invalid value '-3' for '--calls"), "{err}");
+    let cache = std::env::temp_dir().join("connector-bench-idle-test");
+    let idle = ["idle-worker", "--mock", "127.0.0.1:9", "--cache-dir", cache.to_str().unwrap()];
+    let err = refused(&[&idle[..], &["--tenants", "0"]].concat());
+    assert!(err.contains("--tenants 0 weighs nothing"), "{err}");
+}
+
+#[test]
+fn the_idle_tenants_worker_weighs_the_host_and_its_tenants() {
+    let cache = std::env::temp_dir().join(format!("connector-bench-idle-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-bench"))
+        .args(["idle-worker", "--mock", "127.0.0.1:9", "--tenants", "200", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&cache);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["tenants"], 200);
+    let (before, after) =
+        (result["before_first_call"].as_u64().unwrap(), result["after_tenants"].as_u64().unwrap());
+    assert!(before > 1 << 20 && after >= before, "{result}");
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub async fn run(
             duration(on_demand.median),
             ratio(pooled.median.as_secs_f64(), on_demand.median.as_secs_f64()),
         )
-        .goal("median < 50 µs", pooled.median < Duration::from_micros(50)),
+        .goal("median <= 10 µs", pooled.median <= Duration::from_micros(10)),
         Row::plain(
             "2 instantiate + info, pooling, p99 (baseline: on-demand p99)",
             duration(pooled.p99),

@@ -199,24 +199,24 @@ pub async fn syncs(
             guest_peaks.push((spec.members, guest_peak));
         }
         let median = |v: &[Duration]| summarize(v).median;
-        let goal = (i == 1 && page == LARGEST_SYNC_PAGE).then_some(1.15);
         let what =
             format!("sync {} members, pages of {}", count(spec.members), count(page as usize));
         let mut measured =
-            rows(&what, requests, median(&wasms), median(&natives), median(&floors), goal);
-        // The wall times share the mock's time; the syncing thread's CPU is the sandbox's own.
+            rows(&what, requests, median(&wasms), median(&natives), median(&floors), None);
+        // The wall times share the mock's time; the syncing thread's CPU is the sandbox's own,
+        // and the goal is judged on it for the largest workspace at the largest page.
         let (wasm_cpu, native_cpu) = (median(&wasm_cpu), median(&native_cpu));
-        measured.insert(
-            1,
-            Row::plain(
-                &format!(
-                    "3 {what}: CPU time of the syncing thread, wasm in host (baseline: native)"
-                ),
-                duration(wasm_cpu),
-                duration(native_cpu),
-                ratio(wasm_cpu.as_secs_f64(), native_cpu.as_secs_f64()),
-            ),
+        let mut cpu_row = Row::plain(
+            &format!("3 {what}: CPU time of the syncing thread, wasm in host (baseline: native)"),
+            duration(wasm_cpu),
+            duration(native_cpu),
+            ratio(wasm_cpu.as_secs_f64(), native_cpu.as_secs_f64()),
         );
+        if i == 1 && page == LARGEST_SYNC_PAGE {
+            let overhead = wasm_cpu.as_secs_f64() / native_cpu.as_secs_f64().max(1e-9);
+            cpu_row = cpu_row.goal("wasm/native <= 1.5", overhead <= 1.5);
+        }
+        measured.insert(1, cpu_row);
         out.extend(measured);
         if page == LARGEST_SYNC_PAGE {
             out.extend(admin.rows(&what, median(&wasms), wasm_cpu, console_member_requests));
