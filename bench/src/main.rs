@@ -6,6 +6,7 @@
 
 mod mock_process;
 mod phases;
+mod plot;
 mod report;
 mod scale;
 mod wasm;
@@ -128,6 +129,9 @@ struct WorkerArgs {
     concurrency: NonZeroUsize,
     #[arg(long)]
     cache_dir: PathBuf,
+    /// Distinct workspaces the tenants sync (default: one each).
+    #[arg(long)]
+    workspaces: Option<NonZeroUsize>,
 }
 
 impl WorkerArgs {
@@ -137,6 +141,7 @@ impl WorkerArgs {
             tenants: self.tenants.get(),
             members: self.members,
             concurrency: self.concurrency.get(),
+            workspaces: self.workspaces.map_or(self.tenants.get(), NonZeroUsize::get),
         }
     }
 }
@@ -239,9 +244,11 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     workspaces.extend(phases::sandbox::sync_workspaces(scale));
     workspaces.extend(phases::sandbox::grant_workspaces(scale));
     workspaces.extend(phases::scale::tenant_workspaces(scale));
+    workspaces.extend(phases::growth::growth_workspaces(scale));
     progress(&format!("starting the mock with {} workspaces", workspaces.len()));
     let mock = MockProcess::start(&workspaces)?;
     let mut report = Report::default();
+    let mut sync_points = Vec::new();
     let rt = sequential_runtime()?;
     rt.block_on(async {
         let host = Host::new(HostConfig {
@@ -259,6 +266,11 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
         report.notes.extend(notes);
         progress("3, 4 grants");
         report.rows.extend(phases::sandbox::grants(scale, &host, mock.addr).await?);
+        progress("7 sync cost growth");
+        let (rows, notes, points) = phases::growth::sync_growth(scale, &host, mock.addr).await?;
+        report.rows.extend(rows);
+        report.notes.extend(notes);
+        sync_points = points;
         progress("3 syncs from a distant service");
         let (rows, notes) = phases::distant::distant_syncs(scale, &host).await?;
         report.rows.extend(rows);
@@ -270,11 +282,17 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     let (rows, notes) = phases::scale::run(scale, &mock, &cache)?;
     report.rows.extend(rows);
     report.notes.extend(notes);
+    progress("7 tenant cost growth");
+    let (rows, notes, tenant_points) = phases::growth::tenant_growth(scale, mock.addr, &cache)?;
+    report.rows.extend(rows);
+    report.notes.extend(notes);
     drop(mock);
     let _ = std::fs::remove_dir_all(&cache);
 
     println!("{}", report.text());
     if let Some(path) = out {
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        report.figures = phases::growth::draw(&dir, &sync_points, &tenant_points)?;
         let command =
             if scale.quick { "connector-bench --quick" } else { "cargo bench -p connector-bench" };
         // The table's prose: what was measured, fixed and left, kept beside the code.

@@ -48,6 +48,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Observations under the table.
     pub notes: Vec<String>,
+    /// Charts drawn beside the table: title and file name (in the table's directory).
+    pub figures: Vec<(String, String)>,
 }
 
 const HEADERS: [&str; 6] = ["benchmark", "measured", "baseline", "ratio", "goal", "holds"];
@@ -109,6 +111,12 @@ impl Report {
         for row in self.rows.iter().map(cells) {
             let escaped: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
             let _ = writeln!(out, "| {} |", escaped.join(" | "));
+        }
+        if !self.figures.is_empty() {
+            out.push_str("\n## Cost growth\n\n");
+            for (title, file) in &self.figures {
+                let _ = writeln!(out, "![{title}]({file})\n");
+            }
         }
         if !self.notes.is_empty() {
             out.push_str("\n## Notes from this run\n\n");
@@ -186,8 +194,10 @@ mod tests {
         let report = Report {
             rows: vec![Row::plain("a|b", "1".into(), "2".into(), "0.50".into()).goal("< 1", true)],
             notes: vec!["n".into()],
+            figures: vec![("CPU".into(), "cpu.svg".into())],
         };
         assert!(report.text().contains("yes"));
-        assert!(report.markdown("cmd", "m", "").contains("a\\|b"));
+        let markdown = report.markdown("cmd", "m", "");
+        assert!(markdown.contains("a\\|b") && markdown.contains("![CPU](cpu.svg)"));
     }
 }

@@ -27,6 +27,10 @@ pub struct Scale {
     pub concurrency: usize,
     /// Tenants registered, and left idle, to weigh what one holds.
     pub idle_tenants: usize,
+    /// Workspace sizes of the sync cost-growth curve.
+    pub growth_members: &'static [usize],
+    /// Tenant counts of the throughput and memory growth curves.
+    pub growth_tenants: &'static [usize],
 }
 
 impl Scale {
@@ -44,6 +48,8 @@ impl Scale {
         tenant_members: 1_000,
         concurrency: 32,
         idle_tenants: 10_000,
+        growth_members: &[1_000, 10_000, 100_000, 1_000_000],
+        growth_tenants: &[10, 100, 1_000, 10_000],
     };
 
     /// Small sizes, for checking that the bench works.
@@ -60,6 +66,8 @@ impl Scale {
         tenant_members: 300,
         concurrency: 8,
         idle_tenants: 500,
+        growth_members: &[500, 1_000, 2_000],
+        growth_tenants: &[5, 20, 80],
     };
 
     /// Pending invites of a synced workspace of `members` (1%), so both listings are paged.

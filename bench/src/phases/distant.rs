@@ -22,6 +22,10 @@ use connector_bench::tenants::chatgpt_tenant;
 
 /// How late the distant mock answers each request.
 pub const LATENCY: Duration = Duration::from_millis(20);
+/// How late the far mock answers, for the goal judged against the round trips' floor.
+pub const FAR_LATENCY: Duration = Duration::from_millis(50);
+/// Syncs of the far workspace: each takes about fifteen seconds.
+const FAR_RUNS: usize = 2;
 /// Syncs per side: each takes seconds, and round trips vary little.
 const RUNS: usize = 3;
 
@@ -87,11 +91,60 @@ pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Ro
             ratio(concurrent_time.as_secs_f64(), native_time.as_secs_f64()),
         ),
     ];
-    let notes = vec![format!(
+    let mut notes = vec![format!(
         "{what} (median of {RUNS} runs): wasm at read-concurrency 1 {}, wasm at {DEFAULT_READ_CONCURRENCY} {}, native at {DEFAULT_READ_CONCURRENCY} {}",
         list(&sequential),
         list(&concurrent),
         list(&natives)
     )];
+    drop(mock);
+    let (far_row, far_note) = far_sync(scale, host).await?;
+    let mut rows = rows;
+    rows.push(far_row);
+    notes.push(far_note);
     Ok((rows, notes))
+}
+
+/// The larger sync workspace from a mock [`FAR_LATENCY`] away, in the host at the default
+/// `read-concurrency`, against the floor its round trips set: the first console page alone
+/// (the listing's length is not known yet), then the rest `read-concurrency` at a time, each
+/// round one latency.
+async fn far_sync(scale: &Scale, host: &Host) -> anyhow::Result<(Row, String)> {
+    let members = scale.sync_members[1];
+    let spec = WorkspaceSpec {
+        account_id: "ws-far".to_string(),
+        members,
+        invites: Scale::sync_invites(members),
+    };
+    let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(FAR_LATENCY))?;
+    host.add_tenant(&chatgpt_tenant("far", mock.addr, &spec.account_id), Path::new("."))?;
+    let page = Some(LARGEST_SYNC_PAGE);
+    let mut walls = Vec::new();
+    let mut requests = 0;
+    for _ in 0..FAR_RUNS {
+        let started = Instant::now();
+        let synced = wasm::sync(host, "far", page).await?;
+        walls.push(started.elapsed());
+        requests = synced.requests;
+    }
+    let concurrency = DEFAULT_READ_CONCURRENCY as usize;
+    let rounds = 1 + requests.saturating_sub(1).div_ceil(concurrency.max(1));
+    let floor = FAR_LATENCY * u32::try_from(rounds).unwrap_or(u32::MAX);
+    let wall = summarize(&walls).median;
+    let over = wall.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+    let what = format!(
+        "sync {} members, pages of {}, every answer {} ms late: wasm in host, read-concurrency {concurrency}, {requests} requests (baseline: the floor of {rounds} round trips)",
+        count(members),
+        count(LARGEST_SYNC_PAGE as usize),
+        FAR_LATENCY.as_millis()
+    );
+    let row = Row::plain(
+        &format!("3 {what}"),
+        duration(wall),
+        duration(floor),
+        ratio(wall.as_secs_f64(), floor.as_secs_f64()),
+    )
+    .goal("wall/floor <= 1.1", over <= 1.1);
+    let note = format!("{what} (median of {FAR_RUNS} runs): {}", list(&walls));
+    Ok((row, note))
 }

@@ -300,7 +300,7 @@ impl AdminSyncs {
 }
 
 /// CPU time of the calling thread so far: the sync's own work, the mock's (another process) not.
-fn thread_cpu() -> anyhow::Result<Duration> {
+pub(super) fn thread_cpu() -> anyhow::Result<Duration> {
     connector_bench::memory::thread_cpu_time().context("/proc/thread-self/schedstat")
 }
 

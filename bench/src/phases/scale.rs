@@ -99,12 +99,15 @@ pub struct Workload {
     pub members: usize,
     /// Tenant syncs in flight at once.
     pub concurrency: usize,
+    /// Distinct workspaces: tenant `i` syncs `ws-tenant-<i mod workspaces>`, so more tenants
+    /// than workspaces can be registered and synced without the mock holding more.
+    pub workspaces: usize,
 }
 
 /// The host side (in the worker process): every tenant syncs its workspace; at most
 /// `concurrency` syncs (and calls) in flight.
 pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency } = work;
+    let Workload { mock, tenants, members, concurrency, workspaces } = work;
     let host = Arc::new(Host::new(HostConfig {
         cache_dir: Some(cache_dir),
         max_concurrent_calls: concurrency,
@@ -113,7 +116,11 @@ pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<S
     })?);
     for i in 0..tenants {
         host.add_tenant(
-            &chatgpt_tenant(&format!("t{i}"), mock, &format!("ws-tenant-{i}")),
+            &chatgpt_tenant(
+                &format!("t{i}"),
+                mock,
+                &format!("ws-tenant-{}", i % workspaces.max(1)),
+            ),
             Path::new("."),
         )?;
     }
@@ -267,7 +274,7 @@ fn timed_sync(
 /// (so at most `concurrency` processes are alive). Memory is the sampled sum of the live
 /// children's resident memory plus this process's.
 pub fn process_worker(work: Workload) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency } = work;
+    let Workload { mock, tenants, members, concurrency, .. } = work;
     let exe = std::env::current_exe()?.with_file_name("native-connector");
     ensure!(
         exe.exists(),
@@ -311,14 +318,16 @@ fn native_sync(
 /// connector syncs every tenant on `concurrency` threads of this process, one tenant at a time
 /// each. What a host costing nothing beyond the connector's own native code would reach.
 pub fn native_worker(work: Workload) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency } = work;
+    let Workload { mock, tenants, members, concurrency, workspaces } = work;
     // Warm up as the host worker does, so both measure from the same state.
     native_sync(mock, 0, members)?;
     let rss_before = memory::rss()?;
     memory::reset_peak().context("resetting VmHWM")?;
     let started = Instant::now();
     let (syncs, calls): (Vec<_>, Vec<_>) =
-        on_threads(tenants, concurrency, |i| native_sync(mock, i, members))?.into_iter().unzip();
+        on_threads(tenants, concurrency, |i| native_sync(mock, i % workspaces.max(1), members))?
+            .into_iter()
+            .unzip();
     let calls: Vec<_> = calls.into_iter().flatten().collect();
     let peak = memory::peak_rss()?;
     Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
@@ -356,7 +365,7 @@ fn on_threads<T: Send>(
 }
 
 /// Runs `connector-bench <args>` and reads the JSON result it prints.
-fn run_worker(args: &[String]) -> anyhow::Result<ScaleResult> {
+pub(super) fn run_worker(args: &[String]) -> anyhow::Result<ScaleResult> {
     let output = Command::new(std::env::current_exe()?)
         .args(args)
         .stderr(Stdio::inherit())

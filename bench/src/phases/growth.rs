@@ -1,0 +1,290 @@
+//! Cost growth: the CPU a sync spends per member against the workspace's size, and tenant
+//! syncs/s and peak memory against the number of tenants, each beside the native connector on
+//! the same axes, in the table and drawn as SVG next to it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use accessgov_host::Host;
+use anyhow::ensure;
+
+use super::sandbox::{LARGEST_SYNC_PAGE, count, thread_cpu, transport};
+use super::scale::{ScaleResult, run_worker};
+use crate::mock_process::WorkspaceSpec;
+use crate::plot::{Series, line_chart};
+use crate::report::{Row, mib, ratio};
+use crate::scale::Scale;
+use crate::wasm;
+use accessgov_mock::console_base_url;
+use connector_bench::native;
+use connector_bench::stats::summarize;
+use connector_bench::tenants::chatgpt_tenant;
+
+/// The workspaces of the sync-size curve: `ws-growth-<members>`.
+pub fn growth_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
+    scale
+        .growth_members
+        .iter()
+        .map(|&members| WorkspaceSpec {
+            account_id: format!("ws-growth-{members}"),
+            members,
+            invites: Scale::sync_invites(members),
+        })
+        .collect()
+}
+
+/// One point of the sync-size curve: members, and each side's median CPU per member (ns).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncPoint {
+    members: usize,
+    wasm_ns: f64,
+    native_ns: f64,
+}
+
+/// Syncs each growth workspace at pages of 1,000 on both sides, alternating, and compares the
+/// syncing thread's CPU per member.
+pub async fn sync_growth(
+    scale: &Scale,
+    host: &Host,
+    mock: std::net::SocketAddr,
+) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<SyncPoint>)> {
+    let (mut rows, mut notes, mut points) = (Vec::new(), Vec::new(), Vec::new());
+    let page = Some(LARGEST_SYNC_PAGE);
+    for spec in growth_workspaces(scale) {
+        let tenant = format!("growth-{}", spec.members);
+        host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
+        let settings = native::settings_map(&console_base_url(mock), &spec.account_id);
+        let link = transport(mock, &spec.account_id);
+        // Fewer runs of the largest: each takes seconds, and varies little.
+        let runs = if spec.members >= 1_000_000 { 2 } else { scale.sync_runs.clamp(1, 5) };
+        let (mut wasm_cpu, mut native_cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let before = thread_cpu()?;
+            let (native_ids, _) = native::sync(&link, &settings, page)?;
+            native_cpu.push(thread_cpu()?.saturating_sub(before));
+            let before = thread_cpu()?;
+            let synced = wasm::sync(host, &tenant, page).await?;
+            wasm_cpu.push(thread_cpu()?.saturating_sub(before));
+            ensure!(native_ids == synced.ids, "wasm and native listed different accounts");
+        }
+        let per_member = |cpu: &[Duration]| {
+            summarize(cpu).median.as_secs_f64() * 1e9 / spec.members.max(1) as f64
+        };
+        let point = SyncPoint {
+            members: spec.members,
+            wasm_ns: per_member(&wasm_cpu),
+            native_ns: per_member(&native_cpu),
+        };
+        rows.push(Row::plain(
+            &format!(
+                "7 sync {} members, pages of 1,000: CPU of the syncing thread per member, wasm in host (baseline: native)",
+                count(spec.members)
+            ),
+            format!("{:.0} ns", point.wasm_ns),
+            format!("{:.0} ns", point.native_ns),
+            ratio(point.wasm_ns, point.native_ns),
+        ));
+        notes.push(format!(
+            "growth: sync {} members (median of {runs} runs): CPU per member wasm {:.0} ns, native {:.0} ns",
+            count(spec.members),
+            point.wasm_ns,
+            point.native_ns
+        ));
+        points.push(point);
+    }
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let spread = |f: fn(&SyncPoint) -> f64| {
+            let values: Vec<f64> = points.iter().map(f).collect();
+            let (lo, hi) =
+                values.iter().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            (lo, hi)
+        };
+        let (lo, hi) = spread(|p| p.wasm_ns);
+        let (native_lo, native_hi) = spread(|p| p.native_ns);
+        rows.push(
+            Row::plain(
+                &format!(
+                    "7 cost growth: sync CPU per member, {} to {} members, largest / smallest, wasm in host (baseline: native)",
+                    count(first.members),
+                    count(last.members)
+                ),
+                format!("{:.2}", hi / lo),
+                format!("{:.2}", native_hi / native_lo),
+                ratio(hi / lo, native_hi / native_lo),
+            )
+            .goal("flat within 10% (<= 1.10)", hi / lo <= 1.10),
+        );
+    }
+    Ok((rows, notes, points))
+}
+
+/// One point of the tenant-count curve.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantPoint {
+    tenants: usize,
+    host_syncs: f64,
+    native_syncs: f64,
+    host_peak: u64,
+    native_peak: u64,
+}
+
+/// Runs the host worker and the native worker at each of the growth tenant counts, tenants
+/// sharing the scale run's workspaces in turn, and compares their syncs/s and peak memory.
+pub fn tenant_growth(
+    scale: &Scale,
+    mock: std::net::SocketAddr,
+    cache_dir: &Path,
+) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<TenantPoint>)> {
+    let (mut rows, mut notes, mut points) = (Vec::new(), Vec::new(), Vec::new());
+    let c = scale.concurrency;
+    let args = |worker: &str, tenants: usize| -> Vec<String> {
+        [
+            worker,
+            "--mock",
+            &mock.to_string(),
+            "--tenants",
+            &tenants.to_string(),
+            "--workspaces",
+            &tenants.min(scale.tenants).to_string(),
+            "--members",
+            &scale.tenant_members.to_string(),
+            "--concurrency",
+            &c.to_string(),
+            "--cache-dir",
+            &cache_dir.display().to_string(),
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let throughput = |r: &ScaleResult| r.syncs as f64 / r.seconds;
+    for &tenants in scale.growth_tenants {
+        let host = run_worker(&args("scale-worker", tenants))?;
+        let native = run_worker(&args("native-worker", tenants))?;
+        let point = TenantPoint {
+            tenants,
+            host_syncs: throughput(&host),
+            native_syncs: throughput(&native),
+            host_peak: host.peak,
+            native_peak: native.peak,
+        };
+        rows.push(Row::plain(
+            &format!("7 {} tenants x {} members, {c} in flight: tenant syncs/s, wasm host (baseline: the native connector in one process)", count(tenants), count(scale.tenant_members)),
+            format!("{:.1}/s", point.host_syncs),
+            format!("{:.1}/s", point.native_syncs),
+            ratio(point.host_syncs, point.native_syncs),
+        ));
+        rows.push(Row::plain(
+            &format!("7 {} tenants: peak resident memory, wasm host (baseline: the native connector in one process)", count(tenants)),
+            mib(point.host_peak),
+            mib(point.native_peak),
+            ratio(point.host_peak as f64, point.native_peak as f64),
+        ));
+        notes.push(format!(
+            "growth: {} tenants: host {} syncs in {:.2} s, peak {}; native {} syncs in {:.2} s, peak {}",
+            count(tenants),
+            host.syncs,
+            host.seconds,
+            mib(host.peak),
+            native.syncs,
+            native.seconds,
+            mib(native.peak)
+        ));
+        points.push(point);
+    }
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let (lo, hi) = points
+            .iter()
+            .map(|p| p.host_syncs)
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (native_lo, native_hi) = points
+            .iter()
+            .map(|p| p.native_syncs)
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        rows.push(
+            Row::plain(
+                &format!(
+                    "7 cost growth: tenant syncs/s, {} to {} tenants, largest / smallest, wasm host (baseline: native)",
+                    count(first.tenants),
+                    count(last.tenants)
+                ),
+                format!("{:.2}", hi / lo),
+                format!("{:.2}", native_hi / native_lo),
+                ratio(hi / lo, native_hi / native_lo),
+            )
+            .goal("flat within 10% (<= 1.10)", hi / lo <= 1.10),
+        );
+    }
+    Ok((rows, notes, points))
+}
+
+/// Draws the curves into `dir` and returns each figure's title and file name.
+pub fn draw(
+    dir: &Path,
+    syncs: &[SyncPoint],
+    tenants: &[TenantPoint],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut figures = Vec::new();
+    let mut chart =
+        |file: &str, title: &str, x: &str, y: &str, series: Vec<Series>| -> anyhow::Result<()> {
+            line_chart(&dir.join(file), title, x, y, &series)?;
+            figures.push((title.to_string(), file.to_string()));
+            Ok(())
+        };
+    let line = |label: &str, points: Vec<(f64, f64)>| Series { label: label.to_string(), points };
+    if !syncs.is_empty() {
+        chart(
+            "benchmarks-sync-cpu-per-member.svg",
+            "Sync CPU per member against workspace size (pages of 1,000)",
+            "members (log scale)",
+            "CPU of the syncing thread per member (ns)",
+            vec![
+                line("wasm in host", syncs.iter().map(|p| (p.members as f64, p.wasm_ns)).collect()),
+                line(
+                    "native connector",
+                    syncs.iter().map(|p| (p.members as f64, p.native_ns)).collect(),
+                ),
+            ],
+        )?;
+    }
+    if !tenants.is_empty() {
+        chart(
+            "benchmarks-tenant-throughput.svg",
+            "Tenant syncs/s against registered tenants",
+            "tenants (log scale)",
+            "tenant syncs per second",
+            vec![
+                line(
+                    "wasm host",
+                    tenants.iter().map(|p| (p.tenants as f64, p.host_syncs)).collect(),
+                ),
+                line(
+                    "native connector in one process",
+                    tenants.iter().map(|p| (p.tenants as f64, p.native_syncs)).collect(),
+                ),
+            ],
+        )?;
+        chart(
+            "benchmarks-tenant-memory.svg",
+            "Peak resident memory against registered tenants",
+            "tenants (log scale)",
+            "peak resident memory (MiB)",
+            vec![
+                line(
+                    "wasm host",
+                    tenants
+                        .iter()
+                        .map(|p| (p.tenants as f64, p.host_peak as f64 / 1048576.0))
+                        .collect(),
+                ),
+                line(
+                    "native connector in one process",
+                    tenants
+                        .iter()
+                        .map(|p| (p.tenants as f64, p.native_peak as f64 / 1048576.0))
+                        .collect(),
+                ),
+            ],
+        )?;
+    }
+    Ok(figures)
+}
