@@ -133,27 +133,7 @@ headers = {{ chatgpt-account-id = "ws-cli" }}
 
 #[test]
 fn the_tenants_file_harness_mock_prints_works_for_console_and_scim() {
-    use std::io::{BufRead, BufReader};
-    let mut mock = harness()
-        .args(["mock", "--port", "0", "--members", "12", "--invites", "1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(mock.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let mut in_file = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("press Ctrl-C") {
-            break;
-        }
-        if line.starts_with("tenants file") {
-            in_file = true;
-        } else if in_file {
-            printed.push_str(&line);
-            printed.push('\n');
-        }
-    }
+    let (mut mock, printed) = served_mock(&["--port", "0", "--members", "12", "--invites", "1"]);
     assert!(printed.contains("scim-base-url") && printed.contains("path-prefix"), "{printed}");
     let dir = tempdir("printed-tenants");
     let tenants = dir.join("tenants.toml");

@@ -265,6 +265,14 @@ fn chatgpt_spec(server: &MockServer, workspace: &str, customer: &str) -> Value {
     })
 }
 
+/// Registers workspace `ws` of `workspace` as tenant `tenant` of customer acme, as the `ops` key,
+/// through the API at `addr`.
+async fn register_workspace(addr: SocketAddr, tenant: &str, workspace: &MockServer, ws: &str) {
+    let spec = json_body(&chatgpt_spec(workspace, ws, "acme"));
+    let put = call(addr, "PUT", &format!("/v1/tenants/{tenant}"), Some("ops-key"), spec).await;
+    assert_eq!(put.status, 200, "{}", put.text());
+}
+
 /// The JSON to register a tenant of the API Platform mock, its key in a file.
 fn platform_spec(server: &PlatformServer, key_file: &Path) -> Value {
     let origin = format!("http://{}", server.addr());
@@ -723,16 +731,7 @@ async fn a_key_never_sees_another_keys_tenants_and_a_read_only_key_writes_nothin
     let acme = mock("ws-acme-scope", 12, 1).await;
     let globex = mock("ws-globex-scope", 12, 1).await;
     let tenant_path = "/v1/tenants/{tenant}";
-    let put = api
-        .send(
-            "PUT",
-            tenant_path,
-            "/v1/tenants/acme-ws",
-            Some("ops-key"),
-            json_body(&chatgpt_spec(&acme, "ws-acme-scope", "acme")),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.text());
+    register_workspace(api.addr, "acme-ws", &acme, "ws-acme-scope").await;
     let mut spec = chatgpt_spec(&globex, "ws-globex-scope", "globex");
     spec["customer"] = Value::Null;
     let put = api
@@ -822,16 +821,7 @@ async fn a_key_never_sees_another_keys_tenants_and_a_read_only_key_writes_nothin
 async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
     let api = start("job", "[limits]\njob-items-per-call = 100").await;
     let workspace = mock("ws-job", 6000, 0).await;
-    let put = api
-        .send(
-            "PUT",
-            "/v1/tenants/{tenant}",
-            "/v1/tenants/acme-job",
-            Some("ops-key"),
-            json_body(&chatgpt_spec(&workspace, "ws-job", "acme")),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.text());
+    register_workspace(api.addr, "acme-job", &workspace, "ws-job").await;
     let members = workspace.service().workspace("ws-job").unwrap().members;
     let targets: Vec<_> = members
         .iter()
@@ -1016,16 +1006,8 @@ async fn a_sync_of_100000_members_streams_in_memory_that_does_not_grow_with_the_
     let mut peaks = Vec::new();
     for (members, ws) in [(10_000, "ws-mem-10k"), (100_000, "ws-mem-100k")] {
         let workspace = mock(ws, members, 0).await;
+        register_workspace(server.addr, ws, &workspace, ws).await;
         let tenant = format!("/v1/tenants/{ws}");
-        let put = call(
-            server.addr,
-            "PUT",
-            &tenant,
-            Some("ops-key"),
-            json_body(&chatgpt_spec(&workspace, ws, "acme")),
-        )
-        .await;
-        assert_eq!(put.status, 200, "{}", put.text());
         let synced =
             call(server.addr, "GET", &format!("{tenant}/sync?size=1000"), Some("ops-key"), None)
                 .await;
@@ -1055,15 +1037,7 @@ async fn sigterm_during_50_calls_finishes_or_reports_each_and_exits_within_its_b
     let dir = scratch("server-sigterm");
     let server = Process::start(&dir, &process_config(1500));
     let workspace = mock("ws-term", 40, 0).await;
-    let put = call(
-        server.addr,
-        "PUT",
-        "/v1/tenants/acme-term",
-        Some("ops-key"),
-        json_body(&chatgpt_spec(&workspace, "ws-term", "acme")),
-    )
-    .await;
-    assert_eq!(put.status, 200, "{}", put.text());
+    register_workspace(server.addr, "acme-term", &workspace, "ws-term").await;
     // Half the calls' reads are answered at once, half only after the drain's bound.
     let mut attempts = vec![Some(Fault::Slow { millis: 100 }); 25];
     attempts.extend(vec![Some(Fault::Slow { millis: 8000 }); 200]);
@@ -1251,16 +1225,7 @@ async fn the_server_speaks_http2_and_tls_with_a_certificate() {
 async fn a_client_that_disconnects_leaves_its_write_finished_and_on_the_record() {
     let api = start("disconnect", "").await;
     let workspace = mock("ws-gone", 10, 0).await;
-    let put = api
-        .send(
-            "PUT",
-            "/v1/tenants/{tenant}",
-            "/v1/tenants/acme-gone",
-            Some("ops-key"),
-            json_body(&chatgpt_spec(&workspace, "ws-gone", "acme")),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.text());
+    register_workspace(api.addr, "acme-gone", &workspace, "ws-gone").await;
     let member = workspace
         .service()
         .workspace("ws-gone")
