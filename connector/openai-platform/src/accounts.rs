@@ -1,6 +1,6 @@
 //! What a person holds, and the contract's account of it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use connector_sdk::ConnectorError;
 use connector_sdk::time::rfc3339_from_unix;
@@ -69,6 +69,25 @@ impl Holdings {
             projects: invite.projects.iter().map(|p| (p.id.clone(), p.role.clone())).collect(),
             groups: BTreeSet::new(),
             roles: BTreeSet::new(),
+        }
+    }
+
+    /// What `person` holds, `roles` being the custom roles read for members. A service
+    /// account holds its role in its project.
+    pub fn of_person(
+        person: &Person,
+        org: &Org,
+        roles: &HashMap<String, BTreeSet<String>>,
+    ) -> Self {
+        match person {
+            Person { user: Some(user), .. } => Holdings::of_user(user, org, roles.get(&user.id)),
+            Person { invite: Some(invite), .. } => Holdings::of_invite(invite),
+            Person { service_account: Some((project, account)), .. } => Holdings {
+                presence: Presence::Member,
+                projects: [(project.id.clone(), account.role.clone())].into(),
+                ..Holdings::absent()
+            },
+            _ => Holdings::absent(),
         }
     }
 
@@ -150,18 +169,11 @@ pub fn service_account(project: &Project, account: &ServiceAccount) -> Account {
     }
 }
 
-/// The account of `person` (`None` when the reference named no one), reading what a member
-/// holds from `org` and their custom roles.
-pub fn account_of<T: Transport>(
-    client: &Client<'_, T>,
-    org: &Org,
-    person: &Person,
-) -> Result<Option<Account>, ConnectorError> {
-    Ok(match person {
-        Person { user: Some(user), .. } => {
-            let roles = assigned_roles(client, org, &[user.id.as_str()])?;
-            Some(user_account(user, &Holdings::of_user(user, org, roles.get(&user.id))))
-        }
+/// The account of `person`, a member's entitlements those of `holdings`; `None` when the
+/// reference named no one.
+pub fn person_account(person: &Person, holdings: &Holdings) -> Option<Account> {
+    match person {
+        Person { user: Some(user), .. } => Some(user_account(user, holdings)),
         Person { invite: Some(invite), .. } | Person { expired: Some(invite), .. } => {
             Some(invite_account(invite))
         }
@@ -169,7 +181,19 @@ pub fn account_of<T: Transport>(
             Some(service_account(project, account))
         }
         _ => None,
-    })
+    }
+}
+
+/// The account of `person` (`None` when the reference named no one), reading a member's
+/// custom roles; what else they hold comes from `org`.
+pub fn account_of<T: Transport>(
+    client: &Client<'_, T>,
+    org: &Org,
+    person: &Person,
+) -> Result<Option<Account>, ConnectorError> {
+    let ids: Vec<&str> = person.user.iter().map(|u| u.id.as_str()).collect();
+    let roles = assigned_roles(client, org, &ids)?;
+    Ok(person_account(person, &Holdings::of_person(person, org, &roles)))
 }
 
 #[cfg(test)]

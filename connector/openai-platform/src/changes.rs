@@ -19,7 +19,7 @@ use connector_sdk::types::{Account, AccountRef, ChangeOutcome, ChangeResult, Pla
 use connector_sdk::{ChangeAction, ChangeRequest, ConnectorError};
 
 use crate::accounts::{
-    Holdings, Presence, account_of, invite_account, service_account, user_account,
+    Holdings, Presence, invite_account, person_account, service_account, user_account,
 };
 use crate::api::Client;
 use crate::catalog::{self, Target};
@@ -212,7 +212,7 @@ pub fn apply<T: Transport>(
         subjects.iter().filter_map(|s| s.person.user.as_ref().map(|u| u.id.as_str())).collect();
     let roles = assigned_roles(client, &org, &members)?;
     for subject in &mut subjects {
-        subject.initial = holdings(&subject.person, &org, &roles);
+        subject.initial = Holdings::of_person(&subject.person, &org, &roles);
         subject.desired = subject.initial.clone();
     }
 
@@ -272,24 +272,6 @@ pub fn apply<T: Transport>(
             Ok(result(outcome, subject.after.clone(), subject.sent.clone(), effect.note))
         })
         .collect())
-}
-
-/// What `person` holds.
-fn holdings(
-    person: &Person,
-    org: &Org,
-    roles: &HashMap<String, std::collections::BTreeSet<String>>,
-) -> Holdings {
-    match person {
-        Person { user: Some(user), .. } => Holdings::of_user(user, org, roles.get(&user.id)),
-        Person { invite: Some(invite), .. } => Holdings::of_invite(invite),
-        Person { service_account: Some((project, account)), .. } => Holdings {
-            presence: Presence::Member,
-            projects: [(project.id.clone(), account.role.clone())].into(),
-            ..Holdings::absent()
-        },
-        _ => Holdings::absent(),
-    }
 }
 
 /// The account as it would be with `holdings`; `None` for someone not yet invited.
@@ -642,7 +624,8 @@ fn send_confirmed<T: Transport>(
             Err(WriteError::Rejected(error)) => return Err(error),
             Err(WriteError::Unknown(error)) => error,
         };
-        let (person, now) = reread(client, subject)?;
+        let org = read_org(client)?;
+        let (person, now) = state_of(client, &mut Finder::new(client), &org, &subject.reference)?;
         if write.visible(&person, &now) {
             return Ok(());
         }
@@ -656,16 +639,17 @@ fn send_confirmed<T: Transport>(
     }
 }
 
-/// The subject as the service shows them now.
-fn reread<T: Transport>(
+/// The person `reference` names, and what they hold, as the service shows them now.
+fn state_of<T: Transport>(
     client: &Client<'_, T>,
-    subject: &Subject,
+    finder: &mut Finder<'_, '_, T>,
+    org: &Org,
+    reference: &AccountRef,
 ) -> Result<(Person, Holdings), ConnectorError> {
-    let person = Finder::new(client).find(&subject.reference)?;
-    let org = read_org(client)?;
+    let person = finder.find(reference)?;
     let ids: Vec<&str> = person.user.iter().map(|u| u.id.as_str()).collect();
-    let roles = assigned_roles(client, &org, &ids)?;
-    let now = holdings(&person, &org, &roles);
+    let roles = assigned_roles(client, org, &ids)?;
+    let now = Holdings::of_person(&person, org, &roles);
     Ok((person, now))
 }
 
@@ -704,15 +688,11 @@ fn read_back<T: Transport>(client: &Client<'_, T>, subjects: &mut [Subject]) {
             let mut finder = Finder::new(client);
             for &index in &pending {
                 let subject = &subjects[index];
-                let person = finder.find(&subject.reference)?;
-                let ids: Vec<&str> = person.user.iter().map(|u| u.id.as_str()).collect();
-                let roles = assigned_roles(client, &org, &ids)?;
-                let actual = holdings(&person, &org, &roles);
+                let (person, actual) = state_of(client, &mut finder, &org, &subject.reference)?;
                 if agrees(&actual, &subject.desired) {
-                    let account = account_of(client, &org, &person)?;
                     let subject = &mut subjects[index];
                     subject.confirmed = true;
-                    subject.after = account;
+                    subject.after = person_account(&person, &actual);
                 } else {
                     mismatched.push((index, actual));
                 }
@@ -784,7 +764,7 @@ mod tests {
     }
 
     fn subject(person: Person, org: &Org) -> Subject {
-        let initial = holdings(&person, org, &HashMap::new());
+        let initial = Holdings::of_person(&person, org, &HashMap::new());
         let name = person.email().unwrap_or("new@acme.com").to_lowercase();
         Subject {
             reference: AccountRef::Email(name.clone()),
