@@ -25,6 +25,22 @@ pub struct SentRequest {
     pub status: Option<u16>,
 }
 
+impl From<&accessgov_host::egress::EgressRecord> for SentRequest {
+    fn from(record: &accessgov_host::egress::EgressRecord) -> Self {
+        SentRequest {
+            method: record.method.clone(),
+            path: record.path.clone(),
+            status: record.status,
+        }
+    }
+}
+
+impl From<&crate::model::ItemWrite> for SentRequest {
+    fn from(write: &crate::model::ItemWrite) -> Self {
+        SentRequest { method: write.method.clone(), path: write.path.clone(), status: write.status }
+    }
+}
+
 /// One record.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {

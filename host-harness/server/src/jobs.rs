@@ -112,15 +112,7 @@ impl Jobs {
                             .iter()
                             .filter_map(|&i| spec.changes.get(i).cloned())
                             .collect();
-                        entry.sent = call
-                            .writes
-                            .iter()
-                            .map(|w| SentRequest {
-                                method: w.method.clone(),
-                                path: w.path.clone(),
-                                status: w.status,
-                            })
-                            .collect();
+                        entry.sent = call.writes.iter().map(SentRequest::from).collect();
                         entry.calls = vec![call.call_id];
                         entry.error = call.error.clone();
                         if let Err(e) = audit.write(&entry) {
@@ -159,11 +151,7 @@ impl Jobs {
             .iter()
             .flat_map(|i| &i.requests)
             .filter(|r| r.status.is_some() || !spec.dry_run)
-            .map(|r| SentRequest {
-                method: r.method.clone(),
-                path: r.path.clone(),
-                status: r.status,
-            })
+            .map(SentRequest::from)
             .collect();
         match outcome {
             Ok(summary) => {

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use accessgov_host::egress::{Denial, EgressRecord};
 
@@ -33,7 +32,6 @@ struct Counters {
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
-    in_flight: AtomicI64,
 }
 
 impl Metrics {
@@ -72,18 +70,9 @@ impl Metrics {
         *c.http.entry((route.into(), status)).or_default() += 1;
     }
 
-    /// A call started (`+1`) or ended (`-1`).
-    pub fn in_flight(&self, delta: i64) {
-        self.in_flight.fetch_add(delta, Ordering::SeqCst);
-    }
-
-    /// The calls in flight now.
-    pub fn calls_in_flight(&self) -> i64 {
-        self.in_flight.load(Ordering::SeqCst)
-    }
-
-    /// The exposition text, with the host's pooled `idle_connections`.
-    pub fn render(&self, idle_connections: usize) -> String {
+    /// The exposition text, with the calls running now and the host's pooled
+    /// `idle_connections`.
+    pub fn render(&self, calls_in_flight: usize, idle_connections: usize) -> String {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         let _ = writeln!(
@@ -157,7 +146,7 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP accessgov_calls_in_flight Connector calls running now.");
         let _ = writeln!(out, "# TYPE accessgov_calls_in_flight gauge");
-        let _ = writeln!(out, "accessgov_calls_in_flight {}", self.calls_in_flight());
+        let _ = writeln!(out, "accessgov_calls_in_flight {calls_in_flight}");
         let _ =
             writeln!(out, "# HELP accessgov_idle_connections Pooled idle upstream connections.");
         let _ = writeln!(out, "# TYPE accessgov_idle_connections gauge");

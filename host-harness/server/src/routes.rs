@@ -87,7 +87,6 @@ impl AppState {
     ) -> Result<T, ApiError> {
         let number = self.next_call.fetch_add(1, Ordering::SeqCst);
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(number, what.clone());
-        self.metrics.in_flight(1);
         let task = tokio::spawn(work);
         let mut cut_off = self.cut_off.clone();
         let outcome = tokio::select! {
@@ -98,17 +97,18 @@ impl AppState {
                 Err(ApiError::draining(format!("{what} was cut off by the server's shutdown before it finished; its outcome is unknown (see the audit log)")))
             }
         };
-        self.metrics.in_flight(-1);
         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&number);
         outcome
     }
 
+    /// Whether tenant `id` is registered and in the key's scope.
+    fn sees(&self, principal: &Principal, id: &str) -> bool {
+        self.host.tenant_summary(id).is_some_and(|(_, c)| principal.may_use(id, c.as_deref()))
+    }
+
     /// The tenant `id` if the key may use it; otherwise the same 404 as for no tenant.
     fn tenant_in_scope(&self, principal: &Principal, id: &str) -> Result<(), ApiError> {
-        match self.host.tenant_summary(id) {
-            Some((_, customer)) if principal.may_use(id, customer.as_deref()) => Ok(()),
-            _ => Err(ApiError::not_found("such tenant")),
-        }
+        if self.sees(principal, id) { Ok(()) } else { Err(ApiError::not_found("such tenant")) }
     }
 }
 
@@ -306,7 +306,8 @@ async fn metrics_text(
     if !principal.operator {
         return Err(ApiError::forbidden("metrics name every tenant: they need an operator's key"));
     }
-    let text = state.metrics.render(state.host.idle_connections());
+    let running = state.running.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let text = state.metrics.render(running, state.host.idle_connections());
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -743,11 +744,7 @@ async fn apply_changes(
                 .egress
                 .iter()
                 .filter(|r| r.may_have_written())
-                .map(|r| SentRequest {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    status: r.status,
-                })
+                .map(SentRequest::from)
                 .collect();
             match &report.result {
                 Ok(results) => {
@@ -1063,11 +1060,7 @@ async fn audit_records(
     let s = state.clone();
     let records = tokio::task::spawn_blocking(move || {
         s.audit.read_last(limit, |r| {
-            let in_scope = s
-                .host
-                .tenant_summary(&r.tenant)
-                .is_some_and(|(_, c)| principal.may_use(&r.tenant, c.as_deref()));
-            in_scope && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
+            s.sees(&principal, &r.tenant) && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
         })
     })
     .await
