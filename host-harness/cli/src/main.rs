@@ -11,6 +11,7 @@ mod output;
 mod people;
 mod serve;
 mod tenant_commands;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,9 @@ enum Command {
     Mock(mock::MockArgs),
     /// Serve the host as an HTTP/JSON service (OpenAPI at /openapi.json) until SIGTERM.
     Serve(serve::ServeArgs),
+    /// Take jobs from a NATS JetStream work queue and run them, until SIGTERM (see
+    /// docs/scaling.md).
+    Worker(worker::WorkerArgs),
     /// Describe the tenant's connector.
     Info(TenantArgs),
     /// Check the tenant's settings and credentials against the service.
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conformance(a) => conformance::run(a, cache_dir).await,
         Command::People(a) => people::run(a, cache_dir).await,
         Command::Serve(a) => serve::run(a, cache_dir).await,
+        Command::Worker(a) => worker::run(a, cache_dir).await,
         Command::Account { account, tenant } => {
             tenant_commands::account(&tenant, &account, cache_dir).await
         }

@@ -4,8 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use accessgov_cluster::mirror::Mirror;
+use accessgov_cluster::{NatsQueue, Store};
 use accessgov_host::{Host, HostConfig};
+use accessgov_server::dispatch::Backend;
 use accessgov_server::{Server, ServerConfig};
+
+use crate::worker;
 use anyhow::{Context, bail};
 use clap::Args;
 
@@ -19,6 +26,14 @@ pub struct ServeArgs {
     /// but loopback needs TLS in the configuration.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Queue calls, syncs and jobs on this NATS server's JetStream for `harness worker`s to
+    /// run, instead of running them here (tenants and connectors are shared through it too).
+    #[command(flatten)]
+    queue: worker::QueueArgs,
+    /// With `--nats`: how long a call waits for a worker's answer before answering 504 (the
+    /// job stays queued).
+    #[arg(long, default_value_t = 120_000, requires = "nats")]
+    queue_wait_ms: u64,
 }
 
 /// Runs `harness serve`.
@@ -34,16 +49,23 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
             args.config.display()
         );
     }
-    let host = Arc::new(Host::new(HostConfig {
-        cache_dir,
-        named_connectors: bundled_connectors::named(),
-        ..HostConfig::default()
-    })?);
-    // The bundled connectors are listed and usable by name from the start.
-    for (name, bytes) in bundled_connectors::named() {
-        host.add_connector(&name, &bytes)?;
-    }
-    let server = Server::new(&config, host).await?;
+    let host = bundled_host(cache_dir)?;
+    let backend = match &args.queue.nats {
+        None => Backend::Local,
+        Some(url) => {
+            let store = Arc::new(Store::open(url, args.queue.settings()).await?);
+            let mirror = Mirror::new(host.clone());
+            let (m, s) = (mirror.clone(), store.clone());
+            tokio::spawn(async move {
+                if let Err(e) = m.follow(s).await {
+                    tracing::error!("following the shared connectors and tenants stopped: {e}");
+                }
+            });
+            let wait = Duration::from_millis(args.queue_wait_ms);
+            Backend::Queue(Box::new(NatsQueue::new(store, mirror, wait)))
+        }
+    };
+    let server = Server::new(&config, host, backend).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
@@ -67,8 +89,21 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
     Ok(())
 }
 
+/// A host with the bundled connectors, listed and usable by name from the start.
+pub fn bundled_host(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Host>> {
+    let host = Arc::new(Host::new(HostConfig {
+        cache_dir,
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    })?);
+    for (name, bytes) in bundled_connectors::named() {
+        host.add_connector(&name, &bytes)?;
+    }
+    Ok(host)
+}
+
 /// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

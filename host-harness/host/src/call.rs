@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -109,7 +109,7 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 /// Why a call did not produce the connector's answer.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
 pub enum CallError {
     /// The connector answered with one of the contract's errors.
@@ -173,7 +173,7 @@ fn describe(error: &ConnectorError) -> String {
 }
 
 /// Everything a caller learns from one call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallReport<T> {
     /// The call's id, also on its egress records and host logs.
     pub call_id: u64,

@@ -169,6 +169,17 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The fault injected into the answer, if any.
     pub fault: Option<Fault>,
+    /// When it arrived, in microseconds since the process's first mock request: with
+    /// `answered_us`, what shows which requests were in flight at once.
+    pub arrived_us: u64,
+    /// When its answer was ready; 0 while unanswered.
+    pub answered_us: u64,
+}
+
+/// Microseconds since the process's first recorded request.
+fn clock_us() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
 impl RecordedRequest {
@@ -258,6 +269,8 @@ async fn record<V: Voice>(
             .map(str::to_string),
         status: 0,
         fault,
+        arrived_us: clock_us(),
+        answered_us: 0,
     };
     // Logged on arrival: a client that gives up mid-request leaves an entry with status 0.
     let index = {
@@ -282,6 +295,7 @@ async fn record<V: Voice>(
     if let Some(entry) = traffic.lock().requests.get_mut(index) {
         // A reset delivers no answer at all.
         entry.status = if fault == Some(Fault::Reset) { 0 } else { response.status().as_u16() };
+        entry.answered_us = clock_us();
     }
     response
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use accessgov_host::Host;
-use accessgov_host::batch::{self, BatchEvent, BatchOptions, CallPurpose, ItemOutcome};
+use accessgov_host::batch::{self, BatchEvent, BatchOptions, CallPurpose};
 use accessgov_host::types::Change;
 
 use crate::audit::{AuditLog, AuditRecord, SentRequest};
@@ -30,8 +30,26 @@ pub struct Jobs {
     next: AtomicU64,
 }
 
+/// The id of the job that key `key_id` starts for `tenant` with `Idempotency-Key`
+/// `idempotency_key`: the same three always name the same job, so sending it again starts
+/// nothing new.
+pub fn job_id_for(key_id: &str, tenant: &str, idempotency_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [key_id, tenant, idempotency_key] {
+        hash.update(part.len().to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("job-{hex}")
+}
+
 /// What a job runs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
+    /// Its id, when its starter named it (`Idempotency-Key`); otherwise one is given.
+    pub id: Option<String>,
     /// The tenant.
     pub tenant: String,
     /// The key starting it.
@@ -51,24 +69,18 @@ impl Jobs {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts `spec` on `host` in a task of its own, returning the job as it starts.
+    /// Starts `spec` on `host` in a task of its own, returning the job as it starts; a job of
+    /// the same id is returned as it stands, and nothing new starts.
     pub fn start(self: &Arc<Self>, host: Arc<Host>, audit: Arc<AuditLog>, spec: JobSpec) -> Job {
-        let id = format!("job-{}", self.next.fetch_add(1, Ordering::SeqCst) + 1);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let job = Job {
-            id: id.clone(),
-            tenant: spec.tenant.clone(),
-            state: JobState::Running,
-            dry_run: spec.dry_run,
-            total: spec.changes.len(),
-            reported: 0,
-            applied: 0,
-            already_in_state: 0,
-            not_attempted: 0,
-            failed: 0,
-            stopped: None,
-            items: None,
+        let id = match &spec.id {
+            Some(id) => id.clone(),
+            None => format!("job-{}", self.next.fetch_add(1, Ordering::SeqCst) + 1),
         };
+        if let Some(existing) = self.get(&id, false) {
+            return existing;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job::new(&id, &spec);
         self.lock().insert(
             id.clone(),
             Entry {
@@ -123,18 +135,7 @@ impl Jobs {
                 BatchEvent::Item(report) => {
                     let mut entries = self.lock();
                     if let Some(entry) = entries.get_mut(&id) {
-                        let job = &mut entry.job;
-                        job.reported += 1;
-                        match report.outcome {
-                            ItemOutcome::Applied | ItemOutcome::Pending | ItemOutcome::Planned => {
-                                job.applied += 1
-                            }
-                            ItemOutcome::AlreadyInState => job.already_in_state += 1,
-                            ItemOutcome::NotAttempted => job.not_attempted += 1,
-                            ItemOutcome::Partial | ItemOutcome::Failed | ItemOutcome::Unknown => {
-                                job.failed += 1
-                            }
-                        }
+                        entry.job.count(report.outcome);
                         entry.items.push(JobItem::from(report));
                     }
                 }

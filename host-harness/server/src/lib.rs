@@ -10,6 +10,7 @@
 //! - [`error`]: the one error shape, with HTTP statuses that mean what they say.
 //! - [`audit`]: every write, as JSON lines.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`dispatch`]: where calls run: in the server's host, or on workers behind a queue.
 //! - [`jobs`]: long batches as job resources with progress and cancellation.
 //! - [`routes`]: the endpoints and the OpenAPI document.
 //! - [`listen`]: serving over HTTP/1.1 and HTTP/2, with TLS when given a certificate, and
@@ -18,6 +19,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod jobs;
 pub mod listen;

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 use crate::audit::AuditLog;
 use crate::auth::Keys;
 use crate::config::ServerConfig;
+use crate::dispatch::Backend;
 use crate::routes::{AppState, router};
 
 /// Why the server could not start or serve.
@@ -73,8 +74,23 @@ pub struct Server {
 
 impl Server {
     /// Opens the audit log, loads the TLS material and registers the configuration's tenants
-    /// on `host`.
-    pub async fn new(config: &ServerConfig, host: Arc<Host>) -> Result<Server, ServerError> {
+    /// on `host`; calls run where `backend` says. Workers behind a queue take their tenants from
+    /// the queue's store, so a queue's server registers its tenants through the API, never from
+    /// its file.
+    pub async fn new(
+        config: &ServerConfig,
+        host: Arc<Host>,
+        backend: Backend,
+    ) -> Result<Server, ServerError> {
+        if let (Backend::Queue(_), Some(tenant)) = (&backend, config.tenants.first()) {
+            return Err(ServerError::Tenant {
+                tenant: tenant.id.clone(),
+                message: "with a queue, tenants are registered through the API (PUT \
+                          /v1/tenants/{id}), which shares them with every worker; remove \
+                          `tenants` from the file"
+                    .to_string(),
+            });
+        }
         let audit = AuditLog::open(&config.audit_log).map_err(|e| ServerError::AuditLog {
             path: config.audit_log.display().to_string(),
             message: e.to_string(),
@@ -90,7 +106,8 @@ impl Server {
         };
         let (cut_off, watching) = watch::channel(false);
         let keys = Keys::new(&config.keys);
-        let state = Arc::new(AppState::new(host, keys, audit, config.limits.clone(), watching));
+        let state =
+            Arc::new(AppState::new(host, backend, keys, audit, config.limits.clone(), watching));
         Ok(Server {
             state,
             cut_off,

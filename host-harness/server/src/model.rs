@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use accessgov_host::batch::{ChangeReport, ItemReport, ItemRequest};
+use accessgov_host::batch::{ChangeReport, ItemOutcome, ItemReport, ItemRequest};
 use accessgov_host::types as contract;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -588,6 +588,15 @@ pub struct JobItem {
     pub changes: Vec<ItemChange>,
     /// The writes sent for it.
     pub requests: Vec<ItemWrite>,
+    /// Which attempt reported it and sent its `requests`, when workers ran the job (a job
+    /// whose worker died is run again by another, from its first unreported item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Earlier attempts that were sending this item when they stopped, before they could
+    /// report it: their writes may have reached the service, so an `already-in-state` here
+    /// is most likely their doing, and no write was sent twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<u32>,
 }
 
 impl From<ItemReport> for JobItem {
@@ -597,8 +606,24 @@ impl From<ItemReport> for JobItem {
             outcome: r.outcome.as_str().to_string(),
             changes: r.changes.into_iter().map(ItemChange::from).collect(),
             requests: r.requests.into_iter().map(ItemWrite::from).collect(),
+            attempt: None,
+            interrupted: Vec::new(),
         }
     }
+}
+
+/// One run of a job by a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobAttempt {
+    /// 1 for the first.
+    pub number: u32,
+    /// The worker that ran it.
+    pub worker: String,
+    /// The first item it ran (the items before were reported by earlier attempts).
+    pub from_item: usize,
+    /// Whether it ended (finished or handed the job back); an attempt that never ends was
+    /// lost with its worker.
+    pub ended: bool,
 }
 
 /// A batch job: progress while it runs, every item's outcome once reported.
@@ -628,4 +653,39 @@ pub struct Job {
     pub stopped: Option<String>,
     /// The items reported so far (with `?items=true`).
     pub items: Option<Vec<JobItem>>,
+    /// The runs of the job, when workers ran it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<JobAttempt>,
+}
+
+impl Job {
+    /// Job `id` of `spec`, as it starts.
+    pub fn new(id: &str, spec: &crate::jobs::JobSpec) -> Self {
+        Job {
+            id: id.to_string(),
+            tenant: spec.tenant.clone(),
+            state: JobState::Running,
+            dry_run: spec.dry_run,
+            total: spec.changes.len(),
+            reported: 0,
+            applied: 0,
+            already_in_state: 0,
+            not_attempted: 0,
+            failed: 0,
+            stopped: None,
+            items: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Counts an item reported `outcome`.
+    pub fn count(&mut self, outcome: ItemOutcome) {
+        self.reported += 1;
+        match outcome {
+            ItemOutcome::Applied | ItemOutcome::Pending | ItemOutcome::Planned => self.applied += 1,
+            ItemOutcome::AlreadyInState => self.already_in_state += 1,
+            ItemOutcome::NotAttempted => self.not_attempted += 1,
+            ItemOutcome::Partial | ItemOutcome::Failed | ItemOutcome::Unknown => self.failed += 1,
+        }
+    }
 }

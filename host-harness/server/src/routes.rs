@@ -23,6 +23,7 @@ use utoipa::OpenApi;
 use crate::audit::{AuditLog, AuditRecord, SentRequest};
 use crate::auth::{Keys, Principal, Refusal};
 use crate::config::ServerLimits;
+use crate::dispatch::{Answer, Backend, Operation, execute};
 use crate::error::ApiError;
 use crate::jobs::{JobSpec, Jobs};
 use crate::metrics::Metrics;
@@ -38,8 +39,10 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Batch jobs.
+    /// Batch jobs run by this server (none when a queue runs them).
     pub jobs: Arc<Jobs>,
+    /// Where calls, syncs and jobs run.
+    pub backend: Backend,
     /// Limits.
     pub limits: ServerLimits,
     /// Set once shutdown begins: new calls are refused with 503.
@@ -57,6 +60,7 @@ impl AppState {
     /// State over `host`.
     pub fn new(
         host: Arc<Host>,
+        backend: Backend,
         keys: Keys,
         audit: AuditLog,
         limits: ServerLimits,
@@ -64,6 +68,7 @@ impl AppState {
     ) -> Self {
         AppState {
             host,
+            backend,
             keys,
             audit: Arc::new(audit),
             metrics: Metrics::default(),
@@ -101,6 +106,23 @@ impl AppState {
         outcome
     }
 
+    /// Runs `operation` for `tenant`, here or on a worker.
+    async fn call(&self, tenant: &str, operation: Operation) -> Result<Answer, ApiError> {
+        match &self.backend {
+            Backend::Local => execute(&self.host, tenant, operation).await,
+            Backend::Queue(queue) => queue.call(tenant, operation).await,
+        }
+    }
+
+    /// Job `id`, here or in the queue.
+    async fn job(&self, id: &str, with_items: bool) -> Result<Job, ApiError> {
+        match &self.backend {
+            Backend::Local => self.jobs.get(id, with_items),
+            Backend::Queue(queue) => queue.job(id, with_items).await?,
+        }
+        .ok_or_else(|| ApiError::not_found("such job"))
+    }
+
     /// Whether tenant `id` is registered and in the key's scope.
     fn sees(&self, principal: &Principal, id: &str) -> bool {
         self.host.tenant_summary(id).is_some_and(|(_, c)| principal.may_use(id, c.as_deref()))
@@ -113,6 +135,25 @@ impl AppState {
 }
 
 type Shared = Arc<AppState>;
+
+/// A worker answered a call with another operation's answer: a defect, never the service's.
+fn wrong_answer() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "host",
+        "the call was answered with another operation's answer",
+    )
+}
+
+/// The report of `$operation`, whose answer is `$answer`.
+macro_rules! call_as {
+    ($state:expr, $tenant:expr, $operation:expr, $answer:path) => {
+        match $state.call($tenant, $operation).await? {
+            $answer(report) => report,
+            _ => return Err(wrong_answer()),
+        }
+    };
+}
 
 /// The errors an endpoint may answer, each in the one error shape.
 #[derive(utoipa::IntoResponses)]
@@ -341,7 +382,7 @@ async fn put_connector(
     })?;
     check_name(&name, "connector name")?;
     let host = state.host.clone();
-    let (n, bytes) = (name.clone(), body.to_vec());
+    let (n, bytes) = (name.clone(), body.clone());
     state
         .run(format!("upload of connector {name}"), async move {
             tokio::task::spawn_blocking(move || host.add_connector(&n, &bytes))
@@ -352,6 +393,10 @@ async fn put_connector(
                 .map_err(|e| ApiError::host(&e))
         })
         .await?;
+    // Checked here first: only a component this host accepts reaches the workers.
+    if let Backend::Queue(queue) = &state.backend {
+        queue.share_connector(&name, body.to_vec()).await?;
+    }
     let mut record = AuditRecord::new(&principal.key_id, "", "put-connector", false);
     record.outcomes.push(format!("connector {name} registered"));
     audit(&state, &record);
@@ -369,6 +414,9 @@ async fn delete_connector(
     operator_writes(&principal)?;
     match state.host.remove_connector(&name) {
         Ok(true) => {
+            if let Backend::Queue(queue) = &state.backend {
+                queue.withdraw_connector(&name).await?;
+            }
             let mut record = AuditRecord::new(&principal.key_id, "", "delete-connector", false);
             record.outcomes.push(format!("connector {name} removed"));
             audit(&state, &record);
@@ -450,6 +498,10 @@ async fn put_tenant(
     if !principal.may_write() {
         return Err(ApiError::forbidden("this key is read-only"));
     }
+    if matches!(state.backend, Backend::Queue(_)) {
+        secrets_by_reference(&spec)?;
+    }
+    let shared = spec.clone();
     let config = tenant_config(&tenant, spec)?;
     let host = state.host.clone();
     let summary = TenantSummary {
@@ -462,15 +514,34 @@ async fn put_tenant(
             host.add_tenant_checked(&config, Path::new(".")).await.map_err(|e| ApiError::host(&e))
         })
         .await?;
+    // Checked here first: only a tenant this host accepts reaches the workers.
+    if let Backend::Queue(queue) = &state.backend {
+        queue.share_tenant(&tenant, &shared).await?;
+    }
     let mut record = AuditRecord::new(&principal.key_id, &tenant, "put-tenant", false);
     record.outcomes.push(format!("tenant registered with connector {}", summary.connector));
     audit(&state, &record);
     Ok(Json(summary))
 }
 
+/// Refuses a secret in `spec` itself: tenants shared with workers are stored in the queue's
+/// key-value store, which must hold no secret, only the name of the environment variable each
+/// worker reads it from.
+fn secrets_by_reference(spec: &TenantSpec) -> Result<(), ApiError> {
+    for (n, c) in spec.credentials.iter().enumerate() {
+        if c.bearer_token.is_some() || c.bearer_token_file.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "credentials[{n}]: workers share tenants through the queue, which holds no \
+                 secrets: give `bearer_token_env`, set on the server and every worker"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The host's tenant of `spec`, secrets resolved: a file's token read now, an environment
 /// variable's by the host's validation.
-fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
+pub fn tenant_config(id: &str, spec: TenantSpec) -> Result<TenantConfig, ApiError> {
     if spec.connector.ends_with(".wasm") {
         return Err(ApiError::bad_request(
             "`connector` must name a registered connector; upload components to /v1/connectors",
@@ -551,6 +622,9 @@ async fn delete_tenant(
         return Err(ApiError::forbidden("this key is read-only"));
     }
     state.host.remove_tenant(&tenant);
+    if let Backend::Queue(queue) = &state.backend {
+        queue.withdraw_tenant(&tenant).await?;
+    }
     audit(&state, &AuditRecord::new(&principal.key_id, &tenant, "delete-tenant", false));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -567,7 +641,7 @@ async fn info(
     let (s, t) = (state.clone(), tenant.clone());
     let info = state
         .run(format!("info of {tenant}"), async move {
-            let report = s.host.info(&t).await.map_err(|e| ApiError::host(&e))?;
+            let report = call_as!(s, &t, Operation::Info, Answer::Info);
             answered(&s, &t, "info", report, ConnectorInfo::from)
         })
         .await?;
@@ -586,7 +660,7 @@ async fn test_connection(
     let (s, t) = (state.clone(), tenant.clone());
     let report = state
         .run(format!("test-connection of {tenant}"), async move {
-            let report = s.host.test_connection(&t).await.map_err(|e| ApiError::host(&e))?;
+            let report = call_as!(s, &t, Operation::TestConnection, Answer::TestConnection);
             answered(&s, &t, "test-connection", report, |r| ConnectionReport {
                 limitations: r.limitations,
             })
@@ -630,7 +704,7 @@ async fn accounts(
     let (s, t) = (state.clone(), tenant.clone());
     let page = state
         .run(format!("accounts of {tenant}"), async move {
-            let report = s.host.list_accounts(&t, page).await.map_err(|e| ApiError::host(&e))?;
+            let report = call_as!(s, &t, Operation::ListAccounts { page }, Answer::Accounts);
             answered(&s, &t, "list-accounts", report, |p| AccountPage {
                 accounts: p.accounts.into_iter().map(Account::from).collect(),
                 next_cursor: p.next_cursor,
@@ -657,7 +731,8 @@ async fn account(
     let (s, t) = (state.clone(), tenant.clone());
     let found = state
         .run(format!("account of {tenant}"), async move {
-            let report = s.host.get_account(&t, reference).await.map_err(|e| ApiError::host(&e))?;
+            let report =
+                call_as!(s, &t, Operation::GetAccount { account: reference }, Answer::Account);
             answered(&s, &t, "get-account", report, Account::from)
         })
         .await?;
@@ -679,7 +754,7 @@ async fn entitlements(
     let page = state
         .run(format!("entitlements of {tenant}"), async move {
             let report =
-                s.host.list_entitlements(&t, page).await.map_err(|e| ApiError::host(&e))?;
+                call_as!(s, &t, Operation::ListEntitlements { page }, Answer::Entitlements);
             answered(&s, &t, "list-entitlements", report, |p| EntitlementPage {
                 entitlements: p.entitlements.into_iter().map(Entitlement::from).collect(),
                 next_cursor: p.next_cursor,
@@ -727,16 +802,17 @@ async fn apply_changes(
         .run(what, async move {
             let mut record = AuditRecord::new(&key, &tenant, operation, dry_run);
             record.changes = changes;
-            let report = s
-                .host
-                .apply_batch(&tenant, contract_changes, contract::ChangeOptions { dry_run })
-                .await;
-            let report = match report {
+            let operation_call = Operation::ApplyBatch { changes: contract_changes, dry_run };
+            let answer = s.call(&tenant, operation_call).await.and_then(|answer| match answer {
+                Answer::Changes(report) => Ok(report),
+                _ => Err(wrong_answer()),
+            });
+            let report = match answer {
                 Ok(report) => report,
                 Err(e) => {
-                    record.error = Some(e.to_string());
+                    record.error = Some(e.body.message.clone());
                     audit(&s, &record);
-                    return Err(ApiError::host(&e));
+                    return Err(e);
                 }
             };
             record.calls.push(report.call_id);
@@ -890,6 +966,12 @@ async fn sync(
 ) -> Result<Response, ApiError> {
     state.tenant_in_scope(&principal, &tenant)?;
     let first = page_query(query)?;
+    if let Backend::Queue(queue) = &state.backend {
+        let stream = queue.sync(&tenant, first).await?;
+        return Ok(
+            ([("content-type", "application/x-ndjson")], Body::from_stream(stream)).into_response()
+        );
+    }
     // Two pages may wait in the channel: the reader is never more than that behind.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
     let s = state.clone();
@@ -917,13 +999,7 @@ async fn sync(
                     return;
                 }
             };
-            let mut chunk = Vec::with_capacity(page.accounts.len() * 256);
-            for account in page.accounts {
-                if serde_json::to_writer(&mut chunk, &Account::from(account)).is_ok() {
-                    chunk.push(b'\n');
-                }
-            }
-            if sender.send(Bytes::from(chunk)).await.is_err() {
+            if sender.send(ndjson_lines(page.accounts)).await.is_err() {
                 return; // the client went away
             }
             match page.next_cursor {
@@ -940,7 +1016,19 @@ async fn sync(
     Ok(([("content-type", "application/x-ndjson")], Body::from_stream(stream)).into_response())
 }
 
-fn error_line(error: ApiError) -> Bytes {
+/// `accounts` as NDJSON, one account a line.
+pub fn ndjson_lines(accounts: Vec<contract::Account>) -> Bytes {
+    let mut chunk = Vec::with_capacity(accounts.len() * 256);
+    for account in accounts {
+        if serde_json::to_writer(&mut chunk, &Account::from(account)).is_ok() {
+            chunk.push(b'\n');
+        }
+    }
+    Bytes::from(chunk)
+}
+
+/// The last line of a sync that failed.
+pub fn error_line(error: ApiError) -> Bytes {
     let line = serde_json::json!({"error": error.body});
     Bytes::from(format!("{line}\n"))
 }
@@ -963,9 +1051,20 @@ async fn start_job(
     State(state): State<Shared>,
     Extension(principal): Extension<Principal>,
     UrlPath(tenant): UrlPath<String>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let r = json_body(body)?;
+    let id = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key =
+                value.to_str().ok().filter(|k| (1..=256).contains(&k.len())).ok_or_else(|| {
+                    ApiError::bad_request("`Idempotency-Key` must be 1 to 256 visible characters")
+                })?;
+            Some(crate::jobs::job_id_for(&principal.key_id, &tenant, key))
+        }
+    };
     state.tenant_in_scope(&principal, &tenant)?;
     if !principal.may_write() {
         return Err(ApiError::forbidden("this key is read-only"));
@@ -980,6 +1079,7 @@ async fn start_job(
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::bad_request)?;
     let spec = JobSpec {
+        id,
         tenant,
         key: principal.key_id.clone(),
         changes: r.changes,
@@ -987,7 +1087,10 @@ async fn start_job(
         dry_run: r.dry_run,
         per_call: state.limits.job_items_per_call,
     };
-    let job = state.jobs.start(state.host.clone(), state.audit.clone(), spec);
+    let job = match &state.backend {
+        Backend::Local => state.jobs.start(state.host.clone(), state.audit.clone(), spec),
+        Backend::Queue(queue) => queue.start_job(spec).await?,
+    };
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -1001,7 +1104,7 @@ async fn get_job(
     query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Job>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let found = state.jobs.get(&job, q.items).ok_or_else(|| ApiError::not_found("such job"))?;
+    let found = state.job(&job, q.items).await?;
     state
         .tenant_in_scope(&principal, &found.tenant)
         .map_err(|_| ApiError::not_found("such job"))?;
@@ -1017,17 +1120,18 @@ async fn cancel_job(
     Extension(principal): Extension<Principal>,
     UrlPath(job): UrlPath<String>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    let found = state.jobs.get(&job, false).ok_or_else(|| ApiError::not_found("such job"))?;
+    let found = state.job(&job, false).await?;
     state
         .tenant_in_scope(&principal, &found.tenant)
         .map_err(|_| ApiError::not_found("such job"))?;
     if !principal.may_write() {
         return Err(ApiError::forbidden("this key is read-only"));
     }
-    let cancelled = state
-        .jobs
-        .cancel(&job, &principal.key_id)
-        .ok_or_else(|| ApiError::not_found("such job"))?;
+    let cancelled = match &state.backend {
+        Backend::Local => state.jobs.cancel(&job, &principal.key_id),
+        Backend::Queue(queue) => queue.cancel_job(&job).await?,
+    }
+    .ok_or_else(|| ApiError::not_found("such job"))?;
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod admin_api;
 mod batch;
+mod cluster;
 mod component_interface;
 mod conformance;
 mod console_groups;

@@ -24,25 +24,25 @@ use crate::platform::{ADMIN_KEY, platform};
 
 /// An answer of the server.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     content_type: String,
     headers: Vec<(String, String)>,
     bytes: Bytes,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
 
 /// One HTTP/1.1 request.
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -82,7 +82,7 @@ async fn call(
     Answer { status, content_type, headers, bytes }
 }
 
-fn json_body(value: &Value) -> Option<(&'static str, Vec<u8>)> {
+pub(crate) fn json_body(value: &Value) -> Option<(&'static str, Vec<u8>)> {
     Some(("application/json", value.to_string().into_bytes()))
 }
 
@@ -240,7 +240,8 @@ async fn start(name: &str, limits: &str) -> Running {
     for (name, bytes) in bundled_connectors::named() {
         host.add_connector(&name, &bytes).unwrap();
     }
-    let server = Server::new(&config, host).await.unwrap();
+    let server =
+        Server::new(&config, host, accessgov_server::dispatch::Backend::Local).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -946,22 +947,30 @@ async fn a_cancelled_job_says_which_changes_were_sent_and_the_mock_agrees() {
 }
 
 /// `harness serve` as a process of its own.
-struct Process {
-    child: std::process::Child,
-    addr: SocketAddr,
-    stderr: std::sync::mpsc::Receiver<String>,
+/// A `harness` process, and the address it printed first.
+pub(crate) struct Process {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl Process {
     fn start(dir: &Path, config: &str) -> Process {
-        use std::io::{BufRead, BufReader};
         std::fs::write(dir.join("server.toml"), config).unwrap();
+        let config = dir.join("server.toml").display().to_string();
+        Process::spawn(&["serve", "--listen", "127.0.0.1:0", "--config", &config], &[])
+    }
+
+    /// `harness args`, with `env` added to its environment; waits for the first address it
+    /// prints on stderr (`http://ADDR`).
+    pub(crate) fn spawn(args: &[&str], env: &[(String, String)]) -> Process {
+        use std::io::{BufRead, BufReader};
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
         let mut child = std::process::Command::new(crate::conformance::harness())
             .arg("--cache-dir")
             .arg(cache)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(dir.join("server.toml"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -973,8 +982,10 @@ impl Process {
             }
         });
         let first = stderr.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
-        let addr = first.rsplit("://").next().unwrap().trim().parse().unwrap();
-        Process { child, addr, stderr }
+        let after =
+            first.split_once("://").map(|(_, rest)| rest).unwrap_or_else(|| panic!("{first}"));
+        let addr = after.split(|c: char| c.is_whitespace() || c == ';').next().unwrap();
+        Process { child, addr: addr.parse().unwrap(), stderr }
     }
 
     /// The peak resident memory of the process so far, in bytes.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::tenant::Tenant;
@@ -89,7 +89,7 @@ impl Origin {
 }
 
 /// Why the host refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "reason")]
 pub enum Denial {
     /// The origin is not in the tenant's allowed origins.
@@ -153,7 +153,7 @@ impl fmt::Display for Denial {
 
 /// How far a request got. The host records a request before it leaves, so a call cut off while
 /// a request is in flight still has it on the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     /// Refused by the tenant's policy: it never left the host.
@@ -172,7 +172,7 @@ pub enum Delivery {
 pub const MAX_RECORDED_BODY_BYTES: usize = 16 << 10;
 
 /// One outgoing request of a call, as recorded by the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressRecord {
     /// Tenant id.
     pub tenant: String,

@@ -1,0 +1,288 @@
+//! The server's side of the queue (`harness serve --nats`): each call, sync and batch becomes a
+//! job record and a message on the work queue; the server waits for the record to say the
+//! result is stored, and answers its client from it exactly as it would have itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accessgov_host::types as contract;
+use accessgov_server::dispatch::{Answer, Operation, Pending, Queue, SyncStream, WireError};
+use accessgov_server::error::ApiError;
+use accessgov_server::jobs::JobSpec;
+use accessgov_server::model::{Job, JobItem, TenantSpec};
+use async_nats::jetstream::kv;
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use crate::error::ClusterError;
+use crate::mirror::Mirror;
+use crate::records::{JobRecord, Progress, Work, cancel_key, items_key};
+use crate::store::{Store, WORK_SUBJECT};
+
+/// The queue of a deployment, as its servers use it.
+pub struct NatsQueue {
+    store: Arc<Store>,
+    mirror: Arc<Mirror>,
+    wait: Duration,
+}
+
+impl NatsQueue {
+    /// A queue over `store`, stamping jobs with `mirror`'s view; a call waits at most `wait`
+    /// for a worker's answer.
+    pub fn new(store: Arc<Store>, mirror: Arc<Mirror>, wait: Duration) -> Self {
+        NatsQueue { store, mirror, wait }
+    }
+
+    /// Stores the record of job `id` running `work` and queues it; a record already there (a
+    /// resubmission) is returned as it stands, and nothing is queued.
+    async fn submit(&self, id: &str, work: Work) -> Result<JobRecord, ClusterError> {
+        let stamp = self.mirror.stamp(work.tenant());
+        let record = JobRecord::queued(id, work, stamp);
+        let bytes = serde_json::to_vec(&record).map_err(|e| ClusterError::record(id, e))?;
+        match self.store.jobs.create(id, bytes.into()).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                if let Some((existing, _)) = Store::read::<JobRecord>(&self.store.jobs, id).await? {
+                    return Ok(existing);
+                }
+            }
+            Err(e) => return Err(ClusterError::jetstream(format!("recording job {id}"), e)),
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        self.store
+            .jetstream
+            .publish_with_headers(WORK_SUBJECT, headers, id.to_string().into())
+            .await
+            .map_err(|e| ClusterError::jetstream(format!("queueing job {id}"), e))?
+            .await
+            .map_err(|e| ClusterError::jetstream(format!("queueing job {id}"), e))?;
+        Ok(record)
+    }
+
+    /// Waits for job `id`'s record to say it is done, and returns it.
+    async fn done(&self, id: &str) -> Result<JobRecord, ApiError> {
+        let mut watch = self
+            .store
+            .jobs
+            .watch_with_history(id)
+            .await
+            .map_err(|e| ClusterError::jetstream(format!("watching job {id}"), e))?;
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, watch.next()).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "queue",
+                    format!(
+                        "no worker finished job {id} within {:?}; it stays queued, and its record \
+                         tells what it did",
+                        self.wait
+                    ),
+                )
+            })?;
+            let entry = match next {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => Err(ClusterError::jetstream(format!("watching job {id}"), e))?,
+                None => {
+                    Err(ClusterError::jetstream(format!("watching job {id}"), "the watch ended"))?
+                }
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let record: JobRecord =
+                serde_json::from_slice(&entry.value).map_err(|e| ClusterError::record(id, e))?;
+            if record.progress == Progress::Done {
+                return Ok(record);
+            }
+        }
+    }
+
+    /// The stored result of job `id`.
+    async fn result(
+        &self,
+        id: &str,
+    ) -> Result<async_nats::jetstream::object_store::Object, ApiError> {
+        Ok(self
+            .store
+            .results
+            .get(id)
+            .await
+            .map_err(|e| ClusterError::jetstream(format!("reading the result of job {id}"), e))?)
+    }
+
+    /// A batch's record as a job, with its stored items when `with_items`.
+    async fn job_of(&self, record: JobRecord, with_items: bool) -> Result<Option<Job>, ApiError> {
+        let Some(mut job) = record.job else { return Ok(None) };
+        if with_items {
+            let mut items: Vec<JobItem> = Vec::new();
+            for first in &record.item_groups {
+                let key = items_key(&record.id, *first);
+                if let Some((group, _)) =
+                    Store::read::<Vec<JobItem>>(&self.store.jobs, &key).await?
+                {
+                    items.extend(group);
+                }
+            }
+            items.sort_by_key(|i| i.index);
+            job.items = Some(items);
+        }
+        Ok(Some(job))
+    }
+}
+
+fn failed(record: &JobRecord) -> Option<ApiError> {
+    record.failure.as_ref().map(|why| ApiError::new(StatusCode::BAD_GATEWAY, "host", why.clone()))
+}
+
+impl Queue for NatsQueue {
+    fn call<'a>(
+        &'a self,
+        tenant: &'a str,
+        operation: Operation,
+    ) -> Pending<'a, Result<Answer, ApiError>> {
+        Box::pin(async move {
+            let id = format!("call-{}", nuid::next());
+            self.submit(&id, Work::Call { tenant: tenant.to_string(), operation }).await?;
+            let record = self.done(&id).await?;
+            if let Some(error) = failed(&record) {
+                return Err(error);
+            }
+            let mut bytes = Vec::new();
+            self.result(&id).await?.read_to_end(&mut bytes).await.map_err(|e| {
+                ClusterError::jetstream(format!("reading the result of job {id}"), e)
+            })?;
+            let answer: Result<Answer, WireError> = serde_json::from_slice(&bytes)
+                .map_err(|e| ClusterError::record(format!("result of {id}"), e))?;
+            answer.map_err(ApiError::from)
+        })
+    }
+
+    fn sync<'a>(
+        &'a self,
+        tenant: &'a str,
+        first: contract::PageRequest,
+    ) -> Pending<'a, Result<SyncStream, ApiError>> {
+        Box::pin(async move {
+            let id = format!("sync-{}", nuid::next());
+            self.submit(&id, Work::Sync { tenant: tenant.to_string(), first }).await?;
+            let record = self.done(&id).await?;
+            if let Some(error) = failed(&record) {
+                return Err(error);
+            }
+            let object = self.result(&id).await?;
+            Ok(tokio_util::io::ReaderStream::new(object).boxed())
+        })
+    }
+
+    fn start_job(&self, mut spec: JobSpec) -> Pending<'_, Result<Job, ApiError>> {
+        Box::pin(async move {
+            let id = spec.id.clone().unwrap_or_else(|| format!("job-{}", nuid::next()));
+            spec.id = Some(id.clone());
+            let record = self.submit(&id, Work::Batch { spec }).await?;
+            self.job_of(record, false).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("{id} names a job that is not a batch"),
+                )
+            })
+        })
+    }
+
+    fn job<'a>(
+        &'a self,
+        id: &'a str,
+        with_items: bool,
+    ) -> Pending<'a, Result<Option<Job>, ApiError>> {
+        Box::pin(async move {
+            match Store::read::<JobRecord>(&self.store.jobs, id).await? {
+                Some((record, _)) => self.job_of(record, with_items).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn cancel_job<'a>(&'a self, id: &'a str) -> Pending<'a, Result<Option<Job>, ApiError>> {
+        Box::pin(async move {
+            let Some((record, _)) = Store::read::<JobRecord>(&self.store.jobs, id).await? else {
+                return Ok(None);
+            };
+            if record.job.is_none() {
+                return Ok(None);
+            }
+            self.store
+                .jobs
+                .put(cancel_key(id), "cancel".into())
+                .await
+                .map_err(|e| ClusterError::jetstream(format!("cancelling job {id}"), e))?;
+            self.job_of(record, false).await
+        })
+    }
+
+    fn share_connector<'a>(
+        &'a self,
+        name: &'a str,
+        component: Vec<u8>,
+    ) -> Pending<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let info = self
+                .store
+                .connectors
+                .put(name, &mut component.as_slice())
+                .await
+                .map_err(|e| ClusterError::jetstream(format!("storing connector {name}"), e))?;
+            self.mirror.note_connector(name, &info.nuid);
+            Ok(())
+        })
+    }
+
+    fn withdraw_connector<'a>(&'a self, name: &'a str) -> Pending<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            match self.store.connectors.delete(name).await {
+                Ok(()) => Ok(()),
+                // Built in, never stored: each worker keeps its own.
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::object_store::DeleteErrorKind::NotFound =>
+                {
+                    Ok(())
+                }
+                Err(e) => {
+                    Err(ClusterError::jetstream(format!("removing connector {name}"), e).into())
+                }
+            }
+        })
+    }
+
+    fn share_tenant<'a>(
+        &'a self,
+        id: &'a str,
+        spec: &'a TenantSpec,
+    ) -> Pending<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let bytes = serde_json::to_vec(spec).map_err(|e| ClusterError::record(id, e))?;
+            let revision = self
+                .store
+                .tenants
+                .put(id, bytes.into())
+                .await
+                .map_err(|e| ClusterError::jetstream(format!("storing tenant {id}"), e))?;
+            self.mirror.note_tenant(id, revision, &spec.connector);
+            Ok(())
+        })
+    }
+
+    fn withdraw_tenant<'a>(&'a self, id: &'a str) -> Pending<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.store
+                .tenants
+                .delete(id)
+                .await
+                .map_err(|e| ClusterError::jetstream(format!("removing tenant {id}"), e))?;
+            Ok(())
+        })
+    }
+}

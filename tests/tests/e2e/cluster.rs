@@ -1,0 +1,412 @@
+//! Hosts as workers of NATS JetStream: a real `nats-server` on loopback, `harness worker`
+//! processes and a `harness serve --nats` process, against the mock in this process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use accessgov_host::batch::{self, BatchEvent, BatchOptions};
+use accessgov_host::types::{Change, PageRequest};
+use accessgov_mock::{
+    AppliedChangeKind, Fault, FaultPlan, FaultScript, GenerateSpec, MockServer, MockService, seed,
+};
+use accessgov_server::config::key_hash;
+use accessgov_server::model::{Account, BatchChange, JobItem};
+use serde_json::{Value, json};
+
+use crate::common::{host, scratch};
+use crate::server::{Process, call, json_body};
+
+/// A `nats-server` with JetStream on a free loopback port, its store in a scratch directory.
+pub(crate) struct Nats {
+    child: std::process::Child,
+    pub(crate) url: String,
+}
+
+impl Nats {
+    pub(crate) fn start(dir: &Path) -> Nats {
+        let binary = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+            .expect(
+                "nats-server is not installed: `apt-get install nats-server` (`.ci/run` and \
+                 build-support/install-test-services do it)",
+            );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let store = dir.join("jetstream");
+        let child = std::process::Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nats { child, url: format!("nats://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A deployment: NATS, workers and one server in front.
+struct Deployment {
+    workers: Vec<Process>,
+    server: Process,
+    _nats: Nats,
+}
+
+/// The queue's settings of the tests: a dead worker's job is given out again within seconds.
+const QUEUE: [&str; 4] = ["--ack-wait-ms", "2000", "--lease-ttl-ms", "1500"];
+
+fn config(dir: &Path, items_per_call: usize) -> String {
+    let text = format!(
+        "audit-log = \"audit.jsonl\"\n[limits]\njob-items-per-call = {items_per_call}\n[[key]]\nid = \"ops\"\nsha256 = \"{}\"\ncustomers = [\"acme\"]\naccess = \"read-write\"\noperator = true\nrequests-per-minute = 1000000\n",
+        key_hash("ops-key")
+    );
+    let path = dir.join("server.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+impl Deployment {
+    async fn start(
+        name: &str,
+        workers: usize,
+        concurrency: usize,
+        env: &[(String, String)],
+        items_per_call: usize,
+    ) -> Deployment {
+        let dir = scratch(&format!("cluster-{name}"));
+        let nats = Nats::start(&dir);
+        let concurrency = concurrency.to_string();
+        let workers = (0..workers)
+            .map(|n| {
+                let name = format!("w{n}");
+                let mut args = vec![
+                    "worker",
+                    "--nats",
+                    &nats.url,
+                    "--name",
+                    &name,
+                    "--concurrency",
+                    &concurrency,
+                ];
+                args.extend(QUEUE);
+                Process::spawn(&args, env)
+            })
+            .collect();
+        let config = config(&dir, items_per_call);
+        let mut args =
+            vec!["serve", "--listen", "127.0.0.1:0", "--config", &config, "--nats", &nats.url];
+        args.extend(QUEUE);
+        let server = Process::spawn(&args, env);
+        Deployment { workers, server, _nats: nats }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+}
+
+/// A mock of `count` workspaces `ws-000`..., each with its own token, and the environment
+/// naming the tokens (tenants shared through the queue hold secrets by reference only).
+fn workspaces(count: usize, members: usize) -> (MockService, Vec<(String, String)>) {
+    let service = MockService::new();
+    let mut env = Vec::new();
+    for n in 0..count {
+        let ws = format!("ws-{n:03}");
+        service.put_workspace(seed::generate(
+            &ws,
+            GenerateSpec { members, invites: 3, seed: n as u64, join_requests: 0 },
+        ));
+        let token = format!("token-{n:03}");
+        service.add_token(&token, &ws, "account-owner");
+        env.push((format!("WS_TOKEN_{n:03}"), token));
+    }
+    (service, env)
+}
+
+/// Where a tenant's mock is: its origin and its console's base URL.
+#[derive(Clone)]
+struct Target {
+    origin: String,
+    base_url: String,
+}
+
+impl Target {
+    fn of(server: &MockServer) -> Target {
+        Target { origin: server.origin(), base_url: server.base_url() }
+    }
+}
+
+fn spec(target: &Target, n: usize, connector: &str) -> Value {
+    let ws = format!("ws-{n:03}");
+    json!({
+        "connector": connector,
+        "customer": "acme",
+        "allowed_origins": [target.origin],
+        "allow_private_addresses": true,
+        "settings": {"base-url": target.base_url, "account-id": ws, "retry-base-ms": 5},
+        "credentials": [{"origin": target.origin, "bearer_token_env": format!("WS_TOKEN_{n:03}"), "headers": {"chatgpt-account-id": ws}}]
+    })
+}
+
+async fn register(addr: SocketAddr, target: &Target, n: usize, connector: &str) {
+    let put = call(
+        addr,
+        "PUT",
+        &format!("/v1/tenants/t-{n:03}"),
+        Some("ops-key"),
+        json_body(&spec(target, n, connector)),
+    )
+    .await;
+    assert_eq!(put.status, 200, "tenant {n}: {}", put.text());
+}
+
+/// Role grants to `count` standard users of workspace `n`, from the `skip`-th on.
+fn role_grants(service: &MockService, n: usize, skip: usize, count: usize) -> Vec<Value> {
+    let ws = service.workspace(&format!("ws-{n:03}")).unwrap();
+    ws.members
+        .iter()
+        .filter(|m| m.role == "standard-user" && !m.is_scim_managed && m.deactivated_time.is_none())
+        .skip(skip)
+        .take(count)
+        .map(|m| json!({"action": "grant", "account": {"id": m.id}, "entitlement": "role:admin"}))
+        .collect()
+}
+
+async fn wait_for_job(addr: SocketAddr, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let job =
+            call(addr, "GET", &format!("/v1/jobs/{id}?items=true"), Some("ops-key"), None).await;
+        assert_eq!(job.status, 200, "{}", job.text());
+        let job = job.json();
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What one host in this process makes of the same batch on a twin of the mock.
+async fn local_items(
+    host: &accessgov_host::Host,
+    tenant: &str,
+    changes: &[Value],
+    per_call: usize,
+) -> Vec<JobItem> {
+    let items: Vec<Vec<Change>> = changes
+        .iter()
+        .map(|c| {
+            vec![serde_json::from_value::<BatchChange>(c.clone()).unwrap().to_contract().unwrap()]
+        })
+        .collect();
+    let options = BatchOptions { dry_run: false, max_items_per_call: Some(per_call), cancel: None };
+    let mut reports = Vec::new();
+    batch::apply_with(host, tenant, &items, &options, |event| {
+        if let BatchEvent::Item(report) = event {
+            reports.push(JobItem::from(report));
+        }
+    })
+    .await
+    .unwrap();
+    reports.sort_by_key(|i| i.index);
+    reports
+}
+
+/// An item's outcome, its changes' statuses and its writes' methods, paths and statuses: what
+/// must be the same wherever the batch ran.
+fn essence(item: &Value) -> Value {
+    json!({
+        "index": item["index"],
+        "outcome": item["outcome"],
+        "changes": item["changes"].as_array().unwrap().iter().map(|c| json!([c["action"], c["entitlement"], c["status"]])).collect::<Vec<_>>(),
+        "requests": item["requests"].as_array().unwrap().iter().map(|r| json!([r["method"], r["path"], r["status"]])).collect::<Vec<_>>(),
+    })
+}
+
+/// Per workspace, the intervals during which its write requests were in flight, and whether any
+/// two reads of different workspaces overlapped.
+fn check_overlaps(service: &MockService) -> (usize, bool) {
+    let requests = service.requests();
+    let mut writes: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut reads: Vec<(u64, u64, String)> = Vec::new();
+    for r in &requests {
+        let Some(ws) = r.scope_header.clone() else { continue };
+        assert!(r.answered_us > 0, "every request was answered: {r:?}");
+        if r.is_write() {
+            writes.entry(ws).or_default().push((r.arrived_us, r.answered_us));
+        } else {
+            reads.push((r.arrived_us, r.answered_us, ws));
+        }
+    }
+    let mut checked = 0;
+    for (ws, mut spans) in writes {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "two writes to {ws} were in flight at once: {pair:?}");
+            checked += 1;
+        }
+    }
+    reads.sort();
+    let reads_overlap = reads.windows(2).any(|w| w[1].0 < w[0].1 && w[1].2 != w[0].2);
+    (checked, reads_overlap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_run_300_syncs_and_60_batches_as_one_host_would() {
+    let (service, env) = workspaces(300, 30);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    let (twin_service, _) = workspaces(300, 30);
+    let twin = MockServer::start_local(twin_service.clone()).await.unwrap();
+    // Writes take a while, so that batches of one tenant queued together would overlap.
+    service.set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(Fault::Slow { millis: 20 }); 1000],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let deployment = Deployment::start("scale", 3, 16, &env, 2).await;
+    let addr = deployment.addr();
+    let target = Target::of(&mock);
+    let registrations: Vec<_> = (0..300)
+        .map(|n| {
+            let target = target.clone();
+            tokio::spawn(async move { register(addr, &target, n, "chatgpt").await })
+        })
+        .collect();
+    for r in registrations {
+        r.await.unwrap();
+    }
+    // One host in this process, over the twin, for what the answers must be.
+    let local = host();
+    for n in 0..300 {
+        let mut tenant = twin.chatgpt_tenant(
+            &format!("t-{n:03}"),
+            &format!("ws-{n:03}"),
+            &format!("token-{n:03}"),
+        );
+        tenant
+            .settings
+            .insert("retry-base-ms".into(), accessgov_host::tenant::SettingValue::Integer(5));
+        local.add_tenant(&tenant, Path::new(".")).unwrap();
+    }
+
+    // 60 batches: three for each of 20 tenants, queued together, each on people of its own.
+    let mut batches = Vec::new();
+    for n in 0..20 {
+        for part in 0..3 {
+            batches.push((n, role_grants(&service, n, part * 4, 4)));
+        }
+    }
+    let started: Vec<_> = batches
+        .iter()
+        .map(|(n, changes)| {
+            let body = json_body(&json!({"changes": changes}));
+            let path = format!("/v1/tenants/t-{n:03}/jobs");
+            tokio::spawn(async move { call(addr, "POST", &path, Some("ops-key"), body).await })
+        })
+        .collect();
+    // 300 syncs at once with the batches.
+    let syncs: Vec<_> = (0..300)
+        .map(|n| {
+            tokio::spawn(async move {
+                let answer = call(
+                    addr,
+                    "GET",
+                    &format!("/v1/tenants/t-{n:03}/sync?size=7"),
+                    Some("ops-key"),
+                    None,
+                )
+                .await;
+                (n, answer)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for s in started {
+        let answer = s.await.unwrap();
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        ids.push(answer.json()["id"].as_str().unwrap().to_string());
+    }
+    for sync in syncs {
+        let (n, answer) = sync.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let got: Vec<Value> =
+            answer.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        // The batches run meanwhile on the first 20: their roles may be either side of them.
+        if n >= 20 {
+            let mut expected = Vec::new();
+            let mut page = PageRequest { cursor: None, size: Some(7) };
+            loop {
+                let report = local.list_accounts(&format!("t-{n:03}"), page.clone()).await.unwrap();
+                let listed = report.result.unwrap();
+                expected.extend(
+                    listed
+                        .accounts
+                        .into_iter()
+                        .map(|a| serde_json::to_value(Account::from(a)).unwrap()),
+                );
+                match listed.next_cursor {
+                    Some(cursor) => page.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            assert_eq!(got, expected, "tenant {n}: the sync equals one host's");
+        } else {
+            assert_eq!(got.len(), 33, "tenant {n}: every account once");
+        }
+    }
+    for ((n, changes), id) in batches.iter().zip(&ids) {
+        let job = wait_for_job(addr, id, Duration::from_secs(120)).await;
+        assert_eq!(job["state"], "done", "{job}");
+        let items = job["items"].as_array().unwrap();
+        assert_eq!(items.len(), changes.len(), "{job}");
+        let expected = local_items(&local, &format!("t-{n:03}"), changes, 2).await;
+        let expected: Vec<Value> =
+            expected.iter().map(|i| essence(&serde_json::to_value(i).unwrap())).collect();
+        let got: Vec<Value> = items.iter().map(essence).collect();
+        assert_eq!(got, expected, "batch {id} of tenant {n} equals one host's");
+        assert!(items.iter().all(|i| i["attempt"] == 1), "one attempt each: {job}");
+    }
+    // The two mocks end the same.
+    for n in 0..20 {
+        let ws = format!("ws-{n:03}");
+        let roles = |s: &MockService| {
+            s.workspace(&ws)
+                .unwrap()
+                .members
+                .iter()
+                .map(|m| (m.id.clone(), m.role.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(roles(&service), roles(&twin_service), "{ws}");
+    }
+    let (pairs, reads_overlap) = check_overlaps(&service);
+    assert!(pairs > 100, "writes of one tenant were checked in pairs: {pairs}");
+    assert!(reads_overlap, "reads of different tenants ran at once");
+    // Every worker took part.
+    for worker in &deployment.workers {
+        let metrics = call(worker.addr, "GET", "/metrics", None, None).await.text();
+        assert!(metrics.contains("operation=\"sync\""), "{metrics}");
+    }
+    mock.stop().await;
+    twin.stop().await;
+}
