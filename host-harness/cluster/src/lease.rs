@@ -93,7 +93,10 @@ impl Lease {
                     }
                 }
                 Err(e) => {
-                    return Err(ClusterError::jetstream(format!("taking the lease of {tenant}"), e));
+                    return Err(ClusterError::jetstream(
+                        format!("taking the lease of {tenant}"),
+                        e,
+                    ));
                 }
             };
             if let Some(revision) = taken {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use accessgov_host::batch::{self, BatchEvent, BatchOptions};
@@ -409,4 +409,307 @@ async fn three_workers_run_300_syncs_and_60_batches_as_one_host_would() {
     }
     mock.stop().await;
     twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_leaves_it_to_another_and_no_change_is_made_twice() {
+    let (service, env) = workspaces(1, 60);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    // Each write takes a while, so the batch is surely under way when its worker dies.
+    service.set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(Fault::Slow { millis: 150 }); 1000],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let mut deployment = Deployment::start("kill", 3, 4, &env, 3).await;
+    let addr = deployment.addr();
+    register(addr, &Target::of(&mock), 0, "chatgpt").await;
+    let changes = role_grants(&service, 0, 0, 30);
+    assert_eq!(changes.len(), 30);
+    let started = call(
+        addr,
+        "POST",
+        "/v1/tenants/t-000/jobs",
+        Some("ops-key"),
+        json_body(&json!({"changes": changes})),
+    )
+    .await;
+    assert_eq!(started.status, 202, "{}", started.text());
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    // Once a few calls are reported, the worker running it is killed outright.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (killed, reported_at_kill) = loop {
+        let job = call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json();
+        let reported = job["reported"].as_u64().unwrap();
+        if reported >= 6 {
+            let worker = job["attempts"][0]["worker"].as_str().unwrap().to_string();
+            let index: usize = worker.trim_start_matches('w').parse().unwrap();
+            deployment.workers[index].child.kill().unwrap();
+            break (worker, reported);
+        }
+        assert!(Instant::now() < deadline, "the batch never got going: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(reported_at_kill < 30, "the batch was still under way when its worker died");
+    let job = wait_for_job(addr, &id, Duration::from_secs(90)).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let attempts = job["attempts"].as_array().unwrap();
+    let interrupted: Vec<&Value> = job["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["interrupted"].is_array())
+        .map(|i| &i["index"])
+        .collect();
+    println!(
+        "killed {killed} at {reported_at_kill} reported; attempts {}; items the dead attempt was sending: {interrupted:?}",
+        job["attempts"]
+    );
+    assert!(attempts.len() >= 2, "{job}");
+    assert_eq!(attempts[0]["worker"], killed.as_str());
+    assert_eq!(attempts[0]["ended"], false, "the first attempt died with its worker");
+    assert_ne!(attempts[1]["worker"], killed.as_str());
+    let resumed_from = attempts[1]["from_item"].as_u64().unwrap();
+    assert!(resumed_from >= 6, "the second attempt resumed after what the first reported: {job}");
+    // Every change once, each from the attempt that reported it.
+    let items = job["items"].as_array().unwrap();
+    let indices: BTreeSet<u64> = items.iter().map(|i| i["index"].as_u64().unwrap()).collect();
+    assert_eq!(indices, (0..30).collect(), "{job}");
+    for item in items {
+        let index = item["index"].as_u64().unwrap();
+        let attempt = item["attempt"].as_u64().unwrap();
+        assert_eq!(attempt, if index < resumed_from { 1 } else { 2 }, "{item}");
+        match item["outcome"].as_str().unwrap() {
+            "applied" => assert_eq!(item["requests"].as_array().unwrap().len(), 1, "{item}"),
+            // Found in state only where the dead attempt had been sending it.
+            "already-in-state" => {
+                assert_eq!(item["interrupted"], json!([1]), "{item}");
+                assert!(item["requests"].as_array().unwrap().is_empty(), "{item}");
+            }
+            other => panic!("item {index} ended {other}: {item}"),
+        }
+    }
+    // The mock agrees: each of the 30 changed once, and all of them hold the role now.
+    let ws = service.workspace("ws-000").unwrap();
+    let targets: Vec<String> =
+        changes.iter().map(|c| c["account"]["id"].as_str().unwrap().to_string()).collect();
+    for id in &targets {
+        let member = ws.members.iter().find(|m| &m.id == id).unwrap();
+        assert_eq!(member.role, "account-admin", "{id}");
+        let changed = ws
+            .change_log
+            .iter()
+            .filter(|c| {
+                c.email == member.email.to_lowercase()
+                    && matches!(c.kind, AppliedChangeKind::Role { .. })
+            })
+            .count();
+        assert_eq!(changed, 1, "{} changed once", member.email);
+    }
+    mock.stop().await;
+}
+
+/// A JSON POST with one extra header.
+async fn call_with_header(
+    addr: SocketAddr,
+    path: &str,
+    header: (&str, &str),
+    body: &Value,
+) -> crate::server::Answer {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("authorization", "Bearer ops-key")
+        .header("content-type", "application/json")
+        .header(header.0, header.1)
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    crate::server::Answer::new(status, bytes)
+}
+
+/// Info calls answered by each worker so far, by its metrics.
+async fn info_calls(deployment: &Deployment) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for worker in &deployment.workers {
+        let metrics = call(worker.addr, "GET", "/metrics", None, None).await.text();
+        let count = metrics
+            .lines()
+            .filter(|l| l.starts_with("accessgov_calls_total{") && l.contains("operation=\"info\""))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        counts.push(count);
+    }
+    counts
+}
+
+/// `count` info calls at once; the connector names they answered.
+async fn info_names(addr: SocketAddr, count: usize) -> BTreeSet<String> {
+    let calls: Vec<_> = (0..count)
+        .map(|_| {
+            tokio::spawn(async move {
+                call(addr, "GET", "/v1/tenants/t-000/info", Some("ops-key"), None).await
+            })
+        })
+        .collect();
+    let mut names = BTreeSet::new();
+    for c in calls {
+        let answer = c.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        names.insert(answer.json()["name"].as_str().unwrap().to_string());
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_connectors_reach_every_worker_without_a_restart() {
+    let (service, env) = workspaces(1, 10);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    let deployment = Deployment::start("shared", 3, 2, &env, 10).await;
+    let addr = deployment.addr();
+    let named = bundled_connectors::named();
+    let upload = |name: &str| Some(("application/wasm", named[name].to_vec()));
+    let put =
+        call(addr, "PUT", "/v1/connectors/workspace-app", Some("ops-key"), upload("chatgpt")).await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    // Registered once, through the server, and used at once by every worker.
+    register(addr, &Target::of(&mock), 0, "workspace-app").await;
+    assert_eq!(info_names(addr, 30).await, BTreeSet::from(["chatgpt".to_string()]));
+    let before = info_calls(&deployment).await;
+    assert!(before.iter().all(|n| *n > 0), "every worker answered: {before:?}");
+    // Replaced in the store: every worker's next call runs the new component.
+    let put = call(
+        addr,
+        "PUT",
+        "/v1/connectors/workspace-app",
+        Some("ops-key"),
+        upload("openai-platform"),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(info_names(addr, 30).await, BTreeSet::from(["openai-platform".to_string()]));
+    let after = info_calls(&deployment).await;
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| a > b),
+        "every worker answered again: {before:?} -> {after:?}"
+    );
+    // A tenant's secret never goes into the queue's store: only the name of its variable.
+    let mut inline = spec(&Target::of(&mock), 1, "chatgpt");
+    inline["credentials"][0] = json!({"origin": mock.origin(), "bearer_token": "token-001"});
+    let refused = call(addr, "PUT", "/v1/tenants/t-001", Some("ops-key"), json_body(&inline)).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("bearer_token_env"), "{}", refused.text());
+    for worker in &deployment.workers {
+        assert_eq!(call(worker.addr, "GET", "/readyz", None, None).await.status, 200);
+    }
+    // A tenant removed through the server is gone from the workers too.
+    let deleted = call(addr, "DELETE", "/v1/tenants/t-000", Some("ops-key"), None).await;
+    assert_eq!(deleted.status, 204);
+    register(addr, &Target::of(&mock), 0, "chatgpt").await;
+    assert_eq!(info_names(addr, 6).await, BTreeSet::from(["chatgpt".to_string()]));
+    // A batch sent twice with one `Idempotency-Key` is one job, run once.
+    let changes = role_grants(&service, 0, 0, 2);
+    let body = json!({"changes": changes});
+    let mut ids = BTreeSet::new();
+    for _ in 0..2 {
+        let answer = call_with_header(
+            addr,
+            "/v1/tenants/t-000/jobs",
+            ("idempotency-key", "grant-admins-1"),
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        ids.insert(answer.json()["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let job = wait_for_job(addr, ids.first().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(job["applied"], 2, "{job}");
+    let ws = service.workspace("ws-000").unwrap();
+    assert_eq!(
+        ws.change_log.iter().filter(|c| matches!(c.kind, AppliedChangeKind::Role { .. })).count(),
+        2
+    );
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_hands_its_batch_back_and_exits() {
+    let (service, env) = workspaces(1, 40);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    service.set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(Fault::Slow { millis: 100 }); 1000],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let mut deployment = Deployment::start("drain", 2, 4, &env, 2).await;
+    let addr = deployment.addr();
+    register(addr, &Target::of(&mock), 0, "chatgpt").await;
+    let changes = role_grants(&service, 0, 0, 20);
+    let started = call(
+        addr,
+        "POST",
+        "/v1/tenants/t-000/jobs",
+        Some("ops-key"),
+        json_body(&json!({"changes": changes})),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let index = loop {
+        let job = call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json();
+        if job["reported"].as_u64().unwrap() >= 4 {
+            let worker = job["attempts"][0]["worker"].as_str().unwrap();
+            break worker.trim_start_matches('w').parse::<usize>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the batch never got going: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopping = &mut deployment.workers[index];
+    let pid = stopping.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = stopping.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "the worker did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success());
+    let report: Vec<String> = stopping.stderr.try_iter().collect();
+    assert!(
+        report.iter().any(|l| l.contains("stopped; 1 job(s) were running, 0 left")),
+        "{report:?}"
+    );
+    // Handed back between calls: the other worker goes on at once from the next item, and no
+    // item was caught in flight.
+    let job = wait_for_job(addr, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{job}");
+    assert_eq!(attempts[0]["ended"], true, "the first attempt ended by handing the job back");
+    let items = job["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert!(
+        items.iter().all(|i| i["outcome"] == "applied" && i.get("interrupted").is_none()),
+        "{job}"
+    );
+    mock.stop().await;
 }

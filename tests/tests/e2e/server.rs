@@ -32,6 +32,11 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
+    /// An answer of `status` with `bytes`.
+    pub(crate) fn new(status: u16, bytes: Bytes) -> Answer {
+        Answer { status, content_type: String::new(), headers: Vec::new(), bytes }
+    }
+
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
     }
