@@ -1045,7 +1045,8 @@ struct JobQuery {
 
 /// Starts a batch of any size as a job, run in calls of a bounded number of changes; poll it
 /// for progress and cancel it with DELETE.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", security(("api_key" = [])), request_body = BatchRequest, params(("tenant" = String, Path)),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", security(("api_key" = [])), request_body = BatchRequest,
+    params(("tenant" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Names the job: sent again with the same key, the job already started is answered and nothing new starts")),
     responses((status = 202, body = Job), Failures))]
 async fn start_job(
     State(state): State<Shared>,

@@ -33,7 +33,7 @@ impl Nats {
             .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
             .expect(
                 "nats-server is not installed: `apt-get install nats-server` (`.ci/run` and \
-                 build-support/install-test-services do it)",
+                 build-support/bin/test-services do it)",
             );
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let store = dir.join("jetstream");
@@ -60,11 +60,22 @@ impl Drop for Nats {
     }
 }
 
+/// CPU seconds (user and system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> =
+        stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: u64 =
+        fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    ticks as f64 / 100.0
+}
+
 /// A deployment: NATS, workers and one server in front.
 struct Deployment {
     workers: Vec<Process>,
     server: Process,
-    _nats: Nats,
+    nats: Nats,
 }
 
 /// The queue's settings of the tests: a dead worker's job is given out again within seconds.
@@ -112,11 +123,17 @@ impl Deployment {
             vec!["serve", "--listen", "127.0.0.1:0", "--config", &config, "--nats", &nats.url];
         args.extend(QUEUE);
         let server = Process::spawn(&args, env);
-        Deployment { workers, server, _nats: nats }
+        Deployment { workers, server, nats }
     }
 
     fn addr(&self) -> SocketAddr {
         self.server.addr
+    }
+
+    /// CPU seconds used so far by the workers together, the server, and nats-server.
+    fn cpu_seconds(&self) -> (f64, f64, f64) {
+        let workers = self.workers.iter().map(|w| cpu_seconds(w.child.id())).sum();
+        (workers, cpu_seconds(self.server.child.id()), cpu_seconds(self.nats.child.id()))
     }
 }
 
@@ -711,5 +728,78 @@ async fn a_worker_stopped_with_sigterm_hands_its_batch_back_and_exits() {
         items.iter().all(|i| i["outcome"] == "applied" && i.get("interrupted").is_none()),
         "{job}"
     );
+    mock.stop().await;
+}
+
+/// The figures of docs/scaling.md: 300 tenant syncs of 500 members each, through the server,
+/// with one, two and three workers, and where the CPU went. A measurement, not a check; run it
+/// with `cargo test -p e2e-tests --test e2e cluster::scaling -- --ignored --nocapture`.
+#[ignore = "a measurement for docs/scaling.md"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_throughput_with_one_two_and_three_workers() {
+    let (service, env) = workspaces(300, 500);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    let target = Target::of(&mock);
+    println!("workers | syncs/s | CPU ms per sync: workers, server, nats-server, mock");
+    // 0: no queue, the server runs the syncs itself (the baseline).
+    for workers in 0..=3 {
+        let deployment = if workers == 0 {
+            let dir = scratch("cluster-scaling-0");
+            let config = config(&dir, 25);
+            Deployment {
+                workers: Vec::new(),
+                server: Process::spawn(
+                    &["serve", "--listen", "127.0.0.1:0", "--config", &config],
+                    &env,
+                ),
+                nats: Nats::start(&dir),
+            }
+        } else {
+            Deployment::start(&format!("scaling-{workers}"), workers, 16, &env, 25).await
+        };
+        let addr = deployment.addr();
+        for n in 0..300 {
+            register(addr, &target, n, "chatgpt").await;
+        }
+        // Every worker instantiates the connector once before the clock starts.
+        let _ = info_names(addr, 6 * workers.max(1)).await;
+        let (w0, s0, n0) = deployment.cpu_seconds();
+        let m0 = cpu_seconds(std::process::id());
+        let started = Instant::now();
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(24));
+        let syncs: Vec<_> = (0..300)
+            .map(|n| {
+                let limit = limit.clone();
+                tokio::spawn(async move {
+                    let _permit = limit.acquire().await.unwrap();
+                    call(
+                        addr,
+                        "GET",
+                        &format!("/v1/tenants/t-{n:03}/sync?size=100"),
+                        Some("ops-key"),
+                        None,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for sync in syncs {
+            let answer = sync.await.unwrap();
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.text().lines().count(), 503);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let (w1, s1, n1) = deployment.cpu_seconds();
+        let m1 = cpu_seconds(std::process::id());
+        let per = |a: f64, b: f64| (b - a) * 1000.0 / 300.0;
+        println!(
+            "{workers} | {:.1} | {:.1}, {:.1}, {:.1}, {:.1}",
+            300.0 / elapsed,
+            per(w0, w1),
+            per(s0, s1),
+            per(n0, n1),
+            per(m0, m1)
+        );
+    }
     mock.stop().await;
 }
