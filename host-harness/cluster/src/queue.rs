@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use crate::error::ClusterError;
 use crate::mirror::Mirror;
 use crate::records::{JobRecord, Progress, Work, cancel_key, items_key};
-use crate::store::{Store, WORK_SUBJECT};
+use crate::store::{Store, WORK_SUBJECT, done_subject};
 
 /// The queue of a deployment, as its servers use it.
 pub struct NatsQueue {
@@ -61,18 +61,26 @@ impl NatsQueue {
         Ok(record)
     }
 
-    /// Waits for job `id`'s record to say it is done, and returns it.
-    async fn done(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let mut watch = self
+    /// Queues `work` as job `id` and waits for its record to say it is done: told by the
+    /// worker's announcement, or, should that be lost, by reading the record every second.
+    async fn run(&self, id: &str, work: Work) -> Result<JobRecord, ApiError> {
+        let mut announced = self
             .store
-            .jobs
-            .watch_with_history(id)
+            .client
+            .subscribe(done_subject(id))
             .await
-            .map_err(|e| ClusterError::jetstream(format!("watching job {id}"), e))?;
+            .map_err(|e| ClusterError::jetstream(format!("waiting for job {id}"), e))?;
+        self.submit(id, work).await?;
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
-            let next = tokio::time::timeout_at(deadline, watch.next()).await.map_err(|_| {
-                ApiError::new(
+            if let Some((record, _)) = Store::read::<JobRecord>(&self.store.jobs, id).await?
+                && record.progress == Progress::Done
+            {
+                return Ok(record);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "queue",
                     format!(
@@ -80,23 +88,13 @@ impl NatsQueue {
                          tells what it did",
                         self.wait
                     ),
-                )
-            })?;
-            let entry = match next {
-                Some(Ok(entry)) => entry,
-                Some(Err(e)) => Err(ClusterError::jetstream(format!("watching job {id}"), e))?,
-                None => {
-                    Err(ClusterError::jetstream(format!("watching job {id}"), "the watch ended"))?
-                }
-            };
-            if entry.operation != kv::Operation::Put {
-                continue;
+                ));
             }
-            let record: JobRecord =
-                serde_json::from_slice(&entry.value).map_err(|e| ClusterError::record(id, e))?;
-            if record.progress == Progress::Done {
-                return Ok(record);
-            }
+            let _ = tokio::time::timeout_at(
+                (now + Duration::from_secs(1)).min(deadline),
+                announced.next(),
+            )
+            .await;
         }
     }
 
@@ -145,8 +143,8 @@ impl Queue for NatsQueue {
     ) -> Pending<'a, Result<Answer, ApiError>> {
         Box::pin(async move {
             let id = format!("call-{}", nuid::next());
-            self.submit(&id, Work::Call { tenant: tenant.to_string(), operation }).await?;
-            let record = self.done(&id).await?;
+            let record =
+                self.run(&id, Work::Call { tenant: tenant.to_string(), operation }).await?;
             if let Some(error) = failed(&record) {
                 return Err(error);
             }
@@ -167,8 +165,7 @@ impl Queue for NatsQueue {
     ) -> Pending<'a, Result<SyncStream, ApiError>> {
         Box::pin(async move {
             let id = format!("sync-{}", nuid::next());
-            self.submit(&id, Work::Sync { tenant: tenant.to_string(), first }).await?;
-            let record = self.done(&id).await?;
+            let record = self.run(&id, Work::Sync { tenant: tenant.to_string(), first }).await?;
             if let Some(error) = failed(&record) {
                 return Err(error);
             }

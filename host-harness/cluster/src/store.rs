@@ -26,6 +26,11 @@ pub const RESULTS: &str = "accessgov_results";
 pub const WORK_STREAM: &str = "ACCESSGOV_WORK";
 /// Its subject.
 pub const WORK_SUBJECT: &str = "accessgov.work";
+/// The subject on which a job's end is announced, `accessgov.done.<job>`: a server waiting for
+/// it learns at once, without watching the record.
+pub fn done_subject(job: &str) -> String {
+    format!("accessgov.done.{job}")
+}
 /// The durable consumer every worker pulls from.
 pub const WORKERS: &str = "workers";
 

@@ -34,7 +34,7 @@ use crate::error::ClusterError;
 use crate::lease::Lease;
 use crate::mirror::Mirror;
 use crate::records::{JobRecord, Progress, Work, cancel_key, items_key};
-use crate::store::Store;
+use crate::store::{Store, done_subject};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -327,6 +327,10 @@ impl Worker {
             r.sending = None;
         })
         .await?;
+        // A server waiting for the job hears it now; one that misses this reads the record.
+        if let Err(e) = self.store.client.publish(done_subject(id), bytes::Bytes::new()).await {
+            tracing::warn!(job = id, "announcing the job's end: {e}");
+        }
         Ok(())
     }
 
