@@ -803,3 +803,95 @@ async fn scaling_throughput_with_one_two_and_three_workers() {
     }
     mock.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_batch_cancelled_part_way_reports_what_was_sent_and_the_mock_agrees() {
+    let (service, env) = workspaces(1, 40);
+    let mock = MockServer::start_local(service.clone()).await.unwrap();
+    service.set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(Fault::Slow { millis: 100 }); 1000],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+    let deployment = Deployment::start("cancel", 2, 4, &env, 2).await;
+    let addr = deployment.addr();
+    register(addr, &Target::of(&mock), 0, "chatgpt").await;
+    let changes = role_grants(&service, 0, 0, 20);
+    let started = call(
+        addr,
+        "POST",
+        "/v1/tenants/t-000/jobs",
+        Some("ops-key"),
+        json_body(&json!({"changes": changes})),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while
+        call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json()["reported"]
+            .as_u64()
+            .unwrap()
+            < 4
+    {
+        assert!(Instant::now() < deadline, "the batch never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancel = call(addr, "DELETE", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await;
+    assert_eq!(cancel.status, 202, "{}", cancel.text());
+    let job = wait_for_job(addr, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let items = job["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20, "every change reported");
+    let applied: BTreeSet<String> = items
+        .iter()
+        .filter(|i| i["outcome"] == "applied")
+        .map(|i| {
+            changes[i["index"].as_u64().unwrap() as usize]["account"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let not_sent = items.iter().filter(|i| i["outcome"] == "not-attempted").count();
+    assert_eq!(applied.len() + not_sent, 20, "{job}");
+    assert!(not_sent > 0 && applied.len() >= 4, "{job}");
+    // What the report says was applied is exactly what the mock changed.
+    let ws = service.workspace("ws-000").unwrap();
+    let changed: BTreeSet<String> = ws
+        .members
+        .iter()
+        .filter(|m| ws.change_log.iter().any(|c| c.email == m.email.to_lowercase()))
+        .map(|m| m.id.clone())
+        .collect();
+    assert_eq!(changed, applied);
+    mock.stop().await;
+}
+
+#[test]
+fn a_server_with_a_queue_takes_no_tenants_from_its_file_and_a_worker_needs_nats() {
+    let dir = scratch("cluster-refusals");
+    let config = config(&dir, 10);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[[tenant]]\nid = \"t\"\nconnector = \"chatgpt\"\n[tenant.settings]\nbase-url = \"http://127.0.0.1:9/backend-api\"\naccount-id = \"ws\"\n");
+    std::fs::write(&config, text).unwrap();
+    let nats = Nats::start(&dir);
+    let harness = |args: &[&str]| {
+        let output =
+            std::process::Command::new(crate::conformance::harness()).args(args).output().unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (ok, stderr) =
+        harness(&["serve", "--listen", "127.0.0.1:0", "--config", &config, "--nats", &nats.url]);
+    assert!(!ok);
+    assert!(stderr.contains("tenants are registered through the API"), "{stderr}");
+    let (ok, stderr) = harness(&["worker"]);
+    assert!(!ok);
+    assert!(stderr.contains("--nats"), "{stderr}");
+    let (ok, stderr) = harness(&["worker", "--nats", "nats://127.0.0.1:9"]);
+    assert!(!ok);
+    assert!(stderr.contains("NATS at nats://127.0.0.1:9"), "{stderr}");
+}
