@@ -531,7 +531,7 @@ async fn a_worker_killed_mid_batch_leaves_it_to_another_and_no_change_is_made_tw
 }
 
 /// A JSON POST with one extra header.
-async fn call_with_header(
+pub(crate) async fn call_with_header(
     addr: SocketAddr,
     path: &str,
     header: (&str, &str),

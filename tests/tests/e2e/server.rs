@@ -1355,3 +1355,36 @@ async fn the_openapi_document_is_well_formed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_sent_twice_with_one_idempotency_key_is_one_job() {
+    let api = start("idempotent", "").await;
+    let workspace = mock("ws-idem", 20, 0).await;
+    register_workspace(api.addr, "acme-idem", &workspace, "ws-idem").await;
+    let member = workspace
+        .service()
+        .workspace("ws-idem")
+        .unwrap()
+        .members
+        .into_iter()
+        .find(|m| m.role == "standard-user" && !m.is_scim_managed)
+        .unwrap();
+    let body = json!({"changes": [{"action": "grant", "account": {"id": member.id}, "entitlement": "role:admin"}]});
+    let path = "/v1/tenants/acme-idem/jobs";
+    let first =
+        crate::cluster::call_with_header(api.addr, path, ("idempotency-key", "k-1"), &body).await;
+    let again =
+        crate::cluster::call_with_header(api.addr, path, ("idempotency-key", "k-1"), &body).await;
+    let other =
+        crate::cluster::call_with_header(api.addr, path, ("idempotency-key", "k-2"), &body).await;
+    for answer in [&first, &again, &other] {
+        assert_eq!(answer.status, 202, "{}", answer.text());
+    }
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    assert_ne!(first.json()["id"], other.json()["id"]);
+    let long = "k".repeat(300);
+    let refused =
+        crate::cluster::call_with_header(api.addr, path, ("idempotency-key", &long), &body).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    workspace.stop().await;
+}
