@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accessgov_host::types as contract;
+use accessgov_server::audit::AuditRecord;
 use accessgov_server::dispatch::{Answer, Operation, Pending, Queue, SyncStream, WireError};
 use accessgov_server::error::ApiError;
 use accessgov_server::jobs::JobSpec;
-use accessgov_server::model::{Job, JobItem, TenantSpec};
+use accessgov_server::model::{Job, TenantSpec};
 use async_nats::jetstream::kv;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
@@ -17,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::ClusterError;
 use crate::mirror::Mirror;
-use crate::records::{JobRecord, Progress, Work, cancel_key, items_key};
+use crate::records::{JobRecord, Progress, Work, cancel_key};
 use crate::store::{Store, WORK_SUBJECT, done_subject};
 
 /// The queue of a deployment, as its servers use it.
@@ -115,17 +116,7 @@ impl NatsQueue {
     async fn job_of(&self, record: JobRecord, with_items: bool) -> Result<Option<Job>, ApiError> {
         let Some(mut job) = record.job else { return Ok(None) };
         if with_items {
-            let mut items: Vec<JobItem> = Vec::new();
-            for first in &record.item_groups {
-                let key = items_key(&record.id, *first);
-                if let Some((group, _)) =
-                    Store::read::<Vec<JobItem>>(&self.store.jobs, &key).await?
-                {
-                    items.extend(group);
-                }
-            }
-            items.sort_by_key(|i| i.index);
-            job.items = Some(items);
+            job.items = Some(self.store.job_items(&record.id, &record.item_groups).await?);
         }
         Ok(Some(job))
     }
@@ -270,6 +261,14 @@ impl Queue for NatsQueue {
             self.mirror.note_tenant(id, revision, &spec.connector);
             Ok(())
         })
+    }
+
+    fn audit_records<'a>(
+        &'a self,
+        limit: usize,
+        keep: &'a (dyn Fn(&AuditRecord) -> bool + Send + Sync),
+    ) -> Pending<'a, Result<Vec<AuditRecord>, ApiError>> {
+        Box::pin(async move { Ok(self.store.audit_records(limit, keep).await?) })
     }
 
     fn withdraw_tenant<'a>(&'a self, id: &'a str) -> Pending<'a, Result<(), ApiError>> {

@@ -9,7 +9,11 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use accessgov_server::audit::AuditRecord;
+use accessgov_server::model::JobItem;
+
 use crate::error::ClusterError;
+use crate::records::items_key;
 
 /// Tenants (a server's `TenantSpec`, secrets by reference only), by tenant id.
 pub const TENANTS: &str = "accessgov_tenants";
@@ -22,6 +26,11 @@ pub const JOBS: &str = "accessgov_jobs";
 pub const LEASES: &str = "accessgov_leases";
 /// Results of calls and syncs, by job id.
 pub const RESULTS: &str = "accessgov_results";
+/// The audit records of the jobs workers run (the same records a server's audit log holds for
+/// the jobs it runs itself), kept until the operator's retention removes them.
+pub const AUDIT_STREAM: &str = "ACCESSGOV_AUDIT";
+/// Its subject.
+pub const AUDIT_SUBJECT: &str = "accessgov.audit";
 /// The work queue.
 pub const WORK_STREAM: &str = "ACCESSGOV_WORK";
 /// Its subject.
@@ -109,6 +118,13 @@ impl Store {
             })
             .await
             .map_err(|e| ClusterError::jetstream("opening the work queue", e))?;
+        js.get_or_create_stream(stream::Config {
+            name: AUDIT_STREAM.into(),
+            subjects: vec![AUDIT_SUBJECT.into()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::jetstream("opening the audit stream", e))?;
         Ok(Store {
             client,
             jetstream: js,
@@ -139,6 +155,73 @@ impl Store {
             )
             .await
             .map_err(|e| ClusterError::jetstream("opening the workers' consumer", e))
+    }
+
+    /// Appends `record` to the audit stream, and returns once JetStream has stored it.
+    pub async fn audit(&self, record: &AuditRecord) -> Result<(), ClusterError> {
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| ClusterError::record("an audit record", e))?;
+        self.jetstream
+            .publish(AUDIT_SUBJECT, bytes.into())
+            .await
+            .map_err(|e| ClusterError::jetstream("writing an audit record", e))?
+            .await
+            .map_err(|e| ClusterError::jetstream("writing an audit record", e))?;
+        Ok(())
+    }
+
+    /// The last `limit` records of the audit stream that `keep` accepts, oldest first, read
+    /// from the newest back.
+    pub async fn audit_records(
+        &self,
+        limit: usize,
+        keep: &(dyn Fn(&AuditRecord) -> bool + Send + Sync),
+    ) -> Result<Vec<AuditRecord>, ClusterError> {
+        let what = "reading the audit stream";
+        let mut stream = self
+            .jetstream
+            .get_stream(AUDIT_STREAM)
+            .await
+            .map_err(|e| ClusterError::jetstream(what, e))?;
+        let state =
+            stream.info().await.map_err(|e| ClusterError::jetstream(what, e))?.state.clone();
+        let mut records = Vec::new();
+        let mut sequence = state.last_sequence;
+        while sequence >= state.first_sequence.max(1) && records.len() < limit {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => {
+                    if let Ok(record) = serde_json::from_slice::<AuditRecord>(&message.payload)
+                        && keep(&record)
+                    {
+                        records.push(record);
+                    }
+                }
+                // Removed by the stream's retention meanwhile.
+                Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {}
+                Err(e) => return Err(ClusterError::jetstream(what, e)),
+            }
+            sequence -= 1;
+        }
+        records.reverse();
+        Ok(records)
+    }
+
+    /// The stored items of batch `job`, in the groups `firsts` names, in order.
+    pub async fn job_items(
+        &self,
+        job: &str,
+        firsts: &[usize],
+    ) -> Result<Vec<JobItem>, ClusterError> {
+        let mut items: Vec<JobItem> = Vec::new();
+        for first in firsts {
+            if let Some((group, _)) =
+                Self::read::<Vec<JobItem>>(&self.jobs, &items_key(job, *first)).await?
+            {
+                items.extend(group);
+            }
+        }
+        items.sort_by_key(|i| i.index);
+        Ok(items)
     }
 
     /// The JSON value at `key` of `bucket`, with its revision.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use accessgov_host::Host;
 use accessgov_host::batch::{self, BatchEvent, BatchOptions};
 use accessgov_host::types as contract;
-use accessgov_server::dispatch::{Answer, Operation, WireError, execute};
+use accessgov_server::dispatch::{Answer, Operation, WireError, execute, wrong_answer};
 use accessgov_server::error::ApiError;
 use accessgov_server::jobs::JobSpec;
 use accessgov_server::metrics::Metrics;
@@ -384,11 +384,7 @@ impl Worker {
                 }
                 let page = match answer {
                     Ok(Answer::Accounts(report)) => report.result.map_err(|e| ApiError::call(&e)),
-                    Ok(_) => Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "host",
-                        "a page was answered with another operation's answer",
-                    )),
+                    Ok(_) => Err(wrong_answer()),
                     Err(e) => Err(e),
                 };
                 let (chunk, next) = match page {
@@ -461,13 +457,21 @@ impl Worker {
                     cancel: None,
                 };
                 let mut reports = Vec::new();
+                let mut calls = Vec::new();
                 let summary =
                     batch::apply_with(&self.host, &spec.tenant, &changes, &options, |event| {
-                        if let BatchEvent::Item(report) = event {
-                            reports.push(report);
+                        match event {
+                            BatchEvent::Item(report) => reports.push(report),
+                            BatchEvent::Call(call) => calls.push(call),
                         }
                     })
                     .await;
+                // On the record before anything else is stored of it.
+                for call in &calls {
+                    if let Some(record) = spec.call_record(id, call, start) {
+                        self.store.audit(&record).await?;
+                    }
+                }
                 match summary {
                     Ok(summary) => stopped = summary.stopped,
                     Err(e) => stopped = Some(e.to_string()),
@@ -514,6 +518,12 @@ impl Worker {
             .await?;
             start = end;
         }
+        let groups = Store::read::<JobRecord>(&self.store.jobs, id)
+            .await?
+            .map(|(r, _)| r.item_groups)
+            .unwrap_or_default();
+        let items = self.store.job_items(id, &groups).await?;
+        self.store.audit(&spec.final_record(id, &items, stopped)).await?;
         self.finish(id, |r| {
             if let Some(job) = &mut r.job {
                 job.state = if cancelled { JobState::Cancelled } else { JobState::Done };

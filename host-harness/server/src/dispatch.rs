@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditRecord;
 use crate::error::ApiError;
 use crate::jobs::JobSpec;
 use crate::model::{ErrorBody, Job, TenantSpec};
@@ -134,6 +135,15 @@ pub async fn execute(host: &Host, tenant: &str, operation: Operation) -> Result<
     })
 }
 
+/// A call answered with another operation's answer: a defect, never the service's.
+pub fn wrong_answer() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "host",
+        "the call was answered with another operation's answer",
+    )
+}
+
 /// An [`ApiError`] as it crosses a queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireError {
@@ -210,6 +220,14 @@ pub trait Queue: Send + Sync {
 
     /// Removes tenant `id` from every worker.
     fn withdraw_tenant<'a>(&'a self, id: &'a str) -> Pending<'a, Result<(), ApiError>>;
+
+    /// The last `limit` audit records of the jobs workers ran that `keep` accepts, oldest
+    /// first.
+    fn audit_records<'a>(
+        &'a self,
+        limit: usize,
+        keep: &'a (dyn Fn(&AuditRecord) -> bool + Send + Sync),
+    ) -> Pending<'a, Result<Vec<AuditRecord>, ApiError>>;
 }
 
 /// The server's own host, or workers behind a queue.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use accessgov_host::Host;
-use accessgov_host::batch::{self, BatchEvent, BatchOptions, CallPurpose};
+use accessgov_host::batch::{self, BatchEvent, BatchOptions, CallPurpose, CallRecord};
 use accessgov_host::types::Change;
 
 use crate::audit::{AuditLog, AuditRecord, SentRequest};
@@ -64,6 +64,49 @@ pub struct JobSpec {
     pub per_call: usize,
 }
 
+impl JobSpec {
+    /// The audit record of a call of job `id` that carried writes, or may have (none for a
+    /// call that only read); `first` is the job's index of the call's first item.
+    pub fn call_record(&self, id: &str, call: &CallRecord, first: usize) -> Option<AuditRecord> {
+        if call.purpose != CallPurpose::Apply && call.writes.is_empty() {
+            return None;
+        }
+        let mut record = self.audit_record(id, "job-call");
+        record.changes =
+            call.items.iter().filter_map(|&i| self.changes.get(first + i).cloned()).collect();
+        record.sent = call.writes.iter().map(SentRequest::from).collect();
+        record.calls = vec![call.call_id];
+        record.error = call.error.clone();
+        Some(record)
+    }
+
+    /// The last audit record of job `id`: every change, what became of it, every write sent.
+    pub fn final_record(
+        &self,
+        id: &str,
+        items: &[JobItem],
+        stopped: Option<String>,
+    ) -> AuditRecord {
+        let mut record = self.audit_record(id, "job");
+        record.changes = self.changes.clone();
+        record.outcomes = items.iter().map(|i| i.outcome.clone()).collect();
+        record.sent = items
+            .iter()
+            .flat_map(|i| &i.requests)
+            .filter(|r| r.status.is_some() || !self.dry_run)
+            .map(SentRequest::from)
+            .collect();
+        record.error = stopped;
+        record
+    }
+
+    fn audit_record(&self, id: &str, operation: &str) -> AuditRecord {
+        let mut record = AuditRecord::new(&self.key, &self.tenant, operation, self.dry_run);
+        record.job = Some(id.to_string());
+        record
+    }
+}
+
 impl Jobs {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,27 +152,13 @@ impl Jobs {
             max_items_per_call: Some(spec.per_call),
             cancel: Some(cancel.clone()),
         };
-        let record = |operation: &str| {
-            let mut record = AuditRecord::new(&spec.key, &spec.tenant, operation, spec.dry_run);
-            record.job = Some(id.clone());
-            record
-        };
         let outcome =
             batch::apply_with(&host, &spec.tenant, &items, &options, |event| match event {
                 BatchEvent::Call(call) => {
-                    if call.purpose == CallPurpose::Apply || !call.writes.is_empty() {
-                        let mut entry = record("job-call");
-                        entry.changes = call
-                            .items
-                            .iter()
-                            .filter_map(|&i| spec.changes.get(i).cloned())
-                            .collect();
-                        entry.sent = call.writes.iter().map(SentRequest::from).collect();
-                        entry.calls = vec![call.call_id];
-                        entry.error = call.error.clone();
-                        if let Err(e) = audit.write(&entry) {
-                            tracing::error!("audit log: {e}");
-                        }
+                    if let Some(entry) = spec.call_record(&id, &call, 0)
+                        && let Err(e) = audit.write(&entry)
+                    {
+                        tracing::error!("audit log: {e}");
                     }
                 }
                 BatchEvent::Item(report) => {
@@ -143,33 +172,23 @@ impl Jobs {
             .await;
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(&id) else { return };
-        let mut last = record("job");
-        last.changes = spec.changes.clone();
         entry.items.sort_by_key(|i| i.index);
-        last.outcomes = entry.items.iter().map(|i| i.outcome.clone()).collect();
-        last.sent = entry
-            .items
-            .iter()
-            .flat_map(|i| &i.requests)
-            .filter(|r| r.status.is_some() || !spec.dry_run)
-            .map(SentRequest::from)
-            .collect();
-        match outcome {
+        let stopped = match outcome {
             Ok(summary) => {
-                entry.job.stopped = summary.stopped.clone();
                 entry.job.state = if cancel.load(Ordering::SeqCst) && summary.stopped.is_some() {
                     JobState::Cancelled
                 } else {
                     JobState::Done
                 };
-                last.error = summary.stopped;
+                summary.stopped
             }
             Err(error) => {
-                entry.job.stopped = Some(error.to_string());
                 entry.job.state = JobState::Done;
-                last.error = Some(error.to_string());
+                Some(error.to_string())
             }
-        }
+        };
+        entry.job.stopped = stopped.clone();
+        let last = spec.final_record(&id, &entry.items, stopped);
         if let Err(e) = audit.write(&last) {
             tracing::error!("audit log: {e}");
         }

@@ -23,7 +23,7 @@ use utoipa::OpenApi;
 use crate::audit::{AuditLog, AuditRecord, SentRequest};
 use crate::auth::{Keys, Principal, Refusal};
 use crate::config::ServerLimits;
-use crate::dispatch::{Answer, Backend, Operation, execute};
+use crate::dispatch::{Answer, Backend, Operation, execute, wrong_answer};
 use crate::error::ApiError;
 use crate::jobs::{JobSpec, Jobs};
 use crate::metrics::Metrics;
@@ -135,15 +135,6 @@ impl AppState {
 }
 
 type Shared = Arc<AppState>;
-
-/// A worker answered a call with another operation's answer: a defect, never the service's.
-fn wrong_answer() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "host",
-        "the call was answered with another operation's answer",
-    )
-}
 
 /// The report of `$operation`, whose answer is `$answer`.
 macro_rules! call_as {
@@ -1162,17 +1153,26 @@ async fn audit_records(
     if let Some(tenant) = &q.tenant {
         state.tenant_in_scope(&principal, tenant)?;
     }
-    let s = state.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        s.audit.read_last(limit, |r| {
-            s.sees(&principal, &r.tenant) && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
-    .map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("audit log: {e}"))
-    })?;
+    let keep = {
+        let (s, tenant) = (state.clone(), q.tenant.clone());
+        move |r: &AuditRecord| {
+            s.sees(&principal, &r.tenant) && tenant.as_ref().is_none_or(|t| *t == r.tenant)
+        }
+    };
+    let (s, k) = (state.clone(), keep.clone());
+    let mut records = tokio::task::spawn_blocking(move || s.audit.read_last(limit, k))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("audit log: {e}"))
+        })?;
+    // With a queue, the records of the jobs the workers ran are in the queue's audit stream.
+    if let Backend::Queue(queue) = &state.backend {
+        records.extend(queue.audit_records(limit, &keep).await?);
+        records.sort_by_key(|r| r.at_ms);
+        let extra = records.len().saturating_sub(limit);
+        records.drain(..extra);
+    }
     Ok(Json(records))
 }
 

@@ -510,6 +510,28 @@ async fn a_worker_killed_mid_batch_leaves_it_to_another_and_no_change_is_made_tw
             other => panic!("item {index} ended {other}: {item}"),
         }
     }
+    // The audit records, from the workers through the server: each call's writes once, and
+    // the job's last record with every change's outcome.
+    let audit = call(addr, "GET", "/v1/audit?tenant=t-000&limit=1000", Some("ops-key"), None).await;
+    assert_eq!(audit.status, 200, "{}", audit.text());
+    let audit = audit.json();
+    let records: Vec<&Value> =
+        audit.as_array().unwrap().iter().filter(|r| r["job"] == id.as_str()).collect();
+    let last: Vec<&&Value> = records.iter().filter(|r| r["operation"] == "job").collect();
+    assert_eq!(last.len(), 1, "{audit}");
+    assert_eq!(last[0]["outcomes"].as_array().unwrap().len(), 30);
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for record in records.iter().filter(|r| r["operation"] == "job-call") {
+        for request in record["sent"].as_array().unwrap() {
+            *sent.entry(request["path"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    assert!(sent.values().all(|n| *n == 1), "no write on the record twice: {sent:?}");
+    for item in items.iter().filter(|i| i["outcome"] == "applied") {
+        let path = item["requests"][0]["path"].as_str().unwrap();
+        // The item's path is relative to the service's base URL; the record's is whole.
+        assert!(sent.keys().any(|p| p.ends_with(path)), "{path} is on the record: {sent:?}");
+    }
     // The mock agrees: each of the 30 changed once, and all of them hold the role now.
     let ws = service.workspace("ws-000").unwrap();
     let targets: Vec<String> =
