@@ -227,6 +227,16 @@ pub trait ConsoleReads {
         pages: &[(u64, u32)],
     ) -> Vec<Result<ListPage<I>, ConnectorError>>;
 
+    /// [`Self::list_pages`], and a `GET` of `beside` (a console path) in the same round.
+    #[allow(clippy::type_complexity)]
+    fn list_pages_beside<I: DeserializeOwned, B: DeserializeOwned>(
+        &self,
+        listing: &str,
+        query: &str,
+        pages: &[(u64, u32)],
+        beside: &str,
+    ) -> (Vec<Result<ListPage<I>, ConnectorError>>, Result<B, ConnectorError>);
+
     /// `GET settings`.
     fn settings(&self) -> Result<WorkspaceSettings, ConnectorError>;
 }
@@ -243,6 +253,20 @@ impl<T: Transport> ConsoleReads for ConsoleClient<'_, T> {
             .map(|&(offset, limit)| listing_path(listing, offset, limit, query))
             .collect();
         self.get_json_all(&paths)
+    }
+
+    fn list_pages_beside<I: DeserializeOwned, B: DeserializeOwned>(
+        &self,
+        listing: &str,
+        query: &str,
+        pages: &[(u64, u32)],
+        beside: &str,
+    ) -> (Vec<Result<ListPage<I>, ConnectorError>>, Result<B, ConnectorError>) {
+        let paths: Vec<String> = pages
+            .iter()
+            .map(|&(offset, limit)| listing_path(listing, offset, limit, query))
+            .collect();
+        self.get_json_all_beside(&paths, beside)
     }
 
     fn settings(&self) -> Result<WorkspaceSettings, ConnectorError> {
@@ -290,7 +314,7 @@ impl ApiRules for Surface {
 }
 
 /// The path of one page of the console's `users` or `invites` listing.
-fn listing_path(listing: &str, offset: u64, limit: u32, query: &str) -> String {
+pub(crate) fn listing_path(listing: &str, offset: u64, limit: u32, query: &str) -> String {
     format!("{listing}?offset={offset}&limit={limit}&query={}", encode_query(query))
 }
 

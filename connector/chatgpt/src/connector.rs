@@ -10,7 +10,8 @@ use crate::accounts::{
 };
 use crate::api::Surface;
 use crate::api::{
-    ConsoleClient, ConsoleReads, Invite, JoinRequest, ListPage, Member, console_client,
+    ConsoleClient, ConsoleGroupInfo, ConsoleReads, Invite, JoinRequest, ListPage, Member,
+    console_client,
 };
 use crate::catalog;
 use crate::cursor::{Cursor, Phase};
@@ -35,6 +36,8 @@ pub struct ChatGptConnector<T: Transport> {
     rules: OnceCell<WorkspaceRules>,
     /// Where the integration account stands, read once a call and only when needed.
     integration: OnceCell<IntegrationAccount>,
+    /// The first page of console groups, when it was read beside a listing's pages.
+    pub(crate) console_groups_first: OnceCell<Result<ListPage<ConsoleGroupInfo>, ConnectorError>>,
     /// The retrying this call has done, across its clients, bounded by the retry budget.
     pub(crate) retrying: RetryClock,
 }
@@ -62,6 +65,7 @@ impl<T: Transport> ChatGptConnector<T> {
             settings,
             rules: OnceCell::new(),
             integration: OnceCell::new(),
+            console_groups_first: OnceCell::new(),
             retrying: RetryClock::default(),
         }
     }
@@ -250,10 +254,13 @@ impl<T: Transport> ChatGptConnector<T> {
                 }
                 _ => {
                     let console = self.console()?;
-                    let listed = walk(&console, "users", "", concurrency, at, wanted, |m| {
-                        items.push(member_account(m));
-                        Ok(false)
-                    });
+                    let groups = self.console_groups_beside();
+                    let beside = groups.as_ref();
+                    let listed =
+                        walk_beside(&console, "users", "", concurrency, at, wanted, beside, |m| {
+                            items.push(member_account(m));
+                            Ok(false)
+                        });
                     resume(listed?)
                 }
             };
@@ -526,7 +533,7 @@ impl IntegrationAccount {
 
 /// Where a walk over a console listing stands: the offset of its next item, and the listing's
 /// length as last seen (until known, a round asks for one page, so none past the end).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Position {
     /// Offset of the next item.
     pub offset: u64,
@@ -549,14 +556,49 @@ pub(crate) fn walk<T: Transport, I: DeserializeOwned>(
     listing: &str,
     query: &str,
     concurrency: u32,
+    at: Position,
+    limit: u32,
+    take: impl FnMut(I) -> Result<bool, ConnectorError>,
+) -> Result<Option<Position>, ConnectorError> {
+    walk_beside::<T, I, ()>(console, listing, query, concurrency, at, limit, None, take)
+}
+
+/// A read sent beside a listing's pages, in the first round with room for it (fewer pages than
+/// the tenant's read concurrency), so that it costs no round trip of its own; its answer is kept
+/// for whatever needs it later in the call.
+pub(crate) struct Beside<'a, B> {
+    /// The console path.
+    pub path: String,
+    /// Where its answer goes.
+    pub answer: &'a OnceCell<Result<B, ConnectorError>>,
+}
+
+/// [`walk`], sending `beside` (if it has no answer yet) along with one of its rounds.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn walk_beside<T: Transport, I: DeserializeOwned, B: DeserializeOwned>(
+    console: &ConsoleClient<'_, T>,
+    listing: &str,
+    query: &str,
+    concurrency: u32,
     mut at: Position,
     limit: u32,
+    beside: Option<&Beside<'_, B>>,
     mut take: impl FnMut(I) -> Result<bool, ConnectorError>,
 ) -> Result<Option<Position>, ConnectorError> {
     let (mut left, mut done) = (limit, false);
     loop {
         let pages = round(at.offset, left, concurrency, at.total);
-        let taken = take_pages(console.list_pages(listing, query, &pages), &pages, |item| {
+        let room = (pages.len() as u32) < concurrency.max(1);
+        let answers = match beside.filter(|b| room && b.answer.get().is_none()) {
+            Some(beside) => {
+                let (answers, extra) =
+                    console.list_pages_beside(listing, query, &pages, &beside.path);
+                let _ = beside.answer.set(extra);
+                answers
+            }
+            None => console.list_pages(listing, query, &pages),
+        };
+        let taken = take_pages(answers, &pages, |item| {
             done |= take(item)?;
             Ok(())
         })?;
@@ -641,7 +683,12 @@ fn take_pages<I>(
 
 /// Keeps at most `want` items of a console page and says whether the listing is exhausted:
 /// the console's paging ends when fewer than `limit` items come back or `offset + items >= total`.
-fn take_page<I>(mut items: Vec<I>, total: u64, offset: u64, want: u32) -> (Vec<I>, bool) {
+pub(crate) fn take_page<I>(
+    mut items: Vec<I>,
+    total: u64,
+    offset: u64,
+    want: u32,
+) -> (Vec<I>, bool) {
     let short = items.len() < want as usize;
     items.truncate(want as usize);
     let exhausted = short || offset + items.len() as u64 >= total;
@@ -744,7 +791,12 @@ mod tests {
                 pair[key.len() + 1..].parse().unwrap()
             };
             let (offset, limit) = (number("offset"), number("limit"));
-            let total = if listing == "users" { self.members.get() } else { self.invites };
+            // The console's groups: none.
+            let total = match listing {
+                "users" => self.members.get(),
+                "groups" => 0,
+                _ => self.invites,
+            };
             let items: Vec<_> = (offset..total.min(offset + limit))
                 .map(|i| match listing {
                     "users" => json!({"id": format!("user-{i}"), "email": format!("m{i}@x.com"),
@@ -870,6 +922,49 @@ mod tests {
         // cursor. The last call ends the members on a full page and lists the (empty) invites.
         assert_eq!(sizes, [1, 4, 4, 1, 4, 4, 2, 4, 1, 1]);
         assert_eq!(console.rounds.borrow()[4][0], users(1000, 100));
+    }
+
+    #[test]
+    fn the_console_groups_read_rides_along_with_the_members_pages() {
+        // As in the component, each call has a connector of its own (what it read is its own).
+        let sync_fresh = |console: &FakeConsole, concurrency: u32, groups: bool| {
+            let (mut ids, mut cursor) = (Vec::new(), None);
+            loop {
+                let mut connector = connector(console, concurrency);
+                connector.settings.console_groups = groups;
+                let page = connector.list_accounts(&PageRequest { cursor, size: Some(1000) });
+                let page = page.unwrap();
+                ids.extend(page.items.into_iter().map(|a| a.id));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return ids,
+                }
+            }
+        };
+        let plain = FakeConsole::new(2500, 0);
+        let ids = sync_fresh(&plain, 4, false);
+        let console = FakeConsole::new(2500, 0);
+        assert_eq!(sync_fresh(&console, 4, true), ids);
+        let rounds = console.rounds.borrow();
+        let sizes: Vec<usize> = rounds.iter().map(Vec::len).collect();
+        // Each call reads the groups once, in its first round with fewer than four pages: no
+        // round of its own, and no round of more than four requests.
+        assert_eq!(sizes, [2, 4, 4, 1, 4, 4, 3, 4, 2, 1]);
+        assert_eq!(rounds.len(), plain.rounds.borrow().len());
+        let groups = "groups?offset=0&limit=100&query=";
+        let reads: Vec<usize> = rounds
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|p| p == groups))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(reads, [0, 6, 8]);
+        // With one request at a time there is no room beside a page: the read goes on its own.
+        let sequential = FakeConsole::new(2500, 0);
+        assert_eq!(sync_fresh(&sequential, 1, true), ids);
+        assert!(sequential.rounds.borrow().iter().all(|r| r.len() == 1));
+        let alone = sequential.rounds.borrow().iter().filter(|r| r[0] == groups).count();
+        assert_eq!(alone, 3);
     }
 
     #[test]

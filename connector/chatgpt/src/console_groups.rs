@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::json;
 
 use crate::accounts::{GROUP_PREFIX, INVITE_ID_PREFIX, REQUEST_ID_PREFIX, reference_key};
-use crate::api::{ConsoleClient, ConsoleGroupInfo, GroupMember};
-use crate::connector::{ChatGptConnector, Position, walk};
+use crate::api::{ConsoleClient, ConsoleGroupInfo, GroupMember, ListPage, listing_path};
+use crate::connector::{Beside, ChatGptConnector, Position, take_page, walk};
 use crate::groups::Positioned;
+use crate::settings::MAX_PAGE_SIZE;
 use connector_sdk::ConnectorError;
 use connector_sdk::client::WriteError;
 use connector_sdk::error::describe;
@@ -46,6 +47,16 @@ impl<T: Transport> ChatGptConnector<T> {
         self.settings.console_groups && !self.settings.read_only()
     }
 
+    /// The first page of console groups, to be read beside a listing call's pages of members
+    /// (which get their groups at the call's end) rather than in a round trip of its own; none
+    /// when the tenant does not list console groups.
+    pub(crate) fn console_groups_beside(&self) -> Option<Beside<'_, ListPage<ConsoleGroupInfo>>> {
+        self.console_groups_enabled().then(|| Beside {
+            path: listing_path(GROUPS, 0, MAX_PAGE_SIZE, ""),
+            answer: &self.console_groups_first,
+        })
+    }
+
     /// One page of console groups from `at`, at most `limit`; `None` for the position: the
     /// listing ended.
     pub(crate) fn console_groups_page(
@@ -55,8 +66,22 @@ impl<T: Transport> ChatGptConnector<T> {
     ) -> Result<(Vec<ConsoleGroupInfo>, Option<Position>), ConnectorError> {
         let console = self.console()?;
         let mut groups = Vec::new();
+        let mut at = at;
+        // The first page, if it was read beside this call's listing of members.
+        if at == Position::START
+            && let Some(first) = self.console_groups_first.get()
+        {
+            let page = first.clone().map_err(console_groups_unserved)?;
+            let (items, exhausted) = take_page(page.items, page.total, 0, MAX_PAGE_SIZE.min(limit));
+            at = Position { offset: items.len() as u64, total: Some(page.total) };
+            groups.extend(items);
+            if exhausted || groups.len() as u32 >= limit {
+                return Ok((groups, (!exhausted).then_some(at)));
+            }
+        }
         let concurrency = self.settings.read_concurrency;
-        let stopped = walk(&console, GROUPS, "", concurrency, at, limit, |g| {
+        let left = limit - groups.len() as u32;
+        let stopped = walk(&console, GROUPS, "", concurrency, at, left, |g| {
             groups.push(g);
             Ok(false)
         })

@@ -219,16 +219,51 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
             .iter()
             .zip(&requests)
             .zip(responses)
-            .map(|((path, request), response)| {
-                let exchange = Exchange {
-                    endpoint: endpoint(Method::Get, path),
-                    retry_unknown: true,
-                    started,
-                };
-                let first = self.interpret(&exchange.endpoint, response);
-                self.retry(&exchange, request, first).map_err(WriteError::into_error)
-            })
+            .map(|((path, request), response)| self.read_answer(path, request, response, started))
             .collect()
+    }
+
+    /// [`Self::get_json_all`] of `paths` with one more `GET`, of `beside`, whose answer is of
+    /// another type, in the same round: a read that would otherwise take a round trip of its
+    /// own rides along with a listing's pages.
+    pub fn get_json_all_beside<O: DeserializeOwned, B: DeserializeOwned>(
+        &self,
+        paths: &[String],
+        beside: &str,
+    ) -> (Vec<Result<O, ConnectorError>>, Result<B, ConnectorError>) {
+        let started = Instant::now();
+        let mut requests: Vec<_> =
+            paths.iter().map(|p| self.request(Method::Get, p, None)).collect();
+        requests.push(self.request(Method::Get, beside, None));
+        let mut responses = self.transport.send_all(&requests);
+        let beside_answer = match (responses.pop(), requests.last()) {
+            (Some(response), Some(request)) => self.read_answer(beside, request, response, started),
+            _ => {
+                Err(ConnectorError::Internal(format!("GET {beside}: the transport gave no answer")))
+            }
+        };
+        let answers = paths
+            .iter()
+            .zip(&requests)
+            .zip(responses)
+            .map(|((path, request), response)| self.read_answer(path, request, response, started))
+            .collect();
+        (answers, beside_answer)
+    }
+
+    /// The answer of a `GET` of `path` sent in a round that started at `started`, retried on
+    /// its own if it failed.
+    fn read_answer<O: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &HttpRequest,
+        response: Result<HttpResponse, TransportError>,
+        started: Instant,
+    ) -> Result<O, ConnectorError> {
+        let exchange =
+            Exchange { endpoint: endpoint(Method::Get, path), retry_unknown: true, started };
+        let first = self.interpret(&exchange.endpoint, response);
+        self.retry(&exchange, request, first).map_err(WriteError::into_error)
     }
 
     fn run<O: DeserializeOwned>(

@@ -483,12 +483,20 @@ async fn a_tenants_concurrent_requests_are_bounded() {
     assert_eq!(BUSY_PEAK.load(Ordering::SeqCst), 1, "never more than one request in flight");
 }
 
+/// `tenant` without its console groups, so each round of a call is one request on one
+/// connection (the groups' read otherwise rides beside the members' pages on a second).
+fn one_request_at_a_time(mut tenant: TenantConfig) -> TenantConfig {
+    tenant.settings.insert("console-groups".into(), SettingValue::Text("false".into()));
+    tenant
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_tenants() {
     let server = mock("ws-reuse", 40, 0).await;
     let (relay, accepted) = counting_relay(server.addr()).await;
     let host = host();
-    let through_relay = |id: &str| tenant_through(&server, id, "ws-reuse", relay);
+    let through_relay =
+        |id: &str| one_request_at_a_time(tenant_through(&server, id, "ws-reuse", relay));
     add(&host, &through_relay("reuse-a"));
     add(&host, &through_relay("reuse-b"));
     let (accounts, pages) = list_all(&host, "reuse-a", Some(10)).await.unwrap();
@@ -522,7 +530,7 @@ async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longes
     };
     let host = Arc::new(Host::new(config).unwrap());
     for id in ["idle-a", "idle-b"] {
-        add(&host, &tenant_through(&server, id, "ws-idle", relay));
+        add(&host, &one_request_at_a_time(tenant_through(&server, id, "ws-idle", relay)));
     }
     list_all(&host, "idle-a", Some(10)).await.unwrap();
     assert_eq!((accepted.load(Ordering::SeqCst), host.idle_connections()), (1, 1));
