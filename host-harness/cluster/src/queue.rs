@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::ClusterError;
 use crate::mirror::Mirror;
-use crate::records::{JobRecord, Progress, Work, cancel_key};
+use crate::records::{JobRecord, Progress, Work, cancel_key, spec_object};
 use crate::store::{Store, WORK_SUBJECT, done_subject};
 
 /// The queue of a deployment, as its servers use it.
@@ -35,11 +35,16 @@ impl NatsQueue {
         NatsQueue { store, mirror, wait }
     }
 
-    /// Stores the record of job `id` running `work` and queues it; a record already there (a
-    /// resubmission) is returned as it stands, and nothing is queued.
-    async fn submit(&self, id: &str, work: Work) -> Result<JobRecord, ClusterError> {
+    /// Stores the record of job `id` running `work` (and a batch's `spec`) and queues it; a
+    /// record already there (a resubmission) is returned as it stands, and nothing is queued.
+    async fn submit(
+        &self,
+        id: &str,
+        work: Work,
+        spec: Option<&JobSpec>,
+    ) -> Result<JobRecord, ClusterError> {
         let stamp = self.mirror.stamp(work.tenant());
-        let record = JobRecord::queued(id, work, stamp);
+        let record = JobRecord::queued(id, work, stamp, spec.map(|s| Job::new(id, s)));
         let bytes = serde_json::to_vec(&record).map_err(|e| ClusterError::record(id, e))?;
         match self.store.jobs.create(id, bytes.into()).await {
             Ok(_) => {}
@@ -49,6 +54,15 @@ impl NatsQueue {
                 }
             }
             Err(e) => return Err(ClusterError::jetstream(format!("recording job {id}"), e)),
+        }
+        // Stored before the job is queued, so whichever worker takes it finds it.
+        if let Some(spec) = spec {
+            let bytes = serde_json::to_vec(spec).map_err(|e| ClusterError::record(id, e))?;
+            self.store
+                .results
+                .put(spec_object(id).as_str(), &mut bytes.as_slice())
+                .await
+                .map_err(|e| ClusterError::jetstream(format!("storing the changes of {id}"), e))?;
         }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
@@ -71,7 +85,7 @@ impl NatsQueue {
             .subscribe(done_subject(id))
             .await
             .map_err(|e| ClusterError::jetstream(format!("waiting for job {id}"), e))?;
-        self.submit(id, work).await?;
+        self.submit(id, work, None).await?;
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             if let Some((record, _)) = Store::read::<JobRecord>(&self.store.jobs, id).await?
@@ -169,7 +183,8 @@ impl Queue for NatsQueue {
         Box::pin(async move {
             let id = spec.id.clone().unwrap_or_else(|| format!("job-{}", nuid::next()));
             spec.id = Some(id.clone());
-            let record = self.submit(&id, Work::Batch { spec }).await?;
+            let work = Work::Batch { tenant: spec.tenant.clone(), dry_run: spec.dry_run };
+            let record = self.submit(&id, work, Some(&spec)).await?;
             self.job_of(record, false).await?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,

@@ -4,7 +4,6 @@
 
 use accessgov_host::types as contract;
 use accessgov_server::dispatch::Operation;
-use accessgov_server::jobs::JobSpec;
 use accessgov_server::model::Job;
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +25,13 @@ pub enum Work {
         /// The first page.
         first: contract::PageRequest,
     },
-    /// A batch of changes, in calls of a bounded number of items.
+    /// A batch of changes, in calls of a bounded number of items. Its changes, of any number,
+    /// are in the result store under [`spec_object`], not in the record.
     Batch {
-        /// The batch.
-        spec: JobSpec,
+        /// The tenant.
+        tenant: String,
+        /// Only plan.
+        dry_run: bool,
     },
 }
 
@@ -37,8 +39,9 @@ impl Work {
     /// Its tenant.
     pub fn tenant(&self) -> &str {
         match self {
-            Work::Call { tenant, .. } | Work::Sync { tenant, .. } => tenant,
-            Work::Batch { spec } => &spec.tenant,
+            Work::Call { tenant, .. } | Work::Sync { tenant, .. } | Work::Batch { tenant, .. } => {
+                tenant
+            }
         }
     }
 
@@ -47,7 +50,7 @@ impl Work {
         match self {
             Work::Call { operation, .. } => operation.writes(),
             Work::Sync { .. } => false,
-            Work::Batch { spec } => !spec.dry_run,
+            Work::Batch { dry_run, .. } => !dry_run,
         }
     }
 }
@@ -111,12 +114,8 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// A job as queued.
-    pub fn queued(id: &str, work: Work, stamp: Stamp) -> Self {
-        let job = match &work {
-            Work::Batch { spec } => Some(Job::new(id, spec)),
-            _ => None,
-        };
+    /// A job as queued; `job` is a batch's progress.
+    pub fn queued(id: &str, work: Work, stamp: Stamp, job: Option<Job>) -> Self {
         JobRecord {
             id: id.to_string(),
             work,
@@ -129,6 +128,11 @@ impl JobRecord {
             failure: None,
         }
     }
+}
+
+/// The name of batch `job`'s spec in the result store.
+pub fn spec_object(job: &str) -> String {
+    format!("spec.{job}")
 }
 
 /// The key of a batch's stored items of one call.

@@ -13,7 +13,9 @@ use accessgov_server::audit::AuditRecord;
 use accessgov_server::model::JobItem;
 
 use crate::error::ClusterError;
-use crate::records::items_key;
+use crate::records::{items_key, spec_object};
+use accessgov_server::jobs::JobSpec;
+use tokio::io::AsyncReadExt;
 
 /// Tenants (a server's `TenantSpec`, secrets by reference only), by tenant id.
 pub const TENANTS: &str = "accessgov_tenants";
@@ -204,6 +206,22 @@ impl Store {
         }
         records.reverse();
         Ok(records)
+    }
+
+    /// The changes of batch `job`, as its server stored them; `None` when they are gone
+    /// (kept no longer than the results).
+    pub async fn batch_spec(&self, job: &str) -> Result<Option<JobSpec>, ClusterError> {
+        let what = format!("reading the changes of {job}");
+        let mut object = match self.results.get(spec_object(job).as_str()).await {
+            Ok(object) => object,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ClusterError::jetstream(&what, e)),
+        };
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map_err(|e| ClusterError::jetstream(&what, e))?;
+        let spec = serde_json::from_slice(&bytes)
+            .map_err(|e| ClusterError::record(format!("changes of {job}"), e))?;
+        Ok(Some(spec))
     }
 
     /// The stored items of batch `job`, in the groups `firsts` names, in order.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use accessgov_host::Host;
 use accessgov_host::batch::{self, BatchEvent, BatchOptions};
 use accessgov_host::types as contract;
+use accessgov_server::audit::AuditRecord;
 use accessgov_server::dispatch::{Answer, Operation, WireError, execute, wrong_answer};
 use accessgov_server::error::ApiError;
 use accessgov_server::jobs::JobSpec;
@@ -246,15 +247,7 @@ impl Worker {
         let tenant = record.work.tenant().to_string();
         if let Err(why) = self.mirror.caught_up(&tenant, &record.stamp, self.options.catch_up).await
         {
-            self.finish(id, |r| {
-                r.failure = Some(why.clone());
-                if let Some(job) = &mut r.job {
-                    job.stopped = Some(why.clone());
-                    job.state = JobState::Done;
-                }
-            })
-            .await?;
-            return Ok(Turn::Done);
+            return self.fail(id, &why).await;
         }
         let lease = if record.work.writes() {
             let lease = Lease::acquire(
@@ -308,11 +301,44 @@ impl Worker {
         match started.work.clone() {
             Work::Call { tenant, operation } => self.run_call(id, &tenant, operation).await,
             Work::Sync { tenant, first } => self.run_sync(id, &tenant, first).await,
-            Work::Batch { spec } => {
+            Work::Batch { .. } => {
+                let Some(spec) = self.store.batch_spec(id).await? else {
+                    return self.fail(id, "the batch's changes are no longer stored").await;
+                };
                 let lost = lease.map(Lease::lost);
                 self.run_batch(id, &spec, started, lost).await
             }
         }
+    }
+
+    /// Writes a batch's last audit record. One of many thousand changes can be larger than a
+    /// NATS message: then it goes without the changes and the requests, which the records of
+    /// its calls already hold, and if even that does not fit, it is logged, not retried (the
+    /// job's record holds every item).
+    async fn final_audit(&self, mut record: AuditRecord) {
+        let limit = self.store.client.server_info().max_payload.saturating_sub(4 << 10);
+        let size = |r: &AuditRecord| serde_json::to_vec(r).map_or(usize::MAX, |b| b.len());
+        if size(&record) > limit {
+            record.changes.clear();
+            record.sent.clear();
+        }
+        if let Err(e) = self.store.audit(&record).await {
+            let job = record.job.as_deref().unwrap_or_default();
+            tracing::error!(job, "the job's last audit record was not stored: {e}");
+        }
+    }
+
+    /// Ends job `id` without running it, for `why`.
+    async fn fail(&self, id: &str, why: &str) -> Result<Turn, ClusterError> {
+        self.finish(id, |r| {
+            r.failure = Some(why.to_string());
+            if let Some(job) = &mut r.job {
+                job.stopped = Some(why.to_string());
+                job.state = JobState::Done;
+            }
+        })
+        .await?;
+        Ok(Turn::Done)
     }
 
     /// Marks job `id` done after `change`.
@@ -523,7 +549,7 @@ impl Worker {
             .map(|(r, _)| r.item_groups)
             .unwrap_or_default();
         let items = self.store.job_items(id, &groups).await?;
-        self.store.audit(&spec.final_record(id, &items, stopped)).await?;
+        self.final_audit(spec.final_record(id, &items, stopped)).await;
         self.finish(id, |r| {
             if let Some(job) = &mut r.job {
                 job.state = if cancelled { JobState::Cancelled } else { JobState::Done };
