@@ -268,30 +268,31 @@ impl Worker {
         } else {
             None
         };
-        let outcome = self.run_with_lease(id, record, lease.as_ref()).await;
+        let outcome = self.run_with_lease(id, lease.as_ref()).await;
         if let Some(lease) = lease {
             lease.release().await;
         }
         outcome
     }
 
-    async fn run_with_lease(
-        &self,
-        id: &str,
-        record: JobRecord,
-        lease: Option<&Lease>,
-    ) -> Result<Turn, ClusterError> {
+    async fn run_with_lease(&self, id: &str, lease: Option<&Lease>) -> Result<Turn, ClusterError> {
+        // Read again under the lease: an earlier holder may have gone on, or finished, while
+        // this one waited for it.
+        match Store::read::<JobRecord>(&self.store.jobs, id).await? {
+            Some((record, _)) if record.progress != Progress::Done => {}
+            _ => return Ok(Turn::Done),
+        }
         let name = self.options.name.clone();
-        let first = record.job.as_ref().map_or(0, |j| j.reported);
         let started = Store::modify::<JobRecord>(&self.store.jobs, id, |r| {
             r.attempts += 1;
             r.progress = Progress::Running;
             let number = r.attempts;
             if let Some(job) = &mut r.job {
+                let from_item = job.reported;
                 job.attempts.push(JobAttempt {
                     number,
                     worker: name.clone(),
-                    from_item: first,
+                    from_item,
                     ended: false,
                 });
             }
