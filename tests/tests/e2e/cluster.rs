@@ -204,6 +204,48 @@ fn role_grants(service: &MockService, n: usize, skip: usize, count: usize) -> Ve
         .collect()
 }
 
+/// Makes every write to `service` take `millis` milliseconds, so a batch is surely under way
+/// when a test acts on it.
+fn slow_writes(service: &MockService, millis: u64) {
+    service.set_faults(FaultPlan {
+        scripts: vec![FaultScript {
+            method: "PATCH".into(),
+            path_suffix: String::new(),
+            attempts: vec![Some(Fault::Slow { millis }); 1000],
+            seen: 0,
+        }],
+        ..FaultPlan::default()
+    });
+}
+
+/// Starts a job of `changes` for tenant `t-000`; its id.
+async fn start_job(addr: SocketAddr, changes: &[Value]) -> String {
+    let body = json_body(&json!({"changes": changes}));
+    let started = call(addr, "POST", "/v1/tenants/t-000/jobs", Some("ops-key"), body).await;
+    assert_eq!(started.status, 202, "{}", started.text());
+    started.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Job `id` once at least `reported` of its items are reported.
+async fn wait_until_reported(addr: SocketAddr, id: &str, reported: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json();
+        if job["reported"].as_u64().unwrap() >= reported {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the batch never got going: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The name of the worker running `job`'s first attempt, and its index among the deployment's.
+fn running_worker(job: &Value) -> (String, usize) {
+    let worker = job["attempts"][0]["worker"].as_str().unwrap().to_string();
+    let index = worker.trim_start_matches('w').parse().unwrap();
+    (worker, index)
+}
+
 async fn wait_for_job(addr: SocketAddr, id: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -291,15 +333,7 @@ async fn three_workers_run_300_syncs_and_60_batches_as_one_host_would() {
     let (twin_service, _) = workspaces(300, 30);
     let twin = MockServer::start_local(twin_service.clone()).await.unwrap();
     // Writes take a while, so that batches of one tenant queued together would overlap.
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts: vec![Some(Fault::Slow { millis: 20 }); 1000],
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
+    slow_writes(&service, 20);
     let deployment = Deployment::start("scale", 3, 16, &env, 2).await;
     let addr = deployment.addr();
     let target = Target::of(&mock);
@@ -433,44 +467,18 @@ async fn a_worker_killed_mid_batch_leaves_it_to_another_and_no_change_is_made_tw
     let (service, env) = workspaces(1, 60);
     let mock = MockServer::start_local(service.clone()).await.unwrap();
     // Each write takes a while, so the batch is surely under way when its worker dies.
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts: vec![Some(Fault::Slow { millis: 150 }); 1000],
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
+    slow_writes(&service, 150);
     let mut deployment = Deployment::start("kill", 3, 4, &env, 3).await;
     let addr = deployment.addr();
     register(addr, &Target::of(&mock), 0, "chatgpt").await;
     let changes = role_grants(&service, 0, 0, 30);
     assert_eq!(changes.len(), 30);
-    let started = call(
-        addr,
-        "POST",
-        "/v1/tenants/t-000/jobs",
-        Some("ops-key"),
-        json_body(&json!({"changes": changes})),
-    )
-    .await;
-    assert_eq!(started.status, 202, "{}", started.text());
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_job(addr, &changes).await;
     // Once a few calls are reported, the worker running it is killed outright.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (killed, reported_at_kill) = loop {
-        let job = call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json();
-        let reported = job["reported"].as_u64().unwrap();
-        if reported >= 6 {
-            let worker = job["attempts"][0]["worker"].as_str().unwrap().to_string();
-            let index: usize = worker.trim_start_matches('w').parse().unwrap();
-            deployment.workers[index].child.kill().unwrap();
-            break (worker, reported);
-        }
-        assert!(Instant::now() < deadline, "the batch never got going: {job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let job = wait_until_reported(addr, &id, 6).await;
+    let (killed, index) = running_worker(&job);
+    deployment.workers[index].child.kill().unwrap();
+    let reported_at_kill = job["reported"].as_u64().unwrap();
     assert!(reported_at_kill < 30, "the batch was still under way when its worker died");
     let job = wait_for_job(addr, &id, Duration::from_secs(90)).await;
     assert_eq!(job["state"], "done", "{job}");
@@ -688,38 +696,13 @@ async fn tenants_and_connectors_reach_every_worker_without_a_restart() {
 async fn a_worker_stopped_with_sigterm_hands_its_batch_back_and_exits() {
     let (service, env) = workspaces(1, 40);
     let mock = MockServer::start_local(service.clone()).await.unwrap();
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts: vec![Some(Fault::Slow { millis: 100 }); 1000],
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
+    slow_writes(&service, 100);
     let mut deployment = Deployment::start("drain", 2, 4, &env, 2).await;
     let addr = deployment.addr();
     register(addr, &Target::of(&mock), 0, "chatgpt").await;
     let changes = role_grants(&service, 0, 0, 20);
-    let started = call(
-        addr,
-        "POST",
-        "/v1/tenants/t-000/jobs",
-        Some("ops-key"),
-        json_body(&json!({"changes": changes})),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let index = loop {
-        let job = call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json();
-        if job["reported"].as_u64().unwrap() >= 4 {
-            let worker = job["attempts"][0]["worker"].as_str().unwrap();
-            break worker.trim_start_matches('w').parse::<usize>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the batch never got going: {job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let id = start_job(addr, &changes).await;
+    let (_, index) = running_worker(&wait_until_reported(addr, &id, 4).await);
     let stopping = &mut deployment.workers[index];
     let pid = stopping.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -830,38 +813,13 @@ async fn scaling_throughput_with_one_two_and_three_workers() {
 async fn a_queued_batch_cancelled_part_way_reports_what_was_sent_and_the_mock_agrees() {
     let (service, env) = workspaces(1, 40);
     let mock = MockServer::start_local(service.clone()).await.unwrap();
-    service.set_faults(FaultPlan {
-        scripts: vec![FaultScript {
-            method: "PATCH".into(),
-            path_suffix: String::new(),
-            attempts: vec![Some(Fault::Slow { millis: 100 }); 1000],
-            seen: 0,
-        }],
-        ..FaultPlan::default()
-    });
+    slow_writes(&service, 100);
     let deployment = Deployment::start("cancel", 2, 4, &env, 2).await;
     let addr = deployment.addr();
     register(addr, &Target::of(&mock), 0, "chatgpt").await;
     let changes = role_grants(&service, 0, 0, 20);
-    let started = call(
-        addr,
-        "POST",
-        "/v1/tenants/t-000/jobs",
-        Some("ops-key"),
-        json_body(&json!({"changes": changes})),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while
-        call(addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await.json()["reported"]
-            .as_u64()
-            .unwrap()
-            < 4
-    {
-        assert!(Instant::now() < deadline, "the batch never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = start_job(addr, &changes).await;
+    wait_until_reported(addr, &id, 4).await;
     let cancel = call(addr, "DELETE", &format!("/v1/jobs/{id}"), Some("ops-key"), None).await;
     assert_eq!(cancel.status, 202, "{}", cancel.text());
     let job = wait_for_job(addr, &id, Duration::from_secs(30)).await;
