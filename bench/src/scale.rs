@@ -1,5 +1,7 @@
 //! How big each measurement is: the sizes, or a quick run for checking the bench itself.
 
+use crate::mock_process::WorkspaceSpec;
+
 /// Sizes of one benchmark run.
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
@@ -70,8 +72,9 @@ impl Scale {
         growth_tenants: &[5, 20, 80],
     };
 
-    /// Pending invites of a synced workspace of `members` (1%), so both listings are paged.
-    pub fn sync_invites(members: usize) -> usize {
-        members / 100
+    /// A synced workspace `account_id` of `members`, with 1% as many pending invites, so both
+    /// listings are paged.
+    pub fn sync_workspace(account_id: impl Into<String>, members: usize) -> WorkspaceSpec {
+        WorkspaceSpec { account_id: account_id.into(), members, invites: members / 100 }
     }
 }

@@ -11,7 +11,7 @@ use accessgov_mock::console_base_url;
 use anyhow::ensure;
 
 use super::sandbox::{LARGEST_SYNC_PAGE, count, list, transport};
-use crate::mock_process::{MockProcess, WorkspaceSpec};
+use crate::mock_process::MockProcess;
 use crate::report::{Row, duration, ratio};
 use crate::scale::Scale;
 use crate::wasm;
@@ -33,11 +33,7 @@ const RUNS: usize = 3;
 /// with `read-concurrency` 1 and with the default, and natively with the default, alternating.
 pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let members = scale.sync_members[0];
-    let spec = WorkspaceSpec {
-        account_id: "ws-distant".to_string(),
-        members,
-        invites: Scale::sync_invites(members),
-    };
+    let spec = Scale::sync_workspace("ws-distant", members);
     let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(LATENCY))?;
     let mut one_at_a_time = chatgpt_tenant("distant-1", mock.addr, &spec.account_id);
     one_at_a_time.settings.insert("read-concurrency".to_string(), SettingValue::Text("1".into()));
@@ -111,11 +107,7 @@ pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Ro
 /// round one latency.
 async fn far_sync(scale: &Scale, host: &Host) -> anyhow::Result<(Row, String)> {
     let members = scale.sync_members[1];
-    let spec = WorkspaceSpec {
-        account_id: "ws-far".to_string(),
-        members,
-        invites: Scale::sync_invites(members),
-    };
+    let spec = Scale::sync_workspace("ws-far", members);
     let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(FAR_LATENCY))?;
     host.add_tenant(&chatgpt_tenant("far", mock.addr, &spec.account_id), Path::new("."))?;
     let page = Some(LARGEST_SYNC_PAGE);

@@ -25,11 +25,7 @@ pub fn growth_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
     scale
         .growth_members
         .iter()
-        .map(|&members| WorkspaceSpec {
-            account_id: format!("ws-growth-{members}"),
-            members,
-            invites: Scale::sync_invites(members),
-        })
+        .map(|&members| Scale::sync_workspace(format!("ws-growth-{members}"), members))
         .collect()
 }
 

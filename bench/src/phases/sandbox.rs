@@ -31,11 +31,7 @@ pub fn sync_workspaces(scale: &Scale) -> Vec<WorkspaceSpec> {
         .sync_members
         .iter()
         .enumerate()
-        .map(|(i, &members)| WorkspaceSpec {
-            account_id: format!("ws-sync-{i}"),
-            members,
-            invites: Scale::sync_invites(members),
-        })
+        .map(|(i, &members)| Scale::sync_workspace(format!("ws-sync-{i}"), members))
         .collect()
 }
 
@@ -384,11 +380,7 @@ pub async fn profile_sync(
     host: accessgov_host::HostConfig,
     native_side: bool,
 ) -> anyhow::Result<()> {
-    let spec = WorkspaceSpec {
-        account_id: "ws-sync".to_string(),
-        members,
-        invites: Scale::sync_invites(members),
-    };
+    let spec = Scale::sync_workspace("ws-sync", members);
     let mock = crate::mock_process::MockProcess::start(std::slice::from_ref(&spec))?;
     let host = Host::new(host)?;
     host.add_tenant(&chatgpt_tenant("sync", mock.addr, &spec.account_id), Path::new("."))?;

@@ -365,7 +365,7 @@ fn on_threads<T: Send>(
 }
 
 /// Runs `connector-bench <args>` and reads the JSON result it prints.
-pub(super) fn run_worker(args: &[String]) -> anyhow::Result<ScaleResult> {
+pub(super) fn run_worker<T: serde::de::DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {
     let output = Command::new(std::env::current_exe()?)
         .args(args)
         .stderr(Stdio::inherit())
@@ -453,16 +453,7 @@ pub fn run(
         "--cache-dir".to_string(),
         cache_dir.display().to_string(),
     ];
-    let idle_output = Command::new(std::env::current_exe()?)
-        .args(idle_args)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("starting the idle-tenants worker")?;
-    if !idle_output.status.success() {
-        bail!("the idle-tenants worker failed: {}", idle_output.status);
-    }
-    let idle: IdleResult =
-        serde_json::from_slice(&idle_output.stdout).context("the idle-tenants worker's result")?;
+    let idle: IdleResult = run_worker(&idle_args)?;
     let (host, host_mock_cpu) = mock_cpu(&common("scale-worker", c))?;
     let (procs, procs_mock_cpu) = mock_cpu(&common("process-worker", c))?;
     let all = run_worker(&common("process-worker", scale.tenants))?;
