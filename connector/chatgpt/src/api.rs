@@ -248,11 +248,7 @@ impl<T: Transport> ConsoleReads for ConsoleClient<'_, T> {
         query: &str,
         pages: &[(u64, u32)],
     ) -> Vec<Result<ListPage<I>, ConnectorError>> {
-        let paths: Vec<String> = pages
-            .iter()
-            .map(|&(offset, limit)| listing_path(listing, offset, limit, query))
-            .collect();
-        self.get_json_all(&paths)
+        self.get_json_all(&page_paths(listing, query, pages))
     }
 
     fn list_pages_beside<I: DeserializeOwned, B: DeserializeOwned>(
@@ -262,11 +258,7 @@ impl<T: Transport> ConsoleReads for ConsoleClient<'_, T> {
         pages: &[(u64, u32)],
         beside: &str,
     ) -> (Vec<Result<ListPage<I>, ConnectorError>>, Result<B, ConnectorError>) {
-        let paths: Vec<String> = pages
-            .iter()
-            .map(|&(offset, limit)| listing_path(listing, offset, limit, query))
-            .collect();
-        self.get_json_all_beside(&paths, beside)
+        self.get_json_all_beside(&page_paths(listing, query, pages), beside)
     }
 
     fn settings(&self) -> Result<WorkspaceSettings, ConnectorError> {
@@ -314,6 +306,11 @@ impl ApiRules for Surface {
 }
 
 /// The path of one page of the console's `users` or `invites` listing.
+/// The paths of `pages` (each `(offset, limit)`) of the console's `listing` matching `query`.
+fn page_paths(listing: &str, query: &str, pages: &[(u64, u32)]) -> Vec<String> {
+    pages.iter().map(|&(offset, limit)| listing_path(listing, offset, limit, query)).collect()
+}
+
 pub(crate) fn listing_path(listing: &str, offset: u64, limit: u32, query: &str) -> String {
     format!("{listing}?offset={offset}&limit={limit}&query={}", encode_query(query))
 }

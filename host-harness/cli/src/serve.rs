@@ -77,16 +77,17 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
         "harness serve: stopped; {} call(s) were in flight, {} cut off{}",
         report.in_flight_at_start,
         report.cut_off.len(),
-        if report.cut_off.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", report.cut_off.join("; "))
-        }
+        named(&report.cut_off)
     );
     if !report.cut_off.is_empty() {
         bail!("{} call(s) were cut off by the shutdown (see the audit log)", report.cut_off.len());
     }
     Ok(())
+}
+
+/// `what`, each named after a colon, for a shutdown's report line; nothing when it is empty.
+pub fn named(what: &[String]) -> String {
+    if what.is_empty() { String::new() } else { format!(": {}", what.join("; ")) }
 }
 
 /// A host with the bundled connectors, listed and usable by name from the start.

@@ -9,7 +9,7 @@ use accessgov_cluster::{ClusterSettings, Store, Worker, WorkerOptions};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::serve::{bundled_host, shutdown_signal};
+use crate::serve::{bundled_host, named, shutdown_signal};
 
 /// The queue a server or worker joins.
 #[derive(Debug, Args)]
@@ -91,11 +91,7 @@ pub async fn run(args: WorkerArgs, cache_dir: Option<PathBuf>) -> anyhow::Result
         "harness worker {name}: stopped; {} job(s) were running, {} left to the queue{}",
         report.running_at_start,
         report.left.len(),
-        if report.left.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", report.left.join("; "))
-        }
+        named(&report.left)
     );
     Ok(())
 }

@@ -11,15 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accessgov_host::Host;
-use accessgov_host::batch::{self, BatchEvent, BatchOptions};
+use accessgov_host::batch::{self, BatchEvent, BatchOptions, ItemOutcome};
 use accessgov_host::types as contract;
 use accessgov_server::audit::AuditRecord;
-use accessgov_server::dispatch::{Answer, Operation, WireError, execute, wrong_answer};
-use accessgov_server::error::ApiError;
+use accessgov_server::dispatch::{Answer, Operation, WireError, execute, sync_pages};
 use accessgov_server::jobs::JobSpec;
 use accessgov_server::metrics::Metrics;
 use accessgov_server::model::{ItemChange, JobAttempt, JobItem, JobState};
-use accessgov_server::routes::{error_line, ndjson_lines};
 use async_nats::jetstream::{self, AckKind};
 use axum::Router;
 use axum::extract::State;
@@ -27,7 +25,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -385,11 +382,7 @@ impl Worker {
 
     fn count(&self, tenant: &str, operation: &str, answer: &Answer) {
         let (error, duration_ms, egress) = answer.call_outcome();
-        let outcome = match error {
-            None => "ok".to_string(),
-            Some(error) => ApiError::call(error).body.error.unwrap_or_else(|| "error".to_string()),
-        };
-        self.metrics.call(tenant, operation, &outcome, duration_ms as f64 / 1000.0, egress);
+        self.metrics.report(tenant, operation, error, duration_ms, egress);
     }
 
     /// Every account, page by page, written into the result store as it is read.
@@ -399,39 +392,13 @@ impl Worker {
         tenant: &str,
         first: contract::PageRequest,
     ) -> Result<Turn, ClusterError> {
-        let (mut writer, mut reader) = tokio::io::duplex(256 << 10);
-        let produce = async move {
-            let mut request = first;
-            loop {
-                let answer =
-                    execute(&self.host, tenant, Operation::ListAccounts { page: request.clone() })
-                        .await;
-                if let Ok(answer) = &answer {
-                    self.count(tenant, "sync", answer);
-                }
-                let page = match answer {
-                    Ok(Answer::Accounts(report)) => report.result.map_err(|e| ApiError::call(&e)),
-                    Ok(_) => Err(wrong_answer()),
-                    Err(e) => Err(e),
-                };
-                let (chunk, next) = match page {
-                    Ok(page) => (ndjson_lines(page.accounts), page.next_cursor),
-                    Err(e) => (error_line(e), None),
-                };
-                if writer.write_all(&chunk).await.is_err() {
-                    return;
-                }
-                match next {
-                    Some(cursor) => {
-                        request = contract::PageRequest { cursor: Some(cursor), size: request.size }
-                    }
-                    None => break,
-                }
-            }
-            let _ = writer.shutdown().await;
-        };
-        let store = self.store.results.put(id, &mut reader);
-        let ((), stored) = tokio::join!(produce, store);
+        let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+        let pages = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|page| (Ok::<_, std::io::Error>(page), receiver))
+        });
+        let mut reader = tokio_util::io::StreamReader::new(Box::pin(pages));
+        let produce = sync_pages(&self.host, &self.metrics, tenant, first, || None, sender);
+        let ((), stored) = tokio::join!(produce, self.store.results.put(id, &mut reader));
         stored.map_err(|e| ClusterError::jetstream(format!("storing the result of {id}"), e))?;
         self.finish(id, |_| {}).await?;
         Ok(Turn::Done)
@@ -463,7 +430,7 @@ impl Worker {
                 stopped = Some(batch::CANCELLED.to_string());
                 cancelled = true;
             }
-            let items: Vec<JobItem> = if let Some(why) = &stopped {
+            let reported: Vec<(ItemOutcome, JobItem)> = if let Some(why) = &stopped {
                 range.iter().map(|&i| not_attempted(spec, i, why, attempt)).collect()
             } else {
                 if self.draining.load(Ordering::SeqCst)
@@ -503,9 +470,10 @@ impl Worker {
                     Ok(summary) => stopped = summary.stopped,
                     Err(e) => stopped = Some(e.to_string()),
                 }
-                let mut items: Vec<JobItem> = reports
+                let mut reported: Vec<(ItemOutcome, JobItem)> = reports
                     .into_iter()
                     .map(|report| {
+                        let outcome = report.outcome;
                         let mut item = JobItem::from(report);
                         item.index += start;
                         item.attempt = Some(attempt);
@@ -514,21 +482,20 @@ impl Worker {
                         {
                             item.interrupted.push(sending.attempt);
                         }
-                        item
+                        (outcome, item)
                     })
                     .collect();
                 // An item the batch could not report (the tenant went away) is not attempted.
                 for &i in &range {
-                    if !items.iter().any(|item| item.index == i) {
+                    if !reported.iter().any(|(_, item)| item.index == i) {
                         let why = stopped.clone().unwrap_or_else(|| "not reported".to_string());
-                        items.push(not_attempted(spec, i, &why, attempt));
+                        reported.push(not_attempted(spec, i, &why, attempt));
                     }
                 }
-                items
+                reported
             };
+            let (outcomes, items): (Vec<ItemOutcome>, Vec<JobItem>) = reported.into_iter().unzip();
             self.store_items(id, start, &items).await?;
-            let outcomes: Vec<batch::ItemOutcome> =
-                items.iter().map(|i| outcome_of(&i.outcome)).collect();
             let why = stopped.clone();
             Store::modify::<JobRecord>(&self.store.jobs, id, |r| {
                 r.sending = None;
@@ -593,7 +560,7 @@ impl Worker {
 }
 
 /// Item `index` of `spec`, reported not attempted because of `why`.
-fn not_attempted(spec: &JobSpec, index: usize, why: &str, attempt: u32) -> JobItem {
+fn not_attempted(spec: &JobSpec, index: usize, why: &str, attempt: u32) -> (ItemOutcome, JobItem) {
     let changes = spec
         .changes
         .get(index)
@@ -609,22 +576,15 @@ fn not_attempted(spec: &JobSpec, index: usize, why: &str, attempt: u32) -> JobIt
             }]
         })
         .unwrap_or_default();
-    JobItem {
+    let item = JobItem {
         index,
-        outcome: batch::ItemOutcome::NotAttempted.as_str().to_string(),
+        outcome: ItemOutcome::NotAttempted.as_str().to_string(),
         changes,
         requests: Vec::new(),
         attempt: Some(attempt),
         interrupted: Vec::new(),
-    }
-}
-
-fn outcome_of(text: &str) -> batch::ItemOutcome {
-    use batch::ItemOutcome::*;
-    [Applied, Pending, AlreadyInState, Planned, Partial, Failed, Unknown, NotAttempted]
-        .into_iter()
-        .find(|o| o.as_str() == text)
-        .unwrap_or(Unknown)
+    };
+    (ItemOutcome::NotAttempted, item)
 }
 
 async fn ready(State(worker): State<Arc<Worker>>) -> axum::response::Response {

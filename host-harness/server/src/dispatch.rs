@@ -14,11 +14,13 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::audit::AuditRecord;
 use crate::error::ApiError;
 use crate::jobs::JobSpec;
-use crate::model::{ErrorBody, Job, TenantSpec};
+use crate::metrics::Metrics;
+use crate::model::{Account, ErrorBody, Job, TenantSpec};
 
 /// A boxed future, for the [`Queue`] trait's methods.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -133,6 +135,69 @@ pub async fn execute(host: &Host, tenant: &str, operation: Operation) -> Result<
                 .map_err(host_error)?,
         ),
     })
+}
+
+/// Every account of `tenant` on `host` from page `first` on, sent to `pages` as NDJSON a page at
+/// a time; a failure, or `stop` answering an error before a page, ends it with one line
+/// `{"error": ...}`. It ends early when the reader goes away. Each page's call is counted in
+/// `metrics` as a `sync`.
+pub async fn sync_pages(
+    host: &Host,
+    metrics: &Metrics,
+    tenant: &str,
+    first: contract::PageRequest,
+    stop: impl Fn() -> Option<ApiError>,
+    pages: mpsc::Sender<Bytes>,
+) {
+    let mut request = first;
+    loop {
+        if let Some(error) = stop() {
+            let _ = pages.send(error_line(error)).await;
+            return;
+        }
+        let report = match host.list_accounts(tenant, request.clone()).await {
+            Ok(report) => report,
+            Err(e) => {
+                let _ = pages.send(error_line(ApiError::host(&e))).await;
+                return;
+            }
+        };
+        let error = report.result.as_ref().err();
+        metrics.report(tenant, "sync", error, report.duration_ms, &report.egress);
+        let page = match report.result {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = pages.send(error_line(ApiError::call(&e))).await;
+                return;
+            }
+        };
+        if pages.send(ndjson_lines(page.accounts)).await.is_err() {
+            return; // the reader went away
+        }
+        match page.next_cursor {
+            Some(next) => {
+                request = contract::PageRequest { cursor: Some(next), size: request.size }
+            }
+            None => return,
+        }
+    }
+}
+
+/// `accounts` as NDJSON, one account a line.
+fn ndjson_lines(accounts: Vec<contract::Account>) -> Bytes {
+    let mut chunk = Vec::with_capacity(accounts.len() * 256);
+    for account in accounts {
+        if serde_json::to_writer(&mut chunk, &Account::from(account)).is_ok() {
+            chunk.push(b'\n');
+        }
+    }
+    Bytes::from(chunk)
+}
+
+/// The last line of a sync that failed.
+fn error_line(error: ApiError) -> Bytes {
+    let line = serde_json::json!({"error": error.body});
+    Bytes::from(format!("{line}\n"))
 }
 
 /// A call answered with another operation's answer: a defect, never the service's.

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use accessgov_host::call::CallError;
 use accessgov_host::egress::{Denial, EgressRecord};
+
+use crate::error::ApiError;
 
 /// Upper bounds of the call-duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
@@ -62,6 +65,23 @@ impl Metrics {
             let status = record.status.map_or_else(|| "none".to_string(), |s| s.to_string());
             *c.egress.entry((tenant.into(), status)).or_default() += 1;
         }
+    }
+
+    /// Counts a call of `operation` for `tenant` that failed with `error` (none: it answered)
+    /// after `duration_ms`, with its egress records; the outcome is the error's class.
+    pub fn report(
+        &self,
+        tenant: &str,
+        operation: &str,
+        error: Option<&CallError>,
+        duration_ms: u64,
+        egress: &[EgressRecord],
+    ) {
+        let outcome = match error {
+            None => "ok".to_string(),
+            Some(error) => ApiError::call(error).body.error.unwrap_or_else(|| "error".to_string()),
+        };
+        self.call(tenant, operation, &outcome, duration_ms as f64 / 1000.0, egress);
     }
 
     /// Counts an HTTP answer of the server.

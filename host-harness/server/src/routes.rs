@@ -23,7 +23,7 @@ use utoipa::OpenApi;
 use crate::audit::{AuditLog, AuditRecord, SentRequest};
 use crate::auth::{Keys, Principal, Refusal};
 use crate::config::ServerLimits;
-use crate::dispatch::{Answer, Backend, Operation, execute, wrong_answer};
+use crate::dispatch::{Answer, Backend, Operation, execute, sync_pages, wrong_answer};
 use crate::error::ApiError;
 use crate::jobs::{JobSpec, Jobs};
 use crate::metrics::Metrics;
@@ -291,17 +291,8 @@ fn answered<T, U>(
     report: CallReport<T>,
     lift: impl FnOnce(T) -> U,
 ) -> Result<U, ApiError> {
-    let outcome = match &report.result {
-        Ok(_) => "ok".to_string(),
-        Err(error) => ApiError::call(error).body.error.unwrap_or_else(|| "error".to_string()),
-    };
-    state.metrics.call(
-        tenant,
-        operation,
-        &outcome,
-        report.duration_ms as f64 / 1000.0,
-        &report.egress,
-    );
+    let error = report.result.as_ref().err();
+    state.metrics.report(tenant, operation, error, report.duration_ms, &report.egress);
     report.result.map(lift).map_err(|e| ApiError::call(&e))
 }
 
@@ -967,61 +958,17 @@ async fn sync(
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
     let s = state.clone();
     tokio::spawn(async move {
-        let mut request = first;
-        loop {
-            if *s.cut_off.borrow() {
-                let cut = ApiError::draining(
-                    "the sync was cut off by the server's shutdown; start it again",
-                );
-                let _ = sender.send(error_line(cut)).await;
-                return;
-            }
-            let report = match s.host.list_accounts(&tenant, request.clone()).await {
-                Ok(report) => report,
-                Err(e) => {
-                    let _ = sender.send(error_line(ApiError::host(&e))).await;
-                    return;
-                }
-            };
-            let page = match answered(&s, &tenant, "sync", report, |p| p) {
-                Ok(page) => page,
-                Err(e) => {
-                    let _ = sender.send(error_line(e)).await;
-                    return;
-                }
-            };
-            if sender.send(ndjson_lines(page.accounts)).await.is_err() {
-                return; // the client went away
-            }
-            match page.next_cursor {
-                Some(next) => {
-                    request = contract::PageRequest { cursor: Some(next), size: request.size }
-                }
-                None => return,
-            }
-        }
+        let cut_off = || {
+            s.cut_off.borrow().then(|| {
+                ApiError::draining("the sync was cut off by the server's shutdown; start it again")
+            })
+        };
+        sync_pages(&s.host, &s.metrics, &tenant, first, cut_off, sender).await;
     });
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|bytes| (Ok::<_, std::io::Error>(bytes), receiver))
     });
     Ok(([("content-type", "application/x-ndjson")], Body::from_stream(stream)).into_response())
-}
-
-/// `accounts` as NDJSON, one account a line.
-pub fn ndjson_lines(accounts: Vec<contract::Account>) -> Bytes {
-    let mut chunk = Vec::with_capacity(accounts.len() * 256);
-    for account in accounts {
-        if serde_json::to_writer(&mut chunk, &Account::from(account)).is_ok() {
-            chunk.push(b'\n');
-        }
-    }
-    Bytes::from(chunk)
-}
-
-/// The last line of a sync that failed.
-pub fn error_line(error: ApiError) -> Bytes {
-    let line = serde_json::json!({"error": error.body});
-    Bytes::from(format!("{line}\n"))
 }
 
 /// Query of a job.
