@@ -97,8 +97,8 @@ pub fn bundled_host(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Host>> {
         named_connectors: bundled_connectors::named(),
         ..HostConfig::default()
     })?);
-    for (name, bytes) in bundled_connectors::named() {
-        host.add_connector(&name, &bytes)?;
+    for (name, named) in bundled_connectors::named() {
+        host.add_named_connector(&name, &named)?;
     }
     Ok(host)
 }

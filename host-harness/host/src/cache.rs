@@ -77,7 +77,11 @@ impl ComponentCache {
 
     /// The cache key of `bytes` for `engine`.
     pub fn key(engine: &Engine, bytes: &[u8]) -> String {
-        let content = Sha256::digest(bytes);
+        Self::key_of_digest(engine, &Sha256::digest(bytes).into())
+    }
+
+    /// The cache key of a component whose bytes' SHA-256 is `content`, for `engine`.
+    pub fn key_of_digest(engine: &Engine, content: &[u8; 32]) -> String {
         let mut compat = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut compat);
         let compat = compat.0.finalize();
@@ -85,11 +89,14 @@ impl ComponentCache {
     }
 
     /// Loads the precompiled component for `bytes`, compiling and storing it on a miss.
+    /// `sha256`, when given, must be the SHA-256 of `bytes` (computed when they were built): a
+    /// cache hit then never reads them, so a component embedded in a binary is never paged in.
     pub fn load(
         &self,
         engine: &Engine,
         name: &str,
         bytes: &[u8],
+        sha256: Option<&[u8; 32]>,
     ) -> Result<(Component, CacheOutcome), HostError> {
         let compile = || {
             Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent {
@@ -100,16 +107,13 @@ impl ComponentCache {
         let Some(dir) = &self.dir else {
             return Ok((compile()?, CacheOutcome::Compiled));
         };
-        let path = dir.join(format!("{}.{ENTRY_EXTENSION}", Self::key(engine, bytes)));
-        // Read into memory rather than mmap: a cache file truncated or rewritten in place by
-        // someone else must not be able to fault a running host (SIGBUS).
-        if let Ok(serialized) = std::fs::read(&path) {
-            // SAFETY: the bytes come from the host's own cache directory, written by `store`
-            // below from `Component::serialize` of an engine with the same compatibility hash
-            // (part of the key); wasmtime also validates the header and engine settings.
-            #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize(engine, &serialized) };
-            match loaded {
+        let key = match sha256 {
+            Some(digest) => Self::key_of_digest(engine, digest),
+            None => Self::key(engine, bytes),
+        };
+        let path = dir.join(format!("{key}.{ENTRY_EXTENSION}"));
+        if path.is_file() {
+            match load_entry(engine, &path) {
                 Ok(component) => {
                     mark_used(&path);
                     return Ok((component, CacheOutcome::Loaded));
@@ -140,13 +144,52 @@ impl ComponentCache {
     }
 }
 
-fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
+/// Loads the compiled component in the entry at `path`.
+///
+/// The component runs from a mapping of a private copy of the entry, not of the entry itself nor
+/// from a copy on the heap. Mapped, only the pages a call executes are resident (about a quarter
+/// of the entry before the first call), and the kernel may drop them under pressure; read into
+/// memory, the whole entry was resident twice while loading and once for good. Mapping the entry
+/// itself would let anyone who rewrites it in place (a `cp` over it, a restore) fault the host
+/// with SIGBUS; the copy has no name once mapped, so nothing else can reach it. It is a reflink
+/// where the filesystem has them, otherwise a copy in the kernel, and is removed with the host.
+/// Where no copy can be made (a cache directory the host may only read), the entry is read into
+/// memory instead.
+fn load_entry(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
+    let copy = temporary_path(path);
+    if std::fs::copy(path, &copy).is_ok() {
+        // SAFETY: the copy was made from the host's own cache entry, written by `store` from
+        // `Component::serialize` of an engine with the same compatibility hash (part of the
+        // key), and no other process has its name; wasmtime also validates the header and the
+        // engine's settings.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(engine, &copy) };
+        // Mapped (or refused): the name is no longer needed, and would only leak the file.
+        let _ = std::fs::remove_file(&copy);
+        return loaded;
+    }
+    let serialized = std::fs::read(path)?;
+    // SAFETY: as above; the bytes are wasmtime's to copy, so the entry may change afterwards.
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize(engine, &serialized)
+    }
+}
+
+/// A name beside `path` that no other writer or reader uses (`<entry>.tmp-<pid>-<n>`), which
+/// eviction leaves alone until it is an hour old.
+fn temporary_path(path: &Path) -> PathBuf {
     static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+    let unique = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    path.with_extension(format!("{TEMPORARY_EXTENSION}{}-{unique}", std::process::id()))
+}
+
+fn store(dir: &Path, path: &Path, component: &Component) -> Result<(), String> {
     let serialized = component.serialize().map_err(|e| format!("{e:#}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating the directory: {e}"))?;
-    // Write a file of our own, then rename: concurrent writers and readers never see a partial file.
-    let unique = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{TEMPORARY_EXTENSION}{}-{unique}", std::process::id()));
+    // Write a file of our own, then rename: concurrent writers and readers never see a partial
+    // file, and a file a host has mapped is never rewritten in place.
+    let tmp = temporary_path(path);
     std::fs::write(&tmp, serialized).map_err(|e| format!("writing: {e}"))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -254,7 +297,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cache-evict-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let engine = Engine::default();
-        let load = |cache: &ComponentCache, tag: &str| cache.load(&engine, tag, &component(tag));
+        let load =
+            |cache: &ComponentCache, tag: &str| cache.load(&engine, tag, &component(tag), None);
         // Every entry is an empty component, so all are about the same size.
         let unbounded = ComponentCache::new(Some(dir.clone()), u64::MAX);
         assert_eq!(load(&unbounded, "a").unwrap().1, CacheOutcome::Compiled);

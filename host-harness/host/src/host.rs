@@ -55,7 +55,27 @@ pub struct HostConfig {
     /// Components that tenants may name without a path (the `harness` binary passes the ones it
     /// bundles), each compiled the first time a tenant names it. Empty by default: a platform
     /// registers its connectors itself, or names `.wasm` files.
-    pub named_connectors: BTreeMap<String, bytes::Bytes>,
+    pub named_connectors: BTreeMap<String, NamedComponent>,
+}
+
+/// A component a host loads when a tenant first names it: its bytes, and their SHA-256 when it
+/// was computed as they were built.
+#[derive(Debug, Clone)]
+pub struct NamedComponent {
+    /// The component's bytes.
+    pub bytes: bytes::Bytes,
+    /// The SHA-256 of `bytes`. With it, a component found in the compile cache is loaded without
+    /// reading `bytes` at all (a component embedded in a binary is then never paged in); without
+    /// it, they are hashed on first load. The cache trusts it: the digest of other bytes would
+    /// load another component's compiled code.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl NamedComponent {
+    /// A component whose bytes are hashed when it is first loaded.
+    pub fn new(bytes: bytes::Bytes) -> Self {
+        NamedComponent { bytes, sha256: None }
+    }
 }
 
 impl Default for HostConfig {
@@ -205,7 +225,7 @@ pub struct Host {
     connections: Arc<ConnectionPool>,
     _ticker: EpochTicker,
     load_lock: Mutex<()>,
-    named_connectors: BTreeMap<String, bytes::Bytes>,
+    named_connectors: BTreeMap<String, NamedComponent>,
 }
 
 type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
@@ -293,12 +313,28 @@ impl Host {
         // Held while checking the tenants and replacing, so that a tenant registered meanwhile
         // is checked against the connector it will run.
         let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.load_connector(name, bytes)
+        self.load_connector(name, bytes, None)
+    }
+
+    /// [`Host::add_connector`] for a component carrying its digest, which a load from the
+    /// compile cache uses instead of hashing its bytes.
+    pub fn add_named_connector(
+        &self,
+        name: &str,
+        component: &NamedComponent,
+    ) -> Result<CacheOutcome, HostError> {
+        let _guard = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.load_connector(name, &component.bytes, component.sha256.as_ref())
     }
 
     /// [`Host::add_connector`], with the load lock held.
-    fn load_connector(&self, name: &str, bytes: &[u8]) -> Result<CacheOutcome, HostError> {
-        let (component, outcome) = self.cache.load(&self.engine, name, bytes)?;
+    fn load_connector(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        sha256: Option<&[u8; 32]>,
+    ) -> Result<CacheOutcome, HostError> {
+        let (component, outcome) = self.cache.load(&self.engine, name, bytes, sha256)?;
         imports::check(&self.engine, name, &component)?;
         let invalid = |e: wasmtime::Error| HostError::InvalidComponent {
             connector: name.to_string(),
@@ -401,7 +437,7 @@ impl Host {
 
     /// Compiles or loads a component without registering it, for inspection.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, HostError> {
-        Ok(self.cache.load(&self.engine, name, bytes)?.0)
+        Ok(self.cache.load(&self.engine, name, bytes, None)?.0)
     }
 
     /// Registers a tenant. Its connector is resolved by name (one registered, or one of
@@ -429,13 +465,13 @@ impl Host {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-                self.load_connector(&key, &bytes)?;
+                self.load_connector(&key, &bytes, None)?;
             }
             tenant.connector = key;
         } else if !self.has_connector(&tenant.connector) {
             match self.named_connectors.get(&tenant.connector) {
-                Some(bytes) => {
-                    self.load_connector(&tenant.connector, bytes)?;
+                Some(named) => {
+                    self.load_connector(&tenant.connector, &named.bytes, named.sha256.as_ref())?;
                 }
                 None => {
                     return Err(HostError::UnknownConnector {

@@ -26,5 +26,5 @@ pub mod tenant;
 pub use bindings::types;
 pub use call::{CallError, CallReport};
 pub use error::HostError;
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, NamedComponent};
 pub use tenant::{TenantConfig, TenantsFile};

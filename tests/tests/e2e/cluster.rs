@@ -627,7 +627,7 @@ async fn tenants_and_connectors_reach_every_worker_without_a_restart() {
     let deployment = Deployment::start("shared", 3, 2, &env, 10).await;
     let addr = deployment.addr();
     let named = bundled_connectors::named();
-    let upload = |name: &str| Some(("application/wasm", named[name].to_vec()));
+    let upload = |name: &str| Some(("application/wasm", named[name].bytes.to_vec()));
     let put =
         call(addr, "PUT", "/v1/connectors/workspace-app", Some("ops-key"), upload("chatgpt")).await;
     assert_eq!(put.status, 200, "{}", put.text());

@@ -42,25 +42,62 @@ fn the_connector_exports_the_contract_and_imports_only_allowed_interfaces() {
     imports::check(host.engine(), "chatgpt", &component).unwrap();
 }
 
-#[test]
-fn a_component_compiles_once_then_loads_from_the_cache() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_compiles_once_then_loads_from_the_cache_and_survives_its_entry_rewritten() {
+    use accessgov_host::NamedComponent;
     use accessgov_host::cache::CacheOutcome;
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("cache-once-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let host = Host::new(HostConfig {
-        cache_dir: Some(dir.clone()),
-        named_connectors: bundled_connectors::named(),
-        ..HostConfig::default()
-    })
-    .unwrap();
-    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
-    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Loaded);
-    // A corrupt cache entry is recompiled, not trusted.
+    let host = |named_connectors| {
+        Host::new(HostConfig {
+            cache_dir: Some(dir.clone()),
+            named_connectors,
+            ..HostConfig::default()
+        })
+        .unwrap()
+    };
+    let first = host(bundled_connectors::named());
+    assert_eq!(first.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
+    assert_eq!(first.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Loaded);
+    let entries =
+        || -> Vec<_> { std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect() };
+    assert_eq!(entries().len(), 1, "the private copy the load mapped has no name: {:?}", entries());
+
+    // A bundled component's digest, computed when it was built, is that of its bytes; with it a
+    // load from the cache never reads them (these are not even a component).
+    for (name, named) in bundled_connectors::named() {
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&named.bytes).into();
+        assert_eq!(named.sha256, Some(digest), "{name}");
+    }
+    let not_read = NamedComponent {
+        bytes: bytes::Bytes::from_static(b"never read"),
+        sha256: Some(bundled::CHATGPT_SHA256),
+    };
+    let second = host([("chatgpt".to_string(), not_read)].into());
+    let server = crate::common::mock("ws-cache", 3, 0).await;
+    second
+        .add_tenant(
+            &server.chatgpt_tenant("t", "ws-cache", crate::common::OWNER_TOKEN),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+
+    // The entry rewritten in place (a `cp` over it, a restore from backup) while both hosts run
+    // the code loaded from it: neither faults, as they run private copies.
     for entry in std::fs::read_dir(&dir).unwrap() {
         std::fs::write(entry.unwrap().path(), b"not a compiled component").unwrap();
     }
-    assert_eq!(host.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
+    assert_eq!(second.info("t").await.unwrap().result.unwrap().name, "chatgpt");
+    first
+        .add_tenant(
+            &server.chatgpt_tenant("t", "ws-cache", crate::common::OWNER_TOKEN),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+    assert_eq!(first.info("t").await.unwrap().result.unwrap().name, "chatgpt");
+    // A corrupt entry is compiled again, not trusted.
+    assert_eq!(first.add_connector("chatgpt", bundled::CHATGPT).unwrap(), CacheOutcome::Compiled);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -242,8 +242,8 @@ async fn start(name: &str, limits: &str) -> Running {
     std::fs::write(dir.join("server.toml"), &text).unwrap();
     let config = ServerConfig::read(&dir.join("server.toml")).unwrap();
     let host = host();
-    for (name, bytes) in bundled_connectors::named() {
-        host.add_connector(&name, &bytes).unwrap();
+    for (name, named) in bundled_connectors::named() {
+        host.add_named_connector(&name, &named).unwrap();
     }
     let server =
         Server::new(&config, host, accessgov_server::dispatch::Backend::Local).await.unwrap();
