@@ -132,17 +132,27 @@ struct WorkerArgs {
     /// Distinct workspaces the tenants sync (default: one each).
     #[arg(long)]
     workspaces: Option<NonZeroUsize>,
+    /// Syncs to run, sync `k` of tenant `k mod tenants` (default: one per tenant); at least
+    /// one per tenant.
+    #[arg(long)]
+    syncs: Option<NonZeroUsize>,
 }
 
 impl WorkerArgs {
-    fn workload(&self) -> phases::scale::Workload {
-        phases::scale::Workload {
+    fn workload(&self) -> anyhow::Result<phases::scale::Workload> {
+        let tenants = self.tenants.get();
+        let syncs = self.syncs.map_or(tenants, NonZeroUsize::get);
+        if syncs < tenants {
+            anyhow::bail!("--syncs {syncs} is fewer than --tenants {tenants}: some would not sync");
+        }
+        Ok(phases::scale::Workload {
             mock: self.mock,
-            tenants: self.tenants.get(),
+            tenants,
             members: self.members,
             concurrency: self.concurrency.get(),
-            workspaces: self.workspaces.map_or(self.tenants.get(), NonZeroUsize::get),
-        }
+            workspaces: self.workspaces.map_or(tenants, NonZeroUsize::get),
+            syncs,
+        })
     }
 }
 
@@ -172,11 +182,13 @@ fn main() -> anyhow::Result<()> {
                 workspace.iter().map(|w| WorkspaceSpec::parse(w)).collect::<Result<Vec<_>, _>>()?;
             mock_process::serve(&specs, latency_ms.map(std::time::Duration::from_millis))
         }
-        Some(Helper::ScaleWorker(a)) => {
-            print_json(&runtime()?.block_on(phases::scale::host_worker(a.workload(), a.cache_dir))?)
+        Some(Helper::ScaleWorker(a)) => print_json(
+            &runtime()?.block_on(phases::scale::host_worker(a.workload()?, a.cache_dir))?,
+        ),
+        Some(Helper::ProcessWorker(a)) => {
+            print_json(&phases::scale::process_worker(a.workload()?)?)
         }
-        Some(Helper::ProcessWorker(a)) => print_json(&phases::scale::process_worker(a.workload())?),
-        Some(Helper::NativeWorker(a)) => print_json(&phases::scale::native_worker(a.workload())?),
+        Some(Helper::NativeWorker(a)) => print_json(&phases::scale::native_worker(a.workload()?)?),
         Some(Helper::IdleWorker { mock, tenants, cache_dir }) => {
             print_json(&phases::scale::idle_worker(mock, tenants, cache_dir)?)
         }

@@ -31,6 +31,8 @@ pub struct Scale {
     pub idle_tenants: usize,
     /// Workspace sizes of the sync cost-growth curve.
     pub growth_members: &'static [usize],
+    /// Runs of each side at each tenant count of the cost-growth curve (medians are reported).
+    pub growth_tenant_runs: usize,
     /// Tenant counts of the throughput and memory growth curves.
     pub growth_tenants: &'static [usize],
 }
@@ -51,6 +53,7 @@ impl Scale {
         concurrency: 32,
         idle_tenants: 10_000,
         growth_members: &[1_000, 10_000, 100_000, 1_000_000],
+        growth_tenant_runs: 3,
         growth_tenants: &[10, 100, 1_000, 10_000],
     };
 
@@ -69,6 +72,7 @@ impl Scale {
         concurrency: 8,
         idle_tenants: 500,
         growth_members: &[500, 1_000, 2_000],
+        growth_tenant_runs: 1,
         growth_tenants: &[5, 20, 80],
     };
 

@@ -26,6 +26,13 @@ fn a_zero_count_is_refused_by_name() {
     let idle = ["idle-worker", "--mock", "127.0.0.1:9", "--cache-dir", cache.to_str().unwrap()];
     let err = refused(&[&idle[..], &["--tenants", "0"]].concat());
     assert!(err.contains("--tenants 0 weighs nothing"), "{err}");
+    let scale = ["scale-worker", "--mock", "127.0.0.1:9", "--members", "10", "--concurrency", "2"];
+    let err =
+        refused(&[&scale[..], &["--tenants", "5", "--syncs", "4", "--cache-dir", "x"]].concat());
+    assert!(err.contains("--syncs 4 is fewer than --tenants 5"), "{err}");
+    let err =
+        refused(&[&scale[..], &["--tenants", "5", "--syncs", "0", "--cache-dir", "x"]].concat());
+    assert!(err.contains("invalid value '0' for '--syncs"), "{err}");
 }
 
 #[test]

@@ -110,10 +110,15 @@ pub struct TenantPoint {
     native_syncs: f64,
     host_peak: u64,
     native_peak: u64,
+    host_cpu_per_sync: f64,
+    native_cpu_per_sync: f64,
 }
 
 /// Runs the host worker and the native worker at each of the growth tenant counts, tenants
-/// sharing the scale run's workspaces in turn, and compares their syncs/s and peak memory.
+/// sharing the scale run's workspaces in turn, and compares their syncs/s, peak memory and CPU
+/// per sync. Every point runs at least as many syncs as the scale run (fewer tenants are synced
+/// again in turn), so each keeps the same syncs in flight for long enough to measure: with one
+/// sync per tenant, 10 tenants were 10 syncs at once for 20 ms, a point of start-up and noise.
 pub fn tenant_growth(
     scale: &Scale,
     mock: std::net::SocketAddr,
@@ -134,25 +139,33 @@ pub fn tenant_growth(
             &scale.tenant_members.to_string(),
             "--concurrency",
             &c.to_string(),
+            "--syncs",
+            &tenants.max(scale.tenants).to_string(),
             "--cache-dir",
             &cache_dir.display().to_string(),
         ]
         .map(str::to_string)
         .to_vec()
     };
-    let throughput = |r: &ScaleResult| r.syncs as f64 / r.seconds;
     for &tenants in scale.growth_tenants {
-        let host = run_worker(&args("scale-worker", tenants))?;
-        let native = run_worker(&args("native-worker", tenants))?;
+        // Runs alternate sides; each figure is the median of its side's runs.
+        let (mut host, mut native) = (Vec::new(), Vec::new());
+        for _ in 0..scale.growth_tenant_runs {
+            host.push(run_worker::<ScaleResult>(&args("scale-worker", tenants))?);
+            native.push(run_worker::<ScaleResult>(&args("native-worker", tenants))?);
+        }
+        let syncs = host.first().map_or(0, |r| r.syncs);
         let point = TenantPoint {
             tenants,
-            host_syncs: throughput(&host),
-            native_syncs: throughput(&native),
-            host_peak: host.peak,
-            native_peak: native.peak,
+            host_syncs: median(host.iter().map(|r| r.syncs as f64 / r.seconds)),
+            native_syncs: median(native.iter().map(|r| r.syncs as f64 / r.seconds)),
+            host_peak: median(host.iter().map(|r| r.peak as f64)) as u64,
+            native_peak: median(native.iter().map(|r| r.peak as f64)) as u64,
+            host_cpu_per_sync: median(host.iter().map(|r| r.cpu_seconds / r.syncs as f64)),
+            native_cpu_per_sync: median(native.iter().map(|r| r.cpu_seconds / r.syncs as f64)),
         };
         rows.push(Row::plain(
-            &format!("7 {} tenants x {} members, {c} in flight: tenant syncs/s, wasm host (baseline: the native connector in one process)", count(tenants), count(scale.tenant_members)),
+            &format!("7 {} tenants x {} members, {} syncs, {c} in flight: tenant syncs/s, wasm host (baseline: the native connector in one process)", count(tenants), count(scale.tenant_members), count(syncs)),
             format!("{:.1}/s", point.host_syncs),
             format!("{:.1}/s", point.native_syncs),
             ratio(point.host_syncs, point.native_syncs),
@@ -163,15 +176,24 @@ pub fn tenant_growth(
             mib(point.native_peak),
             ratio(point.host_peak as f64, point.native_peak as f64),
         ));
+        rows.push(Row::plain(
+            &format!("7 {} tenants: the worker's CPU per sync, wasm host (baseline: the native connector in one process)", count(tenants)),
+            format!("{:.2} ms", point.host_cpu_per_sync * 1e3),
+            format!("{:.2} ms", point.native_cpu_per_sync * 1e3),
+            ratio(point.host_cpu_per_sync, point.native_cpu_per_sync),
+        ));
+        let runs = |side: &[ScaleResult]| -> String {
+            let each: Vec<String> = side
+                .iter()
+                .map(|r| format!("{:.2} s, {}, CPU {:.2} s", r.seconds, mib(r.peak), r.cpu_seconds))
+                .collect();
+            each.join(" / ")
+        };
         notes.push(format!(
-            "growth: {} tenants: host {} syncs in {:.2} s, peak {}; native {} syncs in {:.2} s, peak {}",
+            "growth: {} tenants, {syncs} syncs a run: host {}; native {}",
             count(tenants),
-            host.syncs,
-            host.seconds,
-            mib(host.peak),
-            native.syncs,
-            native.seconds,
-            mib(native.peak)
+            runs(&host),
+            runs(&native)
         ));
         points.push(point);
     }
@@ -185,6 +207,20 @@ pub fn tenant_growth(
             points.iter().map(|p| p.host_syncs),
             points.iter().map(|p| p.native_syncs),
         ));
+        // The host's own cost, apart from the mock's: both share the two cores, so syncs/s
+        // also moves with what the mock spends per page, which the native side shows too.
+        rows.push(
+            spread_row(
+                &format!(
+                    "7 cost growth: the worker's CPU per sync, {} to {} tenants, largest / smallest, wasm host (baseline: native)",
+                    count(first.tenants),
+                    count(last.tenants)
+                ),
+                points.iter().map(|p| p.host_cpu_per_sync),
+                points.iter().map(|p| p.native_cpu_per_sync),
+            )
+            .0,
+        );
     }
     Ok((rows, notes, points))
 }
@@ -196,13 +232,40 @@ fn flatness_row(
     measured: impl Iterator<Item = f64>,
     native: impl Iterator<Item = f64>,
 ) -> Row {
+    let (row, measured) = spread_row(label, measured, native);
+    row.goal("flat within 10% (<= 1.10)", measured <= 1.10)
+}
+
+/// The row of the measured side's largest value over its smallest against the native side's,
+/// with no goal, and the measured side's spread.
+fn spread_row(
+    label: &str,
+    measured: impl Iterator<Item = f64>,
+    native: impl Iterator<Item = f64>,
+) -> (Row, f64) {
     fn spread(values: impl Iterator<Item = f64>) -> f64 {
         let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         hi / lo
     }
     let (measured, native) = (spread(measured), spread(native));
-    Row::plain(label, format!("{measured:.2}"), format!("{native:.2}"), ratio(measured, native))
-        .goal("flat within 10% (<= 1.10)", measured <= 1.10)
+    let row = Row::plain(
+        label,
+        format!("{measured:.2}"),
+        format!("{native:.2}"),
+        ratio(measured, native),
+    );
+    (row, measured)
+}
+
+/// The median of `values` (the mean of the middle two when there is an even number).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Draws the curves into `dir` and returns each figure's title and file name.

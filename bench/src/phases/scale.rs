@@ -60,20 +60,45 @@ pub struct ScaleResult {
     pub peak: u64,
     /// Mean of the children's own peaks, one per call (process model only).
     pub child_peak_mean: u64,
+    /// CPU time of the worker process during the run (the process model's children excluded).
+    pub cpu_seconds: f64,
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// When a run started: its wall clock and this process's CPU time.
+struct RunStart {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl RunStart {
+    fn now() -> anyhow::Result<Self> {
+        Ok(RunStart { wall: Instant::now(), cpu: own_cpu_time()? })
+    }
+}
+
+/// This process's CPU time so far.
+fn own_cpu_time() -> anyhow::Result<Duration> {
+    memory::cpu_time(std::process::id()).context("this process's /proc/<pid>/stat")
+}
+
 impl ScaleResult {
-    /// The result of a run that took `started.elapsed()`, from its syncs' and calls' latencies
-    /// and `memory`: resident before the run, peak during it, mean peak of a child.
-    fn new(started: Instant, syncs: &[Duration], calls: &[Duration], memory: [u64; 3]) -> Self {
-        let seconds = started.elapsed().as_secs_f64();
+    /// The result of a run started at `started`, from its syncs' and calls' latencies and
+    /// `memory`: resident before the run, peak during it, mean peak of a child.
+    fn new(
+        started: RunStart,
+        syncs: &[Duration],
+        calls: &[Duration],
+        memory: [u64; 3],
+    ) -> anyhow::Result<Self> {
+        let seconds = started.wall.elapsed().as_secs_f64();
+        let cpu_seconds = own_cpu_time()?.saturating_sub(started.cpu).as_secs_f64();
         let (s, c) = (summarize(syncs), summarize(calls));
         let [rss_before, peak, child_peak_mean] = memory;
-        ScaleResult {
+        Ok(ScaleResult {
             syncs: syncs.len(),
             calls: calls.len(),
             seconds,
@@ -84,7 +109,8 @@ impl ScaleResult {
             rss_before,
             peak,
             child_peak_mean,
-        }
+            cpu_seconds,
+        })
     }
 }
 
@@ -102,12 +128,15 @@ pub struct Workload {
     /// Distinct workspaces: tenant `i` syncs `ws-tenant-<i mod workspaces>`, so more tenants
     /// than workspaces can be registered and synced without the mock holding more.
     pub workspaces: usize,
+    /// Syncs to run (at least `tenants`): sync `k` is of tenant `k mod tenants`, so a run with
+    /// few tenants still keeps `concurrency` syncs in flight for as long as a larger one.
+    pub syncs: usize,
 }
 
 /// The host side (in the worker process): every tenant syncs its workspace; at most
 /// `concurrency` syncs (and calls) in flight.
 pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency, workspaces } = work;
+    let Workload { mock, tenants, members, concurrency, workspaces, syncs } = work;
     let host = Arc::new(Host::new(HostConfig {
         cache_dir: Some(cache_dir),
         max_concurrent_calls: concurrency,
@@ -131,18 +160,18 @@ pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<S
     // `concurrency` tasks, each taking the next tenant when its last is done, as the other two
     // models' threads do: the driver holds no state per waiting tenant.
     let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    let started = RunStart::now()?;
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.min(tenants) {
+    for _ in 0..concurrency.min(syncs) {
         let (host, next) = (Arc::clone(&host), Arc::clone(&next));
         workers.spawn(async move {
             let mut done = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= tenants {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= syncs {
                     return anyhow::Ok(done);
                 }
-                done.push(host_sync(&host, i, members).await?);
+                done.push(host_sync(&host, k % tenants, members).await?);
             }
         });
     }
@@ -154,7 +183,7 @@ pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<S
         }
     }
     let peak = memory::peak_rss()?;
-    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
+    ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0])
 }
 
 /// Tenant `i`'s sync in the host, checking it listed all `members`: the sync's latency and each
@@ -274,7 +303,7 @@ fn timed_sync(
 /// (so at most `concurrency` processes are alive). Memory is the sampled sum of the live
 /// children's resident memory plus this process's.
 pub fn process_worker(work: Workload) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency, .. } = work;
+    let Workload { mock, tenants, members, concurrency, syncs, .. } = work;
     let exe = std::env::current_exe()?.with_file_name("native-connector");
     ensure!(
         exe.exists(),
@@ -283,9 +312,10 @@ pub fn process_worker(work: Workload) -> anyhow::Result<ScaleResult> {
     );
     let sampler = RssSampler::start(Duration::from_millis(1))?;
     let rss_before = memory::rss()?;
-    let started = Instant::now();
-    let done =
-        on_threads(tenants, concurrency, |i| process_sync(&exe, mock, i, members, &sampler))?;
+    let started = RunStart::now()?;
+    let done = on_threads(syncs, concurrency, |k| {
+        process_sync(&exe, mock, k % tenants, members, &sampler)
+    })?;
     let (mut syncs, mut calls, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for (sync, call, peak) in done {
         syncs.push(sync);
@@ -293,7 +323,7 @@ pub fn process_worker(work: Workload) -> anyhow::Result<ScaleResult> {
         peaks.extend(peak);
     }
     let child_peak_mean = peaks.iter().sum::<u64>() / peaks.len().max(1) as u64;
-    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, sampler.peak(), child_peak_mean]))
+    ScaleResult::new(started, &syncs, &calls, [rss_before, sampler.peak(), child_peak_mean])
 }
 
 /// One tenant's sync by the native connector in this process: its calls in sequence over the
@@ -318,45 +348,46 @@ fn native_sync(
 /// connector syncs every tenant on `concurrency` threads of this process, one tenant at a time
 /// each. What a host costing nothing beyond the connector's own native code would reach.
 pub fn native_worker(work: Workload) -> anyhow::Result<ScaleResult> {
-    let Workload { mock, tenants, members, concurrency, workspaces } = work;
+    let Workload { mock, tenants, members, concurrency, workspaces, syncs } = work;
     // Warm up as the host worker does, so both measure from the same state.
     native_sync(mock, 0, members)?;
     let rss_before = memory::rss()?;
     memory::reset_peak().context("resetting VmHWM")?;
-    let started = Instant::now();
+    let started = RunStart::now()?;
+    let workspace = |k: usize| k % tenants % workspaces.max(1);
     let (syncs, calls): (Vec<_>, Vec<_>) =
-        on_threads(tenants, concurrency, |i| native_sync(mock, i % workspaces.max(1), members))?
+        on_threads(syncs, concurrency, |k| native_sync(mock, workspace(k), members))?
             .into_iter()
             .unzip();
     let calls: Vec<_> = calls.into_iter().flatten().collect();
     let peak = memory::peak_rss()?;
-    Ok(ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0]))
+    ScaleResult::new(started, &syncs, &calls, [rss_before, peak, 0])
 }
 
-/// Runs `sync` for tenants `0..tenants` on `concurrency` threads, each taking the next tenant
-/// when its last is done, and returns what every sync returned.
+/// Runs `sync` for syncs `0..syncs` on `concurrency` threads, each taking the next sync when
+/// its last is done, and returns what every sync returned.
 fn on_threads<T: Send>(
-    tenants: usize,
+    syncs: usize,
     concurrency: usize,
     sync: impl Fn(usize) -> anyhow::Result<T> + Sync,
 ) -> anyhow::Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..concurrency.min(tenants))
+        let workers: Vec<_> = (0..concurrency.min(syncs))
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<Vec<T>> {
                     let mut done = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= tenants {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= syncs {
                             return Ok(done);
                         }
-                        done.push(sync(i)?);
+                        done.push(sync(k)?);
                     }
                 })
             })
             .collect();
-        let mut all = Vec::with_capacity(tenants);
+        let mut all = Vec::with_capacity(syncs);
         for worker in workers {
             all.extend(worker.join().map_err(|_| anyhow::anyhow!("a worker thread panicked"))??);
         }
