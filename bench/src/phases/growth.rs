@@ -37,8 +37,20 @@ pub struct SyncPoint {
     native_ns: f64,
 }
 
+/// One workspace size of the sync-size curve: how each side syncs it, and the CPU of its runs.
+struct SizeRuns {
+    spec: WorkspaceSpec,
+    tenant: String,
+    settings: std::collections::HashMap<String, String>,
+    link: native::NativeTransport,
+    runs: usize,
+    wasm_cpu: Vec<Duration>,
+    native_cpu: Vec<Duration>,
+}
+
 /// Syncs each growth workspace at pages of 1,000 on both sides, alternating, and compares the
-/// syncing thread's CPU per member.
+/// syncing thread's CPU per member. Each round syncs every size once, so a slow stretch of the
+/// machine (they are virtual, and their speed drifts) falls on every point rather than on one.
 pub async fn sync_growth(
     scale: &Scale,
     host: &Host,
@@ -46,6 +58,7 @@ pub async fn sync_growth(
 ) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<SyncPoint>)> {
     let (mut rows, mut notes, mut points) = (Vec::new(), Vec::new(), Vec::new());
     let page = Some(LARGEST_SYNC_PAGE);
+    let mut sizes = Vec::new();
     for spec in growth_workspaces(scale) {
         let tenant = format!("growth-{}", spec.members);
         host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
@@ -53,16 +66,29 @@ pub async fn sync_growth(
         let link = transport(mock, &spec.account_id);
         // Fewer runs of the largest: each takes seconds, and varies little.
         let runs = if spec.members >= 1_000_000 { 2 } else { scale.sync_runs.clamp(1, 5) };
-        let (mut wasm_cpu, mut native_cpu) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
+        sizes.push(SizeRuns {
+            spec,
+            tenant,
+            settings,
+            link,
+            runs,
+            wasm_cpu: Vec::new(),
+            native_cpu: Vec::new(),
+        });
+    }
+    let rounds = sizes.iter().map(|size| size.runs).max().unwrap_or(0);
+    for round in 0..rounds {
+        for size in sizes.iter_mut().filter(|size| round < size.runs) {
             let before = thread_cpu()?;
-            let (native_ids, _) = native::sync(&link, &settings, page)?;
-            native_cpu.push(thread_cpu()?.saturating_sub(before));
+            let (native_ids, _) = native::sync(&size.link, &size.settings, page)?;
+            size.native_cpu.push(thread_cpu()?.saturating_sub(before));
             let before = thread_cpu()?;
-            let synced = wasm::sync(host, &tenant, page).await?;
-            wasm_cpu.push(thread_cpu()?.saturating_sub(before));
+            let synced = wasm::sync(host, &size.tenant, page).await?;
+            size.wasm_cpu.push(thread_cpu()?.saturating_sub(before));
             ensure!(native_ids == synced.ids, "wasm and native listed different accounts");
         }
+    }
+    for SizeRuns { spec, runs, wasm_cpu, native_cpu, .. } in sizes {
         let per_member = |cpu: &[Duration]| {
             summarize(cpu).median.as_secs_f64() * 1e9 / spec.members.max(1) as f64
         };
@@ -147,13 +173,17 @@ pub fn tenant_growth(
         .map(str::to_string)
         .to_vec()
     };
-    for &tenants in scale.growth_tenants {
-        // Runs alternate sides; each figure is the median of its side's runs.
-        let (mut host, mut native) = (Vec::new(), Vec::new());
-        for _ in 0..scale.growth_tenant_runs {
+    // Each round runs every tenant count once, sides alternating, so the machine's drift falls
+    // on every point; each figure is the median of its side's runs.
+    let mut runs: Vec<(Vec<ScaleResult>, Vec<ScaleResult>)> =
+        scale.growth_tenants.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    for _ in 0..scale.growth_tenant_runs {
+        for (&tenants, (host, native)) in scale.growth_tenants.iter().zip(&mut runs) {
             host.push(run_worker::<ScaleResult>(&args("scale-worker", tenants))?);
             native.push(run_worker::<ScaleResult>(&args("native-worker", tenants))?);
         }
+    }
+    for (&tenants, (host, native)) in scale.growth_tenants.iter().zip(runs) {
         let syncs = host.first().map_or(0, |r| r.syncs);
         let point = TenantPoint {
             tenants,
@@ -182,7 +212,7 @@ pub fn tenant_growth(
             format!("{:.2} ms", point.native_cpu_per_sync * 1e3),
             ratio(point.host_cpu_per_sync, point.native_cpu_per_sync),
         ));
-        let runs = |side: &[ScaleResult]| -> String {
+        let each_run = |side: &[ScaleResult]| -> String {
             let each: Vec<String> = side
                 .iter()
                 .map(|r| format!("{:.2} s, {}, CPU {:.2} s", r.seconds, mib(r.peak), r.cpu_seconds))
@@ -192,8 +222,8 @@ pub fn tenant_growth(
         notes.push(format!(
             "growth: {} tenants, {syncs} syncs a run: host {}; native {}",
             count(tenants),
-            runs(&host),
-            runs(&native)
+            each_run(&host),
+            each_run(&native)
         ));
         points.push(point);
     }
