@@ -37,20 +37,10 @@ pub struct SyncPoint {
     native_ns: f64,
 }
 
-/// One workspace size of the sync-size curve: how each side syncs it, and the CPU of its runs.
-struct SizeRuns {
-    spec: WorkspaceSpec,
-    tenant: String,
-    settings: std::collections::HashMap<String, String>,
-    link: native::NativeTransport,
-    runs: usize,
-    wasm_cpu: Vec<Duration>,
-    native_cpu: Vec<Duration>,
-}
-
 /// Syncs each growth workspace at pages of 1,000 on both sides, alternating, and compares the
-/// syncing thread's CPU per member. Each round syncs every size once, so a slow stretch of the
-/// machine (they are virtual, and their speed drifts) falls on every point rather than on one.
+/// syncing thread's CPU per member. Each size's runs follow one another: the sizes share this
+/// process's caches, and a small sync right after a 1,000,000-member one (tried) pays for the
+/// caches the large one left cold, at twice the CPU per member on both sides.
 pub async fn sync_growth(
     scale: &Scale,
     host: &Host,
@@ -58,7 +48,6 @@ pub async fn sync_growth(
 ) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<SyncPoint>)> {
     let (mut rows, mut notes, mut points) = (Vec::new(), Vec::new(), Vec::new());
     let page = Some(LARGEST_SYNC_PAGE);
-    let mut sizes = Vec::new();
     for spec in growth_workspaces(scale) {
         let tenant = format!("growth-{}", spec.members);
         host.add_tenant(&chatgpt_tenant(&tenant, mock, &spec.account_id), Path::new("."))?;
@@ -66,29 +55,16 @@ pub async fn sync_growth(
         let link = transport(mock, &spec.account_id);
         // Fewer runs of the largest: each takes seconds, and varies little.
         let runs = if spec.members >= 1_000_000 { 2 } else { scale.sync_runs.clamp(1, 5) };
-        sizes.push(SizeRuns {
-            spec,
-            tenant,
-            settings,
-            link,
-            runs,
-            wasm_cpu: Vec::new(),
-            native_cpu: Vec::new(),
-        });
-    }
-    let rounds = sizes.iter().map(|size| size.runs).max().unwrap_or(0);
-    for round in 0..rounds {
-        for size in sizes.iter_mut().filter(|size| round < size.runs) {
+        let (mut wasm_cpu, mut native_cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
             let before = thread_cpu()?;
-            let (native_ids, _) = native::sync(&size.link, &size.settings, page)?;
-            size.native_cpu.push(thread_cpu()?.saturating_sub(before));
+            let (native_ids, _) = native::sync(&link, &settings, page)?;
+            native_cpu.push(thread_cpu()?.saturating_sub(before));
             let before = thread_cpu()?;
-            let synced = wasm::sync(host, &size.tenant, page).await?;
-            size.wasm_cpu.push(thread_cpu()?.saturating_sub(before));
+            let synced = wasm::sync(host, &tenant, page).await?;
+            wasm_cpu.push(thread_cpu()?.saturating_sub(before));
             ensure!(native_ids == synced.ids, "wasm and native listed different accounts");
         }
-    }
-    for SizeRuns { spec, runs, wasm_cpu, native_cpu, .. } in sizes {
         let per_member = |cpu: &[Duration]| {
             summarize(cpu).median.as_secs_f64() * 1e9 / spec.members.max(1) as f64
         };
