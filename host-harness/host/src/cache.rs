@@ -147,14 +147,14 @@ impl ComponentCache {
 /// Loads the compiled component in the entry at `path`.
 ///
 /// The component runs from a mapping of a private copy of the entry, not of the entry itself nor
-/// from a copy on the heap. Mapped, only the pages a call executes are resident (about a quarter
-/// of the entry before the first call), and the kernel may drop them under pressure; read into
-/// memory, the whole entry was resident twice while loading and once for good. Mapping the entry
-/// itself would let anyone who rewrites it in place (a `cp` over it, a restore) fault the host
-/// with SIGBUS; the copy has no name once mapped, so nothing else can reach it. It is a reflink
-/// where the filesystem has them, otherwise a copy in the kernel, and is removed with the host.
-/// Where no copy can be made (a cache directory the host may only read), the entry is read into
-/// memory instead.
+/// from a copy on the heap. Mapped, only the pages the host touches are resident, and the kernel
+/// may drop them under pressure; read into memory, the whole entry was resident twice while
+/// loading and once for good. Mapping the entry itself would let anyone who rewrites it in place
+/// (a `cp` over it, a restore) fault the host with SIGBUS; the copy loses its name once mapped,
+/// so nothing else can reach it, and its blocks are freed when the component is dropped. It is
+/// made in the kernel (`copy_file_range`, which shares the blocks where the filesystem can).
+/// Where no copy can be made (a cache directory the host may only read, a full disk), the entry
+/// is read into memory instead.
 fn load_entry(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
     let copy = temporary_path(path);
     if std::fs::copy(path, &copy).is_ok() {
