@@ -133,8 +133,8 @@ pub struct Workload {
     pub syncs: usize,
 }
 
-/// The host side (in the worker process): every tenant syncs its workspace; at most
-/// `concurrency` syncs (and calls) in flight.
+/// The host side (in the worker process): `syncs` syncs, tenants in turn, each of its
+/// workspace; at most `concurrency` syncs (and calls) in flight.
 pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<ScaleResult> {
     let Workload { mock, tenants, members, concurrency, workspaces, syncs } = work;
     let host = Arc::new(Host::new(HostConfig {
@@ -157,8 +157,8 @@ pub async fn host_worker(work: Workload, cache_dir: PathBuf) -> anyhow::Result<S
     wasm::sync(&host, "t0", None).await?;
     let rss_before = memory::rss()?;
     memory::reset_peak().context("resetting VmHWM")?;
-    // `concurrency` tasks, each taking the next tenant when its last is done, as the other two
-    // models' threads do: the driver holds no state per waiting tenant.
+    // `concurrency` tasks, each taking the next sync when its last is done, as the other two
+    // models' threads do: the driver holds no state per waiting sync.
     let next = Arc::new(AtomicUsize::new(0));
     let started = RunStart::now()?;
     let mut workers = tokio::task::JoinSet::new();
@@ -345,8 +345,8 @@ fn native_sync(
 }
 
 /// The same work with no sandbox and no process per call (in the worker process): the native
-/// connector syncs every tenant on `concurrency` threads of this process, one tenant at a time
-/// each. What a host costing nothing beyond the connector's own native code would reach.
+/// connector runs the `syncs` syncs, tenants in turn, on `concurrency` threads of this process,
+/// one sync at a time each. What a host costing nothing beyond the connector's own native code would reach.
 pub fn native_worker(work: Workload) -> anyhow::Result<ScaleResult> {
     let Workload { mock, tenants, members, concurrency, workspaces, syncs } = work;
     // Warm up as the host worker does, so both measure from the same state.

@@ -305,12 +305,12 @@ impl ApiRules for Surface {
     }
 }
 
-/// The path of one page of the console's `users` or `invites` listing.
 /// The paths of `pages` (each `(offset, limit)`) of the console's `listing` matching `query`.
 fn page_paths(listing: &str, query: &str, pages: &[(u64, u32)]) -> Vec<String> {
     pages.iter().map(|&(offset, limit)| listing_path(listing, offset, limit, query)).collect()
 }
 
+/// The path of one page of the console's `users` or `invites` listing.
 pub(crate) fn listing_path(listing: &str, offset: u64, limit: u32, query: &str) -> String {
     format!("{listing}?offset={offset}&limit={limit}&query={}", encode_query(query))
 }
