@@ -15,7 +15,7 @@ use crate::types::{
 pub struct Exported<C>(PhantomData<C>);
 
 fn load<C: Connector>() -> Result<C, ConnectorError> {
-    C::load(&WasiConfig)
+    C::load(&WasiConfig::read())
 }
 
 /// One change, through the same planner as a batch.
@@ -34,7 +34,7 @@ fn single<C: Connector>(
 
 impl<C: Connector> Guest for Exported<C> {
     fn info() -> ConnectorInfo {
-        C::tenant_info(&WasiConfig)
+        C::tenant_info(&WasiConfig::read())
     }
 
     fn test_connection() -> Result<crate::types::ConnectionReport, ConnectorError> {

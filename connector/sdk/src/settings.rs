@@ -20,35 +20,60 @@ impl ConfigSource for HashMap<String, String> {
     }
 }
 
-/// Settings from `wasi:config/store`: the tenant's settings, served by the host.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WasiConfig;
+/// Settings from `wasi:config/store`: the tenant's settings, served by the host, read with one
+/// `get-all` when the call starts. A connector reads a dozen keys or more per call, most of them
+/// unset; asking the host for each was a host call apiece on every call.
+#[derive(Debug, Clone)]
+pub struct WasiConfig {
+    /// The tenant's settings (a handful: a linear search costs less than hashing them), or
+    /// why the host could not give them.
+    values: Result<Vec<(String, String)>, String>,
+}
 
-impl ConfigSource for WasiConfig {
-    fn get(&self, key: &str) -> Result<Option<String>, String> {
+impl WasiConfig {
+    /// Reads every setting the host holds for this call's tenant.
+    pub fn read() -> Self {
         use crate::bindings::wasi::config::store;
-        store::get(key).map_err(|e| match e {
+        let values = store::get_all().map_err(|e| match e {
             store::Error::Upstream(m) | store::Error::Io(m) => m,
-        })
+        });
+        WasiConfig { values }
     }
 }
 
-/// Reads typed settings from a [`ConfigSource`], remembering every key asked for (see
-/// [`check_schema`]). Values are trimmed; an empty value counts as unset.
+impl ConfigSource for WasiConfig {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        match &self.values {
+            Ok(values) => Ok(values.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// Reads typed settings from a [`ConfigSource`]. Values are trimmed; an empty value counts as
+/// unset. A reader made with [`SettingsReader::recording`] also remembers every key asked for
+/// (see [`check_schema`]); calls do not pay for that bookkeeping.
 pub struct SettingsReader<'a> {
     source: &'a dyn ConfigSource,
-    asked: RefCell<BTreeSet<String>>,
+    asked: Option<RefCell<BTreeSet<String>>>,
 }
 
 impl<'a> SettingsReader<'a> {
     /// A reader of `source`.
     pub fn new(source: &'a dyn ConfigSource) -> Self {
-        SettingsReader { source, asked: RefCell::new(BTreeSet::new()) }
+        SettingsReader { source, asked: None }
+    }
+
+    /// A reader of `source` that remembers the keys asked for ([`SettingsReader::asked`]).
+    pub fn recording(source: &'a dyn ConfigSource) -> Self {
+        SettingsReader { source, asked: Some(RefCell::new(BTreeSet::new())) }
     }
 
     /// The raw value of `key` as set (untrimmed), if set.
     pub fn raw(&self, key: &str) -> Result<Option<String>, ConnectorError> {
-        self.asked.borrow_mut().insert(key.to_string());
+        if let Some(asked) = &self.asked {
+            asked.borrow_mut().insert(key.to_string());
+        }
         self.source.get(key).map_err(|e| {
             ConnectorError::InvalidConfig(format!("could not read setting `{key}`: {e}"))
         })
@@ -106,9 +131,9 @@ impl<'a> SettingsReader<'a> {
         self.optional(key)?.map(|raw| validate_base_url(key, &raw)).transpose()
     }
 
-    /// The keys asked for so far.
+    /// The keys asked for so far by a [`SettingsReader::recording`] reader (none by another).
     pub fn asked(&self) -> BTreeSet<String> {
-        self.asked.borrow().clone()
+        self.asked.as_ref().map(|asked| asked.borrow().clone()).unwrap_or_default()
     }
 }
 
@@ -234,7 +259,7 @@ pub fn check_schema<T>(
     }
     let source: HashMap<String, String> =
         sample.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let reader = SettingsReader::new(&source);
+    let reader = SettingsReader::recording(&source);
     match load(&reader) {
         Err(e) => {
             problems.push(format!("the sample does not load: {}", crate::error::describe(&e)))
