@@ -220,16 +220,40 @@ pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
 
 /// A loopback TCP relay to `target` that counts the connections it accepts.
 pub async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    gated_relay(target, 0).await
+}
+
+/// [`counting_relay`], holding back every answer until `together` connections are open (or
+/// five seconds have passed). Requests a client sends together then each need a connection of
+/// their own however loaded the machine is: none can finish and free its connection for
+/// another first. Requests sent one after another share one connection and wait out the five
+/// seconds, so the count shows them.
+pub async fn gated_relay(target: SocketAddr, together: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
+    let (opened, open) = tokio::sync::watch::channel(0usize);
     tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
+        while let Ok((inbound, _)) = listener.accept().await {
+            opened.send_replace(counter.fetch_add(1, Ordering::SeqCst) + 1);
+            let mut open = open.clone();
             tokio::spawn(async move {
-                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                let outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let (mut from_client, mut to_client) = inbound.into_split();
+                let (mut from_target, mut to_target) = outbound.into_split();
+                let requests = async {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_target).await;
+                    let _ = to_target.shutdown().await;
+                };
+                let answers = async {
+                    let gate = open.wait_for(|open| *open >= together);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), gate).await;
+                    let _ = tokio::io::copy(&mut from_target, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                };
+                tokio::join!(requests, answers);
             });
         }
     });
