@@ -263,11 +263,11 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     let mut sync_points = Vec::new();
     let rt = sequential_runtime()?;
     rt.block_on(async {
-        let host = Host::new(HostConfig {
+        let host = std::sync::Arc::new(Host::new(HostConfig {
             cache_dir: Some(cache.clone()),
             named_connectors: bundled_connectors::named(),
             ..HostConfig::default()
-        })?;
+        })?);
         progress("1 load");
         report.rows.extend(phases::load::run(scale, &host, &cache)?);
         progress("2 instantiate + info");

@@ -3,6 +3,7 @@
 //! shows what the connector's `read-concurrency` buys and what the sandbox costs there.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessgov_host::Host;
@@ -31,7 +32,10 @@ const RUNS: usize = 3;
 
 /// Syncs the smaller sync workspace from a mock [`LATENCY`] away at pages of 1,000: in the host
 /// with `read-concurrency` 1 and with the default, and natively with the default, alternating.
-pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+pub async fn distant_syncs(
+    scale: &Scale,
+    host: &Arc<Host>,
+) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let members = scale.sync_members[0];
     let spec = Scale::sync_workspace("ws-distant", members);
     let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(LATENCY))?;
@@ -105,7 +109,7 @@ pub async fn distant_syncs(scale: &Scale, host: &Host) -> anyhow::Result<(Vec<Ro
 /// `read-concurrency`, against the floor its round trips set: the first console page alone
 /// (the listing's length is not known yet), then the rest `read-concurrency` at a time, each
 /// round one latency.
-async fn far_sync(scale: &Scale, host: &Host) -> anyhow::Result<(Row, String)> {
+async fn far_sync(scale: &Scale, host: &Arc<Host>) -> anyhow::Result<(Row, String)> {
     let members = scale.sync_members[1];
     let spec = Scale::sync_workspace("ws-far", members);
     let mock = MockProcess::start_with(std::slice::from_ref(&spec), Some(FAR_LATENCY))?;

@@ -3,6 +3,7 @@
 //! the same axes, in the table and drawn as SVG next to it.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use accessgov_host::Host;
@@ -43,7 +44,7 @@ pub struct SyncPoint {
 /// caches the large one left cold, at twice the CPU per member on both sides.
 pub async fn sync_growth(
     scale: &Scale,
-    host: &Host,
+    host: &Arc<Host>,
     mock: std::net::SocketAddr,
 ) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<SyncPoint>)> {
     let (mut rows, mut notes, mut points) = (Vec::new(), Vec::new(), Vec::new());

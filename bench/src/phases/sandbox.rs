@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessgov_host::Host;
@@ -103,7 +104,7 @@ fn rows(
 /// the same number of requests.
 pub async fn syncs(
     scale: &Scale,
-    host: &Host,
+    host: &Arc<Host>,
     mock: SocketAddr,
 ) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let mut out = Vec::new();
@@ -255,7 +256,7 @@ struct AdminSyncs {
 
 impl AdminSyncs {
     /// One sync through `tenant`, checked against the active members.
-    async fn run(&mut self, host: &Host, tenant: &str) -> anyhow::Result<()> {
+    async fn run(&mut self, host: &Arc<Host>, tenant: &str) -> anyhow::Result<()> {
         let (started, cpu_before) = (Instant::now(), thread_cpu()?);
         let synced = wasm::sync(host, tenant, Some(LARGEST_SYNC_PAGE)).await?;
         self.walls.push(started.elapsed());
@@ -322,7 +323,7 @@ fn grantees(scale: &Scale) -> anyhow::Result<Vec<String>> {
 }
 
 /// `grant role:admin` to `scale.grants` members: natively, in the host, and replayed.
-pub async fn grants(scale: &Scale, host: &Host, mock: SocketAddr) -> anyhow::Result<Vec<Row>> {
+pub async fn grants(scale: &Scale, host: &Arc<Host>, mock: SocketAddr) -> anyhow::Result<Vec<Row>> {
     const ENTITLEMENT: &str = "role:admin";
     let emails = grantees(scale)?;
     let [native_ws, wasm_ws, floor_ws] = grant_names();
@@ -382,7 +383,7 @@ pub async fn profile_sync(
 ) -> anyhow::Result<()> {
     let spec = Scale::sync_workspace("ws-sync", members);
     let mock = crate::mock_process::MockProcess::start(std::slice::from_ref(&spec))?;
-    let host = Host::new(host)?;
+    let host = Arc::new(Host::new(host)?);
     host.add_tenant(&chatgpt_tenant("sync", mock.addr, &spec.account_id), Path::new("."))?;
     let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
     // The sync runs on this thread, so its CPU time leaves the mock's out.
