@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use accessgov_host::tenant::SettingValue;
 use accessgov_host::types::{Account, AccountPage, PageRequest};
@@ -220,37 +221,54 @@ pub async fn scim_create_user(server: &MockServer, email: &str) -> String {
 
 /// A loopback TCP relay to `target` that counts the connections it accepts.
 pub async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
-    gated_relay(target, 0).await
+    round_relay(target, Duration::ZERO).await
 }
 
-/// [`counting_relay`], holding back every answer until `together` connections are open (or
-/// five seconds have passed). Requests a client sends together then each need a connection of
-/// their own however loaded the machine is: none can finish and free its connection for
-/// another first. Requests sent one after another share one connection and wait out the five
-/// seconds, so the count shows them.
-pub async fn gated_relay(target: SocketAddr, together: usize) -> (SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::AsyncWriteExt;
+/// [`counting_relay`] for counting the connections requests sent together need: every answer
+/// waits until no request has reached the relay for `quiet`. The requests of a round, sent
+/// together, then all reach the relay, each on the connection the host picked for it, before
+/// any is answered and frees its connection for another; however loaded the machine, as long as
+/// the host sends a round's requests within `quiet` of one another. Requests sent one after
+/// another still share a connection, so the count shows them.
+pub async fn round_relay(target: SocketAddr, quiet: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
-    let (opened, open) = tokio::sync::watch::channel(0usize);
+    let last_request = Arc::new(std::sync::Mutex::new(Instant::now()));
     tokio::spawn(async move {
         while let Ok((inbound, _)) = listener.accept().await {
-            opened.send_replace(counter.fetch_add(1, Ordering::SeqCst) + 1);
-            let mut open = open.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (requested, waited) = (Arc::clone(&last_request), Arc::clone(&last_request));
             tokio::spawn(async move {
                 let outbound = tokio::net::TcpStream::connect(target).await.unwrap();
                 let (mut from_client, mut to_client) = inbound.into_split();
                 let (mut from_target, mut to_target) = outbound.into_split();
-                let requests = async {
-                    let _ = tokio::io::copy(&mut from_client, &mut to_target).await;
+                let requests = async move {
+                    let mut buf = vec![0; 16 << 10];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        *requested.lock().unwrap() = Instant::now();
+                        if to_target.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = to_target.shutdown().await;
                 };
-                let answers = async {
-                    let gate = open.wait_for(|open| *open >= together);
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), gate).await;
-                    let _ = tokio::io::copy(&mut from_target, &mut to_client).await;
+                let answers = async move {
+                    let mut buf = vec![0; 16 << 10];
+                    while let Ok(n @ 1..) = from_target.read(&mut buf).await {
+                        loop {
+                            let since = waited.lock().unwrap().elapsed();
+                            match quiet.checked_sub(since) {
+                                Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
+                                _ => break,
+                            }
+                        }
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = to_client.shutdown().await;
                 };
                 tokio::join!(requests, answers);
