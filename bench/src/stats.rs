@@ -26,18 +26,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The middle of `sorted` samples, `mean` of the middle two when there is an even number; none
+/// when there are no samples.
+fn middle<T: Copy>(sorted: &[T], mean: impl Fn(T, T) -> T) -> Option<T> {
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some(mean(sorted[n / 2 - 1], sorted[n / 2])),
+    }
+}
+
+/// The median of `values`; NaN when there are none.
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.collect();
+    sorted.sort_by(f64::total_cmp);
+    middle(&sorted, |a, b| (a + b) / 2.0).unwrap_or(f64::NAN)
+}
+
 /// Summarises `samples`; all zero when there are none.
 pub fn summarize(samples: &[Duration]) -> Summary {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
-    let median = match sorted.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
-    };
     Summary {
         count: sorted.len(),
-        median,
+        median: middle(&sorted, |a, b| (a + b) / 2).unwrap_or_default(),
         p99: percentile(&sorted, 99.0),
         min: sorted.first().copied().unwrap_or_default(),
         max: sorted.last().copied().unwrap_or_default(),
@@ -58,5 +70,12 @@ mod tests {
         assert_eq!((s.min, s.max, s.count), (ms(1), ms(100), 100));
         assert_eq!(summarize(&[ms(3), ms(1), ms(2)]).median, ms(2));
         assert_eq!(summarize(&[]).median, Duration::ZERO);
+    }
+
+    #[test]
+    fn median_of_numbers() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert!(median(std::iter::empty()).is_nan());
     }
 }

@@ -18,7 +18,7 @@ use crate::scale::Scale;
 use crate::wasm;
 use accessgov_mock::console_base_url;
 use connector_bench::native;
-use connector_bench::stats::summarize;
+use connector_bench::stats::{median, summarize};
 use connector_bench::tenants::chatgpt_tenant;
 
 /// The workspaces of the sync-size curve: `ws-growth-<members>`.
@@ -262,17 +262,6 @@ fn spread_row(
         ratio(measured, native),
     );
     (row, measured)
-}
-
-/// The median of `values` (the mean of the middle two when there is an even number).
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// Draws the curves into `dir` and returns each figure's title and file name.
