@@ -258,12 +258,13 @@ pub async fn round_relay(target: SocketAddr, quiet: Duration) -> (SocketAddr, Ar
                 let answers = async move {
                     let mut buf = vec![0; 16 << 10];
                     while let Ok(n @ 1..) = from_target.read(&mut buf).await {
+                        // Requests arriving during the wait push the answer back again.
                         loop {
-                            let since = waited.lock().unwrap().elapsed();
-                            match quiet.checked_sub(since) {
-                                Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
-                                _ => break,
+                            let left = quiet.saturating_sub(waited.lock().unwrap().elapsed());
+                            if left.is_zero() {
+                                break;
                             }
+                            tokio::time::sleep(left).await;
                         }
                         if to_client.write_all(&buf[..n]).await.is_err() {
                             break;
