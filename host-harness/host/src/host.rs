@@ -26,6 +26,7 @@ use crate::egress::ConnectionPool;
 use crate::engine::{EpochTicker, PoolSizing, create_engine};
 use crate::error::HostError;
 use crate::imports;
+use crate::lift::LiftedAccountPage;
 use crate::logs::LogCapture;
 use crate::tenant::{Limits, Tenant, TenantConfig};
 
@@ -598,7 +599,11 @@ impl Host {
         self.call(tenant, move |i, e, s| {
             Box::pin(async move {
                 match e.version {
-                    ContractVersion::V0_2 => invoke(i, s, &e.list_accounts, (&page,)).await,
+                    ContractVersion::V0_2 => {
+                        type Lifted = Result<LiftedAccountPage, ConnectorError>;
+                        let lifted: Lifted = invoke(i, s, &e.list_accounts, (&page,)).await?;
+                        Ok(lifted.map(|page| page.0))
+                    }
                     ContractVersion::V0_1 => {
                         type Old = Result<v0_1::AccountPage, v0_1::ConnectorError>;
                         let page: v0_1::PageRequest = page.adapt();

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod imports;
+mod lift;
 pub mod logs;
 pub mod people;
 pub mod settings_schema;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use accessgov_host::egress::Denial;
 use accessgov_host::tenant::{LimitsConfig, SettingValue};
-use accessgov_host::types::ConnectorError;
+use accessgov_host::types::{Account, AccountPage, AccountStatus, ConnectorError, PageRequest};
 use accessgov_host::{CallError, Host, HostConfig, HostError, TenantConfig};
 use axum::Router;
 use axum::routing::get;
@@ -111,6 +111,65 @@ async fn a_panic_is_a_trap_carrying_the_panic_message() {
             assert!(message.contains("hostile guest panicked on purpose"), "{message}")
         }
         other => panic!("expected a trap with the panic message, got {other:?}"),
+    }
+}
+
+/// A tenant of the hostile component whose `list-accounts` returns the page `page` names.
+fn paging(id: &str, page: &str) -> TenantConfig {
+    let mut tenant = hostile(id, "none", "", &[], false);
+    tenant.settings.insert("page".to_string(), SettingValue::Text(page.to_string()));
+    tenant
+}
+
+/// The host lifts `list-accounts` pages by hand (`accessgov_host`'s `lift`): every field, with
+/// and without a value and beyond ASCII, arrives as the guest returned it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_of_an_account_page_arrives_as_the_guest_returned_it() {
+    let host = host();
+    add(&host, &paging("every-field", "every-field"));
+    let report = host.list_accounts("every-field", PageRequest { cursor: None, size: None });
+    let page = report.await.unwrap().result.unwrap();
+    let expected = AccountPage {
+        accounts: vec![
+            Account {
+                id: "user-1".to_string(),
+                email: Some("zoe@example.com".to_string()),
+                display_name: Some("Zoë Ångström 🦀".to_string()),
+                status: AccountStatus::Suspended,
+                entitlements: vec!["role:admin".to_string(), "group:Équipe".to_string()],
+                managed_by: Some("scim".to_string()),
+                created_at: Some("2026-01-02T03:04:05Z".to_string()),
+            },
+            Account {
+                id: String::new(),
+                email: None,
+                display_name: None,
+                status: AccountStatus::Requested,
+                entitlements: Vec::new(),
+                managed_by: None,
+                created_at: None,
+            },
+        ],
+        next_cursor: Some("page-2 ✓".to_string()),
+    };
+    assert_eq!(page, expected);
+}
+
+/// A page the guest could only lower unsafely (a string that is not UTF-8, a string outside its
+/// memory) fails the call with the reason; nothing is half-lifted, and the next call works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_a_malformed_string_fails_the_call() {
+    let host = host();
+    for (page, reason) in
+        [("invalid-utf8", "invalid utf-8"), ("string-out-of-bounds", "out of bounds of memory")]
+    {
+        add(&host, &paging(page, page));
+        let report = host.list_accounts(page, PageRequest { cursor: None, size: None });
+        match report.await.unwrap().result {
+            Err(CallError::Trap { trap, .. }) => assert!(trap.contains(reason), "{page}: {trap}"),
+            other => panic!("{page}: expected the lift to fail, got {other:?}"),
+        }
+        assert!(host.info(page).await.unwrap().result.is_ok(), "{page}: the next call works");
     }
 }
 

@@ -1,5 +1,5 @@
 //! A hostile connector for the sandbox tests. `test-connection` runs the attack named by the
-//! `attack` setting. `info` reports, as JSON in `application`, everything a guest can read (every
+//! `attack` setting; `list-accounts` returns the page the `page` setting names. `info` reports, as JSON in `application`, everything a guest can read (every
 //! `wasi:config` value, the environment, the arguments), how many calls this instance has seen
 //! and what an earlier call left behind: proof that credentials never reach a guest and that no
 //! state survives from one call (or tenant) to the next.
@@ -97,7 +97,7 @@ impl Guest for Hostile {
     }
 
     fn list_accounts(_: wit::PageRequest) -> Result<wit::AccountPage, wit::ConnectorError> {
-        unsupported()
+        page()
     }
     fn get_account(_: wit::AccountRef) -> Result<wit::Account, wit::ConnectorError> {
         unsupported()
@@ -133,6 +133,52 @@ impl Guest for Hostile {
     ) -> Result<Vec<Result<wit::ChangeResult, wit::ConnectorError>>, wit::ConnectorError> {
         unsupported()
     }
+}
+
+/// The account page the `page` setting names, from `list-accounts`: one that sets every field
+/// (strings beyond ASCII among them), or one the host must refuse to lift.
+fn page() -> Result<wit::AccountPage, wit::ConnectorError> {
+    let mut accounts = every_field();
+    match setting("page").as_str() {
+        "every-field" => {}
+        // SAFETY (of both `unsafe`s below): none; the point is a result no safe guest can lower.
+        // The bindings only pass a string's pointer and length on, the host's lift must refuse
+        // them, and the call fails before the guest would free them. (A list cannot be made out
+        // of bounds this way: the bindings read a list of strings or records to lower it.)
+        "invalid-utf8" => {
+            accounts[1].display_name =
+                Some(unsafe { String::from_utf8_unchecked(vec![b'A', 0xff]) })
+        }
+        "string-out-of-bounds" => {
+            accounts[1].id = unsafe { String::from_raw_parts(0xffff_0000 as *mut u8, 8, 8) }
+        }
+        _ => return unsupported(),
+    }
+    Ok(wit::AccountPage { accounts, next_cursor: Some("page-2 ✓".to_string()) })
+}
+
+/// Two accounts that between them give every field of `account` both with and without a value.
+fn every_field() -> Vec<wit::Account> {
+    vec![
+        wit::Account {
+            id: "user-1".to_string(),
+            email: Some("zoe@example.com".to_string()),
+            display_name: Some("Zoë Ångström 🦀".to_string()),
+            status: wit::AccountStatus::Suspended,
+            entitlements: vec!["role:admin".to_string(), "group:Équipe".to_string()],
+            managed_by: Some("scim".to_string()),
+            created_at: Some("2026-01-02T03:04:05Z".to_string()),
+        },
+        wit::Account {
+            id: String::new(),
+            email: None,
+            display_name: None,
+            status: wit::AccountStatus::Requested,
+            entitlements: Vec::new(),
+            managed_by: None,
+            created_at: None,
+        },
+    ]
 }
 
 /// Runs the attack the `attack` setting names, from `test-connection`.
