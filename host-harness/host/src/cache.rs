@@ -80,10 +80,12 @@ impl ComponentCache {
         Self::key_of_digest(engine, &Sha256::digest(bytes).into())
     }
 
-    /// The cache key of a component whose bytes' SHA-256 is `content`, for `engine`.
+    /// The cache key of a component whose bytes' SHA-256 is `content`, for `engine` and for the
+    /// transform the host compiles components with ([`crate::post_return`]).
     pub fn key_of_digest(engine: &Engine, content: &[u8; 32]) -> String {
         let mut compat = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut compat);
+        std::hash::Hash::hash(crate::post_return::TRANSFORM, &mut compat);
         let compat = compat.0.finalize();
         format!("{}-{}", hex(&content[..16]), hex(&compat[..8]))
     }
@@ -99,7 +101,8 @@ impl ComponentCache {
         sha256: Option<&[u8; 32]>,
     ) -> Result<(Component, CacheOutcome), HostError> {
         let compile = || {
-            Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent {
+            let runnable = crate::post_return::without_post_return(bytes);
+            Component::new(engine, &runnable).map_err(|e| HostError::InvalidComponent {
                 connector: name.to_string(),
                 message: crate::error::component_message(&e),
             })

@@ -21,6 +21,7 @@ pub mod imports;
 mod lift;
 pub mod logs;
 pub mod people;
+pub mod post_return;
 pub mod settings_schema;
 pub mod tenant;
 
