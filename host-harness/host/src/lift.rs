@@ -3,8 +3,8 @@
 //! A sync lifts every account of a workspace, about seven strings each, and wasmtime's generic
 //! lifting pays for each string again what it pays once per value: the call's canonical options
 //! looked up twice, a `Cow` built and turned into a `String`, the record's layout walked field by
-//! field. Profiles of a 100,000-member sync put lifting at about a sixth of the syncing thread's
-//! CPU. [`LiftedAccountPage`] reads the same bytes with the layout computed once per page and
+//! field: on a large sync, a large share of the syncing thread's CPU (`docs/benchmarks.md`).
+//! [`LiftedAccountPage`] reads the same bytes with the layout computed once per page and
 //! each string checked as ASCII before any UTF-8 decoding. wasmtime's lifting traits are public
 //! but unstable (doc-hidden), so this leans on wasmtime 48's: the e2e tests (`sandbox`) check
 //! every field of a page, with and without a value and beyond ASCII, against what the guest

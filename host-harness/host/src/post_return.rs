@@ -3,12 +3,11 @@
 //! The canonical ABI lets an export name a post-return function, which the host calls once it
 //! has lifted the export's result, so the guest can free that result. This host never enters an
 //! instance again after its one call (every call gets a fresh store and instance, dropped when
-//! the call returns), so freeing is work whose result nobody sees: on a sync of pages of 1,000
-//! accounts the post-return function freed every string of every page one by one, about 6% of
-//! the sync's instructions. The host drops the option from every `canon lift` before compiling;
-//! the core modules are copied as they are and nothing else changes. A component that needs its
-//! post-return function for anything but freeing could not tell: it runs only after the host
-//! has taken the result, and the instance is gone before anything could observe it.
+//! the call returns), so freeing is work whose result nobody sees: a sync's post-return
+//! functions freed every string of every page one by one (`docs/benchmarks.md`). The host drops
+//! the option from every `canon lift` before compiling; the core modules are copied as they are
+//! and nothing else changes. Whatever else a post-return function might do, it could only do it
+//! inside an instance nobody uses again.
 
 use std::convert::Infallible;
 
