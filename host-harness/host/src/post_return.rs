@@ -32,6 +32,25 @@ pub fn without_post_return(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
+/// How many `canon lift`s of `component` (nested components included) name a post-return
+/// function; `None` if it does not parse.
+pub fn post_return_options(component: &[u8]) -> Option<usize> {
+    let mut count = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        if let wasmparser::Payload::ComponentCanonicalSection(section) = payload.ok()? {
+            for func in section {
+                if let wasmparser::CanonicalFunction::Lift { options, .. } = func.ok()? {
+                    count += options
+                        .iter()
+                        .filter(|o| matches!(o, wasmparser::CanonicalOption::PostReturn(_)))
+                        .count();
+                }
+            }
+        }
+    }
+    Some(count)
+}
+
 /// The re-encoder: every section as it was, but for the post-return options of lifts.
 struct WithoutPostReturn;
 
@@ -101,29 +120,12 @@ mod tests {
         .unwrap()
     }
 
-    fn post_returns(bytes: &[u8]) -> usize {
-        let mut count = 0;
-        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-            if let wasmparser::Payload::ComponentCanonicalSection(section) = payload.unwrap() {
-                for func in section {
-                    if let wasmparser::CanonicalFunction::Lift { options, .. } = func.unwrap() {
-                        count += options
-                            .iter()
-                            .filter(|o| matches!(o, wasmparser::CanonicalOption::PostReturn(_)))
-                            .count();
-                    }
-                }
-            }
-        }
-        count
-    }
-
     #[test]
     fn the_post_return_option_is_dropped_and_the_rest_kept() {
         let with = component(true);
-        assert_eq!(post_returns(&with), 1);
+        assert_eq!(post_return_options(&with), Some(1));
         let trimmed = without_post_return(&with);
-        assert_eq!(post_returns(&trimmed), 0);
+        assert_eq!(post_return_options(&trimmed), Some(0));
         wasmparser::Validator::new().validate_all(&trimmed).expect("still a valid component");
         assert_eq!(trimmed, without_post_return(&component(false)), "nothing else changed");
     }
@@ -133,5 +135,6 @@ mod tests {
         let module = wat::parse_str("(module)").unwrap();
         assert_eq!(without_post_return(&module), module);
         assert_eq!(without_post_return(b"not wasm"), b"not wasm");
+        assert_eq!(post_return_options(b"not wasm"), None);
     }
 }
