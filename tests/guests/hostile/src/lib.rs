@@ -1,5 +1,6 @@
 //! A hostile connector for the sandbox tests. `test-connection` runs the attack named by the
-//! `attack` setting; `list-accounts` returns the page the `page` setting names. `info` reports, as JSON in `application`, everything a guest can read (every
+//! `attack` setting; `list-accounts` returns the page the `page` setting names. `info` reports,
+//! as JSON in `application`, everything a guest can read (every
 //! `wasi:config` value, the environment, the arguments), how many calls this instance has seen
 //! and what an earlier call left behind: proof that credentials never reach a guest and that no
 //! state survives from one call (or tenant) to the next.
@@ -143,8 +144,8 @@ fn page() -> Result<wit::AccountPage, wit::ConnectorError> {
         "every-field" => {}
         // SAFETY (of both `unsafe`s below): none; the point is a result no safe guest can lower.
         // The bindings only pass a string's pointer and length on, the host's lift must refuse
-        // them, and the call fails before the guest would free them. (A list cannot be made out
-        // of bounds this way: the bindings read a list of strings or records to lower it.)
+        // them, and the call ends there: nothing frees them. (A list cannot be made out of
+        // bounds this way: the bindings read a list of strings or records to lower it.)
         "invalid-utf8" => {
             accounts[1].display_name =
                 Some(unsafe { String::from_utf8_unchecked(vec![b'A', 0xff]) })
