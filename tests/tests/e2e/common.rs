@@ -231,7 +231,6 @@ pub async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>
 /// the host sends a round's requests within `quiet` of one another. Requests sent one after
 /// another still share a connection, so the count shows them.
 pub async fn round_relay(target: SocketAddr, quiet: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -243,22 +242,16 @@ pub async fn round_relay(target: SocketAddr, quiet: Duration) -> (SocketAddr, Ar
             let (requested, waited) = (Arc::clone(&last_request), Arc::clone(&last_request));
             tokio::spawn(async move {
                 let outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                let (mut from_client, mut to_client) = inbound.into_split();
-                let (mut from_target, mut to_target) = outbound.into_split();
-                let requests = async move {
-                    let mut buf = vec![0; 16 << 10];
-                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
-                        *requested.lock().unwrap() = Instant::now();
-                        if to_target.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to_target.shutdown().await;
-                };
-                let answers = async move {
-                    let mut buf = vec![0; 16 << 10];
-                    while let Ok(n @ 1..) = from_target.read(&mut buf).await {
-                        // Requests arriving during the wait push the answer back again.
+                let (from_client, to_client) = inbound.into_split();
+                let (from_target, to_target) = outbound.into_split();
+                let requests = forward(from_client, to_target, || {
+                    *requested.lock().unwrap() = Instant::now();
+                    async {}
+                });
+                let answers = forward(from_target, to_client, || {
+                    let waited = Arc::clone(&waited);
+                    // Requests arriving during the wait push the answer back again.
+                    async move {
                         loop {
                             let left = quiet.saturating_sub(waited.lock().unwrap().elapsed());
                             if left.is_zero() {
@@ -266,17 +259,31 @@ pub async fn round_relay(target: SocketAddr, quiet: Duration) -> (SocketAddr, Ar
                             }
                             tokio::time::sleep(left).await;
                         }
-                        if to_client.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
                     }
-                    let _ = to_client.shutdown().await;
-                };
+                });
                 tokio::join!(requests, answers);
             });
         }
     });
     (addr, accepted)
+}
+
+/// Copies `from` to `to` until either side ends, awaiting `before_write` ahead of each chunk,
+/// then shuts `to` down.
+async fn forward<F: std::future::Future<Output = ()>>(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut before_write: impl FnMut() -> F,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 << 10];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        before_write().await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// `server`'s ChatGPT tenant `id` for workspace `account`, reaching the service through `relay`
