@@ -304,10 +304,13 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
                 Failure::Unknown(error) => (error, None),
                 Failure::Retry(error, asked) => (error, asked),
             };
-            if attempt >= self.policy.max_attempts || !self.backoff(attempt, asked) {
-                let spent = self.retrying.spent()
-                    >= self.policy.budget.saturating_sub(Duration::from_millis(1));
-                return Err(WriteError::Rejected(exhausted(attempt, *started, spent, error)));
+            if attempt >= self.policy.max_attempts {
+                return Err(WriteError::Rejected(exhausted(attempt, *started, false, error)));
+            }
+            // `backoff` refuses a wait only when the call's retry budget has no room for it, even
+            // with much of the budget unspent: the budget is what stopped the request.
+            if !self.backoff(attempt, asked) {
+                return Err(WriteError::Rejected(exhausted(attempt, *started, true, error)));
             }
             attempt += 1;
             outcome = self.retried(|| self.attempt(endpoint, request));
@@ -507,18 +510,22 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 /// The error after the last attempt, saying what was tried, and whether the call's retry budget
-/// is what ran out.
+/// is what stopped it (no room left for the next wait).
 fn exhausted(
     attempts: u32,
     started: Instant,
-    budget_spent: bool,
+    budget_stopped: bool,
     last: ConnectorError,
 ) -> ConnectorError {
     let tried = format!(
         "gave up after {attempts} attempt{} over {:.1} s{}",
         if attempts == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64(),
-        if budget_spent { ", the call's retry budget (retry-budget-ms) spent" } else { "" }
+        if budget_stopped {
+            ", the call's retry budget (retry-budget-ms) leaving no room for another wait"
+        } else {
+            ""
+        }
     );
     match last {
         ConnectorError::RateLimited(RateLimit { retry_after_ms, message }) => {
@@ -661,6 +668,36 @@ mod tests {
         assert!(
             matches!(&last, ConnectorError::Unavailable(m) if m.contains("retry budget")),
             "{last:?}"
+        );
+    }
+
+    #[test]
+    fn a_wait_the_budget_has_no_room_for_is_named_as_the_budget_running_out() {
+        let down = FakeTransport::new();
+        // The first wait (50 to 150 ms) is longer than the whole budget, none of it spent.
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            budget: Duration::from_millis(20),
+        };
+        let client =
+            JsonClient::on(JsonApi, &down, "https://x".into(), policy, RetryClock::default());
+        let error = client.get_json::<Value>("users").unwrap_err();
+        assert!(
+            matches!(&error, ConnectorError::Unavailable(m)
+                if m.contains("after 1 attempt") && m.contains("retry budget (retry-budget-ms) leaving no room")),
+            "{error:?}"
+        );
+        assert_eq!(down.requests().len(), 1);
+        // Out of attempts, with the budget to spare, names no budget.
+        let policy = RetryPolicy { max_attempts: 1, ..policy };
+        let client =
+            JsonClient::on(JsonApi, &down, "https://x".into(), policy, RetryClock::default());
+        let error = client.get_json::<Value>("users").unwrap_err();
+        assert!(
+            matches!(&error, ConnectorError::Unavailable(m)
+                if m.contains("after 1 attempt") && !m.contains("budget")),
+            "{error:?}"
         );
     }
 
