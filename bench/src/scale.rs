@@ -31,6 +31,9 @@ pub struct Scale {
     pub idle_tenants: usize,
     /// Workspace sizes of the sync cost-growth curve.
     pub growth_members: &'static [usize],
+    /// Members one measured batch of the sync cost-growth curve covers at least: a smaller
+    /// workspace is synced that many more times in a row by one side before the other's turn.
+    pub growth_batch_members: usize,
     /// Runs of each side at each tenant count of the cost-growth curve (medians are reported).
     pub growth_tenant_runs: usize,
     /// Tenant counts of the throughput and memory growth curves.
@@ -53,6 +56,7 @@ impl Scale {
         concurrency: 32,
         idle_tenants: 10_000,
         growth_members: &[1_000, 10_000, 100_000, 1_000_000],
+        growth_batch_members: 100_000,
         growth_tenant_runs: 3,
         growth_tenants: &[10, 100, 1_000, 10_000],
     };
@@ -72,6 +76,7 @@ impl Scale {
         concurrency: 8,
         idle_tenants: 500,
         growth_members: &[500, 1_000, 2_000],
+        growth_batch_members: 2_000,
         growth_tenant_runs: 1,
         growth_tenants: &[5, 20, 80],
     };

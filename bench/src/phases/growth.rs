@@ -38,10 +38,12 @@ pub struct SyncPoint {
     native_ns: f64,
 }
 
-/// Syncs each growth workspace at pages of 1,000 on both sides, alternating, and compares the
-/// syncing thread's CPU per member. Each size's runs follow one another: the sizes share this
-/// process's caches, and a small sync right after a 1,000,000-member one (tried) pays for the
-/// caches the large one left cold, at twice the CPU per member on both sides.
+/// Syncs each growth workspace at pages of 1,000 on both sides, in batches of syncs of one side
+/// covering at least `growth_batch_members` members, the sides' batches alternating, and
+/// compares the syncing thread's CPU per member. A sync of 1,000 members is about 2 ms of work, a
+/// sample that any interruption of the thread moves; a batch is at least 100 ms. Each size's
+/// batches follow one another: a small sync right after a 1,000,000-member one (tried) pays for
+/// the caches the large one left cold.
 pub async fn sync_growth(
     scale: &Scale,
     host: &Arc<Host>,
@@ -56,15 +58,21 @@ pub async fn sync_growth(
         let link = transport(mock, &spec.account_id);
         // Fewer runs of the largest: each takes seconds, and varies little.
         let runs = if spec.members >= 1_000_000 { 2 } else { scale.sync_runs.clamp(1, 5) };
+        let batch = syncs_per_batch(scale.growth_batch_members, spec.members);
         let (mut wasm_cpu, mut native_cpu) = (Vec::new(), Vec::new());
         for _ in 0..runs {
+            let (mut native_ids, mut wasm_ids) = (Vec::new(), Vec::new());
             let before = thread_cpu()?;
-            let (native_ids, _) = native::sync(&link, &settings, page)?;
-            native_cpu.push(thread_cpu()?.saturating_sub(before));
+            for _ in 0..batch {
+                native_ids = native::sync(&link, &settings, page)?.0;
+            }
+            native_cpu.push(thread_cpu()?.saturating_sub(before) / batch);
             let before = thread_cpu()?;
-            let synced = wasm::sync(host, &tenant, page).await?;
-            wasm_cpu.push(thread_cpu()?.saturating_sub(before));
-            ensure!(native_ids == synced.ids, "wasm and native listed different accounts");
+            for _ in 0..batch {
+                wasm_ids = wasm::sync(host, &tenant, page).await?.ids;
+            }
+            wasm_cpu.push(thread_cpu()?.saturating_sub(before) / batch);
+            ensure!(native_ids == wasm_ids, "wasm and native listed different accounts");
         }
         let per_member = |cpu: &[Duration]| {
             summarize(cpu).median.as_secs_f64() * 1e9 / spec.members.max(1) as f64
@@ -84,7 +92,7 @@ pub async fn sync_growth(
             ratio(point.wasm_ns, point.native_ns),
         ));
         notes.push(format!(
-            "growth: sync {} members (median of {runs} runs): CPU per member wasm {:.0} ns, native {:.0} ns",
+            "growth: sync {} members (median of {runs} batches of {batch} syncs per side): CPU per member wasm {:.0} ns, native {:.0} ns",
             count(spec.members),
             point.wasm_ns,
             point.native_ns
@@ -103,6 +111,12 @@ pub async fn sync_growth(
         ));
     }
     Ok((rows, notes, points))
+}
+
+/// Syncs of a `members` workspace in one measured batch: enough to cover `batch_members`
+/// members, at least one.
+fn syncs_per_batch(batch_members: usize, members: usize) -> u32 {
+    u32::try_from(batch_members.div_ceil(members.max(1)).max(1)).unwrap_or(u32::MAX)
 }
 
 /// One point of the tenant-count curve.
@@ -334,4 +348,18 @@ pub fn draw(
         )?;
     }
     Ok(figures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syncs_per_batch;
+
+    #[test]
+    fn a_batch_covers_at_least_its_members_with_at_least_one_sync() {
+        assert_eq!(syncs_per_batch(100_000, 1_000), 100);
+        assert_eq!(syncs_per_batch(100_000, 3_000), 34);
+        assert_eq!(syncs_per_batch(100_000, 100_000), 1);
+        assert_eq!(syncs_per_batch(100_000, 1_000_000), 1);
+        assert_eq!(syncs_per_batch(2_000, 0), 2_000);
+    }
 }
