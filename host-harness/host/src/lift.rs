@@ -169,9 +169,7 @@ impl AccountLayout {
 
 /// `len` bytes of a record at `offset`.
 fn field(bytes: &[u8], offset: usize, len: usize) -> Result<&[u8]> {
-    bytes
-        .get(offset..)
-        .and_then(|rest| rest.get(..len))
+    span(bytes, offset, len)
         .ok_or_else(|| wasmtime::format_err!("a record's field lies beyond the record"))
 }
 
@@ -203,15 +201,20 @@ fn list_in<'m>(
     }
     cx.consume_fuel_array(len, size)?;
     len.checked_mul(size)
-        .and_then(|bytes| memory.get(ptr..)?.get(..bytes))
+        .and_then(|bytes| span(memory, ptr, bytes))
         .ok_or_else(|| wasmtime::format_err!("list pointer/length out of bounds of memory"))
+}
+
+/// The `len` bytes of `bytes` from `offset`, if they all lie inside it.
+fn span(bytes: &[u8], offset: usize, len: usize) -> Option<&[u8]> {
+    bytes.get(offset..)?.get(..len)
 }
 
 /// The string whose pointer pair is `pair`: bounds-checked, counted against the call's fuel,
 /// and checked as UTF-8.
 fn string_in(cx: &mut LiftContext<'_>, memory: &[u8], pair: &[u8]) -> Result<String> {
     let (ptr, len) = pointer_pair(pair)?;
-    let Some(bytes) = memory.get(ptr..).and_then(|rest| rest.get(..len)) else {
+    let Some(bytes) = span(memory, ptr, len) else {
         wasmtime::bail!("string pointer/length out of bounds of memory");
     };
     cx.consume_fuel(len)?;
