@@ -257,10 +257,34 @@ async fn exhausted_retries_say_what_was_tried() {
         .result
     {
         Err(CallError::Connector(ConnectorError::Unavailable(m))) => {
-            assert!(m.contains("gave up after 4 attempts"), "{m}")
+            assert!(m.contains("gave up after 4 attempts"), "{m}");
+            assert!(!m.contains("budget"), "the attempts ran out, not the budget: {m}");
         }
         other => panic!("expected unavailable, got {other:?}"),
     }
+
+    // A first wait (0.5 to 1.5 s) longer than the whole retry budget: the budget stops the
+    // request at its first attempt, and the error says so, naming the setting to change.
+    let mut tenant = server.chatgpt_tenant("no-room", "ws-exhaust", OWNER_TOKEN);
+    tenant.settings.insert("retry-base-ms".into(), SettingValue::Integer(1_000));
+    tenant.settings.insert("retry-budget-ms".into(), SettingValue::Integer(200));
+    add(&host, &tenant);
+    let before = server.service().requests().len();
+    match host
+        .list_accounts("no-room", PageRequest { cursor: None, size: None })
+        .await
+        .unwrap()
+        .result
+    {
+        Err(CallError::Connector(ConnectorError::Unavailable(m))) => assert!(
+            m.contains("gave up after 1 attempt ")
+                && m.contains("retry budget (retry-budget-ms) leaving no room"),
+            "{m}"
+        ),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    let sent = &server.service().requests()[before..];
+    assert_eq!(sent.iter().filter(|r| r.path.ends_with("/users")).count(), 1, "{sent:?}");
 }
 
 /// What the test expects of one person: member or invite, role and seat (console values).
