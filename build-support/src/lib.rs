@@ -10,8 +10,8 @@ use std::process::Command;
 /// LLVM's inlining threshold for guests (its default is 225). Every call the host's JIT leaves in
 /// the guest's code pays a prologue, a stack-limit check and an epoch check; fewer calls is the
 /// point. Judged by callgrind's instructions for a 10,000-member sync (timings on these machines
-/// moved more than the change): 3,000 takes 4% fewer than 1,000 and 10,000 more than 3,000. The
-/// component is about 2.2 MiB at 3,000, 1.2 at 1,000 and 3.2 at 10,000.
+/// moved more than the change): 3,000 takes 4% fewer than 1,000, and both 2,000 and 10,000 take
+/// more than 3,000. The component is about 2.2 MiB at 3,000, 1.2 at 1,000 and 3.2 at 10,000.
 pub const GUEST_INLINE_THRESHOLD: u32 = 3000;
 
 /// Builds `package` of the workspace at `workspace` in release mode for `wasm32-wasip2`, copies
