@@ -83,6 +83,54 @@ async fn lists_250_members_and_30_invites_exactly_once_with_correct_entitlements
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_beyond_ascii_arrive_intact_and_a_body_that_is_not_utf8_fails_naming_why() {
+    // The connector checks a body as ASCII before decoding it: pages holding other characters,
+    // wherever in the body they fall, take the decoding path through the component.
+    let server = mock("ws-names", 120, 0).await;
+    let names = ["Zoë Ångström", "Søren Kierkegaard 🦀", "李小龍", "Renée"];
+    {
+        let mut data = server.service().lock();
+        let ws = data.workspaces.get_mut("ws-names").unwrap();
+        for (n, member) in ws.members.iter_mut().enumerate().filter(|(n, _)| n % 7 == 0) {
+            member.name = names[n % names.len()].to_string();
+        }
+    }
+    let host = host();
+    add(&host, &server.chatgpt_tenant("names", "ws-names", OWNER_TOKEN));
+    let (accounts, _) = list_all(&host, "names", None).await.unwrap();
+    let by_id: HashMap<&str, _> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+    let ws = server.service().workspace("ws-names").unwrap();
+    assert!(ws.members.iter().filter(|m| !m.name.is_ascii()).count() >= 15);
+    for m in &ws.members {
+        assert_eq!(by_id[m.id.as_str()].display_name.as_deref(), Some(m.name.as_str()));
+    }
+
+    // A service answering in Latin-1: an answer that cannot be read is tried again like any
+    // garbled answer, then the call fails naming why.
+    let service = axum::Router::new().fallback(|| async {
+        // 0xe9 at byte 22 of 49: inside the check's first 32-byte block, not its tail.
+        let body = b"{\"items\":[{\"name\":\"Ren\xe9 Descartes, philosophe\"}]}";
+        ([("content-type", "application/json")], body.to_vec())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    let mut latin1 = accessgov_mock::chatgpt_tenant_at(addr, "latin1", "ws-latin1", OWNER_TOKEN);
+    latin1.settings.insert("retry-base-ms".to_string(), SettingValue::Text("5".to_string()));
+    add(&host, &latin1);
+    let report =
+        host.list_accounts("latin1", PageRequest { cursor: None, size: None }).await.unwrap();
+    match &report.result {
+        Err(CallError::Connector(ConnectorError::Unavailable(message))) => {
+            assert!(message.contains("GET users"), "{message}");
+            assert!(message.contains("it is not UTF-8"), "{message}");
+            assert!(message.contains("gave up after 4 attempts"), "{message}");
+        }
+        other => panic!("expected unavailable, naming UTF-8, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in_one_call() {
     let server = mock("ws-wide", 1_150, 30).await;
     let host = host();
