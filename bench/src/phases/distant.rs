@@ -46,6 +46,7 @@ pub async fn distant_syncs(
     let settings = native::settings_map(&console_base_url(mock.addr), &spec.account_id);
     let page = Some(LARGEST_SYNC_PAGE);
     let (mut sequential, mut concurrent, mut natives) = (Vec::new(), Vec::new(), Vec::new());
+    let mut requests = [0; 2];
     for _ in 0..RUNS {
         let started = Instant::now();
         let one = wasm::sync(host, "distant-1", page).await?;
@@ -59,10 +60,9 @@ pub async fn distant_syncs(
         natives.push(started.elapsed());
         ensure!(one.ids == default.ids, "read-concurrency 1 and 4 listed different accounts");
         ensure!(native_ids == default.ids, "wasm and native listed different accounts");
-        ensure!(
-            one.requests == default.requests,
-            "read-concurrency 1 and 4 sent different requests"
-        );
+        // The requests may differ: at 4 a call far enough away ends before a round it could
+        // not fill (pages of 700), which takes a call more, each reading the console groups.
+        requests = [one.requests, default.requests];
     }
     let median = |v: &[Duration]| summarize(v).median;
     let (sequential_time, concurrent_time, native_time) =
@@ -92,9 +92,11 @@ pub async fn distant_syncs(
         ),
     ];
     let mut notes = vec![format!(
-        "{what} (median of {RUNS} runs): wasm at read-concurrency 1 {}, wasm at {DEFAULT_READ_CONCURRENCY} {}, native at {DEFAULT_READ_CONCURRENCY} {}",
+        "{what} (median of {RUNS} runs): wasm at read-concurrency 1 {} ({} requests), wasm at {DEFAULT_READ_CONCURRENCY} {} ({} requests), native at {DEFAULT_READ_CONCURRENCY} {}",
         list(&sequential),
+        requests[0],
         list(&concurrent),
+        requests[1],
         list(&natives)
     )];
     drop(mock);

@@ -1,6 +1,7 @@
 //! The connector's operations, over any transport.
 
 use std::cell::OnceCell;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -222,6 +223,9 @@ impl<T: Transport> ChatGptConnector<T> {
         };
         let concurrency = self.settings.read_concurrency;
         let mut items = Vec::new();
+        // Whether the members' walk ended the call short of `size`, its round trips too slow
+        // for another round it could not fill.
+        let mut paced = false;
         // The cursor's length (as the previous call last saw it) lets the first round ask for
         // several pages; a stale one costs at most a round's pages, the first page past the real
         // end coming back short and ending the listing.
@@ -256,12 +260,21 @@ impl<T: Transport> ChatGptConnector<T> {
                     let console = self.console()?;
                     let groups = self.console_groups_beside();
                     let beside = groups.as_ref();
-                    let listed =
-                        walk_beside(&console, "users", "", concurrency, at, wanted, beside, |m| {
+                    let walked = walk_beside(
+                        &console,
+                        "users",
+                        "",
+                        Rounds { concurrency, paced: true },
+                        at,
+                        wanted,
+                        beside,
+                        |m| {
                             items.push(member_account(m));
                             Ok(false)
-                        });
-                    resume(listed?)
+                        },
+                    )?;
+                    paced = walked.paced;
+                    resume(walked.stopped)
                 }
             };
             let next_phase = phases.iter().skip_while(|p| **p != cursor.phase).nth(1).copied();
@@ -274,7 +287,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 (None, Some(phase)) => Cursor::start(phase),
                 (Some(next), _) => next,
             };
-            if items.len() as u32 >= size {
+            if items.len() as u32 >= size || paced {
                 let next_cursor = Some(cursor.encode(&self.settings.account_id));
                 // Deliberate defect for the conformance kit's tests: hand back the same cursor.
                 #[cfg(feature = "bug-repeat-cursor")]
@@ -560,12 +573,13 @@ pub(crate) fn walk<T: Transport, I: DeserializeOwned>(
     limit: u32,
     take: impl FnMut(I) -> Result<bool, ConnectorError>,
 ) -> Result<Option<Position>, ConnectorError> {
-    walk_beside::<T, I, ()>(console, listing, query, concurrency, at, limit, None, take)
+    let rounds = Rounds { concurrency, paced: false };
+    let walked = walk_beside::<T, I, ()>(console, listing, query, rounds, at, limit, None, take)?;
+    Ok(walked.stopped)
 }
 
-/// A read sent beside a listing's pages, in the first round with room for it (fewer pages than
-/// the tenant's read concurrency), so that it costs no round trip of its own; its answer is kept
-/// for whatever needs it later in the call.
+/// A read sent beside a listing's pages, in its first round, so that it costs no round trip of
+/// its own; its answer is kept for whatever needs it later in the call.
 pub(crate) struct Beside<'a, B> {
     /// The console path.
     pub path: String,
@@ -573,23 +587,90 @@ pub(crate) struct Beside<'a, B> {
     pub answer: &'a OnceCell<Result<B, ConnectorError>>,
 }
 
-/// [`walk`], sending `beside` (if it has no answer yet) along with one of its rounds.
+/// How a walk sends its pages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rounds {
+    /// Requests sent at once: the tenant's read concurrency.
+    pub concurrency: u32,
+    /// Whether the walk is a listing call's page, which may end short of its limit rather than
+    /// start a round it cannot fill while round trips are slow (see [`paced_pages`]).
+    pub paced: bool,
+}
+
+/// Where a walk stopped.
+#[derive(Debug)]
+pub(crate) struct Walked {
+    /// Where the listing goes on; `None`: it ended.
+    pub stopped: Option<Position>,
+    /// Whether the walk stopped short of its limit, as [`Rounds::paced`] allows.
+    pub paced: bool,
+}
+
+/// What one more call costs a sync beyond its round trips: a fresh instance of the connector, and
+/// the platform's own handling of a call. Set high, so that a nearby service's pages stay full.
+const CALL_COST: Duration = Duration::from_millis(5);
+
+/// Round trips shorter than this never pace a call: a nearby service's round is mostly the two
+/// ends' work on the pages, which a shorter call does not save, and its pages stay as asked.
+const NEAR: Duration = Duration::from_millis(10);
+
+/// How many of the `wanted` console pages a listing call reads when each of its rounds takes
+/// `round_trip`: the count that lists the most accounts per unit of time, a call costing its
+/// rounds and [`CALL_COST`]. Pages go `concurrency` at a time, one place of the first round taken
+/// when a read goes `beside` them. Of counts listing as fast, the most pages.
+///
+/// A round that cannot be filled costs a whole round trip for the pages it carries; a call that
+/// leaves them to the next one, whose rounds they fill, costs one more call instead. At the
+/// default four requests at once, a call of ten pages and the console groups' read makes three
+/// rounds, where seven pages make two: seven list faster once a round trip takes more than three
+/// calls' cost.
+pub(crate) fn paced_pages(
+    wanted: u32,
+    concurrency: u32,
+    beside: bool,
+    round_trip: Duration,
+) -> u32 {
+    let rate = |pages: u32| {
+        let rounds = (pages + u32::from(beside)).div_ceil(concurrency.max(1));
+        let seconds = f64::from(rounds) * round_trip.as_secs_f64() + CALL_COST.as_secs_f64();
+        f64::from(pages) / seconds
+    };
+    let wanted = wanted.max(1);
+    let mut best = (wanted, rate(wanted));
+    for pages in (1..wanted).rev() {
+        let rate = rate(pages);
+        if rate > best.1 {
+            best = (pages, rate);
+        }
+    }
+    best.0
+}
+
+/// [`walk`], sending `beside` (if it has no answer yet) in its first round, and pacing a listing
+/// call's page as `rounds` says.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn walk_beside<T: Transport, I: DeserializeOwned, B: DeserializeOwned>(
     console: &ConsoleClient<'_, T>,
     listing: &str,
     query: &str,
-    concurrency: u32,
+    rounds: Rounds,
     mut at: Position,
     limit: u32,
     beside: Option<&Beside<'_, B>>,
     mut take: impl FnMut(I) -> Result<bool, ConnectorError>,
-) -> Result<Option<Position>, ConnectorError> {
-    let (mut left, mut done) = (limit, false);
+) -> Result<Walked, ConnectorError> {
+    let concurrency = rounds.concurrency.max(1);
+    // With one request at a time there is no room beside a page: the read goes on its own.
+    let pending = || beside.filter(|b| b.answer.get().is_none() && concurrency > 1);
+    let beside_first = pending().is_some();
+    // Only a call resuming a listing of known length paces itself (its pages, ahead of the
+    // first round, are all known); the first round shows how long a round trip takes.
+    let mut pace = rounds.paced && at.total.is_some();
+    let (mut left, mut done, mut capped) = (limit, false, false);
     loop {
-        let pages = round(at.offset, left, concurrency, at.total);
-        let room = (pages.len() as u32) < concurrency.max(1);
-        let answers = match beside.filter(|b| room && b.answer.get().is_none()) {
+        let with = pending();
+        let pages = round(at.offset, left, concurrency - u32::from(with.is_some()), at.total);
+        let answers = match with {
             Some(beside) => {
                 let (answers, extra) =
                     console.list_pages_beside(listing, query, &pages, &beside.path);
@@ -598,18 +679,27 @@ pub(crate) fn walk_beside<T: Transport, I: DeserializeOwned, B: DeserializeOwned
             }
             None => console.list_pages(listing, query, &pages),
         };
+        let round_trip = console.last_round_trip();
         let taken = take_pages(answers, &pages, |item| {
             done |= take(item)?;
             Ok(())
         })?;
         if taken.exhausted {
-            return Ok(None);
+            return Ok(Walked { stopped: None, paced: false });
         }
         at = Position { offset: at.offset + taken.items, total: Some(taken.total) };
         // At most the `left` items asked for were taken.
         left -= taken.items as u32;
+        if std::mem::take(&mut pace) && round_trip >= NEAR {
+            let wanted = limit.div_ceil(MAX_PAGE_SIZE);
+            let cap = paced_pages(wanted, concurrency, beside_first, round_trip) * MAX_PAGE_SIZE;
+            if cap < limit {
+                capped = true;
+                left = left.min(cap.saturating_sub(limit - left));
+            }
+        }
         if done || left == 0 {
-            return Ok(Some(at));
+            return Ok(Walked { stopped: Some(at), paced: capped && !done });
         }
     }
 }
@@ -761,6 +851,9 @@ mod tests {
         invites: u64,
         rounds: RefCell<Vec<Vec<String>>>,
         throttle_once: RefCell<Vec<String>>,
+        /// How late each round's answers come, on the console's own clock.
+        latency: std::time::Duration,
+        clock: Cell<std::time::Instant>,
     }
 
     impl FakeConsole {
@@ -770,7 +863,16 @@ mod tests {
                 invites,
                 rounds: RefCell::new(Vec::new()),
                 throttle_once: RefCell::new(Vec::new()),
+                latency: std::time::Duration::ZERO,
+                clock: Cell::new(std::time::Instant::now()),
             }
+        }
+
+        /// A console whose every round comes back `latency_ms` late: its clock moves on by that
+        /// much a round, and by nothing else.
+        fn distant(members: u64, invites: u64, latency_ms: u64) -> Self {
+            let latency = std::time::Duration::from_millis(latency_ms);
+            FakeConsole { latency, ..FakeConsole::new(members, invites) }
         }
 
         fn answer(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -822,7 +924,12 @@ mod tests {
         fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
             let paths = requests.iter().map(|r| r.url.replace("https://x/accounts/ws/", ""));
             self.rounds.borrow_mut().push(paths.collect());
+            self.clock.set(self.clock.get() + self.latency);
             requests.iter().map(|r| self.answer(r)).collect()
+        }
+
+        fn now(&self) -> std::time::Instant {
+            self.clock.get()
         }
     }
 
@@ -947,8 +1054,8 @@ mod tests {
         assert_eq!(sync_fresh(&console, 4, true), ids);
         let rounds = console.rounds.borrow();
         let sizes: Vec<usize> = rounds.iter().map(Vec::len).collect();
-        // Each call reads the groups once, in its first round with fewer than four pages: no
-        // round of its own, and no round of more than four requests.
+        // Each call reads the groups once, in its first round beside three pages: no round of
+        // its own, and no round of more than four requests.
         assert_eq!(sizes, [2, 4, 4, 1, 4, 4, 3, 4, 2, 1]);
         assert_eq!(rounds.len(), plain.rounds.borrow().len());
         let groups = "groups?offset=0&limit=100&query=";
@@ -958,13 +1065,66 @@ mod tests {
             .filter(|(_, r)| r.iter().any(|p| p == groups))
             .map(|(i, _)| i)
             .collect();
-        assert_eq!(reads, [0, 6, 8]);
+        assert_eq!(reads, [0, 4, 7]);
         // With one request at a time there is no room beside a page: the read goes on its own.
         let sequential = FakeConsole::new(2500, 0);
         assert_eq!(sync_fresh(&sequential, 1, true), ids);
         assert!(sequential.rounds.borrow().iter().all(|r| r.len() == 1));
         let alone = sequential.rounds.borrow().iter().filter(|r| r[0] == groups).count();
         assert_eq!(alone, 3);
+    }
+
+    #[test]
+    fn a_call_reads_as_many_pages_as_list_fastest_for_its_round_trips() {
+        let ms = std::time::Duration::from_millis;
+        // Ten pages and the groups' read at four at once: three rounds; seven: two.
+        assert_eq!(paced_pages(10, 4, true, ms(0)), 10);
+        assert_eq!(paced_pages(10, 4, true, ms(10)), 10);
+        assert_eq!(paced_pages(10, 4, true, ms(20)), 7);
+        assert_eq!(paced_pages(10, 4, true, ms(50)), 7);
+        // Without the read, eight pages are two full rounds.
+        assert_eq!(paced_pages(10, 4, false, ms(50)), 8);
+        // At five at once nine pages and the read are two full rounds; at eight, seven are one.
+        assert_eq!(paced_pages(10, 5, true, ms(50)), 9);
+        assert_eq!(paced_pages(10, 8, true, ms(50)), 7);
+        // One at a time every round is full; a call that fits in one round is never cut.
+        assert_eq!(paced_pages(10, 1, true, ms(500)), 10);
+        assert_eq!(paced_pages(3, 4, true, ms(500)), 3);
+        assert_eq!(paced_pages(0, 4, true, ms(500)), 1);
+    }
+
+    #[test]
+    fn a_distant_console_gets_calls_of_full_rounds_and_lists_the_same_accounts() {
+        let sync_fresh = |console: &FakeConsole| {
+            let (mut ids, mut cursor, mut sizes) = (Vec::new(), None, Vec::new());
+            loop {
+                let mut connector = connector(console, 4);
+                connector.settings.console_groups = true;
+                let page = connector.list_accounts(&PageRequest { cursor, size: Some(1000) });
+                let page = page.unwrap();
+                sizes.push(page.items.len());
+                ids.extend(page.items.into_iter().map(|a| a.id));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return (ids, sizes),
+                }
+            }
+        };
+        let near = FakeConsole::distant(10_000, 5, 5);
+        let (ids, sizes) = sync_fresh(&near);
+        assert_eq!(sizes, [vec![1000; 10], vec![5]].concat());
+        let far = FakeConsole::distant(10_000, 5, 50);
+        let (far_ids, far_sizes) = sync_fresh(&far);
+        assert_eq!(far_ids, ids);
+        // The first call cannot know the listing's length before its first round; from the
+        // cursor on, a call of the groups' read and seven pages is two full rounds.
+        assert_eq!(far_sizes, [vec![1000], vec![700; 12], vec![605]].concat());
+        let far_rounds = far.rounds.borrow();
+        assert!(far_rounds[4..far_rounds.len() - 3].iter().all(|r| r.len() == 4));
+        // Near, three rounds a call of a thousand (the last one not full); far, two a call of
+        // seven hundred: a round fewer for the same listing.
+        assert_eq!(near.rounds.borrow().len(), 32);
+        assert_eq!(far_rounds.len(), 31);
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct JsonClient<'a, T: Transport, R: ApiRules> {
     policy: RetryPolicy,
     jitter: Cell<u64>,
     retrying: RetryClock,
+    /// How long the last round of `GET`s took to come back (see [`Self::last_round_trip`]).
+    last_round_trip: Cell<Duration>,
 }
 
 impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
@@ -134,7 +136,30 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
         let seed = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64 | 1);
-        JsonClient { transport, base, rules, policy, jitter: Cell::new(seed), retrying }
+        JsonClient {
+            transport,
+            base,
+            rules,
+            policy,
+            jitter: Cell::new(seed),
+            retrying,
+            last_round_trip: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// How long the last round of [`Self::get_json_all`] (or its `_beside`) took from sending
+    /// its requests to the last answer read, by the transport's clock: the service's round trip
+    /// and the answers' transfer, without parsing them or retrying any; zero before the first.
+    pub fn last_round_trip(&self) -> Duration {
+        self.last_round_trip.get()
+    }
+
+    /// Sends one round of requests, timing it.
+    fn send_round(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        let sent = self.transport.now();
+        let responses = self.transport.send_all(requests);
+        self.last_round_trip.set(self.transport.now().saturating_duration_since(sent));
+        responses
     }
 
     /// The retry policy.
@@ -214,7 +239,7 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
     ) -> Vec<Result<O, ConnectorError>> {
         let started = Instant::now();
         let requests: Vec<_> = paths.iter().map(|p| self.request(Method::Get, p, None)).collect();
-        let responses = self.transport.send_all(&requests);
+        let responses = self.send_round(&requests);
         paths
             .iter()
             .zip(&requests)
@@ -235,7 +260,7 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
         let mut requests: Vec<_> =
             paths.iter().map(|p| self.request(Method::Get, p, None)).collect();
         requests.push(self.request(Method::Get, beside, None));
-        let mut responses = self.transport.send_all(&requests);
+        let mut responses = self.send_round(&requests);
         let beside_answer = match (responses.pop(), requests.last()) {
             (Some(response), Some(request)) => self.read_answer(beside, request, response, started),
             _ => {

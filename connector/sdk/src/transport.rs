@@ -126,6 +126,12 @@ pub trait Transport {
     fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
         requests.iter().map(|request| self.send(request)).collect()
     }
+
+    /// The time now, by which a client times its rounds of requests. A test's transport playing
+    /// a distant service moves it on by the service's latency instead of sleeping.
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
 }
 
 /// A [`Transport`] for native unit tests: answers from a script, in order, and records every

@@ -166,6 +166,48 @@ async fn a_page_larger_than_the_consoles_is_filled_from_several_console_pages_in
     assert_eq!(wide, narrow);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distant_console_gets_calls_of_full_rounds_and_the_same_accounts() {
+    use accessgov_mock::{Fault, FaultPlan, RandomFaults};
+    let server = mock("ws-far", 3_000, 5).await;
+    let host = host();
+    add(&host, &server.chatgpt_tenant("far", "ws-far", OWNER_TOKEN));
+    // Page sizes and requests of a sync in pages of 1,000 at the default read concurrency.
+    let sync = || async {
+        let (mut ids, mut sizes, mut requests, mut cursor) = (Vec::new(), Vec::new(), 0, None);
+        loop {
+            let report =
+                host.list_accounts("far", PageRequest { cursor, size: Some(1000) }).await.unwrap();
+            requests += report.egress.len();
+            let page = report.result.unwrap();
+            sizes.push(page.accounts.len());
+            ids.extend(page.accounts.into_iter().map(|a| a.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return (ids, sizes, requests),
+            }
+        }
+    };
+    let (near_ids, near_sizes, near_requests) = sync().await;
+    assert_eq!(near_sizes, [1000, 1000, 1000, 5]);
+    // Every answer 40 ms late: a round trip of a distant service.
+    let slow = RandomFaults {
+        rate: 1.0,
+        seed: 3,
+        kinds: vec![Fault::Slow { millis: 40 }],
+        methods: vec![],
+    };
+    server.service().set_faults(FaultPlan { random: Some(slow), ..FaultPlan::default() });
+    let (far_ids, far_sizes, far_requests) = sync().await;
+    assert_eq!(far_ids, near_ids);
+    // The first call cannot know the listing's length before its first round; from the cursor
+    // on, a call is the console groups' read and seven pages: two full rounds of four.
+    assert_eq!(far_sizes, [1000, 700, 700, 605]);
+    // Thirty member pages, the invites, the (empty) join requests, and the groups once a call
+    // of members: one call more far, one read more.
+    assert_eq!((near_requests, far_requests), (30 + 2 + 3, 30 + 2 + 4));
+}
+
 /// The `GET` targets the mock received, sorted: requests sent together arrive in any order.
 fn targets(server: &accessgov_mock::MockServer) -> Vec<String> {
     let mut targets: Vec<String> =
