@@ -114,6 +114,11 @@ enum Helper {
         /// `/tmp/perf-<pid>.map`), so `perf report` shows where the guest's time goes.
         #[arg(long)]
         perf_map: bool,
+        /// Load the compiled component from (and save it to) this cache, so that a profile of
+        /// a few syncs does not include compiling it, whose instruction count varies from run
+        /// to run.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -215,7 +220,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Helper::Sync { members, runs, size, concurrency, native, perf_map }) => {
+        Some(Helper::Sync { members, runs, size, concurrency, native, perf_map, cache_dir }) => {
             sequential_runtime()?.block_on(phases::sandbox::profile_sync(
                 members,
                 runs.get(),
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
                 HostConfig {
                     max_concurrent_calls: concurrency.get(),
                     perf_map,
+                    cache_dir,
                     named_connectors: bundled_connectors::named(),
                     ..HostConfig::default()
                 },

@@ -341,12 +341,55 @@ impl http_body::Body for Drip {
     }
 }
 
+/// `/pieces`: a 64 KiB body sent 1 KiB at a time, 2 ms apart, so it reaches the host in many
+/// reads; byte `i` is `i % 251`.
+struct Pieces {
+    sent: usize,
+    next: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Pieces {
+    const PIECE: usize = 1 << 10;
+    const COUNT: usize = 64;
+
+    /// The whole body, as the guest must see it.
+    fn body() -> Vec<u8> {
+        (0..Self::PIECE * Self::COUNT).map(|i| (i % 251) as u8).collect()
+    }
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.sent == Self::COUNT {
+            return Poll::Ready(None);
+        }
+        if self.next.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let at = tokio::time::Instant::now() + Duration::from_millis(2);
+        self.next.as_mut().reset(at);
+        let start = self.sent * Self::PIECE;
+        self.sent += 1;
+        let piece = Self::body()[start..start + Self::PIECE].to_vec();
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(piece)))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(((Self::COUNT - self.sent) * Self::PIECE) as u64)
+    }
+}
+
 /// Requests `/busy` is serving now, and the most it ever served at once.
 static BUSY_NOW: AtomicUsize = AtomicUsize::new(0);
 static BUSY_PEAK: AtomicUsize = AtomicUsize::new(0);
 
-/// A loopback upstream with `/big` (1 GiB), `/slow` (a byte a second), `/redirect`, and
-/// `/busy` (200 ms per request, counting how many overlap).
+/// A loopback upstream with `/big` (1 GiB), `/slow` (a byte a second), `/pieces` (64 KiB in
+/// 64 pieces), `/redirect`, and `/busy` (200 ms per request, counting how many overlap).
 async fn upstream() -> SocketAddr {
     let app = Router::new()
         .route(
@@ -360,6 +403,15 @@ async fn upstream() -> SocketAddr {
             }),
         )
         .route("/big", get(|| async { axum::body::Body::new(Endless { remaining: 1 << 30 }) }))
+        .route(
+            "/pieces",
+            get(|| async {
+                axum::body::Body::new(Pieces {
+                    sent: 0,
+                    next: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                })
+            }),
+        )
         .route(
             "/redirect",
             get(|| async {
@@ -395,6 +447,26 @@ async fn a_one_gibibyte_response_is_cut_off_at_the_cap() {
         &hostile("big", "big-body", &format!("{origin}/big"), std::slice::from_ref(&origin), true),
     );
     assert_eq!(contained(&host, "big").await, CallError::ResponseTooLarge { limit_bytes: 1 << 20 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_arriving_in_pieces_reaches_the_guest_whole_in_one_read() {
+    let addr = upstream().await;
+    let host = host();
+    let origin = format!("http://{addr}");
+    let url = format!("{origin}/pieces");
+    add(&host, &hostile("pieces", "count-reads", &url, &[origin], true));
+    let report = host.test_connection("pieces").await.unwrap();
+    let body = Pieces::body();
+    let checksum = body.iter().fold(0u64, |sum, b| sum.wrapping_mul(31) ^ u64::from(*b));
+    assert_eq!(
+        report.result,
+        Err(CallError::Connector(ConnectorError::Unavailable(format!(
+            "read {} bytes in 1 reads, checksum {checksum}",
+            body.len()
+        )))),
+    );
+    assert_eq!(report.egress[0].response_bytes, body.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,14 +4,16 @@
 //! if the guest set its own `Authorization`; the host then resolves the name itself and refuses
 //! private, loopback and link-local addresses unless the tenant allows them, connects to the
 //! address it vetted, injects the tenant's credentials for that origin, clamps the timeouts,
-//! bounds the tenant's concurrent requests, caps the response body, and records the request
-//! (never the credential). Redirects are not followed: a guest that follows one sends a new
+//! bounds the tenant's concurrent requests, caps the response body (and hands it to the guest in
+//! as few pieces as it can), and records the request (never the credential). Redirects are not followed: a guest that follows one sends a new
 //! request, which passes the same checks.
 
 mod address;
+mod coalesce;
 mod send;
 
 pub use address::non_public;
+use coalesce::Coalesced;
 pub use send::ConnectionPool;
 use send::SendError;
 
@@ -393,7 +395,7 @@ impl WasiHttpHooks for EgressHooks {
                         _permit: permit,
                     };
                     Ok((
-                        http::Response::from_parts(parts, body.boxed_unsync()),
+                        http::Response::from_parts(parts, Coalesced::new(body).boxed_unsync()),
                         Box::new(async { Ok(()) })
                             as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))

@@ -37,6 +37,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per tenant and origin.
 const MAX_IDLE_PER_KEY: usize = 16;
 
+/// The most a connection's read buffer grows to. hyper's default lets it grow to about 400 KiB
+/// for large reads, and a pooled connection keeps what it grew to while idle: tens of KiB for
+/// each of the host's idle connections. The guest gets a body joined whatever the reads
+/// (`coalesce.rs`), so smaller reads cost only system calls. A response's head must fit in it.
+const READ_BUFFER_BYTES: usize = 16 << 10;
+
 /// Whose connection to where: a connection is only ever reused by the tenant registration that
 /// opened it (`Tenant::connection_owner`), for the origin it was opened to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -288,7 +294,7 @@ where
 {
     let (sender, connection) = tokio::time::timeout(
         timeouts.connect,
-        hyper::client::conn::http1::Builder::new().handshake(io),
+        hyper::client::conn::http1::Builder::new().max_buf_size(READ_BUFFER_BYTES).handshake(io),
     )
     .await
     .map_err(|_| HttpError::ConnectionTimeout)??;
@@ -341,6 +347,27 @@ mod tests {
             }
         });
         (addr, accepted)
+    }
+
+    /// A loopback server answering each connection's first request with `reply`.
+    async fn answering(reply: Vec<u8>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reply = Arc::new(reply);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let reply = Arc::clone(&reply);
+                tokio::spawn(async move {
+                    let (mut buf, mut head) = (vec![0; 4096], Vec::new());
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
+                        head.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = stream.write_all(&reply).await;
+                });
+            }
+        });
+        addr
     }
 
     fn get(addr: SocketAddr) -> http::Request<WasiBody> {
@@ -399,6 +426,39 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         exchange(&pool, &owner, addr, &lookups).await.unwrap();
         assert_eq!((lookups.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn the_bounded_read_buffer_reads_any_body_and_a_head_that_fits_in_it() {
+        let reply = |header: &str, body: &[u8]| {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nx-large: {header}\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            [head.as_bytes(), body].concat()
+        };
+        let pool = Arc::new(ConnectionPool::new(8));
+        let owner: Arc<str> = Arc::from("tenant#0");
+        let send = |addr: SocketAddr| {
+            let (pool, owner) = (Arc::clone(&pool), Arc::clone(&owner));
+            async move {
+                let origin = Origin::of_uri(&format!("http://{addr}").parse().unwrap()).unwrap();
+                let resolve = || async { Ok::<_, String>(vec![addr]) };
+                send_pooled(&pool, &owner, get(addr), &origin, resolve, TIMEOUTS, || {}).await
+            }
+        };
+        // A head of 12 KiB and a body of ten buffers' worth.
+        let (header, body) = ("h".repeat(12 << 10), vec![b'b'; 10 * READ_BUFFER_BYTES]);
+        let (response, _lease) = send(answering(reply(&header, &body)).await).await.unwrap();
+        assert_eq!(response.headers()["x-large"], header.as_str());
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), body);
+        // A head larger than the buffer is a failed exchange, not a hang or a panic.
+        let too_large = "h".repeat(READ_BUFFER_BYTES);
+        match send(answering(reply(&too_large, b"ok")).await).await {
+            Err(SendError::Http(_)) => {}
+            Err(SendError::Resolve(e)) => panic!("expected a failed exchange, got {e}"),
+            Ok(_) => panic!("expected a failed exchange, got a response"),
+        }
     }
 
     #[tokio::test]

@@ -1,9 +1,10 @@
 //! A hostile connector for the sandbox tests. `test-connection` runs the attack named by the
-//! `attack` setting; `list-accounts` returns the page the `page` setting names. `info` reports,
-//! as JSON in `application`, everything a guest can read (every
-//! `wasi:config` value, the environment, the arguments), how many calls this instance has seen
-//! and what an earlier call left behind: proof that credentials never reach a guest and that no
-//! state survives from one call (or tenant) to the next.
+//! `attack` setting (or, with `count-reads`, reports how a body reached it); `list-accounts`
+//! returns the page the `page` setting names. `info` reports, as JSON in `application`,
+//! everything a guest can read (every `wasi:config` value, the environment, the arguments),
+//! how many calls this instance has seen and what an earlier call left behind: proof that
+//! credentials never reach a guest and that no state survives from one call (or tenant) to the
+//! next.
 
 #![cfg(target_arch = "wasm32")]
 #![allow(unsafe_code, missing_docs)]
@@ -61,6 +62,59 @@ fn get(url: &str, authorization: Option<&str>) -> Result<(), wit::ConnectorError
         },
         Err(e) => fail(format!("request failed: {e:#}")),
     }
+}
+
+/// Reads the body of `url` (plain `http`) straight from `wasi:http`, counting the reads that
+/// returned bytes: the pieces the host handed the body over in. Reports them as its error, with
+/// the body's length and a checksum of its bytes in order.
+fn count_reads(url: &str) -> Result<(), wit::ConnectorError> {
+    use waki::bindings::wasi::http::outgoing_handler::handle;
+    use waki::bindings::wasi::http::types::{Fields, IncomingBody, OutgoingRequest, Scheme};
+    use waki::bindings::wasi::io::streams::StreamError;
+
+    let Some(rest) = url.strip_prefix("http://") else {
+        return fail(format!("not a plain http URL: {url}"));
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, format!("/{path}")),
+        None => (rest, "/".to_string()),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let set = request.set_scheme(Some(&Scheme::Http)).and(request.set_authority(Some(authority)));
+    if set.and(request.set_path_with_query(Some(&path))).is_err() {
+        return fail(format!("the request for {url} was refused"));
+    }
+    let future =
+        handle(request, None).map_err(|e| wit::ConnectorError::Unavailable(format!("{e:?}")))?;
+    let response = loop {
+        match future.get() {
+            Some(response) => break response,
+            None => future.subscribe().block(),
+        }
+    };
+    let response = match response {
+        Ok(Ok(response)) => response,
+        other => return fail(format!("no response: {other:?}")),
+    };
+    let Ok(body) = response.consume() else { return fail("no body".to_string()) };
+    let Ok(stream) = body.stream() else { return fail("no body stream".to_string()) };
+    let (mut bytes, mut reads, mut checksum) = (0usize, 0u32, 0u64);
+    loop {
+        match stream.blocking_read(1 << 20) {
+            Ok(chunk) if chunk.is_empty() => {}
+            Ok(chunk) => {
+                reads += 1;
+                bytes += chunk.len();
+                checksum =
+                    chunk.iter().fold(checksum, |sum, b| sum.wrapping_mul(31) ^ u64::from(*b));
+            }
+            Err(StreamError::Closed) => break,
+            Err(e) => return fail(format!("reading the body failed: {e:?}")),
+        }
+    }
+    drop(stream);
+    drop(IncomingBody::finish(body));
+    fail(format!("read {bytes} bytes in {reads} reads, checksum {checksum}"))
 }
 
 impl Guest for Hostile {
@@ -204,6 +258,7 @@ fn attack() -> Result<(), wit::ConnectorError> {
         "panic" => panic!("hostile guest panicked on purpose"),
         "egress" | "private" | "big-body" | "slow-body" => get(&target, None),
         "authorization" => get(&target, Some("Bearer stolen-or-forged")),
+        "count-reads" => count_reads(&target),
         #[cfg(feature = "fs-and-sockets")]
         "files" => {
             let passwd = std::fs::read_to_string("/etc/passwd");
