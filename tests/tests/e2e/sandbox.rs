@@ -315,73 +315,50 @@ impl http_body::Body for Endless {
     }
 }
 
-/// A response body of one byte a second, for at most a minute.
-struct Drip {
-    sent: u32,
+/// A response body sent `piece` bytes at a time, `gap` apart: `/slow` drips a byte a second for
+/// at most a minute, `/pieces` sends [`pieces`] 1 KiB at a time, 2 ms apart, so it reaches the
+/// host in many reads.
+struct Paced {
+    body: Bytes,
+    piece: usize,
+    gap: Duration,
     next: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl http_body::Body for Drip {
+impl Paced {
+    fn body(body: Vec<u8>, piece: usize, gap: Duration) -> axum::body::Body {
+        let next = Box::pin(tokio::time::sleep(Duration::ZERO));
+        axum::body::Body::new(Paced { body: Bytes::from(body), piece, gap, next })
+    }
+}
+
+impl http_body::Body for Paced {
     type Data = Bytes;
     type Error = std::io::Error;
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.sent >= 60 {
+        if self.body.is_empty() {
             return Poll::Ready(None);
         }
         if self.next.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        self.sent += 1;
-        let at = tokio::time::Instant::now() + Duration::from_secs(1);
+        let at = tokio::time::Instant::now() + self.gap;
         self.next.as_mut().reset(at);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
-    }
-}
-
-/// `/pieces`: a 64 KiB body sent 1 KiB at a time, 2 ms apart, so it reaches the host in many
-/// reads; byte `i` is `i % 251`.
-struct Pieces {
-    sent: usize,
-    next: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Pieces {
-    const PIECE: usize = 1 << 10;
-    const COUNT: usize = 64;
-
-    /// The whole body, as the guest must see it.
-    fn body() -> Vec<u8> {
-        (0..Self::PIECE * Self::COUNT).map(|i| (i % 251) as u8).collect()
-    }
-}
-
-impl http_body::Body for Pieces {
-    type Data = Bytes;
-    type Error = std::io::Error;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.sent == Self::COUNT {
-            return Poll::Ready(None);
-        }
-        if self.next.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let at = tokio::time::Instant::now() + Duration::from_millis(2);
-        self.next.as_mut().reset(at);
-        let start = self.sent * Self::PIECE;
-        self.sent += 1;
-        let piece = Self::body()[start..start + Self::PIECE].to_vec();
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(piece)))))
+        let n = self.piece.min(self.body.len());
+        Poll::Ready(Some(Ok(Frame::data(self.body.split_to(n)))))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(((Self::COUNT - self.sent) * Self::PIECE) as u64)
+        http_body::SizeHint::with_exact(self.body.len() as u64)
     }
+}
+
+/// `/pieces`'s 64 KiB body: byte `i` is `i % 251`.
+fn pieces() -> Vec<u8> {
+    (0..64 << 10).map(|i| (i % 251) as u8).collect()
 }
 
 /// Requests `/busy` is serving now, and the most it ever served at once.
@@ -405,12 +382,7 @@ async fn upstream() -> SocketAddr {
         .route("/big", get(|| async { axum::body::Body::new(Endless { remaining: 1 << 30 }) }))
         .route(
             "/pieces",
-            get(|| async {
-                axum::body::Body::new(Pieces {
-                    sent: 0,
-                    next: Box::pin(tokio::time::sleep(Duration::ZERO)),
-                })
-            }),
+            get(|| async { Paced::body(pieces(), 1 << 10, Duration::from_millis(2)) }),
         )
         .route(
             "/redirect",
@@ -422,15 +394,7 @@ async fn upstream() -> SocketAddr {
                 )
             }),
         )
-        .route(
-            "/slow",
-            get(|| async {
-                axum::body::Body::new(Drip {
-                    sent: 0,
-                    next: Box::pin(tokio::time::sleep(Duration::ZERO)),
-                })
-            }),
-        );
+        .route("/slow", get(|| async { Paced::body(vec![b'x'; 60], 1, Duration::from_secs(1)) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -457,7 +421,7 @@ async fn a_body_arriving_in_pieces_reaches_the_guest_whole_in_one_read() {
     let url = format!("{origin}/pieces");
     add(&host, &hostile("pieces", "count-reads", &url, &[origin], true));
     let report = host.test_connection("pieces").await.unwrap();
-    let body = Pieces::body();
+    let body = pieces();
     let checksum = body.iter().fold(0u64, |sum, b| sum.wrapping_mul(31) ^ u64::from(*b));
     assert_eq!(
         report.result,

@@ -5,8 +5,8 @@
 //! private, loopback and link-local addresses unless the tenant allows them, connects to the
 //! address it vetted, injects the tenant's credentials for that origin, clamps the timeouts,
 //! bounds the tenant's concurrent requests, caps the response body (and hands it to the guest in
-//! as few pieces as it can), and records the request (never the credential). Redirects are not followed: a guest that follows one sends a new
-//! request, which passes the same checks.
+//! as few pieces as it can), and records the request (never the credential). Redirects are not
+//! followed: a guest that follows one sends a new request, which passes the same checks.
 
 mod address;
 mod coalesce;
