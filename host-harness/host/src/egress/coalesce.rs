@@ -88,10 +88,10 @@ where
                     return Poll::Ready(Some(Ok(this.flush())));
                 }
             };
-            if this.joined.is_empty() && (data.len() >= this.max || this.inner.is_end_stream()) {
-                return Poll::Ready(Some(Ok(Frame::data(data))));
-            }
             if this.joined.is_empty() {
+                if data.len() >= this.max || this.inner.is_end_stream() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
                 // Room for the rest of the body when its length is known, so it is one buffer.
                 let rest = this.inner.size_hint().exact().unwrap_or(0);
                 let rest = usize::try_from(rest).unwrap_or(usize::MAX);

@@ -331,12 +331,9 @@ mod tests {
             while let Ok((mut stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let mut buf = vec![0; 4096];
                     for _ in 0..per_connection {
-                        let mut head = Vec::new();
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
-                            head.extend_from_slice(&buf[..n]);
+                        if !read_head(&mut stream).await {
+                            return;
                         }
                         let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                         if stream.write_all(reply).await.is_err() {
@@ -349,6 +346,16 @@ mod tests {
         (addr, accepted)
     }
 
+    /// Reads a request's head (these tests send no body); false if the connection closed first.
+    async fn read_head(stream: &mut tokio::net::TcpStream) -> bool {
+        let (mut buf, mut head) = ([0; 4096], Vec::new());
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let Ok(n @ 1..) = stream.read(&mut buf).await else { return false };
+            head.extend_from_slice(&buf[..n]);
+        }
+        true
+    }
+
     /// A loopback server answering each connection's first request with `reply`.
     async fn answering(reply: Vec<u8>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -358,12 +365,9 @@ mod tests {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let reply = Arc::clone(&reply);
                 tokio::spawn(async move {
-                    let (mut buf, mut head) = (vec![0; 4096], Vec::new());
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
-                        head.extend_from_slice(&buf[..n]);
+                    if read_head(&mut stream).await {
+                        let _ = stream.write_all(&reply).await;
                     }
-                    let _ = stream.write_all(&reply).await;
                 });
             }
         });
