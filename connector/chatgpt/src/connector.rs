@@ -222,7 +222,7 @@ impl<T: Transport> ChatGptConnector<T> {
             Some(raw) => Cursor::decode(raw, &self.settings.account_id, phases)?,
         };
         let concurrency = self.settings.read_concurrency;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(size as usize);
         // Whether the members' walk ended the call short of `size`, its round trips too slow
         // for another round it could not fill.
         let mut paced = false;

@@ -80,7 +80,8 @@ pub struct HttpResponse {
     pub status: u16,
     /// The `content-type` header, if present.
     pub content_type: Option<String>,
-    /// The `retry-after` header, if present.
+    /// The `retry-after` header, if present; a transport may leave it unread on a success
+    /// (2xx), where nothing uses it (the component's transport does, to save a host call).
     pub retry_after: Option<String>,
     /// The body.
     pub body: Vec<u8>,

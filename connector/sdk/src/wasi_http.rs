@@ -12,7 +12,7 @@ use crate::bindings::wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse,
     Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
-use crate::bindings::wasi::io::poll::poll;
+use crate::bindings::wasi::io::poll::{Pollable, poll};
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::transport::{
     HttpRequest, HttpResponse, Method, Transport, TransportError, UrlScheme, split_url,
@@ -40,26 +40,25 @@ impl Transport for WasiHttpTransport {
     fn send_all(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
         let mut outcomes: Vec<Option<Result<HttpResponse, TransportError>>> =
             requests.iter().map(|_| None).collect();
+        // Each future's pollable is taken once and kept until its response is read: a
+        // pollable per future per wake-up would be two host calls each time.
         let mut waiting = Vec::new();
         for (index, request) in requests.iter().enumerate() {
             match start(request) {
-                Ok(future) => waiting.push((index, future)),
+                Ok(future) => waiting.push(Waiting { pollable: future.subscribe(), future, index }),
                 Err(e) => outcomes[index] = Some(Err(e)),
             }
         }
         while !waiting.is_empty() {
-            let ready = {
-                // Each pollable is its future's child: they go before any future does.
-                let pollables: Vec<_> = waiting.iter().map(|(_, f)| f.subscribe()).collect();
-                let mut ready = poll(&pollables.iter().collect::<Vec<_>>());
-                ready.sort_unstable();
-                ready.dedup();
-                ready
-            };
+            let mut ready = poll(&waiting.iter().map(|w| &w.pollable).collect::<Vec<_>>());
+            ready.sort_unstable();
+            ready.dedup();
             // Highest first, so each removal leaves the lower positions in place.
             for at in ready.into_iter().rev().map(|at| at as usize) {
                 if at < waiting.len() {
-                    let (index, future) = waiting.swap_remove(at);
+                    let Waiting { pollable, future, index } = waiting.swap_remove(at);
+                    // The pollable is the future's child: it goes first.
+                    drop(pollable);
                     outcomes[index] = Some(finish(&future));
                 }
             }
@@ -77,6 +76,16 @@ impl Transport for WasiHttpTransport {
     }
 }
 
+/// A request handed to the host whose response is still to be read.
+struct Waiting {
+    /// Ready when the response's head has come (or the exchange failed); declared before the
+    /// future, so it is dropped first, as a child must be.
+    pollable: Pollable,
+    future: FutureIncomingResponse,
+    /// The request's position in the caller's list.
+    index: usize,
+}
+
 /// Passes `outcome` on; a failure is also written to stderr, which the host keeps with the
 /// call's logs.
 fn logged(
@@ -90,14 +99,16 @@ fn logged(
 fn finish(future: &FutureIncomingResponse) -> Result<HttpResponse, TransportError> {
     let response = wait(future)?;
     let status = response.status();
-    // The headers are the response's child, so they are read and dropped before it is.
+    // The headers are the response's child, so they are read and dropped before it is. Each
+    // lookup is a host call, so `retry-after` is looked up only where it can matter.
     let (content_type, retry_after) = {
         let headers = response.headers();
         let first = |name: &str| {
             let values = headers.get(name);
             values.into_iter().next().and_then(|v| String::from_utf8(v).ok())
         };
-        (first("content-type"), first("retry-after"))
+        let retry_after = if (200..300).contains(&status) { None } else { first("retry-after") };
+        (first("content-type"), retry_after)
     };
     let body = response.consume().map_err(|()| {
         TransportError::failed("the response's body could not be read (already taken)")
@@ -135,14 +146,21 @@ fn start(request: &HttpRequest) -> Result<FutureIncomingResponse, TransportError
     outgoing.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
     outgoing.set_authority(Some(authority)).map_err(|()| refused("authority"))?;
     outgoing.set_path_with_query(Some(path)).map_err(|()| refused("path"))?;
-    let body = outgoing.body().map_err(|()| refused("body"))?;
+    // A request without a body takes no body resource: the host sends it with an empty one,
+    // and the two host calls (taking the body and finishing it) are saved.
+    let body = match request.body.as_deref() {
+        Some(bytes) => Some((outgoing.body().map_err(|()| refused("body"))?, bytes)),
+        None => None,
+    };
     let options = RequestOptions::new();
     options
         .set_connect_timeout(Some(u64::try_from(CONNECT_TIMEOUT.as_nanos()).unwrap_or(u64::MAX)))
         .map_err(|()| refused("connect timeout"))?;
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(from_error_code)?;
-    write_body(&body, request.body.as_deref().unwrap_or_default().as_bytes())?;
-    OutgoingBody::finish(body, None).map_err(from_error_code)?;
+    if let Some((body, bytes)) = body {
+        write_body(&body, bytes.as_bytes())?;
+        OutgoingBody::finish(body, None).map_err(from_error_code)?;
+    }
     Ok(future)
 }
 

@@ -285,6 +285,28 @@ async fn exhausted_retries_say_what_was_tried() {
     }
     let sent = &server.service().requests()[before..];
     assert_eq!(sent.iter().filter(|r| r.path.ends_with("/users")).count(), 1, "{sent:?}");
+
+    // Throttled with a Retry-After of an hour: the header reaches the connector through
+    // `wasi:http`, the wait does not fit the retry budget, and the error carries the service's
+    // ask to the platform instead of waiting or asking again.
+    server.service().set_faults(FaultPlan {
+        scripts: vec![always("GET", "/users", Fault::TooManyRequests { retry_after: Some(3_600) })],
+        ..FaultPlan::default()
+    });
+    let before = server.service().requests().len();
+    match host
+        .list_accounts("exhaust", PageRequest { cursor: None, size: None })
+        .await
+        .unwrap()
+        .result
+    {
+        Err(CallError::Connector(ConnectorError::RateLimited(r))) => {
+            assert_eq!(r.retry_after_ms, Some(3_600_000), "{}", r.message)
+        }
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+    let sent = &server.service().requests()[before..];
+    assert_eq!(sent.iter().filter(|r| r.path.ends_with("/users")).count(), 1, "{sent:?}");
 }
 
 /// What the test expects of one person: member or invite, role and seat (console values).
