@@ -130,6 +130,10 @@ impl<T: Transport> ChatGptConnector<T> {
                 held.entry(member).or_default().push(format!("{GROUP_PREFIX}{}", group.id));
             }
         }
+        // With no group holding anyone (the common case), no account's id need be hashed.
+        if held.is_empty() {
+            return Ok(());
+        }
         for account in accounts.iter_mut().filter(|a| is_member(a)) {
             account.entitlements.extend(held.remove(&account.id).unwrap_or_default());
         }
