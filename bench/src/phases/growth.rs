@@ -82,7 +82,7 @@ pub async fn sync_growth(
             wasm_ns: per_member(&wasm_cpu),
             native_ns: per_member(&native_cpu),
         };
-        rows.push(Row::plain(
+        let mut row = Row::plain(
             &format!(
                 "7 sync {} members, pages of 1,000: CPU of the syncing thread per member, wasm in host (baseline: native)",
                 count(spec.members)
@@ -90,7 +90,15 @@ pub async fn sync_growth(
             format!("{:.0} ns", point.wasm_ns),
             format!("{:.0} ns", point.native_ns),
             ratio(point.wasm_ns, point.native_ns),
-        ));
+        );
+        // The sync whose CPU ratio is a goal (measurement 3) is judged here too: in every run of
+        // 2026-12-04 its native side read about a fifth less CPU here than in measurement 3 (its
+        // wasm side the same), not for the replays, the workspace or the connections there.
+        if Some(&spec.members) == scale.sync_members.last() {
+            let overhead = point.wasm_ns / point.native_ns.max(1e-9);
+            row = row.goal("wasm/native <= 1.5", overhead <= 1.5);
+        }
+        rows.push(row);
         notes.push(format!(
             "growth: sync {} members (median of {runs} batches of {batch} syncs per side): CPU per member wasm {:.0} ns, native {:.0} ns",
             count(spec.members),

@@ -166,10 +166,6 @@ pub async fn syncs(
             native::replay(&floor, &recorded)?;
             floors.push(started.elapsed());
 
-            if page == LARGEST_SYNC_PAGE {
-                admin.run(host, &format!("sync-admin-{i}")).await?;
-            }
-
             ensure!(
                 native_ids.len() == expected,
                 "native listed {} of {expected}",
@@ -194,6 +190,9 @@ pub async fn syncs(
         }
         if page == LARGEST_SYNC_PAGE {
             guest_peaks.push((spec.members, guest_peak));
+            for _ in 0..scale.sync_runs {
+                admin.run(host, &format!("sync-admin-{i}")).await?;
+            }
         }
         let median = |v: &[Duration]| summarize(v).median;
         let what =
