@@ -472,11 +472,20 @@ fn check(tenant: &Tenant, request: &http::Request<WasiBody>) -> Result<Origin, D
     Ok(origin)
 }
 
-/// Whether a path has a `.` or `..` segment, spelled plainly or percent-encoded.
+/// Whether a path has a `.` or `..` segment, spelled plainly or percent-encoded. Every request
+/// is checked, so a segment is read in place rather than decoded into a copy.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
+        let (mut rest, mut dots) = (segment.as_bytes(), 0);
+        while !rest.is_empty() {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        matches!(dots, 1 | 2)
     })
 }
 
@@ -597,5 +606,33 @@ impl Body for RecordedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn a_dot_segment_is_found_however_spelled_and_only_as_a_whole_segment() {
+        for path in ["/a/./b", "/a/../b", "/a/%2e/b", "/a/%2E%2e/b", "/a/.%2E", "..", "/%2e%2E/"] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "",
+            "/",
+            "//",
+            "/a/b",
+            "/a/.../b",
+            "/a/.b",
+            "/a/b./c",
+            "/a/%2e%2e%2e/b",
+            "/a/%2/b",
+            "/a/%2ex",
+            "/a/%2f/b",
+            "/a/%25%2e",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 }
