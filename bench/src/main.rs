@@ -163,8 +163,14 @@ impl WorkerArgs {
 
 /// A worker's result, as the driver reads it from the worker's stdout.
 fn print_json(result: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(result)?);
-    Ok(())
+    say(serde_json::to_string(result)?)
+}
+
+/// Writes `line` to standard output. A reader that has gone (`| head -1`) ends the run with an
+/// error, where `println!` would panic.
+fn say(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").context("writing to standard output")
 }
 
 /// The runtime of the tenants-at-scale worker: one thread per core, as an embedder serving many
@@ -211,14 +217,13 @@ fn main() -> anyhow::Result<()> {
             ));
             let _ = std::fs::remove_dir_all(&cache);
             let summary = summary?;
-            println!(
+            say(format_args!(
                 "instantiate + info, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
                 if on_demand { "on-demand" } else { "pooling" },
                 summary.count,
                 summary.median.as_secs_f64() * 1e6,
                 summary.p99.as_secs_f64() * 1e6
-            );
-            Ok(())
+            ))
         }
         Some(Helper::Sync { members, runs, size, concurrency, native, perf_map, cache_dir }) => {
             sequential_runtime()?.block_on(phases::sandbox::profile_sync(
@@ -307,7 +312,7 @@ fn run(scale: &Scale, out: Option<PathBuf>) -> anyhow::Result<()> {
     drop(mock);
     let _ = std::fs::remove_dir_all(&cache);
 
-    println!("{}", report.text());
+    say(report.text())?;
     if let Some(path) = out {
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
         report.figures = phases::growth::draw(&dir, &sync_points, &tenant_points)?;

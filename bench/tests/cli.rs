@@ -92,3 +92,19 @@ fn the_sync_profile_names_the_guests_functions_for_perf_only_when_asked() {
     assert!(out.contains("run 1: 202 accounts in"), "{out}");
     assert!(map.is_none(), "without --perf-map, no perf map is written");
 }
+
+#[test]
+fn a_reader_that_has_gone_ends_a_run_with_an_error_not_a_panic() {
+    // `per-call` needs no mock (`info` sends no request) and removes its own cache.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connector-bench"))
+        .args(["per-call", "--calls", "2", "--concurrency", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.status.code() != Some(101), "{:?}: {err}", out.status);
+    assert!(err.contains("writing to standard output") && !err.contains("panicked"), "{err}");
+}

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use connector_bench::native::{self, ProcessCall};
 use connector_bench::{memory, tenants};
+use std::io::Write;
 
 // The allocator the host's process uses (see `connector-bench`), so both models run on the same.
 #[global_allocator]
@@ -42,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("list-accounts of {account_id}"))?;
     let call =
         ProcessCall { accounts: ids.len(), next_cursor, peak_rss_bytes: memory::peak_rss()? };
-    println!("{}", serde_json::to_string(&call)?);
-    Ok(())
+    // A driver that has gone ends the process with an error, where `println!` would panic.
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&call)?)
+        .context("writing to standard output")
 }

@@ -395,7 +395,11 @@ pub async fn profile_sync(
             wasm::sync(&host, "sync", size).await?.ids.len()
         };
         let (wall, used) = (started.elapsed(), thread_cpu()?.saturating_sub(cpu_before));
-        println!("run {run}: {listed} accounts in {}, {} of CPU", duration(wall), duration(used));
+        crate::say(format_args!(
+            "run {run}: {listed} accounts in {}, {} of CPU",
+            duration(wall),
+            duration(used)
+        ))?;
     }
     Ok(())
 }
