@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use accessgov_host::{Host, HostConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use connector_bench::say;
 
 use mock_process::{MockProcess, WorkspaceSpec};
 use report::Report;
@@ -163,14 +164,7 @@ impl WorkerArgs {
 
 /// A worker's result, as the driver reads it from the worker's stdout.
 fn print_json(result: &impl serde::Serialize) -> anyhow::Result<()> {
-    say(serde_json::to_string(result)?)
-}
-
-/// Writes `line` to standard output. A reader that has gone (`| head -1`) ends the run with an
-/// error, where `println!` would panic.
-fn say(line: impl std::fmt::Display) -> anyhow::Result<()> {
-    use std::io::Write;
-    writeln!(std::io::stdout().lock(), "{line}").context("writing to standard output")
+    Ok(say(serde_json::to_string(result)?)?)
 }
 
 /// The runtime of the tenants-at-scale worker: one thread per core, as an embedder serving many
@@ -217,13 +211,13 @@ fn main() -> anyhow::Result<()> {
             ));
             let _ = std::fs::remove_dir_all(&cache);
             let summary = summary?;
-            say(format_args!(
+            Ok(say(format_args!(
                 "instantiate + info, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
                 if on_demand { "on-demand" } else { "pooling" },
                 summary.count,
                 summary.median.as_secs_f64() * 1e6,
                 summary.p99.as_secs_f64() * 1e6
-            ))
+            ))?)
         }
         Some(Helper::Sync { members, runs, size, concurrency, native, perf_map, cache_dir }) => {
             sequential_runtime()?.block_on(phases::sandbox::profile_sync(

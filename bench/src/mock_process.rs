@@ -90,7 +90,7 @@ pub fn serve(workspaces: &[WorkspaceSpec], latency: Option<Duration>) -> anyhow:
             });
         }
         let server = MockServer::start_local(service).await?;
-        crate::say(format_args!("listening {}", server.addr()))?;
+        connector_bench::say(format_args!("listening {}", server.addr()))?;
         tokio::task::spawn_blocking(|| {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
         })

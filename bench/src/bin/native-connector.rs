@@ -10,8 +10,7 @@ use accessgov_mock::console_base_url;
 use anyhow::Context;
 use clap::Parser;
 use connector_bench::native::{self, ProcessCall};
-use connector_bench::{memory, tenants};
-use std::io::Write;
+use connector_bench::{memory, say, tenants};
 
 // The allocator the host's process uses (see `connector-bench`), so both models run on the same.
 #[global_allocator]
@@ -43,7 +42,5 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("list-accounts of {account_id}"))?;
     let call =
         ProcessCall { accounts: ids.len(), next_cursor, peak_rss_bytes: memory::peak_rss()? };
-    // A driver that has gone ends the process with an error, where `println!` would panic.
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&call)?)
-        .context("writing to standard output")
+    Ok(say(serde_json::to_string(&call)?)?)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use accessgov_host::Host;
 use anyhow::ensure;
 
-use super::sandbox::{LARGEST_SYNC_PAGE, count, thread_cpu, transport};
+use super::sandbox::{LARGEST_SYNC_PAGE, count, sync_cpu_goal, thread_cpu, transport};
 use super::scale::{ScaleResult, run_worker};
 use crate::mock_process::WorkspaceSpec;
 use crate::plot::{Series, line_chart};
@@ -95,8 +95,7 @@ pub async fn sync_growth(
         // 2026-12-04 its native side read about a fifth less CPU here than in measurement 3 (its
         // wasm side the same), not for the replays, the workspace or the connections there.
         if Some(&spec.members) == scale.sync_members.last() {
-            let overhead = point.wasm_ns / point.native_ns.max(1e-9);
-            row = row.goal("wasm/native <= 1.5", overhead <= 1.5);
+            row = sync_cpu_goal(row, point.wasm_ns, point.native_ns);
         }
         rows.push(row);
         notes.push(format!(
