@@ -61,7 +61,7 @@ pub async fn distant_syncs(
         ensure!(one.ids == default.ids, "read-concurrency 1 and 4 listed different accounts");
         ensure!(native_ids == default.ids, "wasm and native listed different accounts");
         // The requests may differ: at 4 a call far enough away ends before a round it could
-        // not fill (pages of 700), which takes a call more, each reading the console groups.
+        // not fill (pages of 800), which takes a call more.
         requests = [one.requests, default.requests];
     }
     let median = |v: &[Duration]| summarize(v).median;

@@ -95,7 +95,8 @@ impl<T: Transport> ChatGptConnector<T> {
         Ok(groups)
     }
 
-    /// The ids of every member of console group `group`.
+    /// The ids of every member of console group `group`; none when the group is gone (deleted
+    /// since the groups were listed, or since the listing's first call read them).
     fn console_group_members(
         &self,
         console: &ConsoleClient<'_, T>,
@@ -104,40 +105,73 @@ impl<T: Transport> ChatGptConnector<T> {
         let mut members = BTreeSet::new();
         let listing = format!("{GROUPS}/{group}/members");
         let concurrency = self.settings.read_concurrency;
-        walk(console, &listing, "", concurrency, Position::START, u32::MAX, |m: GroupMember| {
-            members.insert(m.id);
-            Ok(false)
-        })?;
-        Ok(members)
+        let walked = walk(
+            console,
+            &listing,
+            "",
+            concurrency,
+            Position::START,
+            u32::MAX,
+            |m: GroupMember| {
+                members.insert(m.id);
+                Ok(false)
+            },
+        );
+        match walked {
+            Ok(_) => Ok(members),
+            Err(ConnectorError::NotFound(_)) => Ok(BTreeSet::new()),
+            Err(error) => Err(error),
+        }
     }
 
-    /// Adds the console groups each member among `accounts` is in: the groups listed once, and
-    /// the members of each group that has any.
+    /// The ids of the console groups holding anyone: `carried` from the listing's first call
+    /// when the cursor brought them, else read (the groups' first page may have come beside the
+    /// call's members).
+    fn held_console_groups(
+        &self,
+        carried: Option<Vec<String>>,
+    ) -> Result<Vec<String>, ConnectorError> {
+        match carried {
+            Some(held) => Ok(held),
+            None => Ok(self
+                .all_console_groups()?
+                .into_iter()
+                .filter(|g| g.member_count > 0)
+                .map(|g| g.id)
+                .collect()),
+        }
+    }
+
+    /// Adds the console groups each member among `accounts` is in: the groups holding anyone
+    /// (`carried`, or listed once), and the members of each. Returns the groups it used, for a
+    /// listing's cursor to carry on; none when it needed none (console groups off, or no member
+    /// among `accounts`).
     pub(crate) fn add_console_groups(
         &self,
         accounts: &mut [Account],
-    ) -> Result<(), ConnectorError> {
+        carried: Option<Vec<String>>,
+    ) -> Result<Option<Vec<String>>, ConnectorError> {
         let is_member = |a: &Account| {
             !a.id.starts_with(INVITE_ID_PREFIX) && !a.id.starts_with(REQUEST_ID_PREFIX)
         };
         if !self.console_groups_enabled() || !accounts.iter().any(is_member) {
-            return Ok(());
+            return Ok(None);
         }
         let console = self.console()?;
+        let groups = self.held_console_groups(carried)?;
         let mut held: HashMap<String, Vec<String>> = HashMap::new();
-        for group in self.all_console_groups()?.into_iter().filter(|g| g.member_count > 0) {
-            for member in self.console_group_members(&console, &group.id)? {
-                held.entry(member).or_default().push(format!("{GROUP_PREFIX}{}", group.id));
+        for group in &groups {
+            for member in self.console_group_members(&console, group)? {
+                held.entry(member).or_default().push(format!("{GROUP_PREFIX}{group}"));
             }
         }
         // With no group holding anyone (the common case), no account's id need be hashed.
-        if held.is_empty() {
-            return Ok(());
+        if !held.is_empty() {
+            for account in accounts.iter_mut().filter(|a| is_member(a)) {
+                account.entitlements.extend(held.remove(&account.id).unwrap_or_default());
+            }
         }
-        for account in accounts.iter_mut().filter(|a| is_member(a)) {
-            account.entitlements.extend(held.remove(&account.id).unwrap_or_default());
-        }
-        Ok(())
+        Ok(Some(groups))
     }
 
     /// Which of the batch's group changes name console groups: each distinct group read once.

@@ -31,17 +31,22 @@ pub struct Cursor<L: Listing> {
     /// For a listing paged by key (`after=<id>`, `has_more`): the key of the last item listed,
     /// from which the next page continues. `offset` then counts the items listed before it.
     pub after: Option<String>,
+    /// What the connector carries from one call of a listing to the next, in its own words (for
+    /// the ChatGPT connector, the console groups that held anyone at the listing's first call),
+    /// so that later calls need not read it again. Checksummed with the rest; the connector
+    /// still checks what it reads back.
+    pub carried: Option<String>,
 }
 
 impl<L: Listing> Cursor<L> {
     /// The start of `phase`.
     pub fn start(phase: L) -> Self {
-        Cursor { phase, offset: 0, total: None, after: None }
+        Cursor { phase, offset: 0, total: None, after: None, carried: None }
     }
 
     /// `phase` at `offset`, with the listing's length when known.
     pub fn at(phase: L, offset: u64, total: Option<u64>) -> Self {
-        Cursor { phase, offset, total, after: None }
+        Cursor { phase, offset, total, after: None, carried: None }
     }
 }
 
@@ -56,6 +61,9 @@ impl<L: Listing> Cursor<L> {
         }
         if let Some(after) = &self.after {
             body.push_str(&format!(":k{}", URL_SAFE_NO_PAD.encode(after)));
+        }
+        if let Some(carried) = &self.carried {
+            body.push_str(&format!(":c{}", URL_SAFE_NO_PAD.encode(carried)));
         }
         let sum = checksum(account_id, &body);
         URL_SAFE_NO_PAD.encode(format!("{body}:{sum:016x}"))
@@ -91,26 +99,34 @@ impl<L: Listing> Cursor<L> {
             .next()
             .and_then(|o| o.parse::<u64>().ok())
             .ok_or_else(|| invalid("bad offset"))?;
-        // Cursors made before the total was carried end at the offset; a key, base64url after
-        // a `k`, comes last.
-        let (mut total, mut after) = (None, None);
-        for (index, part) in parts.enumerate() {
-            match part.strip_prefix('k') {
-                Some(key) if after.is_none() && index < 2 => {
-                    let key = URL_SAFE_NO_PAD.decode(key).map_err(|_| invalid("bad key"))?;
-                    let key = String::from_utf8(key).map_err(|_| invalid("bad key"))?;
-                    if key.is_empty() {
-                        return Err(invalid("empty key"));
-                    }
-                    after = Some(key);
+        // Optional parts, each at most once and in this order: the total (cursors made before
+        // it was carried end at the offset), a key (base64url after a `k`), what the connector
+        // carries (base64url after a `c`; cursors made before it have none).
+        let (mut total, mut after, mut carried) = (None, None, None);
+        let mut next_part = 0;
+        for part in parts {
+            let text = |encoded: &str, what: &str| {
+                let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid(what))?;
+                String::from_utf8(bytes).map_err(|_| invalid(what))
+            };
+            if let Some(key) = part.strip_prefix('k').filter(|_| next_part <= 1) {
+                let key = text(key, "bad key")?;
+                if key.is_empty() {
+                    return Err(invalid("empty key"));
                 }
-                None if index == 0 => {
-                    total = Some(part.parse::<u64>().map_err(|_| invalid("bad total"))?);
-                }
-                _ => return Err(invalid("trailing data")),
+                after = Some(key);
+                next_part = 2;
+            } else if let Some(state) = part.strip_prefix('c').filter(|_| next_part <= 2) {
+                carried = Some(text(state, "bad carried state")?);
+                next_part = 3;
+            } else if next_part == 0 && !part.starts_with(['k', 'c']) {
+                total = Some(part.parse::<u64>().map_err(|_| invalid("bad total"))?);
+                next_part = 1;
+            } else {
+                return Err(invalid("trailing data"));
             }
         }
-        Ok(Cursor { phase, offset, total, after })
+        Ok(Cursor { phase, offset, total, after, carried })
     }
 }
 
@@ -163,6 +179,14 @@ mod tests {
         assert_eq!(Cursor::decode(&keyed.encode("ws-a"), "ws-a", &accounts).unwrap(), keyed);
         let both = Cursor { total: Some(3000), ..keyed.clone() };
         assert_eq!(Cursor::decode(&both.encode("ws-a"), "ws-a", &accounts).unwrap(), both);
+        for carried in ["", "g-1,g-2", "ünïcode:and,colons"] {
+            let carrying = Cursor { carried: Some(carried.to_string()), ..both.clone() };
+            let raw = carrying.encode("ws-a");
+            assert_eq!(Cursor::decode(&raw, "ws-a", &accounts).unwrap(), carrying);
+            let alone =
+                Cursor { carried: Some(carried.to_string()), ..Cursor::start(Phase::Members) };
+            assert_eq!(Cursor::decode(&alone.encode("ws-a"), "ws-a", &accounts).unwrap(), alone);
+        }
         let c = Cursor::at(Phase::Invites, 200, None);
         let raw = c.encode("ws-a");
         assert_eq!(Cursor::decode(&raw, "ws-a", &accounts).unwrap(), c);
@@ -208,6 +232,11 @@ mod tests {
             "a1:m:300:k",
             "a1:m:300:k!!",
             "a1:m:300:kdQ:kdQ",
+            "a1:m:300:c!!",
+            "a1:m:300:cdQ:cdQ",
+            "a1:m:300:cdQ:kdQ",
+            "a1:m:300:cdQ:900",
+            "a1:m:300:c_w",
         ] {
             let error = Cursor::decode(&signed(body), "ws", &[Phase::Members]).unwrap_err();
             assert!(matches!(error, ConnectorError::InvalidArgument(_)), "{body}: {error:?}");

@@ -101,6 +101,92 @@ async fn two_hundred_and_fifty_groups_are_listed_once_each_and_members_report_th
     assert_eq!(held, expected.iter().collect::<Vec<_>>());
 }
 
+/// Every account of the tenant's listing at pages of `size`.
+async fn list_accounts(host: &Host, size: u32) -> Vec<accessgov_host::types::Account> {
+    let (mut accounts, mut cursor) = (Vec::new(), None);
+    loop {
+        let request = PageRequest { cursor, size: Some(size) };
+        let page = host.list_accounts("t", request).await.unwrap().result.unwrap();
+        accounts.extend(page.accounts);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return accounts,
+        }
+    }
+}
+
+/// The console groups `account` reports, by id.
+fn groups_of(accounts: &[accessgov_host::types::Account], account: &str) -> Vec<String> {
+    let account = accounts.iter().find(|a| a.id == account).unwrap();
+    let groups = account.entitlements.iter().filter_map(|e| e.strip_prefix("group:"));
+    groups.map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_reads_the_groups_once_and_every_page_reports_its_members_groups() {
+    let server = mock(250).await;
+    let ws = state(&server);
+    let member = |n: usize| ws.members[n].id.clone();
+    let service = server.service();
+    let spread = service.add_console_group(WS, "Spread", &[&member(3), &member(140), &member(230)]);
+    let late = service.add_console_group(WS, "Late", &[&member(140), &member(240)]);
+    let (spread, late) = (spread.unwrap(), late.unwrap());
+    service.add_console_group(WS, "Empty", &[]).unwrap();
+    let host = host();
+    add(&host, &server.chatgpt_tenant("t", WS, OWNER_TOKEN));
+    let groups_listed = |server: &MockServer| {
+        let listing = format!("/backend-api/accounts/{WS}/groups");
+        server
+            .service()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == listing)
+            .count()
+    };
+    let members_read = |server: &MockServer, group: &str| {
+        let listing = format!("/backend-api/accounts/{WS}/groups/{group}/members");
+        server.service().requests().iter().filter(|r| r.path == listing).count()
+    };
+
+    service.clear_requests();
+    let accounts = list_accounts(&host, 100).await;
+    assert_eq!(accounts.len(), 253);
+    assert_eq!(groups_of(&accounts, &member(3)), [spread.as_str()]);
+    assert_eq!(groups_of(&accounts, &member(140)), [spread.as_str(), late.as_str()]);
+    assert_eq!(groups_of(&accounts, &member(230)), [spread.as_str()]);
+    assert_eq!(groups_of(&accounts, &member(240)), [late.as_str()]);
+    assert!(groups_of(&accounts, &member(4)).is_empty());
+    // Three calls of members: the groups listed by the first alone (its cursor carries the two
+    // holding anyone), the members of each of those two read by every call, the empty one's
+    // by none.
+    assert_eq!(groups_listed(&server), 1);
+    assert_eq!(members_read(&server, &spread), 3);
+    assert_eq!(members_read(&server, &late), 3);
+
+    // A group deleted in the console during a listing reports no one from then on, and the
+    // listing goes on without an error.
+    let first = host.list_accounts("t", PageRequest { cursor: None, size: Some(100) }).await;
+    let cursor = first.unwrap().result.unwrap().next_cursor;
+    let headers = [bearer(OWNER_TOKEN), ("chatgpt-account-id", WS.to_string())];
+    let path = format!("/backend-api/accounts/{WS}/groups/{late}");
+    let reply = raw(server.addr(), "DELETE", &path, &headers, b"").await;
+    assert!(reply.status < 300, "{}: {}", reply.status, reply.body);
+    let second = host.list_accounts("t", PageRequest { cursor, size: Some(100) }).await;
+    let second = second.unwrap().result.unwrap().accounts;
+    assert_eq!(groups_of(&second, &member(140)), [spread.as_str()]);
+
+    // A cursor whose carried groups were edited is refused like any other edited cursor.
+    let first = host.list_accounts("t", PageRequest { cursor: None, size: Some(100) }).await;
+    let cursor = first.unwrap().result.unwrap().next_cursor.unwrap();
+    let mut edited = cursor.into_bytes();
+    let at = edited.len() - 20;
+    edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
+    let edited = PageRequest { cursor: Some(String::from_utf8(edited).unwrap()), size: Some(100) };
+    let refused = host.list_accounts("t", edited).await.unwrap().result;
+    let refused = matches!(refused, Err(CallError::Connector(ConnectorError::InvalidArgument(_))));
+    assert!(refused, "an edited cursor was not refused");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_goes_through_the_grant_revoke_cycle_with_state_checked() {
     let server = mock(10).await;
