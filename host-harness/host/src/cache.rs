@@ -43,6 +43,9 @@ const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600
 pub struct ComponentCache {
     dir: Option<PathBuf>,
     max_bytes: u64,
+    /// Whether a hit runs from a mapping of its entry (see [`load_entry`]) rather than from a
+    /// copy on the heap.
+    maps_entries: bool,
 }
 
 /// `Hasher` over SHA-256, so the engine's compatibility hash is stable across Rust releases.
@@ -64,7 +67,14 @@ impl ComponentCache {
     /// A cache in `dir` keeping at most `max_bytes` of compiled components (the entry stored
     /// last is kept even when larger), or none (compile every time) when `dir` is `None`.
     pub fn new(dir: Option<PathBuf>, max_bytes: u64) -> Self {
-        ComponentCache { dir, max_bytes }
+        ComponentCache { dir, max_bytes, maps_entries: true }
+    }
+
+    /// The same cache, its hits read onto the heap instead of mapped: for an engine writing a
+    /// perf map, as `perf` names code from wasmtime's perf map only in anonymous memory, and
+    /// looks code mapped from a file up in that file, whose name the host has removed.
+    pub fn reading_entries(self) -> Self {
+        ComponentCache { maps_entries: false, ..self }
     }
 
     /// The default cache directory: `$XDG_CACHE_HOME/accessgov-harness` or `~/.cache/accessgov-harness`.
@@ -116,7 +126,7 @@ impl ComponentCache {
         };
         let path = dir.join(format!("{key}.{ENTRY_EXTENSION}"));
         if path.is_file() {
-            match load_entry(engine, &path) {
+            match load_entry(engine, &path, self.maps_entries) {
                 Ok(component) => {
                     mark_used(&path);
                     return Ok((component, CacheOutcome::Loaded));
@@ -156,11 +166,11 @@ impl ComponentCache {
 /// (a `cp` over it, a restore) fault the host with SIGBUS; the copy loses its name once mapped,
 /// so nothing else can reach it, and its blocks are freed when the component is dropped. It is
 /// made in the kernel (`copy_file_range`, which shares the blocks where the filesystem can).
-/// Where no copy can be made (a cache directory the host may only read, a full disk), the entry
-/// is read into memory instead.
-fn load_entry(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
+/// Where no copy can be made (a cache directory the host may only read, a full disk), or `map`
+/// is false, the entry is read into memory instead.
+fn load_entry(engine: &Engine, path: &Path, map: bool) -> Result<Component, wasmtime::Error> {
     let copy = temporary_path(path);
-    if std::fs::copy(path, &copy).is_ok() {
+    if map && std::fs::copy(path, &copy).is_ok() {
         // SAFETY: the copy was made from the host's own cache entry, written by `store` from
         // `Component::serialize` of an engine with the same compatibility hash (part of the
         // key), and no other process has its name; wasmtime also validates the header and the
@@ -293,6 +303,33 @@ mod tests {
     /// Sets the modification time of the file at `path` to `seconds_ago`.
     fn age(path: &Path, seconds_ago: u64) {
         set_modified(path, SystemTime::now() - Duration::from_secs(seconds_ago)).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_hit_runs_from_a_mapping_unless_the_cache_reads_its_entries() {
+        let dir = std::env::temp_dir().join(format!("cache-map-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine = Engine::default();
+        let cache = ComponentCache::new(Some(dir.clone()), u64::MAX);
+        let load = |cache: &ComponentCache| cache.load(&engine, "m", &component("m"), None);
+        assert_eq!(load(&cache).unwrap().1, CacheOutcome::Compiled);
+        // Mappings of files in the cache's directory (a mapped copy keeps its path, "deleted").
+        let mappings = || {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            maps.lines().filter(|l| l.contains(dir.to_str().unwrap())).count()
+        };
+        assert_eq!(mappings(), 0);
+        let (mapped, outcome) = load(&cache).unwrap();
+        assert_eq!((outcome, mappings()), (CacheOutcome::Loaded, 1));
+        let (read, outcome) = load(&cache.clone().reading_entries()).unwrap();
+        assert_eq!((outcome, mappings()), (CacheOutcome::Loaded, 1));
+        drop(mapped);
+        assert_eq!(mappings(), 0);
+        drop(read);
+        // Nothing is left beside the entry: the mapped copy's name was removed once mapped.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub struct HostConfig {
     pub max_idle_connections: usize,
     /// Tell `perf` the names of the guests' compiled functions (wasmtime's perf map, written to
     /// `/tmp/perf-<pid>.map`), so a profile of the host attributes the guest's time to its
-    /// functions instead of to anonymous addresses. Off by default: it is for profiling.
+    /// functions instead of to anonymous addresses; a component from the compile cache is then
+    /// read onto the heap rather than mapped, where `perf` would not look. Off by default: it
+    /// is for profiling.
     pub perf_map: bool,
     /// Components that tenants may name without a path (the `harness` binary passes the ones it
     /// bundles), each compiled the first time a tenant names it. Empty by default: a platform
@@ -279,10 +281,14 @@ impl Host {
         let engine = create_engine(pool, config.perf_map)?;
         let linker = sandbox_linker(&engine)?;
         let ticker = EpochTicker::start(&engine)?;
+        let cache = ComponentCache::new(config.cache_dir, config.cache_max_bytes);
         Ok(Host {
             engine,
             linker,
-            cache: ComponentCache::new(config.cache_dir, config.cache_max_bytes),
+            cache: match config.perf_map {
+                true => cache.reading_entries(),
+                false => cache,
+            },
             default_limits: config.default_limits,
             connectors: RwLock::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
