@@ -865,6 +865,8 @@ mod tests {
         throttle_once: RefCell<Vec<String>>,
         /// The console groups: each id with the members (by number) in it.
         groups: RefCell<Vec<(String, Vec<u64>)>>,
+        /// Whether listing a group's members answers 404, the group there or not.
+        group_members_unserved: Cell<bool>,
         /// How late each round's answers come, on the console's own clock.
         latency: std::time::Duration,
         clock: Cell<std::time::Instant>,
@@ -878,6 +880,7 @@ mod tests {
                 rounds: RefCell::new(Vec::new()),
                 throttle_once: RefCell::new(Vec::new()),
                 groups: RefCell::new(Vec::new()),
+                group_members_unserved: Cell::new(false),
                 latency: std::time::Duration::ZERO,
                 clock: Cell::new(std::time::Instant::now()),
             }
@@ -902,18 +905,30 @@ mod tests {
                     body: br#"{"detail":"too many requests"}"#.to_vec(),
                 });
             }
-            let (listing, query) = path.split_once('?').unwrap();
+            let groups = self.groups.borrow();
+            let Some((listing, query)) = path.split_once('?') else {
+                // One console group, as `GET groups/{id}` reads it.
+                let id = path.strip_prefix("groups/").unwrap();
+                let found = groups.iter().any(|(g, _)| g == id);
+                return Ok(HttpResponse {
+                    status: if found { 200 } else { 404 },
+                    content_type: Some("application/json".into()),
+                    retry_after: None,
+                    body: json!({"id": id, "name": id, "detail": "no such group"})
+                        .to_string()
+                        .into_bytes(),
+                });
+            };
             let number = |key: &str| -> u64 {
                 let pair = query.split('&').find(|p| p.starts_with(key)).unwrap();
                 pair[key.len() + 1..].parse().unwrap()
             };
             let (offset, limit) = (number("offset"), number("limit"));
-            let groups = self.groups.borrow();
             let in_group = listing.strip_prefix("groups/").and_then(|l| l.strip_suffix("/members"));
             let members_of = match in_group {
                 Some(id) => match groups.iter().find(|(g, _)| g == id) {
-                    Some((_, members)) => members.clone(),
-                    None => {
+                    Some((_, members)) if !self.group_members_unserved.get() => members.clone(),
+                    _ => {
                         return Ok(HttpResponse {
                             status: 404,
                             content_type: Some("application/json".into()),
@@ -1182,6 +1197,12 @@ mod tests {
         assert!(groups_of(&page.items, "user-120").is_empty());
         let (accounts, _) = list_fresh(&console, 4, true, 100);
         assert_eq!(groups_of(&accounts, "user-120"), ["group:g-new"]);
+        // A group that is there but whose members the console does not list is an error, not
+        // a group of no one.
+        console.group_members_unserved.set(true);
+        let unserved = with_groups().list_accounts(&PageRequest { cursor: None, size: Some(100) });
+        assert!(matches!(unserved, Err(ConnectorError::NotFound(_))), "{unserved:?}");
+        console.group_members_unserved.set(false);
 
         // What a cursor carries is checked like the rest of it: a cursor whose groups were
         // edited is refused, and so is one carrying groups no listing would (forged, since the

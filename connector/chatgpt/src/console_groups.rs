@@ -119,7 +119,14 @@ impl<T: Transport> ChatGptConnector<T> {
         );
         match walked {
             Ok(_) => Ok(members),
-            Err(ConnectorError::NotFound(_)) => Ok(BTreeSet::new()),
+            // Only a group that is itself gone has no members; a listing of members the console
+            // does not serve for a group it has stays an error.
+            Err(error @ ConnectorError::NotFound(_)) => {
+                match console.get_json::<ConsoleGroupInfo>(&format!("{GROUPS}/{group}")) {
+                    Err(ConnectorError::NotFound(_)) => Ok(BTreeSet::new()),
+                    _ => Err(error),
+                }
+            }
             Err(error) => Err(error),
         }
     }
