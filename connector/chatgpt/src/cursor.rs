@@ -42,15 +42,11 @@ impl Listing for Phase {
 /// next; with more, each call reads the groups again. Bounds the cursor's length.
 pub(crate) const CARRIED_GROUPS: usize = 32;
 
-/// Whether a group id may ride in a cursor and, read back, go into a console path: an id the
-/// console would not need escaped (what its ids are), so that a forged cursor cannot steer a
+/// Whether a group id may ride in a cursor and, read back, go into a console path: one that may
+/// stand as a path segment (what the console's ids are), so that a forged cursor cannot steer a
 /// request elsewhere.
 fn carriable(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 256
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
-        && id != "."
-        && id != ".."
+    connector_sdk::refs::path_id(id, "console group id").is_ok()
 }
 
 /// What a listing's cursor carries of the console groups holding anyone (`held`): their ids,
