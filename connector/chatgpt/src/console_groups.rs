@@ -13,7 +13,7 @@ use crate::connector::{Beside, ChatGptConnector, Position, take_page, walk};
 use crate::groups::Positioned;
 use crate::settings::MAX_PAGE_SIZE;
 use connector_sdk::ConnectorError;
-use connector_sdk::client::WriteError;
+use connector_sdk::client::{WriteError, encode_query};
 use connector_sdk::error::describe;
 use connector_sdk::transport::{Method, Transport};
 use connector_sdk::types::{Account, AccountRef, ChangeOutcome, ChangeResult, PlannedRequest};
@@ -23,6 +23,13 @@ use connector_sdk::{ChangeAction, ChangeRequest};
 pub(crate) const GROUPS: &str = "groups";
 /// The most people one bulk membership request carries.
 pub const GROUP_BULK: usize = 100;
+
+/// The console path of group `id` (below the account), the id percent-encoded: an id from a
+/// `group:<id>` entitlement is anything without spaces, and must not add path segments or a
+/// query to the request.
+fn group_path(id: &str) -> String {
+    format!("{GROUPS}/{}", encode_query(id))
+}
 
 /// A console group listing the console does not serve (404) is a setting to change.
 pub(crate) fn console_groups_unserved(error: ConnectorError) -> ConnectorError {
@@ -103,7 +110,7 @@ impl<T: Transport> ChatGptConnector<T> {
         group: &str,
     ) -> Result<BTreeSet<String>, ConnectorError> {
         let mut members = BTreeSet::new();
-        let listing = format!("{GROUPS}/{group}/members");
+        let listing = format!("{}/members", group_path(group));
         let concurrency = self.settings.read_concurrency;
         let walked = walk(
             console,
@@ -122,7 +129,7 @@ impl<T: Transport> ChatGptConnector<T> {
             // Only a group that is itself gone has no members; a listing of members the console
             // does not serve for a group it has stays an error.
             Err(error @ ConnectorError::NotFound(_)) => {
-                match console.get_json::<ConsoleGroupInfo>(&format!("{GROUPS}/{group}")) {
+                match console.get_json::<ConsoleGroupInfo>(&group_path(group)) {
                     Err(ConnectorError::NotFound(_)) => Ok(BTreeSet::new()),
                     _ => Err(error),
                 }
@@ -208,7 +215,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 continue;
             };
             if !groups.contains_key(id) && !not_console.contains(id) {
-                match console.get_json::<ConsoleGroupInfo>(&format!("{GROUPS}/{id}")) {
+                match console.get_json::<ConsoleGroupInfo>(&group_path(id)) {
                     Ok(group) => {
                         groups.insert(id.to_string(), group);
                     }
@@ -333,7 +340,7 @@ impl<T: Transport> ChatGptConnector<T> {
                 for chunk in people.chunks(GROUP_BULK) {
                     let request = PlannedRequest {
                         method: if add { "POST" } else { "DELETE" }.to_string(),
-                        path: format!("/accounts/{account}/{GROUPS}/{group}/members"),
+                        path: format!("/accounts/{account}/{}/members", group_path(group)),
                         body: Some(json!({"user_ids": chunk}).to_string()),
                     };
                     requests.push((group.clone(), add, chunk.to_vec(), request));

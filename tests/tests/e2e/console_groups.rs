@@ -240,6 +240,30 @@ async fn membership_goes_through_the_grant_revoke_cycle_with_state_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_id_that_would_reshape_the_request_names_no_group_and_writes_nothing() {
+    let server = mock(5).await;
+    let ws = state(&server);
+    let member = ws.members[0].id.clone();
+    let group = server.service().add_console_group(WS, "Real", &[]).unwrap();
+    let host = host();
+    add(&host, &server.chatgpt_tenant("t", WS, OWNER_TOKEN));
+    // Read as paths, these would name the real group (its query or a sibling path dropped).
+    for id in [format!("{group}?x=1"), format!("{group}/members/../"), format!("{group}#x")] {
+        server.service().clear_requests();
+        let result = one(&host, true, &member, &id).await;
+        assert!(
+            matches!(result, Err(CallError::Connector(ConnectorError::NotFound(_)))),
+            "{id}: {result:?}"
+        );
+        assert_eq!(writes(&server), 0, "{id}");
+        let asked: Vec<String> =
+            server.service().requests().iter().map(|r| r.path.clone()).collect();
+        assert!(asked.iter().all(|p| !p.ends_with(&format!("/groups/{group}"))), "{id}: {asked:?}");
+    }
+    assert!(members_of(&server, &group).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_adding_three_hundred_people_sends_one_bulk_request_per_hundred() {
     let server = mock(320).await;
     let group = server.service().add_console_group(WS, "Everyone", &[]).unwrap();
