@@ -1110,20 +1110,9 @@ mod tests {
 
     #[test]
     fn the_console_groups_read_rides_along_with_the_members_pages() {
-        // As in the component, each call has a connector of its own (what it read is its own).
         let sync_fresh = |console: &FakeConsole, concurrency: u32, groups: bool| {
-            let (mut ids, mut cursor) = (Vec::new(), None);
-            loop {
-                let mut connector = connector(console, concurrency);
-                connector.settings.console_groups = groups;
-                let page = connector.list_accounts(&PageRequest { cursor, size: Some(1000) });
-                let page = page.unwrap();
-                ids.extend(page.items.into_iter().map(|a| a.id));
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => return ids,
-                }
-            }
+            let (accounts, _) = list_fresh(console, concurrency, groups, 1000);
+            accounts.into_iter().map(|a| a.id).collect::<Vec<_>>()
         };
         let plain = FakeConsole::new(2500, 0);
         let ids = sync_fresh(&plain, 4, false);

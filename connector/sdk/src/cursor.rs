@@ -103,12 +103,12 @@ impl<L: Listing> Cursor<L> {
         // it was carried end at the offset), a key (base64url after a `k`), what the connector
         // carries (base64url after a `c`; cursors made before it have none).
         let (mut total, mut after, mut carried) = (None, None, None);
+        let text = |encoded: &str, what: &str| {
+            let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid(what))?;
+            String::from_utf8(bytes).map_err(|_| invalid(what))
+        };
         let mut next_part = 0;
         for part in parts {
-            let text = |encoded: &str, what: &str| {
-                let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid(what))?;
-                String::from_utf8(bytes).map_err(|_| invalid(what))
-            };
             if let Some(key) = part.strip_prefix('k').filter(|_| next_part <= 1) {
                 let key = text(key, "bad key")?;
                 if key.is_empty() {

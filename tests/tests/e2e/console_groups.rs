@@ -16,7 +16,7 @@ use accessgov_mock::console_groups::{MAX_CONSOLE_GROUPS, MAX_GROUP_BULK};
 use accessgov_mock::{GenerateSpec, MockServer, Workspace};
 use serde_json::json;
 
-use crate::common::{OWNER_TOKEN, add, bearer, host, mock_of, raw};
+use crate::common::{OWNER_TOKEN, add, bearer, host, list_all, mock_of, raw};
 
 const WS: &str = "ws-cgroups";
 const APPLY: ChangeOptions = ChangeOptions { dry_run: false };
@@ -101,20 +101,6 @@ async fn two_hundred_and_fifty_groups_are_listed_once_each_and_members_report_th
     assert_eq!(held, expected.iter().collect::<Vec<_>>());
 }
 
-/// Every account of the tenant's listing at pages of `size`.
-async fn list_accounts(host: &Host, size: u32) -> Vec<accessgov_host::types::Account> {
-    let (mut accounts, mut cursor) = (Vec::new(), None);
-    loop {
-        let request = PageRequest { cursor, size: Some(size) };
-        let page = host.list_accounts("t", request).await.unwrap().result.unwrap();
-        accounts.extend(page.accounts);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return accounts,
-        }
-    }
-}
-
 /// The console groups `account` reports, by id.
 fn groups_of(accounts: &[accessgov_host::types::Account], account: &str) -> Vec<String> {
     let account = accounts.iter().find(|a| a.id == account).unwrap();
@@ -149,8 +135,8 @@ async fn a_listing_reads_the_groups_once_and_every_page_reports_its_members_grou
     };
 
     service.clear_requests();
-    let accounts = list_accounts(&host, 100).await;
-    assert_eq!(accounts.len(), 253);
+    let (accounts, pages) = list_all(&host, "t", Some(100)).await.unwrap();
+    assert_eq!((accounts.len(), pages), (253, 3));
     assert_eq!(groups_of(&accounts, &member(3)), [spread.as_str()]);
     assert_eq!(groups_of(&accounts, &member(140)), [spread.as_str(), late.as_str()]);
     assert_eq!(groups_of(&accounts, &member(230)), [spread.as_str()]);
