@@ -14,7 +14,8 @@
 //! - [`jobs`]: long batches as job resources with progress and cancellation.
 //! - [`routes`]: the endpoints and the OpenAPI document.
 //! - [`listen`]: serving over HTTP/1.1 and HTTP/2, with TLS when given a certificate, and
-//!   draining on shutdown within a bound.
+//!   draining on shutdown within a bound; connections close lingering (`linger`), so an
+//!   answer given before a request's body was read still reaches the client.
 
 pub mod audit;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod jobs;
+mod linger;
 pub mod listen;
 pub mod metrics;
 pub mod model;

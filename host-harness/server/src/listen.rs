@@ -21,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::auth::Keys;
 use crate::config::ServerConfig;
 use crate::dispatch::Backend;
+use crate::linger::Lingering;
 use crate::routes::{AppState, router};
 
 /// Why the server could not start or serve.
@@ -152,7 +153,10 @@ impl Server {
             match &self.tls {
                 None => {
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(Lingering::new(stream)),
+                            service,
+                        )
                         .into_owned();
                     let watched = graceful.watch(connection);
                     tokio::spawn(async move {
@@ -168,7 +172,7 @@ impl Server {
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        match acceptor.accept(stream).await {
+                        match acceptor.accept(Lingering::new(stream)).await {
                             Ok(tls) => {
                                 let connection = builder
                                     .serve_connection_with_upgrades(TokioIo::new(tls), service)

@@ -1289,6 +1289,73 @@ async fn a_client_that_disconnects_leaves_its_write_finished_and_on_the_record()
     assert_eq!(now.members.iter().find(|m| m.id == member.id).unwrap().role, "account-admin");
 }
 
+/// Sends `head` and then `body` over a fresh connection as a simple client does (curl, a
+/// script): everything written before anything is read; write errors ignored, as the answer
+/// may come before the body has gone. Returns all the server sent back.
+async fn send_all_then_read(addr: SocketAddr, head: String, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let written = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await
+    }
+    .await;
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer).await;
+    assert!(
+        !answer.is_empty(),
+        "no answer (written: {written:?}, read: {read:?}): the connection was reset"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_gets_its_413_even_when_the_client_sends_it_all_first() {
+    // Limits far below the bodies, so most of each body is still on its way when the server
+    // answers: closing then with unread data would reset the connection, and the client's
+    // kernel would drop the answer before the client read it.
+    let api = start("too-large", "[limits]\nmax-body-bytes = 1024\nmax-upload-bytes = 65536").await;
+    let upload = vec![0u8; 8 << 20];
+    let json = format!("{{\"pad\": \"{}\"}}", "x".repeat(4 << 20));
+    for round in 0..5 {
+        let head = format!(
+            "PUT /v1/connectors/huge HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer ops-key\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\n\r\n",
+            api.addr,
+            upload.len()
+        );
+        let answer = send_all_then_read(api.addr, head, &upload).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "round {round}: {answer}");
+        assert!(answer.contains("payload-too-large"), "round {round}: {answer}");
+        // The same without a length: the limit trips part way through the chunks.
+        let head = format!(
+            "POST /v1/tenants/acme-ws/batch HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer ops-key\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            api.addr
+        );
+        let mut chunked = Vec::new();
+        for piece in json.as_bytes().chunks(16 << 10) {
+            chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            chunked.extend_from_slice(piece);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let answer = send_all_then_read(api.addr, head, &chunked).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "round {round}, chunked: {answer}");
+        // And a client that reads the answer as soon as it comes (hyper's): its write must
+        // not fail first.
+        let answer = call(
+            api.addr,
+            "PUT",
+            "/v1/connectors/huge",
+            Some("ops-key"),
+            Some(("application/wasm", upload.clone())),
+        )
+        .await;
+        assert_eq!(answer.status, 413, "round {round}: {}", answer.text());
+    }
+    // The server still serves.
+    assert_eq!(api.send("GET", "/healthz", "/healthz", None, None).await.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_well_formed() {
     let api = start("document", "").await;
