@@ -62,11 +62,19 @@ async fn drain(mut stream: TcpStream) {
     // hyper has usually shut the write side already; a second shutdown changes nothing.
     let _ = stream.shutdown().await;
     let give_up = Instant::now() + LINGER_AT_MOST;
-    let mut sink = vec![0u8; DRAIN_CHUNK];
+    // Most clients have closed already: the first read sees the end, and a connection that
+    // needs no draining allocates nothing. A larger buffer only once data does come.
+    let mut first = [0u8; 64];
+    let mut sink = Vec::new();
     loop {
         let wait = give_up.min(Instant::now() + LINGER_QUIET);
-        match tokio::time::timeout_at(wait, stream.read(&mut sink)).await {
-            Ok(Ok(read)) if read > 0 => {}
+        let buffer = if sink.is_empty() { &mut first[..] } else { &mut sink[..] };
+        match tokio::time::timeout_at(wait, stream.read(buffer)).await {
+            Ok(Ok(read)) if read > 0 => {
+                if sink.is_empty() {
+                    sink = vec![0u8; DRAIN_CHUNK];
+                }
+            }
             _ => break,
         }
     }
@@ -157,6 +165,17 @@ mod tests {
             assert!(written.is_ok(), "{written:?}");
             assert_eq!(answer, b"refused");
         }
+    }
+
+    #[tokio::test]
+    async fn draining_ends_at_once_when_the_client_has_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        drop(client);
+        let started = std::time::Instant::now();
+        drain(stream).await;
+        assert!(started.elapsed() < LINGER_QUIET, "{:?}", started.elapsed());
     }
 
     #[tokio::test]
