@@ -63,7 +63,7 @@ async fn drain(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let give_up = Instant::now() + LINGER_AT_MOST;
     // Most clients have closed already: the first read sees the end, and a connection that
-    // needs no draining allocates nothing. A larger buffer only once data does come.
+    // needs no draining allocates no buffer. A larger one only once data does come.
     let mut first = [0u8; 64];
     let mut sink = Vec::new();
     loop {
