@@ -133,16 +133,19 @@ fn start(request: &HttpRequest) -> Result<FutureIncomingResponse, TransportError
         TransportError::failed(format!("the request's headers were refused: {e:?}"))
     })?;
     let outgoing = OutgoingRequest::new(headers);
-    let method = match request.method {
-        Method::Get => WasiMethod::Get,
-        Method::Post => WasiMethod::Post,
-        Method::Put => WasiMethod::Put,
-        Method::Patch => WasiMethod::Patch,
-        Method::Delete => WasiMethod::Delete,
-    };
     let refused =
         |part: &str| TransportError::failed(format!("the host refused the request's {part}"));
-    outgoing.set_method(&method).map_err(|()| refused("method"))?;
+    // A new request's method is GET (`wasi:http`), so a GET saves the host call that sets it.
+    let method = match request.method {
+        Method::Get => None,
+        Method::Post => Some(WasiMethod::Post),
+        Method::Put => Some(WasiMethod::Put),
+        Method::Patch => Some(WasiMethod::Patch),
+        Method::Delete => Some(WasiMethod::Delete),
+    };
+    if let Some(method) = method {
+        outgoing.set_method(&method).map_err(|()| refused("method"))?;
+    }
     outgoing.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
     outgoing.set_authority(Some(authority)).map_err(|()| refused("authority"))?;
     outgoing.set_path_with_query(Some(path)).map_err(|()| refused("path"))?;
