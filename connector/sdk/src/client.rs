@@ -377,11 +377,12 @@ impl<'a, T: Transport, R: ApiRules> JsonClient<'a, T, R> {
         if let Some(refusal) = self.rules.refusal(endpoint, &response) {
             return Err(Failure::Final(refusal));
         }
-        let html = looks_like_html(&response);
         parse_json(&self.rules, endpoint, &response).map_err(|error| {
             match (response.status, &error) {
                 // A challenge page or throttling stops the request before the application sees it.
-                (429, _) | (409, _) | (403, _) if html || response.status != 403 => {
+                (429, _) | (409, _) | (403, _)
+                    if response.status != 403 || looks_like_html(&response) =>
+                {
                     let asked = match &error {
                         ConnectorError::RateLimited(RateLimit { retry_after_ms, .. }) => {
                             retry_after_ms.map(Duration::from_millis)
@@ -535,10 +536,13 @@ pub fn retry_after_ms(value: &str, now: SystemTime) -> Option<u64> {
 
 /// Whether an answer is an HTML page (a challenge or an outage page) rather than the API's.
 pub fn looks_like_html(response: &HttpResponse) -> bool {
+    // Every answer is checked, so the media type is matched in place: lowering it into a new
+    // string and searching that cost an allocation and a substring searcher's set-up each time.
+    const HTML: &[u8] = b"text/html";
     let typed_html = response
         .content_type
         .as_deref()
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
+        .is_some_and(|ct| ct.as_bytes().windows(HTML.len()).any(|w| w.eq_ignore_ascii_case(HTML)));
     let starts_html = response
         .body
         .iter()
@@ -630,6 +634,28 @@ mod tests {
         latin1.body = b"{\"name\":\"Ren\xe9\"}".to_vec();
         let r: Result<Value, _> = parse_json(&JsonApi, "GET users", &latin1);
         assert!(matches!(&r, Err(ConnectorError::Internal(m)) if m.contains("not UTF-8")), "{r:?}");
+    }
+
+    #[test]
+    fn an_answer_is_html_by_its_media_type_in_any_case_or_by_its_first_character() {
+        let json = "{\"a\":1}";
+        for (ct, body, html) in [
+            ("text/html", json, true),
+            ("Text/HTML; charset=utf-8", json, true),
+            ("application/xhtml+xml, TEXT/html", json, true),
+            ("text/htm", json, false),
+            ("application/json", json, false),
+            ("", json, false),
+            ("application/json", " \r\n\t<html>", true),
+            ("application/json", "  ", false),
+        ] {
+            assert_eq!(looks_like_html(&response(200, ct, body)), html, "{ct:?} {body:?}");
+        }
+        let mut untyped = response(200, "", "<p>");
+        untyped.content_type = None;
+        assert!(looks_like_html(&untyped));
+        untyped.body = json.into();
+        assert!(!looks_like_html(&untyped));
     }
 
     #[test]
