@@ -33,6 +33,16 @@ impl Row {
         }
     }
 
+    /// A row of two times and their ratio, with no goal.
+    pub fn times(benchmark: &str, measured: Duration, baseline: Duration) -> Row {
+        Row::plain(
+            benchmark,
+            duration(measured),
+            duration(baseline),
+            ratio(measured.as_secs_f64(), baseline.as_secs_f64()),
+        )
+    }
+
     /// Adds the goal and whether it holds.
     pub fn goal(mut self, goal: &str, holds: bool) -> Row {
         self.goal = goal.to_string();

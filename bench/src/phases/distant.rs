@@ -13,7 +13,7 @@ use anyhow::ensure;
 
 use super::sandbox::{LARGEST_SYNC_PAGE, count, list, transport};
 use crate::mock_process::MockProcess;
-use crate::report::{Row, duration, ratio};
+use crate::report::Row;
 use crate::scale::Scale;
 use crate::wasm;
 use chatgpt_connector::settings::DEFAULT_READ_CONCURRENCY;
@@ -74,21 +74,19 @@ pub async fn distant_syncs(
         LATENCY.as_millis()
     );
     let rows = vec![
-        Row::plain(
+        Row::times(
             &format!(
                 "3 {what}: wasm in host, read-concurrency {DEFAULT_READ_CONCURRENCY} (baseline: 1)"
             ),
-            duration(concurrent_time),
-            duration(sequential_time),
-            ratio(concurrent_time.as_secs_f64(), sequential_time.as_secs_f64()),
+            concurrent_time,
+            sequential_time,
         ),
-        Row::plain(
+        Row::times(
             &format!(
                 "3 {what}, read-concurrency {DEFAULT_READ_CONCURRENCY}: wasm in host (baseline: native)"
             ),
-            duration(concurrent_time),
-            duration(native_time),
-            ratio(concurrent_time.as_secs_f64(), native_time.as_secs_f64()),
+            concurrent_time,
+            native_time,
         ),
     ];
     let mut notes = vec![format!(
@@ -147,25 +145,14 @@ async fn far_sync(scale: &Scale, host: &Arc<Host>) -> anyhow::Result<(Vec<Row>, 
     );
     let floor_label = format!("the floor of {rounds} round trips");
     let rows = vec![
-        Row::plain(
-            &format!("3 {what}: wasm in host (baseline: {floor_label})"),
-            duration(wall),
-            duration(floor),
-            ratio(wall.as_secs_f64(), floor.as_secs_f64()),
-        )
-        .goal("wall/floor <= 1.1", over <= 1.1),
-        Row::plain(
+        Row::times(&format!("3 {what}: wasm in host (baseline: {floor_label})"), wall, floor)
+            .goal("wall/floor <= 1.1", over <= 1.1),
+        Row::times(
             &format!("3 {what}: native connector (baseline: {floor_label})"),
-            duration(native_wall),
-            duration(floor),
-            ratio(native_wall.as_secs_f64(), floor.as_secs_f64()),
+            native_wall,
+            floor,
         ),
-        Row::plain(
-            &format!("3 {what}: wasm in host (baseline: native)"),
-            duration(wall),
-            duration(native_wall),
-            ratio(wall.as_secs_f64(), native_wall.as_secs_f64()),
-        ),
+        Row::times(&format!("3 {what}: wasm in host (baseline: native)"), wall, native_wall),
     ];
     let note = format!(
         "{what} (median of {FAR_RUNS} runs a side, alternating): wasm {}, native {}",

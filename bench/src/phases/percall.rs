@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use accessgov_host::{Host, HostConfig};
 use anyhow::Context;
 
-use crate::report::{Row, duration, ratio};
+use crate::report::Row;
 use crate::scale::Scale;
 use connector_bench::stats::{Summary, summarize};
 use connector_bench::tenants::chatgpt_tenant;
@@ -54,18 +54,16 @@ pub async fn run(
     let on_demand = info_calls(scale.info_calls, false, concurrency, cache_dir, mock).await?;
     let n = pooled.count;
     Ok(vec![
-        Row::plain(
+        Row::times(
             &format!("2 instantiate + info, pooling, median of {n} (baseline: on-demand)"),
-            duration(pooled.median),
-            duration(on_demand.median),
-            ratio(pooled.median.as_secs_f64(), on_demand.median.as_secs_f64()),
+            pooled.median,
+            on_demand.median,
         )
         .goal("median <= 10 µs", pooled.median <= Duration::from_micros(10)),
-        Row::plain(
+        Row::times(
             "2 instantiate + info, pooling, p99 (baseline: on-demand p99)",
-            duration(pooled.p99),
-            duration(on_demand.p99),
-            ratio(pooled.p99.as_secs_f64(), on_demand.p99.as_secs_f64()),
+            pooled.p99,
+            on_demand.p99,
         ),
     ])
 }

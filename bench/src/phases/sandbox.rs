@@ -73,29 +73,22 @@ fn rows(
     goal: Option<f64>,
 ) -> Vec<Row> {
     let overhead = wasm.as_secs_f64() / native.as_secs_f64();
-    let mut main = Row::plain(
+    let mut main = Row::times(
         &format!("3 {what}: wasm in host (baseline: native), {requests} requests"),
-        duration(wasm),
-        duration(native),
-        ratio(wasm.as_secs_f64(), native.as_secs_f64()),
+        wasm,
+        native,
     );
     if let Some(limit) = goal {
         main = main.goal(&format!("wasm/native <= {limit:.2}"), overhead <= limit);
     }
     vec![
         main,
-        Row::plain(
+        Row::times(
             &format!("4 {what}: native connector (baseline: plain HTTP client)"),
-            duration(native),
-            duration(floor),
-            ratio(native.as_secs_f64(), floor.as_secs_f64()),
+            native,
+            floor,
         ),
-        Row::plain(
-            &format!("4 {what}: wasm in host (baseline: plain HTTP client)"),
-            duration(wasm),
-            duration(floor),
-            ratio(wasm.as_secs_f64(), floor.as_secs_f64()),
-        ),
+        Row::times(&format!("4 {what}: wasm in host (baseline: plain HTTP client)"), wasm, floor),
     ]
 }
 
@@ -204,11 +197,10 @@ pub async fn syncs(
         // The wall times share the mock's time; the syncing thread's CPU is the sandbox's own,
         // and the goal is judged on it for the largest workspace at the largest page.
         let (wasm_cpu, native_cpu) = (median(&wasm_cpu), median(&native_cpu));
-        let mut cpu_row = Row::plain(
+        let mut cpu_row = Row::times(
             &format!("3 {what}: CPU time of the syncing thread, wasm in host (baseline: native)"),
-            duration(wasm_cpu),
-            duration(native_cpu),
-            ratio(wasm_cpu.as_secs_f64(), native_cpu.as_secs_f64()),
+            wasm_cpu,
+            native_cpu,
         );
         if i == 1 && page == LARGEST_SYNC_PAGE {
             cpu_row = sync_cpu_goal(cpu_row, wasm_cpu.as_secs_f64(), native_cpu.as_secs_f64());
@@ -280,18 +272,8 @@ impl AdminSyncs {
             self.requests, requests
         );
         vec![
-            Row::plain(
-                &format!("3 {label}, wall"),
-                duration(admin_wall),
-                duration(wall),
-                ratio(admin_wall.as_secs_f64(), wall.as_secs_f64()),
-            ),
-            Row::plain(
-                &format!("3 {label}, CPU time of the syncing thread"),
-                duration(admin_cpu),
-                duration(cpu),
-                ratio(admin_cpu.as_secs_f64(), cpu.as_secs_f64()),
-            ),
+            Row::times(&format!("3 {label}, wall"), admin_wall, wall),
+            Row::times(&format!("3 {label}, CPU time of the syncing thread"), admin_cpu, cpu),
         ]
     }
 }
