@@ -9,7 +9,7 @@ use std::time::Duration;
 use accessgov_host::Host;
 use anyhow::ensure;
 
-use super::sandbox::{LARGEST_SYNC_PAGE, count, sync_cpu_goal, thread_cpu, transport};
+use super::sandbox::{LARGEST_SYNC_PAGE, Listing, count, sync_cpu_goal, thread_cpu, transport};
 use super::scale::{ScaleResult, run_worker};
 use crate::mock_process::WorkspaceSpec;
 use crate::plot::{Series, line_chart};
@@ -61,18 +61,25 @@ pub async fn sync_growth(
         let batch = syncs_per_batch(scale.growth_batch_members, spec.members);
         let (mut wasm_cpu, mut native_cpu) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let (mut native_ids, mut wasm_ids) = (Vec::new(), Vec::new());
+            // No sync runs beside an earlier one's ids (see `Listing`): each batch drops the
+            // last sync's before the next starts, and the batch's last are reduced to a
+            // `Listing` once its time is taken.
+            let mut ids = None;
             let before = thread_cpu()?;
             for _ in 0..batch {
-                native_ids = native::sync(&link, &settings, page)?.0;
+                drop(ids.take());
+                ids = Some(native::sync(&link, &settings, page)?.0);
             }
             native_cpu.push(thread_cpu()?.saturating_sub(before) / batch);
+            let native_listing = ids.take().map(Listing::of);
             let before = thread_cpu()?;
             for _ in 0..batch {
-                wasm_ids = wasm::sync(host, &tenant, page).await?.ids;
+                drop(ids.take());
+                ids = Some(wasm::sync(host, &tenant, page).await?.ids);
             }
             wasm_cpu.push(thread_cpu()?.saturating_sub(before) / batch);
-            ensure!(native_ids == wasm_ids, "wasm and native listed different accounts");
+            let wasm_listing = ids.take().map(Listing::of);
+            ensure!(native_listing == wasm_listing, "wasm and native listed different accounts");
         }
         let per_member = |cpu: &[Duration]| {
             summarize(cpu).median.as_secs_f64() * 1e9 / spec.members.max(1) as f64
