@@ -175,10 +175,10 @@ pub async fn syncs(
         }
         if page == LARGEST_SYNC_PAGE {
             guest_peaks.push((spec.members, guest_peak));
-            // Made only now, not before the pairs: generating the workspace here and holding its
-            // ids during them left this thread's heap fragmented, and the native side, which
-            // allocates every string it parses there (the guest allocates in its own memory),
-            // read a quarter to a third more CPU than in the growth run's batches.
+            // Made only now, not before the pairs: generating the workspace and holding its ids
+            // through them fragments this thread's heap, on which the native side allocates
+            // every string it parses (the guest allocates in its own memory), and slowed it
+            // (`docs/benchmarks.md`).
             admin.expected = spec
                 .generate()
                 .members
@@ -280,9 +280,8 @@ impl AdminSyncs {
 }
 
 /// What a sync listed, kept in place of its ids: a side measured while the other's ids are
-/// still held allocates on a heap they fragment (holding 100,000 of them through measurement 3's
-/// pairs once cost the native side a quarter of its CPU), so each side's ids are reduced to this
-/// as soon as its sync ends.
+/// still held allocates on a heap they fragment, so each side's ids are reduced to this as soon
+/// as its sync ends (`docs/benchmarks.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Listing {
     /// Accounts listed.
