@@ -91,6 +91,10 @@ enum Helper {
         /// On-demand allocation instead of the pooling allocator.
         #[arg(long)]
         on_demand: bool,
+        /// Load the compiled component from (and save it to) this cache, so that a profile
+        /// does not include compiling it (default: a cache of this run's own, removed after).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Only the syncs of measurement 3 on one side, for profiling: starts a mock with one
     /// workspace and syncs it `runs` times, printing each run's wall time and thread CPU time.
@@ -197,9 +201,11 @@ fn main() -> anyhow::Result<()> {
         Some(Helper::IdleWorker { mock, tenants, cache_dir }) => {
             print_json(&phases::scale::idle_worker(mock, tenants, cache_dir)?)
         }
-        Some(Helper::PerCall { calls, concurrency, on_demand }) => {
-            let cache =
-                std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()));
+        Some(Helper::PerCall { calls, concurrency, on_demand, cache_dir }) => {
+            let own_cache = cache_dir.is_none();
+            let cache = cache_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()))
+            });
             // `info` sends no request: the tenant's origin need not answer.
             let mock = SocketAddr::from(([127, 0, 0, 1], 9));
             let summary = runtime()?.block_on(phases::percall::info_calls(
@@ -209,7 +215,9 @@ fn main() -> anyhow::Result<()> {
                 &cache,
                 mock,
             ));
-            let _ = std::fs::remove_dir_all(&cache);
+            if own_cache {
+                let _ = std::fs::remove_dir_all(&cache);
+            }
             let summary = summary?;
             Ok(say(format_args!(
                 "instantiate + info, {}, {} calls: median {:.1} µs, p99 {:.1} µs",

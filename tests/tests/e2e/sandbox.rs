@@ -471,19 +471,33 @@ async fn no_state_survives_from_one_call_or_tenant_to_the_next() {
     let host = host();
     add(&host, &hostile("first", "none", "", &[], false));
     add(&host, &hostile("second", "none", "", &[], false));
+    // Each `info` first scans its whole linear memory for the marked copies of a secret that
+    // every `info` leaves in megabytes of its heap (grown pages included), then leaves its own.
     let fresh = |seen: String| {
         let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
-        (seen["calls"].clone(), seen["stash"].clone())
+        (seen["calls"].clone(), seen["stash"].clone(), seen["residue"].clone())
     };
+    let nothing = (1.into(), serde_json::Value::Null, serde_json::json!([]));
     for tenant in ["first", "first", "second", "first", "second"] {
         let seen = host.info(tenant).await.unwrap().result.unwrap().application;
-        assert_eq!(fresh(seen), (1.into(), serde_json::Value::Null), "{tenant}: a fresh instance");
+        assert_eq!(fresh(seen), nothing, "{tenant}: a fresh instance");
     }
-    // A call that trapped leaves nothing behind either.
+    // A call that trapped, after leaving its secret all over its memory, leaves nothing behind
+    // either.
     add(&host, &hostile("crasher", "panic", "", &[], false));
     assert!(host.test_connection("crasher").await.unwrap().result.is_err());
     let seen = host.info("crasher").await.unwrap().result.unwrap().application;
-    assert_eq!(fresh(seen), (1.into(), serde_json::Value::Null));
+    assert_eq!(fresh(seen), nothing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hostile_guests_memory_scan_finds_what_a_call_leaves() {
+    // The check behind `no_state_survives_from_one_call_or_tenant_to_the_next`: within one
+    // call, the scan finds the secret the call just left.
+    let host = host();
+    add(&host, &hostile("scanner", "residue", "", &[], false));
+    let err = host.test_connection("scanner").await.unwrap().result.unwrap_err();
+    assert!(err.to_string().contains(r#"residue found: ["secret-of-scanner"]"#), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

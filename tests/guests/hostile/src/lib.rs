@@ -2,9 +2,9 @@
 //! `attack` setting (or, with `count-reads`, reports how a body reached it); `list-accounts`
 //! returns the page the `page` setting names. `info` reports, as JSON in `application`,
 //! everything a guest can read (every `wasi:config` value, the environment, the arguments),
-//! how many calls this instance has seen and what an earlier call left behind: proof that
-//! credentials never reach a guest and that no state survives from one call (or tenant) to the
-//! next.
+//! how many calls this instance has seen and what an earlier call left behind, in its statics
+//! or anywhere in its linear memory: proof that credentials never reach a guest and that no
+//! state survives from one call (or tenant) to the next.
 
 #![cfg(target_arch = "wasm32")]
 #![allow(unsafe_code, missing_docs)]
@@ -29,6 +29,69 @@ export!(Hostile);
 static CALLS: AtomicU32 = AtomicU32::new(0);
 /// A secret an earlier call stashed, if one could survive into this call.
 static STASH: Mutex<Option<String>> = Mutex::new(None);
+
+/// The marker `info` writes before each copy of its tenant's secret, stored with every byte
+/// raised by one so that the plain marker is never in memory until a call writes it.
+const RESIDUE_MARKER_SHIFTED: &[u8] = b"sftjevf.nbslfs;";
+/// Bytes of marked secrets `info` leaves in its heap at most: more than the initial memory holds
+/// free, so the memory grows and the grown pages carry them too. A tenant whose memory cap
+/// leaves less room gets as much as fits.
+const RESIDUE_BYTES: usize = 4 << 20;
+
+/// The byte at `address` of this instance's linear memory, read through a raw pointer: the scan
+/// reads memory that the allocator may hand out while it runs, so it holds no reference to it.
+fn byte_at(address: usize) -> u8 {
+    // SAFETY: callers pass addresses inside the linear memory's current size, all of which is
+    // readable from inside the instance.
+    unsafe { std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u8>(address)) }
+}
+
+/// Whether memory at `address` holds the residue marker (ending before `end`), compared byte by
+/// byte against the shifted copy so the scan never builds the marker itself.
+fn marker_at(address: usize, end: usize) -> bool {
+    address + RESIDUE_MARKER_SHIFTED.len() <= end
+        && RESIDUE_MARKER_SHIFTED
+            .iter()
+            .enumerate()
+            .all(|(i, shifted)| byte_at(address + i).wrapping_add(1) == *shifted)
+}
+
+/// The secrets an earlier call's marked copies left anywhere in this instance's linear memory
+/// (its stack, statics and heap, grown pages included), each reported once.
+fn residue() -> Vec<String> {
+    let end = core::arch::wasm32::memory_size::<0>() * 65536;
+    let mut found: Vec<String> = Vec::new();
+    // Address 0 is null to Rust; nothing of a call's lies there.
+    let mut address = 8;
+    while address < end {
+        if !marker_at(address, end) {
+            address += 1;
+            continue;
+        }
+        address += RESIDUE_MARKER_SHIFTED.len();
+        let secret: Vec<u8> =
+            (address..end).map(byte_at).take_while(|b| *b != b';').take(64).collect();
+        let secret = String::from_utf8_lossy(&secret).into_owned();
+        if !found.contains(&secret) {
+            found.push(secret);
+        }
+    }
+    found
+}
+
+/// Leaves `secret`, marked, all over the largest heap block (up to [`RESIDUE_BYTES`]) the
+/// memory cap allows, never freed.
+fn leave_residue(secret: &str) {
+    let marker: Vec<u8> = RESIDUE_MARKER_SHIFTED.iter().map(|b| b - 1).collect();
+    let record = [marker.as_slice(), secret.as_bytes(), b";"].concat();
+    let mut size = RESIDUE_BYTES;
+    let mut block: Vec<u8> = Vec::new();
+    while block.try_reserve_exact(size).is_err() && size > record.len() {
+        size /= 2;
+    }
+    block.extend(record.iter().copied().cycle().take(block.capacity()));
+    std::mem::forget(black_box(block));
+}
 
 fn setting(key: &str) -> String {
     wasi::config::store::get(key).ok().flatten().unwrap_or_default()
@@ -119,6 +182,8 @@ fn count_reads(url: &str) -> Result<(), wit::ConnectorError> {
 
 impl Guest for Hostile {
     fn info() -> wit::ConnectorInfo {
+        // First, before this call has read any secret of its own.
+        let residue = residue();
         let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
         let mut stash = STASH.lock().unwrap_or_else(|p| p.into_inner());
         let before = stash.clone();
@@ -129,7 +194,9 @@ impl Guest for Hostile {
             "config": wasi::config::store::get_all().unwrap_or_default(),
             "env": std::env::vars().collect::<Vec<_>>(),
             "args": std::env::args().collect::<Vec<_>>(),
+            "residue": residue,
         });
+        leave_residue(&setting("secret"));
         wit::ConnectorInfo {
             name: "hostile".to_string(),
             version: "0.0.0".to_string(),
@@ -255,7 +322,15 @@ fn attack() -> Result<(), wit::ConnectorError> {
             }
         }
         "recursion" => fail(format!("{}", recurse(0))),
-        "panic" => panic!("hostile guest panicked on purpose"),
+        "panic" => {
+            leave_residue(&setting("secret"));
+            panic!("hostile guest panicked on purpose")
+        }
+        // The scan's own check: what this call leaves, it finds.
+        "residue" => {
+            leave_residue(&setting("secret"));
+            fail(format!("residue found: {:?}", residue()))
+        }
         "egress" | "private" | "big-body" | "slow-body" => get(&target, None),
         "authorization" => get(&target, Some("Bearer stolen-or-forged")),
         "count-reads" => count_reads(&target),
