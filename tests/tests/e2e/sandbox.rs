@@ -468,7 +468,18 @@ async fn a_response_dripping_one_byte_a_second_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_state_survives_from_one_call_or_tenant_to_the_next() {
-    let host = host();
+    // A pool for one call at a time: its memory slots (two) serve every call below in turn, each
+    // reset in place for the next.
+    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let host = Arc::new(
+        Host::new(HostConfig {
+            cache_dir: Some(cache_dir),
+            max_concurrent_calls: 1,
+            named_connectors: bundled_connectors::named(),
+            ..HostConfig::default()
+        })
+        .unwrap(),
+    );
     add(&host, &hostile("first", "none", "", &[], false));
     add(&host, &hostile("second", "none", "", &[], false));
     // Each `info` first scans its whole linear memory for the marked copies of a secret that
