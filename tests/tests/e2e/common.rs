@@ -16,17 +16,19 @@ use accessgov_mock::{GenerateSpec, MockServer, MockService, seed};
 /// The owner token of seeded workspaces.
 pub const OWNER_TOKEN: &str = "owner-token-7f3a9c";
 
-/// A host whose compile cache lives in the test target directory, shared by all test binaries.
+/// The configuration of [`host`]: the compile cache in the test target directory, shared by all
+/// test binaries, and the bundled connectors. Tests needing another pool or bound start from it.
+pub fn host_config() -> HostConfig {
+    HostConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        named_connectors: bundled_connectors::named(),
+        ..HostConfig::default()
+    }
+}
+
+/// A host of [`host_config`].
 pub fn host() -> Arc<Host> {
-    let cache_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    Arc::new(
-        Host::new(HostConfig {
-            cache_dir: Some(cache_dir),
-            named_connectors: bundled_connectors::named(),
-            ..HostConfig::default()
-        })
-        .unwrap(),
-    )
+    Arc::new(Host::new(host_config()).unwrap())
 }
 
 /// A mock serving one generated workspace, with an Owner token.

@@ -20,7 +20,9 @@ use axum::routing::get;
 use bytes::Bytes;
 use http_body::Frame;
 
-use crate::common::{OWNER_TOKEN, add, counting_relay, host, list_all, mock, tenant_through};
+use crate::common::{
+    OWNER_TOKEN, add, counting_relay, host, host_config, list_all, mock, tenant_through,
+};
 
 /// A tenant running the hostile component with `attack`, allowed to reach `origins`.
 fn hostile(
@@ -470,16 +472,8 @@ async fn a_response_dripping_one_byte_a_second_is_cut_off() {
 async fn no_state_survives_from_one_call_or_tenant_to_the_next() {
     // A pool for one call at a time: its memory slots (two) serve every call below in turn, each
     // reset in place for the next.
-    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    let host = Arc::new(
-        Host::new(HostConfig {
-            cache_dir: Some(cache_dir),
-            max_concurrent_calls: 1,
-            named_connectors: bundled_connectors::named(),
-            ..HostConfig::default()
-        })
-        .unwrap(),
-    );
+    let host =
+        Arc::new(Host::new(HostConfig { max_concurrent_calls: 1, ..host_config() }).unwrap());
     add(&host, &hostile("first", "none", "", &[], false));
     add(&host, &hostile("second", "none", "", &[], false));
     // Each `info` first scans its whole linear memory for the marked copies of a secret that
@@ -641,14 +635,8 @@ async fn connections_are_reused_across_a_tenants_calls_but_never_shared_between_
 async fn idle_connections_are_bounded_across_tenants_closing_the_one_idle_longest() {
     let server = mock("ws-idle", 20, 0).await;
     let (relay, accepted) = counting_relay(server.addr()).await;
-    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    let config = HostConfig {
-        cache_dir: Some(cache_dir),
-        max_idle_connections: 1,
-        named_connectors: bundled_connectors::named(),
-        ..HostConfig::default()
-    };
-    let host = Arc::new(Host::new(config).unwrap());
+    let host =
+        Arc::new(Host::new(HostConfig { max_idle_connections: 1, ..host_config() }).unwrap());
     for id in ["idle-a", "idle-b"] {
         add(&host, &one_request_at_a_time(tenant_through(&server, id, "ws-idle", relay)));
     }

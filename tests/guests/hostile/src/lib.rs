@@ -187,7 +187,8 @@ impl Guest for Hostile {
         let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
         let mut stash = STASH.lock().unwrap_or_else(|p| p.into_inner());
         let before = stash.clone();
-        *stash = Some(setting("secret"));
+        let secret = setting("secret");
+        *stash = Some(secret.clone());
         let seen = serde_json::json!({
             "calls": calls,
             "stash": before,
@@ -196,7 +197,7 @@ impl Guest for Hostile {
             "args": std::env::args().collect::<Vec<_>>(),
             "residue": residue,
         });
-        leave_residue(&setting("secret"));
+        leave_residue(&secret);
         wit::ConnectorInfo {
             name: "hostile".to_string(),
             version: "0.0.0".to_string(),
