@@ -95,6 +95,9 @@ enum Helper {
         /// does not include compiling it (default: a cache of this run's own, removed after).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// The bundled connector to call.
+        #[arg(long, default_value = "chatgpt", value_parser = ["chatgpt", "openai-platform"])]
+        connector: String,
     },
     /// Only the syncs of measurement 3 on one side, for profiling: starts a mock with one
     /// workspace and syncs it `runs` times, printing each run's wall time and thread CPU time.
@@ -201,26 +204,27 @@ fn main() -> anyhow::Result<()> {
         Some(Helper::IdleWorker { mock, tenants, cache_dir }) => {
             print_json(&phases::scale::idle_worker(mock, tenants, cache_dir)?)
         }
-        Some(Helper::PerCall { calls, concurrency, on_demand, cache_dir }) => {
+        Some(Helper::PerCall { calls, concurrency, on_demand, cache_dir, connector }) => {
             let own_cache = cache_dir.is_none();
             let cache = cache_dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()))
             });
             // `info` sends no request: the tenant's origin need not answer.
-            let mock = SocketAddr::from(([127, 0, 0, 1], 9));
+            let tenant =
+                phases::percall::info_tenant(&connector, SocketAddr::from(([127, 0, 0, 1], 9)))?;
             let summary = runtime()?.block_on(phases::percall::info_calls(
                 calls.get(),
                 !on_demand,
                 concurrency.get(),
                 &cache,
-                mock,
+                &tenant,
             ));
             if own_cache {
                 let _ = std::fs::remove_dir_all(&cache);
             }
             let summary = summary?;
             Ok(say(format_args!(
-                "instantiate + info, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
+                "instantiate + info of {connector}, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
                 if on_demand { "on-demand" } else { "pooling" },
                 summary.count,
                 summary.median.as_secs_f64() * 1e6,

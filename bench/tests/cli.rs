@@ -94,6 +94,25 @@ fn the_sync_profile_names_the_guests_functions_for_perf_only_when_asked() {
 }
 
 #[test]
+fn per_call_times_either_bundled_connector_and_refuses_any_other_by_name() {
+    let per_call = |connector: &str| {
+        Command::new(env!("CARGO_BIN_EXE_connector-bench"))
+            .args(["per-call", "--calls", "2", "--concurrency", "1", "--connector", connector])
+            .output()
+            .unwrap()
+    };
+    let out = per_call("openai-platform");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("instantiate + info of openai-platform, pooling, 2 calls"), "{stdout}");
+    let out = per_call("slack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unknown connector was accepted");
+    assert!(stderr.contains("invalid value 'slack' for '--connector"), "{stderr}");
+}
+
+#[test]
 fn a_reader_that_has_gone_ends_a_run_with_an_error_not_a_panic() {
     // `per-call` needs no mock (`info` sends no request) and removes its own cache.
     let mut child = Command::new(env!("CARGO_BIN_EXE_connector-bench"))

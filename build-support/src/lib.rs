@@ -1,4 +1,6 @@
-//! Compiles a workspace crate to a `wasm32-wasip2` component from a build script.
+//! Build-script helpers for guests: compiling a workspace crate to a `wasm32-wasip2` component
+//! (for the host crates that embed or test one), and sizing a component's initial linear memory
+//! (for the guest crates themselves, see [`declare_initial_memory`]).
 //!
 //! The nested cargo uses its own target directory: sharing the outer one would deadlock on
 //! cargo's build lock. The outer build's flags and wrappers (clippy, coverage, `target-cpu`)
@@ -13,6 +15,40 @@ use std::process::Command;
 /// moved more than the change): 3,000 takes 4% fewer than 1,000, and both 2,000 and 10,000 take
 /// more than 3,000. The component is about 2.2 MiB at 3,000, 1.2 at 1,000 and 3.2 at 10,000.
 pub const GUEST_INLINE_THRESHOLD: u32 = 3000;
+
+/// Bytes in a wasm page: a linear memory's size is a whole number of them.
+pub const WASM_PAGE_BYTES: u32 = 64 << 10;
+
+/// The initial linear memory a connector declares unless its calls need more: what the host
+/// keeps resident of each pooled memory between calls (its `MEMORY_KEEP_RESIDENT`), so a call
+/// that fits runs without a single `memory.grow`.
+pub const CONNECTOR_INITIAL_MEMORY_BYTES: u32 = 2 << 20;
+
+/// Declares `bytes` of initial linear memory for the component the calling crate builds into:
+/// call it from a guest crate's build script. The linker's default is just the stack and the
+/// statics, so a component's first allocation of every call grows its memory; in the host's
+/// pooled slots each growth is an `mprotect` on the way up and another when the slot is reset,
+/// and the grown pages are faulted in again by the next call. Pages declared and never touched
+/// cost nothing. Applies only when building for wasm32; ends the build script with a clear
+/// message when `bytes` is not a positive whole number of wasm pages.
+pub fn declare_initial_memory(bytes: u32) {
+    let arg = initial_memory_arg(bytes).unwrap_or_else(|why| fail(&why));
+    println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+        println!("cargo:rustc-link-arg-cdylib={arg}");
+    }
+}
+
+/// The linker's argument declaring `bytes` of initial memory, or why `bytes` cannot be.
+fn initial_memory_arg(bytes: u32) -> Result<String, String> {
+    if bytes == 0 || !bytes.is_multiple_of(WASM_PAGE_BYTES) {
+        return Err(format!(
+            "the initial memory must be a positive multiple of {WASM_PAGE_BYTES} bytes (a wasm \
+             page); {bytes} is not"
+        ));
+    }
+    Ok(format!("--initial-memory={bytes}"))
+}
 
 /// Builds `package` of the workspace at `workspace` in release mode for `wasm32-wasip2`, copies
 /// `<artifact>.wasm` into `out_dir` and returns its path. Tells cargo to rerun when any of
@@ -126,4 +162,24 @@ fn fail(message: &str) -> ! {
     }
     eprintln!("{message}");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_initial_memory_is_a_positive_whole_number_of_wasm_pages() {
+        assert_eq!(
+            initial_memory_arg(CONNECTOR_INITIAL_MEMORY_BYTES).as_deref(),
+            Ok("--initial-memory=2097152")
+        );
+        assert_eq!(initial_memory_arg(WASM_PAGE_BYTES).as_deref(), Ok("--initial-memory=65536"));
+        for refused in [0, 1, WASM_PAGE_BYTES - 1, 3 * WASM_PAGE_BYTES / 2] {
+            let why = initial_memory_arg(refused).unwrap_err();
+            assert!(
+                why.contains(&format!("multiple of 65536 bytes (a wasm page); {refused} is not"))
+            );
+        }
+    }
 }

@@ -1,25 +1,37 @@
 //! Measurement 2, per-call overhead: a fresh store, instantiation and `info`, pooling
-//! allocator against on-demand allocation.
+//! allocator against on-demand allocation, and the other bundled connector beside the ChatGPT
+//! one.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use accessgov_host::{Host, HostConfig};
+use accessgov_host::{Host, HostConfig, TenantConfig};
 use anyhow::Context;
 
 use crate::report::Row;
 use crate::scale::Scale;
 use connector_bench::stats::{Summary, summarize};
-use connector_bench::tenants::chatgpt_tenant;
+use connector_bench::tenants::{chatgpt_tenant, platform_tenant};
 
-/// Times `calls` sequential `info` calls of one tenant, each on a fresh store, after as many
+/// A tenant of the bundled connector `connector` whose origin is `mock`, for `info` calls.
+pub fn info_tenant(connector: &str, mock: std::net::SocketAddr) -> anyhow::Result<TenantConfig> {
+    match connector {
+        "chatgpt" => Ok(chatgpt_tenant("info", mock, "ws-info")),
+        "openai-platform" => Ok(platform_tenant("info", mock)),
+        other => {
+            anyhow::bail!("no bundled connector is named {other:?} (chatgpt, openai-platform)")
+        }
+    }
+}
+
+/// Times `calls` sequential `info` calls of `tenant`, each on a fresh store, after as many
 /// again to warm up. `concurrency` sizes the host (and its pool).
 pub async fn info_calls(
     calls: usize,
     pooling: bool,
     concurrency: usize,
     cache_dir: &Path,
-    mock: std::net::SocketAddr,
+    tenant: &TenantConfig,
 ) -> anyhow::Result<Summary> {
     let host = Host::new(HostConfig {
         cache_dir: Some(cache_dir.to_path_buf()),
@@ -28,11 +40,11 @@ pub async fn info_calls(
         named_connectors: bundled_connectors::named(),
         ..HostConfig::default()
     })?;
-    host.add_tenant(&chatgpt_tenant("info", mock, "ws-info"), Path::new("."))?;
+    host.add_tenant(tenant, Path::new("."))?;
     let mut samples = Vec::with_capacity(calls);
     for i in 0..calls * 2 {
         let started = Instant::now();
-        let report = host.info("info").await?;
+        let report = host.info(&tenant.id).await?;
         let elapsed = started.elapsed();
         report.result.context("info")?;
         // The first half warms up (page faults of the pool, the code, the allocator).
@@ -43,15 +55,19 @@ pub async fn info_calls(
     Ok(summarize(&samples))
 }
 
-/// Times `info` calls on a pooling host and on an on-demand host.
+/// Times `info` calls on a pooling host and on an on-demand host, and the OpenAI Platform
+/// connector's on a pooling host.
 pub async fn run(
     scale: &Scale,
     cache_dir: &Path,
     mock: std::net::SocketAddr,
 ) -> anyhow::Result<Vec<Row>> {
     let concurrency = HostConfig::default().max_concurrent_calls;
-    let pooled = info_calls(scale.info_calls, true, concurrency, cache_dir, mock).await?;
-    let on_demand = info_calls(scale.info_calls, false, concurrency, cache_dir, mock).await?;
+    let chatgpt = info_tenant("chatgpt", mock)?;
+    let pooled = info_calls(scale.info_calls, true, concurrency, cache_dir, &chatgpt).await?;
+    let on_demand = info_calls(scale.info_calls, false, concurrency, cache_dir, &chatgpt).await?;
+    let platform = info_tenant("openai-platform", mock)?;
+    let other = info_calls(scale.info_calls, true, concurrency, cache_dir, &platform).await?;
     let n = pooled.count;
     Ok(vec![
         Row::times(
@@ -64,6 +80,15 @@ pub async fn run(
             "2 instantiate + info, pooling, p99 (baseline: on-demand p99)",
             pooled.p99,
             on_demand.p99,
+        ),
+        Row::times(
+            &format!(
+                "2 instantiate + info, pooling, median of {}: the OpenAI Platform connector \
+                 (baseline: the ChatGPT connector)",
+                other.count
+            ),
+            other.median,
+            pooled.median,
         ),
     ])
 }

@@ -707,3 +707,51 @@ async fn a_connector_is_not_replaced_under_tenants_capped_below_its_initial_memo
     let info = host.info("roomy").await.unwrap().result.unwrap();
     assert_eq!(info.name, "hostile", "the replacement answers");
 }
+
+/// The linear memory each `list-accounts` call of a whole listing of `tenant` held, in pages of
+/// `size`, after its `info`'s: one entry a call.
+async fn memory_of_each_call(host: &Host, tenant: &str, size: u32) -> Vec<u64> {
+    let info = host.info(tenant).await.unwrap();
+    info.result.as_ref().unwrap();
+    let mut held = vec![info.memory_bytes];
+    let mut cursor = None;
+    loop {
+        let report =
+            host.list_accounts(tenant, PageRequest { cursor, size: Some(size) }).await.unwrap();
+        held.push(report.memory_bytes);
+        match report.result.unwrap().next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return held,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connector_built_here_runs_its_calls_in_its_initial_memory() {
+    use accessgov_mock::directory::{DirectoryServer, DirectoryService};
+    use accessgov_mock::platform::PlatformSpec;
+    // A call that grows its memory pays an `mprotect` for the growth and another when its pool
+    // slot is reset, and faults the grown pages in again. Each connector declares the standard
+    // initial memory (`guest_build::declare_initial_memory`): its `info` and its pages run in it.
+    let initial = u64::from(guest_build::CONNECTOR_INITIAL_MEMORY_BYTES);
+    // What the host keeps resident of a pooled memory: a call of that size faults in nothing.
+    assert_eq!(initial, accessgov_host::engine::MEMORY_KEEP_RESIDENT as u64);
+    let host = host();
+    let chatgpt = mock("ws-initial-memory", 2_500, 40).await;
+    add(&host, &chatgpt.chatgpt_tenant("chatgpt", "ws-initial-memory", OWNER_TOKEN));
+    let spec = PlatformSpec { users: 300, invites: 40, ..PlatformSpec::default() };
+    let platform = crate::platform::platform("initial-memory.example.com", spec).await;
+    add(&host, &crate::platform::platform_tenant(&platform, "platform"));
+    let directory = DirectoryServer::start_local(DirectoryService::seeded("directory-token", 250))
+        .await
+        .unwrap();
+    add(&host, &directory.tenant("template", env!("TEMPLATE_WASM"), "directory-token"));
+    // The ChatGPT connector and the template at their largest pages; the platform connector at
+    // its default page, as each of its listing's calls reads the organization's memberships
+    // whole, so its memory grows with the organization (about 4 MiB a call at 2,500 members).
+    for (tenant, size) in [("chatgpt", 1_000), ("platform", 100), ("template", 100)] {
+        let held = memory_of_each_call(&host, tenant, size).await;
+        assert!(held.len() > 3, "{tenant}: info and several pages");
+        assert!(held.iter().all(|bytes| *bytes == initial), "{tenant}: {held:?}, not {initial}");
+    }
+}
