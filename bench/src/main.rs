@@ -96,8 +96,8 @@ enum Helper {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
         /// The bundled connector to call.
-        #[arg(long, default_value = "chatgpt", value_parser = ["chatgpt", "openai-platform"])]
-        connector: String,
+        #[arg(long, value_enum, default_value = "chatgpt")]
+        connector: phases::percall::InfoConnector,
     },
     /// Only the syncs of measurement 3 on one side, for profiling: starts a mock with one
     /// workspace and syncs it `runs` times, printing each run's wall time and thread CPU time.
@@ -210,8 +210,7 @@ fn main() -> anyhow::Result<()> {
                 std::env::temp_dir().join(format!("connector-bench-cache-{}", std::process::id()))
             });
             // `info` sends no request: the tenant's origin need not answer.
-            let tenant =
-                phases::percall::info_tenant(&connector, SocketAddr::from(([127, 0, 0, 1], 9)))?;
+            let tenant = connector.tenant(SocketAddr::from(([127, 0, 0, 1], 9)));
             let summary = runtime()?.block_on(phases::percall::info_calls(
                 calls.get(),
                 !on_demand,
@@ -224,7 +223,8 @@ fn main() -> anyhow::Result<()> {
             }
             let summary = summary?;
             Ok(say(format_args!(
-                "instantiate + info of {connector}, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
+                "instantiate + info of {}, {}, {} calls: median {:.1} µs, p99 {:.1} µs",
+                connector.name(),
                 if on_demand { "on-demand" } else { "pooling" },
                 summary.count,
                 summary.median.as_secs_f64() * 1e6,

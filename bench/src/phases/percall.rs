@@ -13,13 +13,29 @@ use crate::scale::Scale;
 use connector_bench::stats::{Summary, summarize};
 use connector_bench::tenants::{chatgpt_tenant, platform_tenant};
 
-/// A tenant of the bundled connector `connector` whose origin is `mock`, for `info` calls.
-pub fn info_tenant(connector: &str, mock: std::net::SocketAddr) -> anyhow::Result<TenantConfig> {
-    match connector {
-        "chatgpt" => Ok(chatgpt_tenant("info", mock, "ws-info")),
-        "openai-platform" => Ok(platform_tenant("info", mock)),
-        other => {
-            anyhow::bail!("no bundled connector is named {other:?} (chatgpt, openai-platform)")
+/// A bundled connector whose `info` the bench times.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum InfoConnector {
+    /// The ChatGPT workspace connector.
+    Chatgpt,
+    /// The OpenAI API Platform organization connector.
+    OpenaiPlatform,
+}
+
+impl InfoConnector {
+    /// Its bundled name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InfoConnector::Chatgpt => "chatgpt",
+            InfoConnector::OpenaiPlatform => "openai-platform",
+        }
+    }
+
+    /// A tenant of it whose origin is `mock`, for `info` calls.
+    pub fn tenant(self, mock: std::net::SocketAddr) -> TenantConfig {
+        match self {
+            InfoConnector::Chatgpt => chatgpt_tenant("info", mock, "ws-info"),
+            InfoConnector::OpenaiPlatform => platform_tenant("info", mock),
         }
     }
 }
@@ -63,10 +79,10 @@ pub async fn run(
     mock: std::net::SocketAddr,
 ) -> anyhow::Result<Vec<Row>> {
     let concurrency = HostConfig::default().max_concurrent_calls;
-    let chatgpt = info_tenant("chatgpt", mock)?;
+    let chatgpt = InfoConnector::Chatgpt.tenant(mock);
     let pooled = info_calls(scale.info_calls, true, concurrency, cache_dir, &chatgpt).await?;
     let on_demand = info_calls(scale.info_calls, false, concurrency, cache_dir, &chatgpt).await?;
-    let platform = info_tenant("openai-platform", mock)?;
+    let platform = InfoConnector::OpenaiPlatform.tenant(mock);
     let other = info_calls(scale.info_calls, true, concurrency, cache_dir, &platform).await?;
     let n = pooled.count;
     Ok(vec![

@@ -31,6 +31,27 @@ pub fn host() -> Arc<Host> {
     Arc::new(Host::new(host_config()).unwrap())
 }
 
+/// The linear memory each `list-accounts` call of a whole listing of `tenant` held (pages of
+/// `size`), one entry a call, and the accounts listed.
+pub async fn memory_of_each_page(
+    host: &Host,
+    tenant: &str,
+    size: Option<u32>,
+) -> (Vec<u64>, usize) {
+    let (mut held, mut listed, mut cursor) = (Vec::new(), 0, None);
+    loop {
+        let report = host.list_accounts(tenant, PageRequest { cursor, size }).await.unwrap();
+        assert!(report.memory_bytes > 0, "a call reports the memory its instance held");
+        held.push(report.memory_bytes);
+        let page = report.result.unwrap();
+        listed += page.accounts.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return (held, listed),
+        }
+    }
+}
+
 /// A mock serving one generated workspace, with an Owner token.
 pub async fn mock(account_id: &str, members: usize, invites: usize) -> MockServer {
     mock_of(account_id, GenerateSpec { members, invites, seed: 11, join_requests: 0 }).await

@@ -10,7 +10,9 @@ use accessgov_host::egress::Denial;
 use accessgov_host::tenant::SettingValue;
 use accessgov_host::types::{AccountRef, AccountStatus, ConnectorError, PageRequest};
 
-use crate::common::{OWNER_TOKEN, add, host, list_all, mock, round_relay, tenant_through};
+use crate::common::{
+    OWNER_TOKEN, add, host, list_all, memory_of_each_page, mock, round_relay, tenant_through,
+};
 
 /// How long the relay of a test that counts a round's connections waits, after the last request
 /// reached it, before answering (see `round_relay`).
@@ -519,20 +521,9 @@ async fn bad_settings_are_invalid_config_naming_the_setting() {
 }
 
 /// The largest linear memory any call of a full sync of `tenant` held, and the accounts listed.
-#[allow(clippy::unwrap_used)]
 async fn sync_peak_memory(host: &accessgov_host::Host, tenant: &str) -> (u64, usize) {
-    let (mut peak, mut listed, mut cursor) = (0, 0, None);
-    loop {
-        let report = host.list_accounts(tenant, PageRequest { cursor, size: None }).await.unwrap();
-        assert!(report.memory_bytes > 0, "a call reports the memory its instance held");
-        peak = peak.max(report.memory_bytes);
-        let page = report.result.unwrap();
-        listed += page.accounts.len();
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return (peak, listed),
-        }
-    }
+    let (held, listed) = memory_of_each_page(host, tenant, None).await;
+    (held.into_iter().max().unwrap_or(0), listed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

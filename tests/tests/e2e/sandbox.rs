@@ -21,7 +21,8 @@ use bytes::Bytes;
 use http_body::Frame;
 
 use crate::common::{
-    OWNER_TOKEN, add, counting_relay, host, host_config, list_all, mock, tenant_through,
+    OWNER_TOKEN, add, counting_relay, host, host_config, list_all, memory_of_each_page, mock,
+    tenant_through,
 };
 
 /// A tenant running the hostile component with `attack`, allowed to reach `origins`.
@@ -708,24 +709,6 @@ async fn a_connector_is_not_replaced_under_tenants_capped_below_its_initial_memo
     assert_eq!(info.name, "hostile", "the replacement answers");
 }
 
-/// The linear memory each `list-accounts` call of a whole listing of `tenant` held, in pages of
-/// `size`, after its `info`'s: one entry a call.
-async fn memory_of_each_call(host: &Host, tenant: &str, size: u32) -> Vec<u64> {
-    let info = host.info(tenant).await.unwrap();
-    info.result.as_ref().unwrap();
-    let mut held = vec![info.memory_bytes];
-    let mut cursor = None;
-    loop {
-        let report =
-            host.list_accounts(tenant, PageRequest { cursor, size: Some(size) }).await.unwrap();
-        held.push(report.memory_bytes);
-        match report.result.unwrap().next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return held,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connector_built_here_runs_its_calls_in_its_initial_memory() {
     use accessgov_mock::directory::{DirectoryServer, DirectoryService};
@@ -750,7 +733,10 @@ async fn every_connector_built_here_runs_its_calls_in_its_initial_memory() {
     // its default page, as each of its listing's calls reads the organization's memberships
     // whole, so its memory grows with the organization (about 4 MiB a call at 2,500 members).
     for (tenant, size) in [("chatgpt", 1_000), ("platform", 100), ("template", 100)] {
-        let held = memory_of_each_call(&host, tenant, size).await;
+        let info = host.info(tenant).await.unwrap();
+        info.result.as_ref().unwrap();
+        let (pages, _) = memory_of_each_page(&host, tenant, Some(size)).await;
+        let held = [vec![info.memory_bytes], pages].concat();
         assert!(held.len() > 3, "{tenant}: info and several pages");
         assert!(held.iter().all(|bytes| *bytes == initial), "{tenant}: {held:?}, not {initial}");
     }
